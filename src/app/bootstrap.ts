@@ -1,0 +1,66 @@
+/**
+ * Start-up: opens the database and runs migrations, loads the root keys,
+ * and builds the AppContext every module receives. Each step fails with one
+ * clear message.
+ */
+import type { Logger } from 'pino';
+import {
+  keyFilePermissionsTooOpen,
+  openFileKeyProvider,
+  parseEnvMasterKey,
+  type RootKeyProvider,
+} from '../crypto/root-keys.js';
+import { migrateToLatest, openDatabase } from '../db/database.js';
+import { createAuditWriter } from '../modules/audit/audit-log.js';
+import { createWorkspaceKeyring } from '../modules/workspaces/workspace-keyring.js';
+import type { Config } from './config.js';
+import type { AppContext } from './context.js';
+import { CryptoError } from './errors.js';
+import { createPasswordHasher } from './passwords.js';
+
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export function loadRootKeys(config: Config, log: Logger): RootKeyProvider {
+  if (config.masterKey.kind === 'env') return parseEnvMasterKey(config.masterKey.value);
+  const { provider, created } = openFileKeyProvider(config.masterKey.path);
+  if (created) {
+    log.warn(
+      { file: config.masterKey.path },
+      'created a new root key file: back it up now and keep it apart from database backups — without it no secret can ever be decrypted',
+    );
+  } else if (keyFilePermissionsTooOpen(config.masterKey.path)) {
+    log.warn({ file: config.masterKey.path }, 'the root key file is readable by group or others: chmod 600 it');
+  }
+  return provider;
+}
+
+export async function createAppContext(config: Config, log: Logger): Promise<AppContext & { close(): Promise<void> }> {
+  let rootKeys: RootKeyProvider;
+  try {
+    rootKeys = loadRootKeys(config, log);
+  } catch (error) {
+    if (error instanceof CryptoError) throw new StartupError(error.message);
+    throw error;
+  }
+  const database = openDatabase(config.database);
+  const outcome = await migrateToLatest(database.db).catch((error: unknown) => ({ applied: [], error }));
+  if (outcome.error !== undefined) {
+    await database.close();
+    const reason = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+    throw new StartupError(`database ${database.kind}: migration failed: ${reason}`);
+  }
+  if (outcome.applied.length > 0) log.info({ migrations: outcome.applied }, 'database migrated');
+  return {
+    config,
+    db: database.db,
+    dbKind: database.kind,
+    rootKeys,
+    keyring: createWorkspaceKeyring(database.db, rootKeys),
+    audit: createAuditWriter(database.kind),
+    passwords: createPasswordHasher(),
+    log,
+    close: () => database.close(),
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * Configuration: the environment (plus an optional `.env`) turned into one
+ * typed, validated object at start. A bad value stops the process with one
+ * line that names the variable — never its value, which may be a key.
+ */
+import { existsSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
+import path from 'node:path';
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const intInRange = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const envSchema = z.object({
+  HUSH_PORT: intInRange(0, 65_535).default(8080),
+  HUSH_HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
+  HUSH_DATA_DIR: z.string().trim().min(1, 'must not be empty').default('./data'),
+  HUSH_DATABASE_URL: z
+    .string()
+    .trim()
+    .refine((v) => /^postgres(ql)?:\/\/.+/.test(v), 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  HUSH_MASTER_KEY: z.string().trim().min(1, 'must not be empty').optional(),
+  HUSH_MASTER_KEY_FILE: z.string().trim().min(1, 'must not be empty').optional(),
+  HUSH_OUTBOUND_ALLOW_CIDRS: z.string().default(''),
+  HUSH_PUBLIC_URL: z
+    .string()
+    .trim()
+    .refine(
+      (v) => /^https?:\/\/[^/]+/.test(v) && URL.canParse(v),
+      'must be an http(s) URL such as https://hush.example.com',
+    )
+    .optional(),
+  HUSH_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  HUSH_SETUP_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').max(256).optional(),
+  HUSH_LOGIN_LIMIT_PER_MIN: intInRange(1, 100_000).default(10),
+  HUSH_REVEAL_LIMIT_PER_MIN: intInRange(1, 100_000).default(60),
+  HUSH_SECRET_RETENTION_DAYS: intInRange(0, 3650).default(7),
+  HUSH_SESSION_IDLE_MINUTES: intInRange(1, 525_600).default(12 * 60),
+  HUSH_SESSION_ABSOLUTE_HOURS: intInRange(1, 8_760).default(7 * 24),
+  HUSH_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+});
+
+export interface OutboundAllowList {
+  /** The CIDRs as written, for `doctor` and logs. */
+  cidrs: string[];
+  blockList: BlockList;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  database: { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
+  masterKey: { kind: 'env'; value: string } | { kind: 'file'; path: string };
+  outboundAllow: OutboundAllowList;
+  publicUrl: string;
+  secureCookies: boolean;
+  logLevel: (typeof LOG_LEVELS)[number];
+  setupToken: string | undefined;
+  loginLimitPerMin: number;
+  revealLimitPerMin: number;
+  secretRetentionDays: number;
+  sessionIdleMs: number;
+  sessionAbsoluteMs: number;
+  trustProxy: boolean;
+}
+
+/** Raised for a configuration problem; the CLI prints `message` as the one line. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function parseCidrs(raw: string): OutboundAllowList {
+  const blockList = new BlockList();
+  const cidrs = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const cidr of cidrs) {
+    const [address, prefixText, extra] = cidr.split('/');
+    const family = address ? isIP(address) : 0;
+    const prefix = Number(prefixText);
+    const maxPrefix = family === 6 ? 128 : 32;
+    if (
+      family === 0 ||
+      extra !== undefined ||
+      prefixText === undefined ||
+      !/^\d+$/.test(prefixText) ||
+      prefix > maxPrefix
+    ) {
+      throw new ConfigError(`HUSH_OUTBOUND_ALLOW_CIDRS: "${cidr}" is not a CIDR such as 127.0.0.0/8 or fd00::/8`);
+    }
+    blockList.addSubnet(address as string, prefix, family === 6 ? 'ipv6' : 'ipv4');
+  }
+  return { cidrs, blockList };
+}
+
+/**
+ * Reads the configuration from `env`. Throws ConfigError with one line naming
+ * the first bad variable. `cwd` resolves relative paths (the data directory).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    // An empty variable means "unset", as most tools treat it.
+    if (value !== undefined && value !== '') picked[key] = value;
+  }
+  const parsed = envSchema.safeParse(picked);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? 'configuration');
+    throw new ConfigError(`${name}: ${issue?.message ?? 'is invalid'}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(cwd, e.HUSH_DATA_DIR);
+  const displayHost = e.HUSH_HOST.includes(':') ? `[${e.HUSH_HOST}]` : e.HUSH_HOST;
+  const publicUrl = (e.HUSH_PUBLIC_URL ?? `http://${displayHost}:${e.HUSH_PORT}`).replace(/\/+$/, '');
+  if (e.HUSH_MASTER_KEY && e.HUSH_MASTER_KEY_FILE) {
+    throw new ConfigError('HUSH_MASTER_KEY: set either HUSH_MASTER_KEY or HUSH_MASTER_KEY_FILE, not both');
+  }
+  return {
+    port: e.HUSH_PORT,
+    host: e.HUSH_HOST,
+    dataDir,
+    database: e.HUSH_DATABASE_URL
+      ? { kind: 'postgres', url: e.HUSH_DATABASE_URL }
+      : { kind: 'sqlite', file: path.join(dataDir, 'hush.db') },
+    masterKey: e.HUSH_MASTER_KEY
+      ? { kind: 'env', value: e.HUSH_MASTER_KEY }
+      : { kind: 'file', path: path.resolve(cwd, e.HUSH_MASTER_KEY_FILE ?? path.join(dataDir, 'master.key')) },
+    outboundAllow: parseCidrs(e.HUSH_OUTBOUND_ALLOW_CIDRS),
+    publicUrl,
+    secureCookies: publicUrl.startsWith('https://'),
+    logLevel: e.HUSH_LOG_LEVEL,
+    setupToken: e.HUSH_SETUP_TOKEN,
+    loginLimitPerMin: e.HUSH_LOGIN_LIMIT_PER_MIN,
+    revealLimitPerMin: e.HUSH_REVEAL_LIMIT_PER_MIN,
+    secretRetentionDays: e.HUSH_SECRET_RETENTION_DAYS,
+    sessionIdleMs: e.HUSH_SESSION_IDLE_MINUTES * 60_000,
+    sessionAbsoluteMs: e.HUSH_SESSION_ABSOLUTE_HOURS * 3_600_000,
+    trustProxy: e.HUSH_TRUST_PROXY === 'true',
+  };
+}
+
+/** Loads `.env` from `cwd` into process.env (existing variables win). */
+export function loadDotEnv(cwd = process.cwd()): void {
+  const file = path.join(cwd, '.env');
+  if (existsSync(file)) process.loadEnvFile(file);
+}

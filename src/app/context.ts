@@ -1,0 +1,22 @@
+/**
+ * What every module may depend on, built once at start (server assembly) and
+ * handed down. Modules take the narrowest slice they need (`Pick<…>`).
+ */
+import type { Logger } from 'pino';
+import type { RootKeyProvider } from '../crypto/root-keys.js';
+import type { DatabaseKind, Db } from '../db/database.js';
+import type { AuditWriter } from '../modules/audit/audit-log.js';
+import type { WorkspaceKeyring } from '../modules/workspaces/workspace-keyring.js';
+import type { Config } from './config.js';
+import type { PasswordHasher } from './passwords.js';
+
+export interface AppContext {
+  config: Config;
+  db: Db;
+  dbKind: DatabaseKind;
+  rootKeys: RootKeyProvider;
+  keyring: WorkspaceKeyring;
+  audit: AuditWriter;
+  passwords: PasswordHasher;
+  log: Logger;
+}

@@ -1,0 +1,134 @@
+/**
+ * Maps every error to application/problem+json in exactly one place:
+ * AppError → its status and code; schema failures → 422 validation_failed;
+ * Fastify's own client errors → their 4xx with a code; anything else → a
+ * generic 500 carrying the request id, logged without payloads.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { AppError, type FieldError } from './errors.js';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  errors?: FieldError[];
+  requestId?: string;
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  412: 'Precondition Failed',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** Fastify's own error codes for bad client input, with our stable codes. */
+const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string; detail: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'malformed_json', detail: 'The request body is not valid JSON.' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'malformed_json', detail: 'The JSON request body is empty.' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'payload_too_large', detail: 'The request body is too large.' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    status: 415,
+    code: 'unsupported_media_type',
+    detail: 'Send the request body as application/json.',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    status: 400,
+    code: 'bad_request',
+    detail: 'The Content-Length header does not match the body.',
+  },
+  FST_ERR_CTP_INVALID_TYPE: { status: 400, code: 'bad_request', detail: 'The Content-Type header is invalid.' },
+  FST_ERR_BAD_URL: { status: 400, code: 'bad_request', detail: 'The URL is malformed.' },
+  FST_ERR_ASYNC_CONSTRAINT: { status: 400, code: 'bad_request', detail: 'The request is malformed.' },
+};
+
+export function problem(status: number, code: string, detail: string, extra: Partial<Problem> = {}): Problem {
+  return {
+    type: `https://hush.dev/problems/${code.replaceAll('_', '-')}`,
+    title: TITLES[status] ?? 'Error',
+    status,
+    detail,
+    code,
+    ...extra,
+  };
+}
+
+export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
+  return reply.code(body.status).type('application/problem+json; charset=utf-8').send(body);
+}
+
+function fieldErrorsFromZod(error: FastifyError): FieldError[] {
+  const out: FieldError[] = [];
+  const context = (error as { validationContext?: string }).validationContext ?? 'body';
+  for (const v of error.validation ?? []) {
+    const params = v.params as { issue?: { path?: PropertyKey[]; message?: string } } | undefined;
+    const issuePath = params?.issue?.path ?? [];
+    const pathText = [context, ...issuePath.map(String)].join('.');
+    out.push({ path: pathText, message: params?.issue?.message ?? v.message ?? 'is invalid' });
+  }
+  return out;
+}
+
+export function registerErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof AppError) {
+      if (error.headers) reply.headers(error.headers);
+      if (error.status >= 500) request.log.error({ code: error.code, errName: error.name }, error.message);
+      return sendProblem(
+        reply,
+        problem(error.status, error.code, error.message, {
+          ...(error.errors ? { errors: error.errors } : {}),
+          ...(error.status >= 500 ? { requestId: request.id } : {}),
+        }),
+      );
+    }
+    if (hasZodFastifySchemaValidationErrors(error) || error.validation) {
+      const errors = fieldErrorsFromZod(error);
+      const first = errors[0];
+      const detail = first ? `${first.path}: ${first.message}` : 'The request is invalid.';
+      return sendProblem(reply, problem(422, 'validation_failed', detail, { errors }));
+    }
+    const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
+    if (known) return sendProblem(reply, problem(known.status, known.code, known.detail));
+    if (error.statusCode === 429) {
+      return sendProblem(reply, problem(429, 'rate_limited', 'Too many requests. Try again later.'));
+    }
+    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      return sendProblem(reply, problem(error.statusCode, 'bad_request', 'The request is malformed.'));
+    }
+    // Unknown: log the kind and the stack frames, never the message (it may quote
+    // data, e.g. a driver echoing a parameter) nor the request body.
+    request.log.error(
+      {
+        errName: error.name,
+        errCode: error.code,
+        frames: error.stack?.split('\n').slice(1, 12).join('\n'),
+        serialization: isResponseSerializationError(error),
+      },
+      'unhandled error',
+    );
+    return sendProblem(
+      reply,
+      problem(500, 'internal_error', 'Something went wrong on our side. Quote the request id when reporting it.', {
+        requestId: request.id,
+      }),
+    );
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problem(404, 'not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`)),
+  );
+}

@@ -1,0 +1,80 @@
+/**
+ * Shared HTTP vocabulary for routers: the typed Fastify instance, common zod
+ * schemas (ids, pagination, problem) and cursor helpers.
+ */
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { ValidationError } from './errors.js';
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
+
+export const idSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z]{2,4}_[0-9a-z]{10,40}$/, 'is not a valid id');
+export const workspaceParams = z.strictObject({ ws: idSchema });
+
+export const problemSchema = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z.string(),
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  requestId: z.string().optional(),
+});
+
+/** Problem responses for OpenAPI, keyed by status. */
+export function problems(...statuses: number[]): Record<number, typeof problemSchema> {
+  return Object.fromEntries(statuses.map((s) => [s, problemSchema]));
+}
+
+export const paginationQuery = {
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(200).optional(),
+};
+
+export function encodeCursor(value: unknown): string {
+  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+}
+
+/** Decodes a cursor made by encodeCursor and checks its shape. */
+export function decodeCursor<T>(cursor: string | undefined, schema: z.ZodType<T>): T | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const parsed = schema.safeParse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+    if (parsed.success) return parsed.data;
+  } catch {
+    // fall through to the error below
+  }
+  throw new ValidationError('query.cursor: is not a cursor this API issued', [
+    { path: 'query.cursor', message: 'is not a cursor this API issued' },
+  ]);
+}
+
+export const emailSchema = z
+  .string()
+  .trim()
+  .max(254)
+  .pipe(z.email({ error: 'must be an email address' }));
+export const passwordSchema = z
+  .string()
+  .min(10, 'must be at least 10 characters')
+  .max(256, 'must be at most 256 characters');
+export const displayNameSchema = z.string().trim().min(1, 'must not be empty').max(100);
+
+export const userSchema = z.object({ id: z.string(), email: z.string(), name: z.string() });

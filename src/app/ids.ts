@@ -1,0 +1,52 @@
+/**
+ * Identifiers and random tokens. Ids are `prefix_` + 26 Crockford-base32
+ * characters: 48 bits of milliseconds then 80 random bits, so they sort by
+ * creation time (handy for cursors) and cannot be guessed.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
+
+function base32(bytes: Uint8Array): string {
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += ALPHABET[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += ALPHABET[(value << (5 - bits)) & 31];
+  return out;
+}
+
+export function newId(prefix: string): string {
+  const bytes = randomBytes(16);
+  const ms = Date.now();
+  bytes.writeUIntBE(ms, 0, 6);
+  return `${prefix}_${base32(bytes)}`;
+}
+
+/** A high-entropy bearer token (256 bits), base64url. */
+export function newToken(prefix = ''): string {
+  return `${prefix}${randomBytes(32).toString('base64url')}`;
+}
+
+/** sha256 hex of a high-entropy token: what we store instead of the token. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** Constant-time string equality (different lengths are simply unequal). */
+export function safeEqual(a: string, b: string): boolean {
+  const ab = createHash('sha256').update(a, 'utf8').digest();
+  const bb = createHash('sha256').update(b, 'utf8').digest();
+  return timingSafeEqual(ab, bb) && a.length === b.length;
+}
+
+export function nowIso(now = Date.now()): string {
+  return new Date(now).toISOString();
+}

@@ -1,0 +1,132 @@
+/**
+ * Assembles the HTTP server: security headers, cookies, rate limits,
+ * authentication, the OpenAPI document, operations endpoints and each
+ * module's routes under /api/v1. Wiring only — behaviour lives in modules.
+ */
+
+import { randomUUID } from 'node:crypto';
+import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { sql } from 'kysely';
+import { auditRoutes } from '../modules/audit/audit-router.js';
+import { authRoutes } from '../modules/auth/auth-router.js';
+import { createAuthService } from '../modules/auth/auth-service.js';
+import { registerAuthentication } from '../modules/auth/authenticate.js';
+import { createSessionStore } from '../modules/auth/session-store.js';
+import { memberRoutes } from '../modules/members/member-router.js';
+import { roleRoutes } from '../modules/roles/role-router.js';
+import { tokenRoutes } from '../modules/tokens/token-router.js';
+import { workspaceRoutes } from '../modules/workspaces/workspace-router.js';
+import type { AppContext } from './context.js';
+import { registerErrorHandler } from './error-handler.js';
+import type { App } from './http.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+export const BODY_LIMIT_BYTES = 2 * 1024 * 1024;
+
+export async function buildServer(ctx: AppContext): Promise<App> {
+  const app = Fastify({
+    loggerInstance: ctx.log as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    trustProxy: ctx.config.trustProxy,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+    routerOptions: { maxParamLength: 200 },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandler(app);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    reply.header('cache-control', 'no-store');
+  });
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        fontSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    referrerPolicy: { policy: 'no-referrer' },
+    strictTransportSecurity: ctx.config.secureCookies,
+  });
+  await app.register(cookie);
+  await app.register(rateLimit, { global: false });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Hush API',
+        version: '1',
+        description: 'Secrets for API blocks that nobody can read back. Errors are application/problem+json.',
+      },
+      components: {
+        securitySchemes: {
+          session: { type: 'apiKey', in: 'cookie', name: 'hush_session' },
+          token: { type: 'http', scheme: 'bearer', bearerFormat: 'hush_…' },
+        },
+      },
+      security: [{ session: [] }, { token: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  const sessions = createSessionStore(ctx.db, ctx.config);
+  registerAuthentication(app, sessions);
+  const auth = createAuthService({ ...ctx, sessions });
+
+  await app.register(
+    async (api) => {
+      const typed = api.withTypeProvider<ZodTypeProvider>();
+      await authRoutes(typed, ctx, auth);
+      await tokenRoutes(typed, ctx);
+      await workspaceRoutes(typed, ctx);
+      await memberRoutes(typed, ctx, sessions);
+      await roleRoutes(typed, ctx);
+      await auditRoutes(typed, ctx);
+      typed.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    },
+    { prefix: '/api/v1' },
+  );
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    try {
+      await sql`select 1`.execute(ctx.db);
+      return { status: 'ready', database: ctx.dbKind };
+    } catch {
+      return reply.code(503).type('application/problem+json').send({
+        type: 'https://hush.dev/problems/not-ready',
+        title: 'Service Unavailable',
+        status: 503,
+        detail: 'The database is not reachable.',
+        code: 'not_ready',
+      });
+    }
+  });
+
+  return app;
+}

@@ -1,0 +1,65 @@
+/** `hush serve`: start the API (and later the UI) on the configured port. */
+
+import { createAppContext, StartupError } from '../app/bootstrap.js';
+import { type Config, ConfigError, loadConfig, loadDotEnv } from '../app/config.js';
+import { createLogger } from '../app/logger.js';
+import { buildServer } from '../app/server.js';
+import { prepareSetup } from '../modules/auth/auth-service.js';
+
+/** Prints one line and exits: the contract for bad configuration. */
+function fail(message: string): never {
+  process.stderr.write(`hush: ${message}\n`);
+  process.exit(1);
+}
+
+export function readConfigOrExit(): Config {
+  try {
+    loadDotEnv();
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(`invalid configuration: ${error.message}`);
+    if (error instanceof Error && 'code' in error && error.code === 'ERR_INVALID_ARG_TYPE')
+      fail('.env could not be read');
+    throw error;
+  }
+}
+
+export async function serve(): Promise<void> {
+  const config = readConfigOrExit();
+  const log = createLogger(config.logLevel);
+  let ctx: Awaited<ReturnType<typeof createAppContext>>;
+  try {
+    ctx = await createAppContext(config, log);
+  } catch (error) {
+    if (error instanceof StartupError) fail(error.message);
+    throw error;
+  }
+  const app = await buildServer(ctx);
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    await ctx.close();
+    fail(
+      code === 'EADDRINUSE'
+        ? `HUSH_PORT: ${config.port} is already in use on ${config.host}`
+        : `cannot listen: ${code ?? 'unknown error'}`,
+    );
+  }
+  const setupUrl = await prepareSetup(ctx);
+  if (setupUrl) {
+    // Printed to the terminal on purpose, once per start, while setup is pending.
+    process.stdout.write(`\nHush is not set up yet. Open this URL to create the first owner:\n\n  ${setupUrl}\n\n`);
+  }
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    await app.close();
+    await ctx.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}

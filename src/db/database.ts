@@ -1,0 +1,68 @@
+/**
+ * Opens the database: embedded SQLite (better-sqlite3, WAL) by default, or
+ * PostgreSQL (pg pool) when HUSH_DATABASE_URL is set. Both behind one Kysely
+ * instance; the rest of Hush never knows which.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import type { Config } from '../app/config.js';
+import { migrations } from './migrations/index.js';
+import type { Database } from './schema.js';
+
+// BIGINT (e.g. COUNT(*)) as a number rather than a string.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export type Db = Kysely<Database>;
+export type DatabaseKind = Config['database']['kind'];
+
+export interface OpenDatabase {
+  db: Db;
+  kind: DatabaseKind;
+  close(): Promise<void>;
+}
+
+export function openDatabase(database: Config['database'], options: { poolSize?: number } = {}): OpenDatabase {
+  if (database.kind === 'sqlite') {
+    mkdirSync(path.dirname(database.file), { recursive: true });
+    const sqlite = new SQLite(database.file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    return { db, kind: 'sqlite', close: () => db.destroy() };
+  }
+  const pool = new pg.Pool({ connectionString: database.url, max: options.poolSize ?? 10 });
+  // An idle client losing its connection must not crash the process.
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, kind: 'postgres', close: () => db.destroy() };
+}
+
+export interface MigrationOutcome {
+  applied: string[];
+  error?: unknown;
+}
+
+/** Brings the schema up to date; returns what ran (a result, not a throw). */
+export async function migrateToLatest(db: Db): Promise<MigrationOutcome> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: 'hush_migrations',
+    migrationLockTableName: 'hush_migrations_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  const applied = (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  return error === undefined ? { applied } : { applied, error };
+}
+
+/** True when the error is a unique-constraint violation on either database. */
+export function isUniqueViolation(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const code = (error as { code?: unknown }).code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}

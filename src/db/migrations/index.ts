@@ -1,0 +1,11 @@
+/**
+ * Every migration, in order. Listed statically (not read from the folder) so
+ * the same list works from TypeScript sources, the build and any bundler.
+ * Append new ones; never edit one that has shipped.
+ */
+import type { Migration } from 'kysely';
+import * as foundation from './0001-foundation.js';
+
+export const migrations: Record<string, Migration> = {
+  '0001-foundation': foundation,
+};

@@ -1,0 +1,142 @@
+/**
+ * Table types for Kysely. Portable across SQLite and PostgreSQL: text ids
+ * made by the app, times as ISO-8601 UTC text (sorts as it reads), booleans
+ * as 0/1 integers, JSON as text, bytes as blob/bytea (Buffer either way).
+ */
+import type { Generated } from 'kysely';
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  /** Lower-cased email; the unique key. */
+  email_normalized: string;
+  name: string;
+  password_hash: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SessionsTable {
+  /** sha256 of the cookie token, hex. */
+  id_hash: string;
+  user_id: string;
+  csrf_hash: string;
+  created_at: string;
+  last_seen_at: string;
+  idle_expires_at: string;
+  absolute_expires_at: string;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  user_id: string;
+  workspace_id: string;
+  name: string;
+  token_hash: string;
+  /** First characters of the token after the prefix, to recognise it in lists. */
+  token_hint: string;
+  created_at: string;
+  expires_at: string;
+  last_used_at: string | null;
+}
+
+export interface WorkspacesTable {
+  id: string;
+  name: string;
+  secret_host_binding: string;
+  active_key_version: number;
+  created_at: string;
+  updated_at: string;
+  deleted_at: string | null;
+}
+
+export interface WorkspaceKeysTable {
+  workspace_id: string;
+  version: number;
+  root_key_id: string;
+  wrapped_key: Buffer;
+  created_at: string;
+}
+
+export interface RolesTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  description: string;
+  /** JSON array of permission names. */
+  permissions: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MembersTable {
+  workspace_id: string;
+  user_id: string;
+  /** A system role key ("owner", …) or a custom role id ("rol_…"). */
+  role: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface InvitationsTable {
+  id: string;
+  workspace_id: string;
+  email: string;
+  email_normalized: string;
+  role: string;
+  token_hash: string;
+  invited_by: string;
+  created_at: string;
+  expires_at: string;
+  accepted_at: string | null;
+  accepted_by: string | null;
+}
+
+export interface AuditEventsTable {
+  id: string;
+  /** The hash chain this event belongs to: a workspace id, or "system". */
+  chain: string;
+  seq: number;
+  at: string;
+  workspace_id: string | null;
+  actor_id: string | null;
+  actor_type: string;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  ip: string | null;
+  request_id: string | null;
+  /** JSON object of metadata; never a value, password or token. */
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadsTable {
+  chain: string;
+  seq: number;
+  hash: string;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+  updated_at: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_tokens: ApiTokensTable;
+  workspaces: WorkspacesTable;
+  workspace_keys: WorkspaceKeysTable;
+  roles: RolesTable;
+  members: MembersTable;
+  invitations: InvitationsTable;
+  audit_events: AuditEventsTable;
+  audit_heads: AuditHeadsTable;
+  settings: SettingsTable;
+}
+
+/** Kept for future serial columns; the app generates its ids. */
+export type Serial = Generated<number>;

@@ -1,0 +1,123 @@
+/** Reading the audit trail: filtered pages, CSV rows and chain verification. */
+import type { AppContext } from '../../app/context.js';
+import type { Db } from '../../db/database.js';
+import type { AuditEventsTable } from '../../db/schema.js';
+import { authorize, type WorkspaceActor } from '../../policy/policy.js';
+import { type ChainVerdict, verifyEvents } from './audit-chain.js';
+
+const VERIFY_BATCH = 1000;
+
+export interface AuditFilter {
+  action?: string | undefined;
+  actorId?: string | undefined;
+  targetId?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+}
+
+export function presentAuditEvent(row: AuditEventsTable & { actor_email?: string | null }) {
+  return {
+    id: row.id,
+    seq: Number(row.seq),
+    at: row.at,
+    actorId: row.actor_id,
+    actorType: row.actor_type,
+    actorEmail: row.actor_email ?? null,
+    action: row.action,
+    targetType: row.target_type,
+    targetId: row.target_id,
+    ip: row.ip,
+    requestId: row.request_id,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    hash: row.hash,
+  };
+}
+
+/** Walks one chain in batches (constant memory) and verifies it. */
+export async function verifyChain(db: Db, chain: string): Promise<ChainVerdict> {
+  const head = await db.selectFrom('audit_heads').select(['seq', 'hash']).where('chain', '=', chain).executeTakeFirst();
+  async function* events() {
+    let after = 0;
+    for (;;) {
+      const rows = await db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('chain', '=', chain)
+        .where('seq', '>', after)
+        .orderBy('seq')
+        .limit(VERIFY_BATCH)
+        .execute();
+      for (const r of rows) yield { ...r, seq: Number(r.seq) };
+      const last = rows.at(-1);
+      if (!last || rows.length < VERIFY_BATCH) return;
+      after = Number(last.seq);
+    }
+  }
+  const collected: (AuditEventsTable & { seq: number })[] = [];
+  for await (const e of events()) collected.push(e);
+  return verifyEvents(collected, head ? { seq: Number(head.seq), hash: head.hash } : undefined);
+}
+
+export function createAuditService(deps: Pick<AppContext, 'db'>) {
+  const { db } = deps;
+
+  function query(actor: WorkspaceActor, filter: AuditFilter) {
+    let q = db
+      .selectFrom('audit_events')
+      .leftJoin('users', 'users.id', 'audit_events.actor_id')
+      .selectAll('audit_events')
+      .select('users.email as actor_email')
+      .where('audit_events.chain', '=', actor.workspaceId);
+    if (filter.action) {
+      q = filter.action.endsWith('.*')
+        ? q.where('audit_events.action', 'like', `${filter.action.slice(0, -1)}%`)
+        : q.where('audit_events.action', '=', filter.action);
+    }
+    if (filter.actorId) q = q.where('audit_events.actor_id', '=', filter.actorId);
+    if (filter.targetId) q = q.where('audit_events.target_id', '=', filter.targetId);
+    if (filter.since) q = q.where('audit_events.at', '>=', filter.since);
+    if (filter.until) q = q.where('audit_events.at', '<', filter.until);
+    return q;
+  }
+
+  return {
+    /** Newest first; `beforeSeq` continues a page. */
+    async list(actor: WorkspaceActor, filter: AuditFilter, limit: number, beforeSeq?: number) {
+      authorize(actor, 'audit.read');
+      let q = query(actor, filter);
+      if (beforeSeq !== undefined) q = q.where('audit_events.seq', '<', beforeSeq);
+      const rows = await q
+        .orderBy('audit_events.seq', 'desc')
+        .limit(limit + 1)
+        .execute();
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        items: page.map(presentAuditEvent),
+        nextSeq: rows.length > limit && last ? Number(last.seq) : undefined,
+      };
+    },
+
+    /** Every matching event oldest first, in batches, for CSV export. */
+    async *export(actor: WorkspaceActor, filter: AuditFilter) {
+      authorize(actor, 'audit.read');
+      let after = 0;
+      for (;;) {
+        const rows = await query(actor, filter)
+          .where('audit_events.seq', '>', after)
+          .orderBy('audit_events.seq')
+          .limit(500)
+          .execute();
+        for (const r of rows) yield presentAuditEvent(r);
+        const last = rows.at(-1);
+        if (!last || rows.length < 500) return;
+        after = Number(last.seq);
+      }
+    },
+
+    async verify(actor: WorkspaceActor) {
+      authorize(actor, 'audit.read');
+      return verifyChain(db, actor.workspaceId);
+    },
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * First-run setup, sign-in and sign-out. Setup is guarded by a one-time token
+ * (printed at first start, or HUSH_SETUP_TOKEN); each node that prints one
+ * stores only its hash, and the first successful setup consumes them all.
+ */
+import { sql } from 'kysely';
+import type { AppContext } from '../../app/context.js';
+import { AppError, ConflictError, UnauthenticatedError } from '../../app/errors.js';
+import { hashToken, newId, newToken, nowIso } from '../../app/ids.js';
+import type { UsersTable } from '../../db/schema.js';
+import type { AuditContext } from '../audit/audit-log.js';
+import { insertWorkspace } from '../workspaces/workspace-service.js';
+import type { SessionStore } from './session-store.js';
+
+const SETUP_KEY_PREFIX = 'setup_token:';
+
+type Deps = Pick<AppContext, 'db' | 'audit' | 'keyring' | 'passwords' | 'config'> & { sessions: SessionStore };
+
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+export function presentUser(user: Pick<UsersTable, 'id' | 'email' | 'name'>) {
+  return { id: user.id, email: user.email, name: user.name };
+}
+
+export async function setupNeeded(db: AppContext['db']): Promise<boolean> {
+  const row = await db.selectFrom('users').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow();
+  return Number(row.n) === 0;
+}
+
+/**
+ * Called at start: when no user exists yet, registers a setup token and
+ * returns the URL to print (null when setup is done).
+ */
+export async function prepareSetup(deps: Pick<AppContext, 'db' | 'config'>): Promise<string | null> {
+  if (!(await setupNeeded(deps.db))) return null;
+  const token = deps.config.setupToken ?? newToken();
+  await deps.db
+    .insertInto('settings')
+    .values({ key: SETUP_KEY_PREFIX + hashToken(token), value: 'pending', updated_at: nowIso() })
+    .onConflict((oc) => oc.column('key').doNothing())
+    .execute();
+  return `${deps.config.publicUrl}/setup#token=${encodeURIComponent(token)}`;
+}
+
+export function createAuthService(deps: Deps) {
+  const { db, passwords, sessions } = deps;
+
+  return {
+    setupNeeded: () => setupNeeded(db),
+
+    async setup(
+      audit: AuditContext,
+      input: { token: string; email: string; password: string; name: string; workspaceName: string },
+    ) {
+      if (!(await setupNeeded(db))) throw new ConflictError('setup_done', 'Hush is already set up; sign in instead.');
+      const passwordHash = await passwords.hash(input.password);
+      const result = await db.transaction().execute(async (trx) => {
+        // Consuming the token row is the one-time gate, safe across nodes.
+        const consumed = await trx
+          .deleteFrom('settings')
+          .where('key', '=', SETUP_KEY_PREFIX + hashToken(input.token))
+          .returning('key')
+          .executeTakeFirst();
+        if (!consumed) throw new AppError(403, 'invalid_setup_token', 'The setup token is wrong or was already used.');
+        if (!(await setupNeeded(trx)))
+          throw new ConflictError('setup_done', 'Hush is already set up; sign in instead.');
+        await trx.deleteFrom('settings').where('key', 'like', `${SETUP_KEY_PREFIX}%`).execute();
+        const now = nowIso();
+        const user = {
+          id: newId('usr'),
+          email: input.email.trim(),
+          email_normalized: normalizeEmail(input.email),
+          name: input.name,
+          password_hash: passwordHash,
+          created_at: now,
+          updated_at: now,
+        };
+        await trx.insertInto('users').values(user).execute();
+        const ctx = { ...audit, actorId: user.id, actorType: 'user' as const };
+        await deps.audit(trx, ctx, {
+          workspaceId: null,
+          action: 'setup.completed',
+          targetType: 'user',
+          targetId: user.id,
+        });
+        const workspace = await insertWorkspace(deps, trx, ctx, { name: input.workspaceName, ownerId: user.id });
+        return { user, workspace };
+      });
+      const session = await sessions.create(result.user.id);
+      return { ...result, session };
+    },
+
+    async login(audit: AuditContext, input: { email: string; password: string }) {
+      const emailNormalized = normalizeEmail(input.email);
+      const user = await db
+        .selectFrom('users')
+        .selectAll()
+        .where('email_normalized', '=', emailNormalized)
+        .executeTakeFirst();
+      let ok = false;
+      if (user) ok = await passwords.verify(user.password_hash, input.password);
+      else await passwords.verifyDummy(input.password);
+      if (!user || !ok) {
+        await deps.audit(db, audit, {
+          workspaceId: null,
+          action: 'auth.login_failed',
+          ...(user ? { targetType: 'user', targetId: user.id } : {}),
+          data: { email: emailNormalized.slice(0, 254), reason: user ? 'wrong_password' : 'unknown_account' },
+        });
+        throw new UnauthenticatedError('Email or password is wrong.');
+      }
+      const session = await sessions.create(user.id);
+      await deps.audit(
+        db,
+        { ...audit, actorId: user.id, actorType: 'user' },
+        {
+          workspaceId: null,
+          action: 'auth.login',
+          targetType: 'user',
+          targetId: user.id,
+        },
+      );
+      return { user, session };
+    },
+
+    async logout(audit: AuditContext, sessionHash: string) {
+      await sessions.destroy(sessionHash);
+      await deps.audit(db, audit, {
+        workspaceId: null,
+        action: 'auth.logout',
+        targetType: 'user',
+        targetId: audit.actorId ?? undefined,
+      });
+    },
+
+    async user(userId: string) {
+      const user = await db
+        .selectFrom('users')
+        .select(['id', 'email', 'name'])
+        .where('id', '=', userId)
+        .executeTakeFirst();
+      if (!user) throw new UnauthenticatedError();
+      return user;
+    },
+  };
+}
+
+export type AuthService = ReturnType<typeof createAuthService>;

@@ -1,0 +1,191 @@
+/** HTTP routes for members and invitations. */
+import { z } from 'zod';
+import type { AppContext } from '../../app/context.js';
+import {
+  type App,
+  displayNameSchema,
+  emailSchema,
+  idSchema,
+  problems,
+  userSchema,
+  workspaceParams,
+} from '../../app/http.js';
+import { setSessionCookies } from '../auth/cookies.js';
+import { auditContextOf } from '../auth/principal.js';
+import type { SessionStore } from '../auth/session-store.js';
+import { resolveActor } from '../workspaces/workspace-access.js';
+import { createMemberService } from './member-service.js';
+
+const roleRef = z.string().trim().min(1).max(64);
+const memberSchema = z.object({
+  userId: z.string(),
+  email: z.string(),
+  name: z.string(),
+  role: z.string(),
+  roleName: z.string(),
+  joinedAt: z.string(),
+});
+const invitationSchema = z.object({
+  id: z.string(),
+  email: z.string(),
+  role: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+});
+const memberParams = workspaceParams.extend({ userId: idSchema });
+
+export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionStore): Promise<void> {
+  const service = createMemberService({ ...ctx, sessions });
+
+  app.get(
+    '/workspaces/:ws/members',
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'Members and their roles (members.read)',
+        params: workspaceParams,
+        response: { 200: z.object({ items: z.array(memberSchema) }), ...problems(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const rows = await service.list(actor);
+      return { items: rows.map((r) => ({ ...r, roleName: r.roleName ?? r.role })) };
+    },
+  );
+
+  app.patch(
+    '/workspaces/:ws/members/:userId',
+    {
+      schema: {
+        tags: ['members'],
+        summary: "Change a member's role (members.manage; owners need members.manage_owners)",
+        params: memberParams,
+        body: z.strictObject({ role: roleRef }),
+        response: { 204: z.null(), ...problems(401, 403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      await service.changeRole(actor, auditContextOf(request), request.params.userId, request.body.role);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.delete(
+    '/workspaces/:ws/members/:userId',
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'Remove a member, or leave (yourself)',
+        params: memberParams,
+        response: { 204: z.null(), ...problems(401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      await service.remove(actor, auditContextOf(request), request.params.userId);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/workspaces/:ws/invitations',
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'Invite someone by email with a role (members.manage); returns a one-time token and URL',
+        params: workspaceParams,
+        body: z.strictObject({ email: emailSchema, role: roleRef }),
+        response: {
+          201: invitationSchema.extend({ token: z.string(), url: z.string() }),
+          ...problems(401, 403, 404, 409, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const { invitation, token, url } = await service.invite(actor, auditContextOf(request), request.body);
+      return reply.code(201).send({
+        id: invitation.id,
+        email: invitation.email,
+        role: invitation.role,
+        createdAt: invitation.created_at,
+        expiresAt: invitation.expires_at,
+        token,
+        url,
+      });
+    },
+  );
+
+  app.get(
+    '/workspaces/:ws/invitations',
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'Pending invitations (members.manage)',
+        params: workspaceParams,
+        response: { 200: z.object({ items: z.array(invitationSchema) }), ...problems(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const rows = await service.listInvitations(actor);
+      return {
+        items: rows.map((r) => ({
+          id: r.id,
+          email: r.email,
+          role: r.role,
+          createdAt: r.created_at,
+          expiresAt: r.expires_at,
+        })),
+      };
+    },
+  );
+
+  app.delete(
+    '/workspaces/:ws/invitations/:id',
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'Revoke a pending invitation (members.manage)',
+        params: workspaceParams.extend({ id: idSchema }),
+        response: { 204: z.null(), ...problems(401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      await service.revokeInvitation(actor, auditContextOf(request), request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/invitations/accept',
+    {
+      schema: {
+        tags: ['members'],
+        summary: 'Accept an invitation: creates the account (or checks its password) and signs in',
+        body: z.strictObject({
+          token: z.string().min(1).max(512),
+          name: displayNameSchema.optional(),
+          password: z.string().min(1).max(256),
+        }),
+        response: {
+          201: z.object({ user: userSchema, workspaceId: z.string(), role: z.string(), csrfToken: z.string() }),
+          ...problems(401, 404, 409, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await service.accept(auditContextOf(request), request.body);
+      setSessionCookies(reply, ctx.config, result.session.sessionToken, result.session.csrfToken);
+      return reply.code(201).send({
+        user: result.user,
+        workspaceId: result.workspaceId,
+        role: result.role,
+        csrfToken: result.session.csrfToken,
+      });
+    },
+  );
+}

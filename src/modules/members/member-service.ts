@@ -1,0 +1,351 @@
+/**
+ * Membership: invitations (a one-time token and URL, stored hashed), members,
+ * role changes and removal. Rules: only `members.manage_owners` touches an
+ * owner or makes one; nobody assigns a role with more permissions than they
+ * hold; a workspace always keeps at least one owner.
+ */
+import { sql, type Transaction } from 'kysely';
+import type { AppContext } from '../../app/context.js';
+import {
+  AppError,
+  ConflictError,
+  ForbiddenError,
+  NotFoundError,
+  UnauthenticatedError,
+  ValidationError,
+} from '../../app/errors.js';
+import { hashToken, newId, newToken, nowIso } from '../../app/ids.js';
+import type { Database, InvitationsTable } from '../../db/schema.js';
+import { isSystemRole } from '../../policy/permissions.js';
+import { authorize, mayGrant, mayManageMemberWithRole, type WorkspaceActor } from '../../policy/policy.js';
+import type { AuditContext } from '../audit/audit-log.js';
+import { normalizeEmail } from '../auth/auth-service.js';
+import type { SessionStore } from '../auth/session-store.js';
+import { permissionsOfRole } from '../workspaces/workspace-access.js';
+import { lockWorkspace } from '../workspaces/workspace-service.js';
+
+const INVITATION_TTL_MS = 7 * 86_400_000;
+
+type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'passwords' | 'config'> & { sessions: SessionStore };
+
+export function createMemberService(deps: Deps) {
+  const { db } = deps;
+
+  /** The role must exist here, and the actor must be allowed to hand it out. */
+  async function checkAssignable(actor: WorkspaceActor, role: string): Promise<void> {
+    if (!isSystemRole(role)) {
+      const exists = await db
+        .selectFrom('roles')
+        .select('id')
+        .where('id', '=', role)
+        .where('workspace_id', '=', actor.workspaceId)
+        .executeTakeFirst();
+      if (!exists)
+        throw new ValidationError('body.role: no such role in this workspace', [
+          { path: 'body.role', message: 'no such role in this workspace' },
+        ]);
+    }
+    if (!mayManageMemberWithRole(actor, role)) throw new ForbiddenError('Only an owner can make someone an owner.');
+    if (!mayGrant(actor, await permissionsOfRole(db, actor.workspaceId, role))) {
+      throw new ForbiddenError('You cannot give a role with permissions you do not have yourself.');
+    }
+  }
+
+  async function ownerCount(trx: Transaction<Database>, workspaceId: string): Promise<number> {
+    const row = await trx
+      .selectFrom('members')
+      .select(sql<number>`count(*)`.as('n'))
+      .where('workspace_id', '=', workspaceId)
+      .where('role', '=', 'owner')
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async function loadMember(trx: Transaction<Database>, workspaceId: string, userId: string) {
+    const row = await trx
+      .selectFrom('members')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError('Member');
+    return row;
+  }
+
+  return {
+    async list(actor: WorkspaceActor) {
+      authorize(actor, 'members.read');
+      return db
+        .selectFrom('members')
+        .innerJoin('users', 'users.id', 'members.user_id')
+        .leftJoin('roles', 'roles.id', 'members.role')
+        .select([
+          'users.id as userId',
+          'users.email',
+          'users.name',
+          'members.role',
+          'roles.name as roleName',
+          'members.created_at as joinedAt',
+        ])
+        .where('members.workspace_id', '=', actor.workspaceId)
+        .orderBy('users.email_normalized')
+        .execute();
+    },
+
+    async invite(actor: WorkspaceActor, audit: AuditContext, input: { email: string; role: string }) {
+      authorize(actor, 'members.manage');
+      await checkAssignable(actor, input.role);
+      const emailNormalized = normalizeEmail(input.email);
+      const token = newToken();
+      const now = Date.now();
+      const row: InvitationsTable = {
+        id: newId('inv'),
+        workspace_id: actor.workspaceId,
+        email: input.email.trim(),
+        email_normalized: emailNormalized,
+        role: input.role,
+        token_hash: hashToken(token),
+        invited_by: actor.userId,
+        created_at: nowIso(now),
+        expires_at: nowIso(now + INVITATION_TTL_MS),
+        accepted_at: null,
+        accepted_by: null,
+      };
+      await db.transaction().execute(async (trx) => {
+        const already = await trx
+          .selectFrom('members')
+          .innerJoin('users', 'users.id', 'members.user_id')
+          .select('users.id')
+          .where('members.workspace_id', '=', actor.workspaceId)
+          .where('users.email_normalized', '=', emailNormalized)
+          .executeTakeFirst();
+        if (already) throw new ConflictError('already_member', 'That person is already a member of this workspace.');
+        await trx.insertInto('invitations').values(row).execute();
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'invitation.created',
+          targetType: 'invitation',
+          targetId: row.id,
+          data: { email: emailNormalized, role: input.role, expiresAt: row.expires_at },
+        });
+      });
+      return { invitation: row, token, url: `${deps.config.publicUrl}/invite#token=${token}` };
+    },
+
+    async listInvitations(actor: WorkspaceActor) {
+      authorize(actor, 'members.manage');
+      return db
+        .selectFrom('invitations')
+        .selectAll()
+        .where('workspace_id', '=', actor.workspaceId)
+        .where('accepted_at', 'is', null)
+        .where('expires_at', '>', nowIso())
+        .orderBy('created_at', 'desc')
+        .execute();
+    },
+
+    async revokeInvitation(actor: WorkspaceActor, audit: AuditContext, id: string) {
+      authorize(actor, 'members.manage');
+      await db.transaction().execute(async (trx) => {
+        const row = await trx
+          .deleteFrom('invitations')
+          .where('id', '=', id)
+          .where('workspace_id', '=', actor.workspaceId)
+          .where('accepted_at', 'is', null)
+          .returning(['id', 'email_normalized', 'role'])
+          .executeTakeFirst();
+        if (!row) throw new NotFoundError('Invitation');
+        if (!mayManageMemberWithRole(actor, row.role))
+          throw new ForbiddenError('Only an owner can revoke an owner invitation.');
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'invitation.revoked',
+          targetType: 'invitation',
+          targetId: row.id,
+          data: { email: row.email_normalized, role: row.role },
+        });
+      });
+    },
+
+    /**
+     * Accepts an invitation: a new account is created from `name` and
+     * `password`; an existing account must prove itself with its password.
+     */
+    async accept(audit: AuditContext, input: { token: string; name?: string | undefined; password: string }) {
+      const invitation = await db
+        .selectFrom('invitations')
+        .selectAll()
+        .where('token_hash', '=', hashToken(input.token))
+        .executeTakeFirst();
+      const gone = () => new AppError(404, 'invitation_invalid', 'The invitation is unknown, expired or already used.');
+      if (!invitation || invitation.accepted_at !== null || invitation.expires_at <= nowIso()) throw gone();
+      const existing = await db
+        .selectFrom('users')
+        .selectAll()
+        .where('email_normalized', '=', invitation.email_normalized)
+        .executeTakeFirst();
+      let passwordHash: string | undefined;
+      if (existing) {
+        if (!(await deps.passwords.verify(existing.password_hash, input.password))) {
+          throw new UnauthenticatedError('This email already has an account: enter its password to accept.');
+        }
+      } else {
+        if (!input.name)
+          throw new ValidationError('body.name: is required for a new account', [
+            { path: 'body.name', message: 'is required for a new account' },
+          ]);
+        if (input.password.length < 10) {
+          throw new ValidationError('body.password: must be at least 10 characters', [
+            { path: 'body.password', message: 'must be at least 10 characters' },
+          ]);
+        }
+        passwordHash = await deps.passwords.hash(input.password);
+      }
+      const result = await db.transaction().execute(async (trx) => {
+        await lockWorkspace(trx, deps.dbKind, invitation.workspace_id);
+        const claimed = await trx
+          .updateTable('invitations')
+          .set({ accepted_at: nowIso() })
+          .where('id', '=', invitation.id)
+          .where('accepted_at', 'is', null)
+          .returning('id')
+          .executeTakeFirst();
+        if (!claimed) throw gone();
+        const now = nowIso();
+        let userId = existing?.id;
+        if (!userId) {
+          userId = newId('usr');
+          await trx
+            .insertInto('users')
+            .values({
+              id: userId,
+              email: invitation.email,
+              email_normalized: invitation.email_normalized,
+              name: input.name ?? invitation.email,
+              password_hash: passwordHash ?? '',
+              created_at: now,
+              updated_at: now,
+            })
+            .execute();
+        }
+        const member = await trx
+          .selectFrom('members')
+          .select('role')
+          .where('workspace_id', '=', invitation.workspace_id)
+          .where('user_id', '=', userId)
+          .executeTakeFirst();
+        if (member) throw new ConflictError('already_member', 'You are already a member of this workspace.');
+        await trx
+          .insertInto('members')
+          .values({
+            workspace_id: invitation.workspace_id,
+            user_id: userId,
+            role: invitation.role,
+            created_at: now,
+            updated_at: now,
+          })
+          .execute();
+        await trx.updateTable('invitations').set({ accepted_by: userId }).where('id', '=', invitation.id).execute();
+        const ctx = { ...audit, actorId: userId, actorType: 'user' as const };
+        await deps.audit(trx, ctx, {
+          workspaceId: invitation.workspace_id,
+          action: 'invitation.accepted',
+          targetType: 'invitation',
+          targetId: invitation.id,
+          data: { email: invitation.email_normalized, newAccount: !existing },
+        });
+        await deps.audit(trx, ctx, {
+          workspaceId: invitation.workspace_id,
+          action: 'member.added',
+          targetType: 'user',
+          targetId: userId,
+          data: { role: invitation.role },
+        });
+        return { userId, workspaceId: invitation.workspace_id, role: invitation.role };
+      });
+      const user = await db
+        .selectFrom('users')
+        .select(['id', 'email', 'name'])
+        .where('id', '=', result.userId)
+        .executeTakeFirstOrThrow();
+      const session = await deps.sessions.create(result.userId);
+      return { ...result, user, session };
+    },
+
+    async changeRole(actor: WorkspaceActor, audit: AuditContext, userId: string, role: string) {
+      authorize(actor, 'members.manage');
+      await checkAssignable(actor, role);
+      await db.transaction().execute(async (trx) => {
+        await lockWorkspace(trx, deps.dbKind, actor.workspaceId);
+        const member = await loadMember(trx, actor.workspaceId, userId);
+        if (!mayManageMemberWithRole(actor, member.role))
+          throw new ForbiddenError('Only an owner can change an owner.');
+        if (!mayGrant(actor, await permissionsOfRole(trx, actor.workspaceId, member.role))) {
+          throw new ForbiddenError('That member has permissions you do not have yourself.');
+        }
+        if (member.role === role) return;
+        if (member.role === 'owner' && (await ownerCount(trx, actor.workspaceId)) <= 1) {
+          throw new ConflictError(
+            'last_owner',
+            'A workspace must keep at least one owner; make someone else owner first.',
+          );
+        }
+        await trx
+          .updateTable('members')
+          .set({ role, updated_at: nowIso() })
+          .where('workspace_id', '=', actor.workspaceId)
+          .where('user_id', '=', userId)
+          .execute();
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'member.role_changed',
+          targetType: 'user',
+          targetId: userId,
+          data: { from: member.role, to: role },
+        });
+      });
+    },
+
+    /** Removes a member; anyone may remove themselves (leave). */
+    async remove(actor: WorkspaceActor, audit: AuditContext, userId: string) {
+      const leaving = userId === actor.userId;
+      if (!leaving) authorize(actor, 'members.manage');
+      await db.transaction().execute(async (trx) => {
+        await lockWorkspace(trx, deps.dbKind, actor.workspaceId);
+        const member = await loadMember(trx, actor.workspaceId, userId);
+        if (!leaving) {
+          if (!mayManageMemberWithRole(actor, member.role))
+            throw new ForbiddenError('Only an owner can remove an owner.');
+          if (!mayGrant(actor, await permissionsOfRole(trx, actor.workspaceId, member.role))) {
+            throw new ForbiddenError('That member has permissions you do not have yourself.');
+          }
+        }
+        if (member.role === 'owner' && (await ownerCount(trx, actor.workspaceId)) <= 1) {
+          throw new ConflictError(
+            'last_owner',
+            'A workspace must keep at least one owner; make someone else owner first.',
+          );
+        }
+        await trx
+          .deleteFrom('members')
+          .where('workspace_id', '=', actor.workspaceId)
+          .where('user_id', '=', userId)
+          .execute();
+        await trx
+          .deleteFrom('api_tokens')
+          .where('workspace_id', '=', actor.workspaceId)
+          .where('user_id', '=', userId)
+          .execute();
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: leaving ? 'member.left' : 'member.removed',
+          targetType: 'user',
+          targetId: userId,
+          data: { role: member.role },
+        });
+      });
+    },
+  };
+}
+
+export type MemberService = ReturnType<typeof createMemberService>;

@@ -1,0 +1,103 @@
+/** HTTP routes for custom roles. */
+import { z } from 'zod';
+import type { AppContext } from '../../app/context.js';
+import { type App, idSchema, problems, workspaceParams } from '../../app/http.js';
+import { PERMISSIONS } from '../../policy/permissions.js';
+import { auditContextOf } from '../auth/principal.js';
+import { resolveActor } from '../workspaces/workspace-access.js';
+import { createRoleService } from './role-service.js';
+
+const roleSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string(),
+  system: z.boolean(),
+  permissions: z.array(z.enum(PERMISSIONS)),
+});
+const roleName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(64)
+  .regex(/^[\p{L}\p{N} _.-]+$/u, 'may hold letters, digits, spaces, "_", "." and "-"');
+const permissionList = z.array(z.enum(PERMISSIONS)).max(PERMISSIONS.length * 2);
+const roleParams = workspaceParams.extend({ id: idSchema });
+
+export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
+  const service = createRoleService(ctx);
+
+  app.get(
+    '/workspaces/:ws/roles',
+    {
+      schema: {
+        tags: ['roles'],
+        summary: 'System and custom roles (members.read)',
+        params: workspaceParams,
+        response: { 200: z.object({ items: z.array(roleSchema) }), ...problems(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      return { items: await service.list(actor) };
+    },
+  );
+
+  app.post(
+    '/workspaces/:ws/roles',
+    {
+      schema: {
+        tags: ['roles'],
+        summary: 'Create a custom role (roles.manage)',
+        params: workspaceParams,
+        body: z.strictObject({
+          name: roleName,
+          description: z.string().trim().max(500).default(''),
+          permissions: permissionList,
+        }),
+        response: { 201: roleSchema, ...problems(401, 403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      return reply.code(201).send(await service.create(actor, auditContextOf(request), request.body));
+    },
+  );
+
+  app.patch(
+    '/workspaces/:ws/roles/:id',
+    {
+      schema: {
+        tags: ['roles'],
+        summary: 'Change a custom role (roles.manage)',
+        params: roleParams,
+        body: z.strictObject({
+          name: roleName.optional(),
+          description: z.string().trim().max(500).optional(),
+          permissions: permissionList.optional(),
+        }),
+        response: { 200: roleSchema, ...problems(401, 403, 404, 409, 422) },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      return service.update(actor, auditContextOf(request), request.params.id, request.body);
+    },
+  );
+
+  app.delete(
+    '/workspaces/:ws/roles/:id',
+    {
+      schema: {
+        tags: ['roles'],
+        summary: 'Delete a custom role nobody holds (roles.manage)',
+        params: roleParams,
+        response: { 204: z.null(), ...problems(401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      await service.remove(actor, auditContextOf(request), request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+}

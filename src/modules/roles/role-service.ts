@@ -1,0 +1,205 @@
+/**
+ * Custom roles: named permission sets defined per workspace. They can never
+ * hold `secrets.manage` or `members.manage_owners`, and a caller can only
+ * grant permissions they hold themselves.
+ */
+import type { AppContext } from '../../app/context.js';
+import { AppError, ConflictError, NotFoundError } from '../../app/errors.js';
+import { newId, nowIso } from '../../app/ids.js';
+import { isUniqueViolation } from '../../db/database.js';
+import type { RolesTable } from '../../db/schema.js';
+import {
+  NEVER_GRANTABLE_TO_CUSTOM_ROLES,
+  type Permission,
+  SYSTEM_ROLE_PERMISSIONS,
+  SYSTEM_ROLES,
+} from '../../policy/permissions.js';
+import { authorize, mayGrant, type WorkspaceActor } from '../../policy/policy.js';
+import type { AuditContext } from '../audit/audit-log.js';
+import { parsePermissions } from '../workspaces/workspace-access.js';
+
+type Deps = Pick<AppContext, 'db' | 'audit'>;
+
+export interface RoleView {
+  id: string;
+  name: string;
+  description: string;
+  system: boolean;
+  permissions: Permission[];
+}
+
+export function presentRole(row: RolesTable): RoleView {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    system: false,
+    permissions: [...parsePermissions(row.permissions)],
+  };
+}
+
+export function systemRoleViews(): RoleView[] {
+  return SYSTEM_ROLES.map((role) => ({
+    id: role,
+    name: role,
+    description: `System role "${role}"`,
+    system: true,
+    permissions: [...SYSTEM_ROLE_PERMISSIONS[role]],
+  }));
+}
+
+function checkGrantable(actor: WorkspaceActor, permissions: Permission[]): void {
+  const forbidden = permissions.filter((p) => NEVER_GRANTABLE_TO_CUSTOM_ROLES.includes(p));
+  if (forbidden.length > 0) {
+    throw new AppError(422, 'permission_not_grantable', `A custom role can never hold ${forbidden.join(', ')}.`, {
+      errors: [{ path: 'body.permissions', message: `not grantable: ${forbidden.join(', ')}` }],
+    });
+  }
+  if (!mayGrant(actor, new Set(permissions))) {
+    throw new AppError(403, 'forbidden', 'A custom role cannot hold permissions you do not have yourself.');
+  }
+}
+
+function checkName(name: string): void {
+  if ((SYSTEM_ROLES as readonly string[]).includes(name.toLowerCase())) {
+    throw new ConflictError('name_taken', `"${name}" is the name of a system role.`);
+  }
+}
+
+export function createRoleService(deps: Deps) {
+  const { db } = deps;
+
+  async function load(workspaceId: string, id: string): Promise<RolesTable> {
+    const row = await db
+      .selectFrom('roles')
+      .selectAll()
+      .where('id', '=', id)
+      .where('workspace_id', '=', workspaceId)
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError('Role');
+    return row;
+  }
+
+  return {
+    async list(actor: WorkspaceActor): Promise<RoleView[]> {
+      authorize(actor, 'members.read');
+      const rows = await db
+        .selectFrom('roles')
+        .selectAll()
+        .where('workspace_id', '=', actor.workspaceId)
+        .orderBy('name')
+        .execute();
+      return [...systemRoleViews(), ...rows.map(presentRole)];
+    },
+
+    async create(
+      actor: WorkspaceActor,
+      audit: AuditContext,
+      input: { name: string; description: string; permissions: Permission[] },
+    ) {
+      authorize(actor, 'roles.manage');
+      checkName(input.name);
+      const permissions = [...new Set(input.permissions)];
+      checkGrantable(actor, permissions);
+      const now = nowIso();
+      const row: RolesTable = {
+        id: newId('rol'),
+        workspace_id: actor.workspaceId,
+        name: input.name,
+        description: input.description,
+        permissions: JSON.stringify(permissions),
+        created_at: now,
+        updated_at: now,
+      };
+      try {
+        await db.transaction().execute(async (trx) => {
+          await trx.insertInto('roles').values(row).execute();
+          await deps.audit(trx, audit, {
+            workspaceId: actor.workspaceId,
+            action: 'role.created',
+            targetType: 'role',
+            targetId: row.id,
+            data: { name: row.name, permissions },
+          });
+        });
+      } catch (error) {
+        if (isUniqueViolation(error))
+          throw new ConflictError('name_taken', `A role named "${input.name}" already exists.`);
+        throw error;
+      }
+      return presentRole(row);
+    },
+
+    async update(
+      actor: WorkspaceActor,
+      audit: AuditContext,
+      id: string,
+      patch: { name?: string | undefined; description?: string | undefined; permissions?: Permission[] | undefined },
+    ) {
+      authorize(actor, 'roles.manage');
+      const current = await load(actor.workspaceId, id);
+      // Editing a role changes what its members can do: the editor must hold
+      // everything the role had and everything it will have.
+      checkGrantable(actor, [...parsePermissions(current.permissions)]);
+      const permissions = patch.permissions ? [...new Set(patch.permissions)] : undefined;
+      if (permissions) checkGrantable(actor, permissions);
+      if (patch.name !== undefined) checkName(patch.name);
+      const set: Partial<RolesTable> = { updated_at: nowIso() };
+      if (patch.name !== undefined) set.name = patch.name;
+      if (patch.description !== undefined) set.description = patch.description;
+      if (permissions) set.permissions = JSON.stringify(permissions);
+      try {
+        await db.transaction().execute(async (trx) => {
+          await trx.updateTable('roles').set(set).where('id', '=', id).execute();
+          await deps.audit(trx, audit, {
+            workspaceId: actor.workspaceId,
+            action: 'role.updated',
+            targetType: 'role',
+            targetId: id,
+            data: { name: set.name ?? current.name, ...(permissions ? { permissions } : {}) },
+          });
+        });
+      } catch (error) {
+        if (isUniqueViolation(error))
+          throw new ConflictError('name_taken', `A role named "${patch.name}" already exists.`);
+        throw error;
+      }
+      return presentRole(await load(actor.workspaceId, id));
+    },
+
+    async remove(actor: WorkspaceActor, audit: AuditContext, id: string) {
+      authorize(actor, 'roles.manage');
+      const current = await load(actor.workspaceId, id);
+      checkGrantable(actor, [...parsePermissions(current.permissions)]);
+      await db.transaction().execute(async (trx) => {
+        const inUse = await trx
+          .selectFrom('members')
+          .select('user_id')
+          .where('workspace_id', '=', actor.workspaceId)
+          .where('role', '=', id)
+          .executeTakeFirst();
+        const invited = await trx
+          .selectFrom('invitations')
+          .select('id')
+          .where('workspace_id', '=', actor.workspaceId)
+          .where('role', '=', id)
+          .where('accepted_at', 'is', null)
+          .executeTakeFirst();
+        if (inUse || invited) {
+          throw new ConflictError(
+            'role_in_use',
+            'Members or pending invitations still have this role; change them first.',
+          );
+        }
+        await trx.deleteFrom('roles').where('id', '=', id).execute();
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'role.deleted',
+          targetType: 'role',
+          targetId: id,
+          data: { name: current.name },
+        });
+      });
+    },
+  };
+}
