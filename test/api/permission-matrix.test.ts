@@ -1,0 +1,246 @@
+/**
+ * The permission matrix, generated from the policy table: every workspace
+ * route of the foundation × the six system roles, plus a signed-in
+ * non-member (404) and an anonymous caller (401), on both databases.
+ * An allowed call must succeed (2xx) against a target prepared for it; a
+ * refused one must be 403 `forbidden` and change nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId, nowIso } from '../../src/app/ids.js';
+import { type Permission, SYSTEM_ROLE_PERMISSIONS, SYSTEM_ROLES } from '../../src/policy/permissions.js';
+import { DATABASES } from '../support/databases.js';
+import { buildTeam, type Team } from '../support/fixtures.js';
+import { startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+
+interface Prepared {
+  url: string;
+  body?: unknown;
+}
+
+interface RouteCase {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  route: string;
+  /** The permission the route needs; null = any member. */
+  permission: Permission | null;
+  /** Builds a fresh target (as the owner / directly in the DB) and the request. */
+  prepare(t: TestApp, team: Team, ws: string): Promise<Prepared>;
+}
+
+async function insertMember(t: TestApp, ws: string, role: string): Promise<string> {
+  const id = newId('usr');
+  const now = nowIso();
+  await t.ctx.db
+    .insertInto('users')
+    .values({
+      id,
+      email: `${id}@example.com`,
+      email_normalized: `${id}@example.com`,
+      name: id,
+      password_hash: 'x',
+      created_at: now,
+      updated_at: now,
+    })
+    .execute();
+  await t.ctx.db
+    .insertInto('members')
+    .values({ workspace_id: ws, user_id: id, role, created_at: now, updated_at: now })
+    .execute();
+  return id;
+}
+
+async function createRole(team: Team, ws: string): Promise<string> {
+  const res = await team.owner.post(`/api/v1/workspaces/${ws}/roles`, {
+    name: `r${Math.random()}`.slice(0, 20),
+    permissions: ['workflows.read'],
+  });
+  expect(res.status, res.text).toBe(201);
+  return res.body.id;
+}
+
+/** A second workspace with the same people in the same roles, safe to delete. */
+async function cloneWorkspace(t: TestApp, team: Team): Promise<string> {
+  const res = await team.owner.post('/api/v1/workspaces', { name: 'Disposable' });
+  const ws = res.body.id as string;
+  const now = nowIso();
+  for (const role of SYSTEM_ROLES) {
+    if (role === 'owner') continue;
+    await t.ctx.db
+      .insertInto('members')
+      .values({ workspace_id: ws, user_id: team.userIds[role], role, created_at: now, updated_at: now })
+      .execute();
+  }
+  return ws;
+}
+
+const CASES: RouteCase[] = [
+  {
+    method: 'GET',
+    route: '/workspaces/:ws',
+    permission: null,
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/workspaces/:ws',
+    permission: 'workspace.manage',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}`, body: { name: 'Renamed' } }),
+  },
+  {
+    method: 'DELETE',
+    route: '/workspaces/:ws',
+    permission: 'workspace.manage',
+    prepare: async (t, team) => ({ url: `/api/v1/workspaces/${await cloneWorkspace(t, team)}` }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/members',
+    permission: 'members.read',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}/members` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/workspaces/:ws/members/:userId',
+    permission: 'members.manage',
+    prepare: async (t, _team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/members/${await insertMember(t, ws, 'viewer')}`,
+      body: { role: 'operator' },
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/workspaces/:ws/members/:userId',
+    permission: 'members.manage',
+    prepare: async (t, _team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/members/${await insertMember(t, ws, 'viewer')}`,
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/workspaces/:ws/invitations',
+    permission: 'members.manage',
+    prepare: async (_t, _team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/invitations`,
+      body: { email: `${newId('x')}@example.com`, role: 'viewer' },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/invitations',
+    permission: 'members.manage',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}/invitations` }),
+  },
+  {
+    method: 'DELETE',
+    route: '/workspaces/:ws/invitations/:id',
+    permission: 'members.manage',
+    prepare: async (_t, team, ws) => {
+      const inv = await team.owner.post(`/api/v1/workspaces/${ws}/invitations`, {
+        email: `${newId('x')}@example.com`,
+        role: 'viewer',
+      });
+      return { url: `/api/v1/workspaces/${ws}/invitations/${inv.body.id}` };
+    },
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/roles',
+    permission: 'members.read',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}/roles` }),
+  },
+  {
+    method: 'POST',
+    route: '/workspaces/:ws/roles',
+    permission: 'roles.manage',
+    prepare: async (_t, _team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/roles`,
+      body: { name: `role ${newId('r')}`.slice(0, 30), permissions: ['variables.read'] },
+    }),
+  },
+  {
+    method: 'PATCH',
+    route: '/workspaces/:ws/roles/:id',
+    permission: 'roles.manage',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/roles/${await createRole(team, ws)}`,
+      body: { description: 'changed' },
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/workspaces/:ws/roles/:id',
+    permission: 'roles.manage',
+    prepare: async (_t, team, ws) => ({ url: `/api/v1/workspaces/${ws}/roles/${await createRole(team, ws)}` }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/audit',
+    permission: 'audit.read',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}/audit` }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/audit.csv',
+    permission: 'audit.read',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}/audit.csv` }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/audit/verify',
+    permission: 'audit.read',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}/audit/verify` }),
+  },
+  {
+    method: 'POST',
+    route: '/tokens',
+    permission: null,
+    prepare: async (_t, _team, ws) => ({
+      url: '/api/v1/tokens',
+      body: { name: 'ci', workspaceId: ws, expiresInDays: 1 },
+    }),
+  },
+];
+
+type Caller = (typeof SYSTEM_ROLES)[number] | 'non-member' | 'anonymous';
+const CALLERS: Caller[] = [...SYSTEM_ROLES, 'non-member', 'anonymous'];
+
+function expectedStatus(c: RouteCase, caller: Caller): 'ok' | 403 | 404 | 401 {
+  if (caller === 'anonymous') return 401;
+  if (caller === 'non-member') return 404;
+  if (c.permission === null) return 'ok';
+  return SYSTEM_ROLE_PERMISSIONS[caller].has(c.permission) ? 'ok' : 403;
+}
+
+function clientFor(team: Team, caller: Caller): TestClient {
+  if (caller === 'anonymous') return team.anonymous;
+  if (caller === 'non-member') return team.outsider;
+  return team.clients[caller];
+}
+
+describe.each(DATABASES)('permission matrix on $kind', ({ kind, available }) => {
+  let t: TestApp;
+  let team: Team;
+  beforeAll(async () => {
+    if (!available) return;
+    t = await startTestApp(kind);
+    team = await buildTeam(t);
+  }, 120_000);
+  afterAll(async () => t?.close());
+
+  const rows = CASES.flatMap((c) => CALLERS.map((caller) => ({ c, caller, expected: expectedStatus(c, caller) })));
+  it.runIf(available).each(rows)('$c.method $c.route as $caller → $expected', async ({ c, caller, expected }) => {
+    const prepared = await c.prepare(t, team, team.workspaceId);
+    const auditBefore = await t.ctx.db.selectFrom('audit_events').select('id').execute();
+    const res = await clientFor(team, caller).request(c.method, prepared.url, prepared.body);
+    if (expected === 'ok') {
+      expect(res.status, res.text).toBeGreaterThanOrEqual(200);
+      expect(res.status, res.text).toBeLessThan(300);
+      return;
+    }
+    expect(res.status, res.text).toBe(expected);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.body.code).toBe({ 401: 'unauthenticated', 403: 'forbidden', 404: 'not_found' }[expected]);
+    // A refusal writes nothing.
+    const auditAfter = await t.ctx.db.selectFrom('audit_events').select('id').execute();
+    expect(auditAfter.length).toBe(auditBefore.length);
+  });
+});
