@@ -56,35 +56,53 @@ export interface ChainVerdict {
 }
 
 /**
- * Verifies events of one chain given in seq order. `headSeq`/`headHash`, when
- * known, also catch a truncated tail.
+ * Verifies one chain event by event, in seq order, in constant memory.
+ * `push` returns a failed verdict at the first bad event; `finish` compares
+ * the end with the recorded head, which also catches a truncated tail.
  */
+export class ChainVerifier {
+  private prevHash = GENESIS_HASH;
+  private checked = 0;
+  private lastId: string | undefined;
+  private failed: ChainVerdict | undefined;
+
+  push(e: ChainedEvent & { hash: string }): ChainVerdict | undefined {
+    if (this.failed) return this.failed;
+    const expectedSeq = this.checked + 1;
+    let reason: string | undefined;
+    if (e.seq !== expectedSeq) reason = `expected seq ${expectedSeq}, found ${e.seq}`;
+    else if (e.prev_hash !== this.prevHash) reason = 'previous hash does not match';
+    else if (hashEvent(e) !== e.hash) reason = 'event hash does not match its fields';
+    if (reason) {
+      this.failed = { ok: false, checked: this.checked, brokenAt: e.id, reason };
+      return this.failed;
+    }
+    this.prevHash = e.hash;
+    this.checked += 1;
+    this.lastId = e.id;
+    return undefined;
+  }
+
+  finish(head?: { seq: number; hash: string }): ChainVerdict {
+    if (this.failed) return this.failed;
+    if (head && (head.seq !== this.checked || head.hash !== this.prevHash)) {
+      return {
+        ok: false,
+        checked: this.checked,
+        brokenAt: this.lastId ?? '(start)',
+        reason: `the chain head records ${head.seq} events but the trail ends after ${this.checked}`,
+      };
+    }
+    return { ok: true, checked: this.checked };
+  }
+}
+
+/** Verifies a whole chain given in seq order (see ChainVerifier). */
 export function verifyEvents(
   events: Iterable<ChainedEvent & { hash: string }>,
   head?: { seq: number; hash: string },
 ): ChainVerdict {
-  let prevHash = GENESIS_HASH;
-  let expectedSeq = 1;
-  let checked = 0;
-  let lastId: string | undefined;
-  for (const e of events) {
-    if (e.seq !== expectedSeq)
-      return { ok: false, checked, brokenAt: e.id, reason: `expected seq ${expectedSeq}, found ${e.seq}` };
-    if (e.prev_hash !== prevHash) return { ok: false, checked, brokenAt: e.id, reason: 'previous hash does not match' };
-    if (hashEvent(e) !== e.hash)
-      return { ok: false, checked, brokenAt: e.id, reason: 'event hash does not match its fields' };
-    prevHash = e.hash;
-    expectedSeq += 1;
-    checked += 1;
-    lastId = e.id;
-  }
-  if (head && (head.seq !== checked || head.hash !== prevHash)) {
-    return {
-      ok: false,
-      checked,
-      brokenAt: lastId ?? '(start)',
-      reason: `the chain head records ${head.seq} events but ${checked} are present`,
-    };
-  }
-  return { ok: true, checked };
+  const verifier = new ChainVerifier();
+  for (const e of events) if (verifier.push(e)) break;
+  return verifier.finish(head);
 }

@@ -3,7 +3,7 @@ import type { AppContext } from '../../app/context.js';
 import type { Db } from '../../db/database.js';
 import type { AuditEventsTable } from '../../db/schema.js';
 import { authorize, type WorkspaceActor } from '../../policy/policy.js';
-import { type ChainVerdict, verifyEvents } from './audit-chain.js';
+import { type ChainVerdict, ChainVerifier } from './audit-chain.js';
 
 const VERIFY_BATCH = 1000;
 
@@ -36,26 +36,23 @@ export function presentAuditEvent(row: AuditEventsTable & { actor_email?: string
 /** Walks one chain in batches (constant memory) and verifies it. */
 export async function verifyChain(db: Db, chain: string): Promise<ChainVerdict> {
   const head = await db.selectFrom('audit_heads').select(['seq', 'hash']).where('chain', '=', chain).executeTakeFirst();
-  async function* events() {
-    let after = 0;
-    for (;;) {
-      const rows = await db
-        .selectFrom('audit_events')
-        .selectAll()
-        .where('chain', '=', chain)
-        .where('seq', '>', after)
-        .orderBy('seq')
-        .limit(VERIFY_BATCH)
-        .execute();
-      for (const r of rows) yield { ...r, seq: Number(r.seq) };
-      const last = rows.at(-1);
-      if (!last || rows.length < VERIFY_BATCH) return;
-      after = Number(last.seq);
-    }
+  const verifier = new ChainVerifier();
+  let after = 0;
+  for (;;) {
+    const rows = await db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('chain', '=', chain)
+      .where('seq', '>', after)
+      .orderBy('seq')
+      .limit(VERIFY_BATCH)
+      .execute();
+    for (const r of rows) if (verifier.push({ ...r, seq: Number(r.seq) })) return verifier.finish();
+    const last = rows.at(-1);
+    if (!last || rows.length < VERIFY_BATCH) break;
+    after = Number(last.seq);
   }
-  const collected: (AuditEventsTable & { seq: number })[] = [];
-  for await (const e of events()) collected.push(e);
-  return verifyEvents(collected, head ? { seq: Number(head.seq), hash: head.hash } : undefined);
+  return verifier.finish(head ? { seq: Number(head.seq), hash: head.hash } : undefined);
 }
 
 export function createAuditService(deps: Pick<AppContext, 'db'>) {

@@ -1,0 +1,66 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+function errorOf(env: Record<string, string>): string {
+  try {
+    loadConfig(env, '/srv');
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('defaults to port 8080 on 127.0.0.1 with SQLite and a key file in ./data', () => {
+    const c = loadConfig({}, '/srv');
+    expect(c.port).toBe(8080);
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.database).toEqual({ kind: 'sqlite', file: path.join('/srv/data', 'hush.db') });
+    expect(c.masterKey).toEqual({ kind: 'file', path: '/srv/data/master.key' });
+    expect(c.publicUrl).toBe('http://127.0.0.1:8080');
+    expect(c.secureCookies).toBe(false);
+    expect(c.loginLimitPerMin).toBe(10);
+    expect(c.revealLimitPerMin).toBe(60);
+    expect(c.secretRetentionDays).toBe(7);
+  });
+
+  it('reads PostgreSQL, an https public URL (secure cookies) and allowed CIDRs', () => {
+    const c = loadConfig(
+      {
+        HUSH_DATABASE_URL: 'postgres://u@db:5432/hush',
+        HUSH_PUBLIC_URL: 'https://hush.example.com/',
+        HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8, ::1/128',
+      },
+      '/srv',
+    );
+    expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u@db:5432/hush' });
+    expect(c.publicUrl).toBe('https://hush.example.com');
+    expect(c.secureCookies).toBe(true);
+    expect(c.outboundAllow.blockList.check('127.0.0.9', 'ipv4')).toBe(true);
+    expect(c.outboundAllow.blockList.check('10.0.0.1', 'ipv4')).toBe(false);
+  });
+
+  it.each([
+    [{ HUSH_PORT: 'eighty' }, /^HUSH_PORT: must be a whole number$/],
+    [{ HUSH_PORT: '70000' }, /^HUSH_PORT: must be at most 65535$/],
+    [{ HUSH_DATABASE_URL: 'mysql://x' }, /^HUSH_DATABASE_URL: /],
+    [{ HUSH_PUBLIC_URL: 'hush.example.com' }, /^HUSH_PUBLIC_URL: /],
+    [{ HUSH_LOG_LEVEL: 'loud' }, /^HUSH_LOG_LEVEL: must be one of/],
+    [{ HUSH_OUTBOUND_ALLOW_CIDRS: '10.0.0.0/33' }, /^HUSH_OUTBOUND_ALLOW_CIDRS: "10.0.0.0\/33"/],
+    [{ HUSH_OUTBOUND_ALLOW_CIDRS: 'localhost' }, /^HUSH_OUTBOUND_ALLOW_CIDRS: /],
+    [{ HUSH_SETUP_TOKEN: 'short' }, /^HUSH_SETUP_TOKEN: must be at least 16 characters$/],
+    [{ HUSH_LOGIN_LIMIT_PER_MIN: '0' }, /^HUSH_LOGIN_LIMIT_PER_MIN: must be at least 1$/],
+    [{ HUSH_MASTER_KEY: 'a', HUSH_MASTER_KEY_FILE: '/k' }, /^HUSH_MASTER_KEY: set either/],
+  ])('refuses %o with one line naming the variable', (env, expected) => {
+    const message = errorOf(env);
+    expect(message).toMatch(expected);
+    expect(message).not.toContain('\n');
+  });
+
+  it('never echoes a rejected value that could be a key', () => {
+    const message = errorOf({ HUSH_SETUP_TOKEN: 'sekrit' });
+    expect(message).not.toContain('sekrit');
+  });
+});

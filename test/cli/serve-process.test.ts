@@ -1,0 +1,87 @@
+/**
+ * `hush serve` as a real process: bad configuration stops it with one line;
+ * a first start prints the setup URL, and that URL's token sets Hush up.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const ENTRY = [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/cli/hush.ts')];
+
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
+  return { ...env, ...extra };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('hush serve (process)', () => {
+  it('stops with exit code 1 and one line naming the bad variable', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
+    dirs.push(dir);
+    const r = spawnSync(process.execPath, [...ENTRY, 'serve'], {
+      env: cleanEnv({ HUSH_DATA_DIR: dir, HUSH_PORT: 'not-a-port' }),
+      encoding: 'utf8',
+      cwd: dir,
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual(['hush: invalid configuration: HUSH_PORT: must be a whole number']);
+  });
+
+  it('prints the setup URL at first start, creates a 0600 key file, and the URL sets Hush up', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
+    dirs.push(dir);
+    const port = await freePort();
+    const child = spawn(process.execPath, [...ENTRY], {
+      env: cleanEnv({ HUSH_DATA_DIR: path.join(dir, 'data'), HUSH_PORT: String(port) }),
+      cwd: dir,
+    });
+    children.push(child);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += String(d);
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no setup URL in output:\n${out}`)), 20_000);
+      child.stdout.on('data', () => {
+        const m = /(http:\/\/127\.0\.0\.1:\d+\/setup#token=[\w-]+)/.exec(out);
+        if (m?.[1]) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+    });
+    expect(statSync(path.join(dir, 'data/master.key')).mode & 0o777).toBe(0o600);
+    expect(out).toMatch(/back it up/);
+    const token = decodeURIComponent(new URL(url).hash.replace('#token=', ''));
+    const base = `http://127.0.0.1:${port}/api/v1`;
+    expect(await (await fetch(`${base}/setup`)).json()).toEqual({ needed: true });
+    const res = await fetch(`${base}/setup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token, email: 'o@example.com', password: 'a long password', name: 'O', workspaceName: 'W' }),
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('set-cookie')).toMatch(/hush_session=.*HttpOnly/i);
+    expect(await (await fetch(`${base}/setup`)).json()).toEqual({ needed: false });
+  });
+});
