@@ -31,10 +31,13 @@ describe('the permission table', () => {
     expect(rows.map((r) => r[0]).sort()).toEqual([...PERMISSIONS].sort());
   });
 
-  it.each(SYSTEM_ROLES.map((role, column) => ({ role, column })))('gives $role exactly its SPEC column', ({ role, column }) => {
-    const expected = rows.filter((r) => r[column + 1] === 'x').map((r) => r[0]);
-    expect([...SYSTEM_ROLE_PERMISSIONS[role]].sort()).toEqual(expected.sort());
-  });
+  it.each(SYSTEM_ROLES.map((role, column) => ({ role, column })))(
+    'gives $role exactly its SPEC column',
+    ({ role, column }) => {
+      const expected = rows.filter((r) => r[column + 1] === 'x').map((r) => r[0]);
+      expect([...SYSTEM_ROLE_PERMISSIONS[role]].sort()).toEqual(expected.sort());
+    },
+  );
 
   it('keeps secrets.manage and members.manage_owners out of custom roles', () => {
     expect([...NEVER_GRANTABLE_TO_CUSTOM_ROLES].sort()).toEqual(['members.manage_owners', 'secrets.manage']);
@@ -48,7 +51,9 @@ describe('the policy check', () => {
 
   it('an editor cannot manage secrets', () => {
     expect(can(editor, 'secrets.manage')).toBe(false);
-    expect(() => authorize(editor, 'secrets.manage')).toThrowError(expect.objectContaining({ status: 403, code: 'forbidden' }));
+    expect(() => authorize(editor, 'secrets.manage')).toThrowError(
+      expect.objectContaining({ status: 403, code: 'forbidden' }),
+    );
   });
 
   it('nobody grants what they do not hold', () => {

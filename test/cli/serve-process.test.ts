@@ -78,7 +78,13 @@ describe('hush serve (process)', () => {
     const res = await fetch(`${base}/setup`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ token, email: 'o@example.com', password: 'a long password', name: 'O', workspaceName: 'W' }),
+      body: JSON.stringify({
+        token,
+        email: 'o@example.com',
+        password: 'a long password',
+        name: 'O',
+        workspaceName: 'W',
+      }),
     });
     expect(res.status).toBe(201);
     expect(res.headers.get('set-cookie')).toMatch(/hush_session=.*HttpOnly/i);

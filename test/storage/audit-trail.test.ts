@@ -46,7 +46,10 @@ describe.each(DATABASES)('audit trail on $kind', ({ kind, available }) => {
     if (!available) return;
     // Give the trail some body: a few real actions.
     for (let i = 0; i < 3; i++) {
-      await owner.post(`/api/v1/workspaces/${ws}/invitations`, { email: `p${i}-${Date.now()}@example.com`, role: 'viewer' });
+      await owner.post(`/api/v1/workspaces/${ws}/invitations`, {
+        email: `p${i}-${Date.now()}@example.com`,
+        role: 'viewer',
+      });
     }
   });
 
@@ -66,7 +69,11 @@ describe.each(DATABASES)('audit trail on $kind', ({ kind, available }) => {
     await expectTamperCaught(
       async () => {
         const target = (await rows())[2];
-        await t.ctx.db.updateTable('audit_events').set({ data: '{"role":"owner"}' }).where('id', '=', target?.id ?? '').execute();
+        await t.ctx.db
+          .updateTable('audit_events')
+          .set({ data: '{"role":"owner"}' })
+          .where('id', '=', target?.id ?? '')
+          .execute();
       },
       (ids) => ids[2] ?? '',
     );
@@ -76,7 +83,10 @@ describe.each(DATABASES)('audit trail on $kind', ({ kind, available }) => {
     await expectTamperCaught(
       async () => {
         const target = (await rows())[1];
-        await t.ctx.db.deleteFrom('audit_events').where('id', '=', target?.id ?? '').execute();
+        await t.ctx.db
+          .deleteFrom('audit_events')
+          .where('id', '=', target?.id ?? '')
+          .execute();
       },
       (ids) => ids[2] ?? '',
     );
@@ -90,10 +100,24 @@ describe.each(DATABASES)('audit trail on $kind', ({ kind, available }) => {
         if (!at) throw new Error('fixture too small');
         // Shift later events up by one and slip a forged event in at seq 3.
         for (const r of [...list].reverse()) {
-          if (Number(r.seq) >= 3) await t.ctx.db.updateTable('audit_events').set({ seq: Number(r.seq) + 1 }).where('id', '=', r.id).execute();
+          if (Number(r.seq) >= 3)
+            await t.ctx.db
+              .updateTable('audit_events')
+              .set({ seq: Number(r.seq) + 1 })
+              .where('id', '=', r.id)
+              .execute();
         }
-        const forged = { ...at, id: 'evt_forged0000000000000000', seq: 3, prev_hash: at.hash, action: 'member.removed' };
-        await t.ctx.db.insertInto('audit_events').values({ ...forged, hash: hashEvent(forged) }).execute();
+        const forged = {
+          ...at,
+          id: 'evt_forged0000000000000000',
+          seq: 3,
+          prev_hash: at.hash,
+          action: 'member.removed',
+        };
+        await t.ctx.db
+          .insertInto('audit_events')
+          .values({ ...forged, hash: hashEvent(forged) })
+          .execute();
       },
       (ids) => ids[2] ?? '',
     );
@@ -107,8 +131,16 @@ describe.each(DATABASES)('audit trail on $kind', ({ kind, available }) => {
         const b = list[2];
         if (!a || !b) throw new Error('fixture too small');
         await t.ctx.db.updateTable('audit_events').set({ seq: -1 }).where('id', '=', a.id).execute();
-        await t.ctx.db.updateTable('audit_events').set({ seq: Number(a.seq) }).where('id', '=', b.id).execute();
-        await t.ctx.db.updateTable('audit_events').set({ seq: Number(b.seq) }).where('id', '=', a.id).execute();
+        await t.ctx.db
+          .updateTable('audit_events')
+          .set({ seq: Number(a.seq) })
+          .where('id', '=', b.id)
+          .execute();
+        await t.ctx.db
+          .updateTable('audit_events')
+          .set({ seq: Number(b.seq) })
+          .where('id', '=', a.id)
+          .execute();
       },
       (ids) => ids[2] ?? '',
     );
@@ -118,7 +150,10 @@ describe.each(DATABASES)('audit trail on $kind', ({ kind, available }) => {
     await expectTamperCaught(
       async () => {
         const list = await rows();
-        await t.ctx.db.deleteFrom('audit_events').where('id', '=', list.at(-1)?.id ?? '').execute();
+        await t.ctx.db
+          .deleteFrom('audit_events')
+          .where('id', '=', list.at(-1)?.id ?? '')
+          .execute();
       },
       (ids) => ids.at(-2) ?? '',
     );
