@@ -71,15 +71,12 @@ export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
 }
 
 function fieldErrorsFromZod(error: FastifyError): FieldError[] {
-  const out: FieldError[] = [];
   const context = (error as { validationContext?: string }).validationContext ?? 'body';
-  for (const v of error.validation ?? []) {
-    const params = v.params as { issue?: { path?: PropertyKey[]; message?: string } } | undefined;
-    const issuePath = params?.issue?.path ?? [];
-    const pathText = [context, ...issuePath.map(String)].join('.');
-    out.push({ path: pathText, message: params?.issue?.message ?? v.message ?? 'is invalid' });
-  }
-  return out;
+  return (error.validation ?? []).map((v) => {
+    const pointer = (v.instancePath ?? '').split('/').filter(Boolean);
+    const params = v.params as { issue?: { message?: string } } | undefined;
+    return { path: [context, ...pointer].join('.'), message: params?.issue?.message ?? v.message ?? 'is invalid' };
+  });
 }
 
 export function registerErrorHandler(app: FastifyInstance): void {

@@ -27,7 +27,7 @@ import { roleRoutes } from '../modules/roles/role-router.js';
 import { tokenRoutes } from '../modules/tokens/token-router.js';
 import { workspaceRoutes } from '../modules/workspaces/workspace-router.js';
 import type { AppContext } from './context.js';
-import { registerErrorHandler } from './error-handler.js';
+import { problem, registerErrorHandler, sendProblem } from './error-handler.js';
 import type { App } from './http.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -43,6 +43,19 @@ export async function buildServer(ctx: AppContext): Promise<App> {
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
     routerOptions: { maxParamLength: 200 },
+    // Errors raised before routing (a malformed URL…) skip every hook, so
+    // they get the request id and strict headers here.
+    frameworkErrors: (error, request, reply) => {
+      reply.headers({
+        'x-request-id': request.id,
+        'cache-control': 'no-store',
+        'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+      });
+      const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      sendProblem(reply, problem(status, 'bad_request', 'The request URL or headers are malformed.'));
+    },
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);

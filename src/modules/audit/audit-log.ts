@@ -5,7 +5,7 @@
  */
 import type { Transaction } from 'kysely';
 import { newId, nowIso } from '../../app/ids.js';
-import type { DatabaseKind, Db } from '../../db/database.js';
+import type { DatabaseKind } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import { GENESIS_HASH, hashEvent, SYSTEM_CHAIN } from './audit-chain.js';
 
@@ -26,7 +26,8 @@ export interface AuditInput {
   data?: Record<string, string | number | boolean | null | string[]>;
 }
 
-export type AuditWriter = (trx: Transaction<Database> | Db, ctx: AuditContext, input: AuditInput) => Promise<void>;
+/** Must be given a transaction: the chain head lock lasts until its commit. */
+export type AuditWriter = (trx: Transaction<Database>, ctx: AuditContext, input: AuditInput) => Promise<void>;
 
 export function createAuditWriter(kind: DatabaseKind): AuditWriter {
   return async (trx, ctx, input) => {

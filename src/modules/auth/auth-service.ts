@@ -6,6 +6,7 @@
 import { sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { AppError, ConflictError, UnauthenticatedError } from '../../app/errors.js';
+import { emailSchema } from '../../app/http.js';
 import { hashToken, newId, newToken, nowIso } from '../../app/ids.js';
 import type { UsersTable } from '../../db/schema.js';
 import type { AuditContext } from '../audit/audit-log.js';
@@ -103,35 +104,45 @@ export function createAuthService(deps: Deps) {
       if (user) ok = await passwords.verify(user.password_hash, input.password);
       else await passwords.verifyDummy(input.password);
       if (!user || !ok) {
-        await deps.audit(db, audit, {
-          workspaceId: null,
-          action: 'auth.login_failed',
-          ...(user ? { targetType: 'user', targetId: user.id } : {}),
-          data: { email: emailNormalized.slice(0, 254), reason: user ? 'wrong_password' : 'unknown_account' },
-        });
+        // Record the attempted email only when it looks like one, so a password
+        // typed into the email field never lands in the audit trail.
+        const attempted = emailSchema.safeParse(input.email).success ? emailNormalized : '(not an email address)';
+        await db.transaction().execute((trx) =>
+          deps.audit(trx, audit, {
+            workspaceId: null,
+            action: 'auth.login_failed',
+            ...(user ? { targetType: 'user', targetId: user.id } : {}),
+            data: { email: attempted, reason: user ? 'wrong_password' : 'unknown_account' },
+          }),
+        );
         throw new UnauthenticatedError('Email or password is wrong.');
       }
-      const session = await sessions.create(user.id);
-      await deps.audit(
-        db,
-        { ...audit, actorId: user.id, actorType: 'user' },
-        {
-          workspaceId: null,
-          action: 'auth.login',
-          targetType: 'user',
-          targetId: user.id,
-        },
-      );
+      const session = await db.transaction().execute(async (trx) => {
+        const created = await sessions.create(user.id, trx);
+        await deps.audit(
+          trx,
+          { ...audit, actorId: user.id, actorType: 'user' },
+          {
+            workspaceId: null,
+            action: 'auth.login',
+            targetType: 'user',
+            targetId: user.id,
+          },
+        );
+        return created;
+      });
       return { user, session };
     },
 
     async logout(audit: AuditContext, sessionHash: string) {
-      await sessions.destroy(sessionHash);
-      await deps.audit(db, audit, {
-        workspaceId: null,
-        action: 'auth.logout',
-        targetType: 'user',
-        targetId: audit.actorId ?? undefined,
+      await db.transaction().execute(async (trx) => {
+        await sessions.destroy(sessionHash, trx);
+        await deps.audit(trx, audit, {
+          workspaceId: null,
+          action: 'auth.logout',
+          targetType: 'user',
+          targetId: audit.actorId ?? undefined,
+        });
       });
     },
 

@@ -16,11 +16,12 @@ export interface NewSession {
 }
 
 export interface SessionStore {
-  create(userId: string): Promise<NewSession>;
+  /** `executor` lets the caller create the session inside its transaction. */
+  create(userId: string, executor?: Db): Promise<NewSession>;
   /** The session's user id, or null when unknown or expired (then deleted). */
   resolve(sessionToken: string): Promise<{ userId: string; sessionHash: string; csrfHash: string } | null>;
   csrfMatches(csrfHash: string, presented: string): boolean;
-  destroy(sessionHash: string): Promise<void>;
+  destroy(sessionHash: string, executor?: Db): Promise<void>;
   resolveApiToken(token: string): Promise<{ userId: string; tokenId: string; workspaceId: string } | null>;
 }
 
@@ -30,11 +31,11 @@ export function createSessionStore(
   clock: () => number = Date.now,
 ): SessionStore {
   return {
-    async create(userId) {
+    async create(userId, executor = db) {
       const sessionToken = newToken();
       const csrfToken = newToken();
       const now = clock();
-      await db
+      await executor
         .insertInto('sessions')
         .values({
           id_hash: hashToken(sessionToken),
@@ -73,8 +74,8 @@ export function createSessionStore(
       return safeEqual(csrfHash, hashToken(presented));
     },
 
-    async destroy(sessionHash) {
-      await db.deleteFrom('sessions').where('id_hash', '=', sessionHash).execute();
+    async destroy(sessionHash, executor = db) {
+      await executor.deleteFrom('sessions').where('id_hash', '=', sessionHash).execute();
     },
 
     async resolveApiToken(token) {

@@ -15,6 +15,7 @@ import {
   ValidationError,
 } from '../../app/errors.js';
 import { hashToken, newId, newToken, nowIso } from '../../app/ids.js';
+import { isUniqueViolation } from '../../db/database.js';
 import type { Database, InvitationsTable } from '../../db/schema.js';
 import { isSystemRole } from '../../policy/permissions.js';
 import { authorize, mayGrant, mayManageMemberWithRole, type WorkspaceActor } from '../../policy/policy.js';
@@ -213,20 +214,46 @@ export function createMemberService(deps: Deps) {
         if (!claimed) throw gone();
         const now = nowIso();
         let userId = existing?.id;
+        // The inviter must still be allowed to grant this role today.
+        const inviterRole = await trx
+          .selectFrom('members')
+          .select('role')
+          .where('workspace_id', '=', invitation.workspace_id)
+          .where('user_id', '=', invitation.invited_by)
+          .executeTakeFirst();
+        const inviterPermissions = inviterRole
+          ? await permissionsOfRole(trx, invitation.workspace_id, inviterRole.role)
+          : new Set<never>();
+        const inviter = { permissions: inviterPermissions };
+        if (
+          !inviterRole ||
+          !mayManageMemberWithRole(inviter, invitation.role) ||
+          !mayGrant(inviter, await permissionsOfRole(trx, invitation.workspace_id, invitation.role))
+        ) {
+          throw gone();
+        }
         if (!userId) {
           userId = newId('usr');
-          await trx
-            .insertInto('users')
-            .values({
-              id: userId,
-              email: invitation.email,
-              email_normalized: invitation.email_normalized,
-              name: input.name ?? invitation.email,
-              password_hash: passwordHash ?? '',
-              created_at: now,
-              updated_at: now,
-            })
-            .execute();
+          try {
+            await trx
+              .insertInto('users')
+              .values({
+                id: userId,
+                email: invitation.email,
+                email_normalized: invitation.email_normalized,
+                name: input.name ?? invitation.email,
+                password_hash: passwordHash ?? '',
+                created_at: now,
+                updated_at: now,
+              })
+              .execute();
+          } catch (error) {
+            if (!isUniqueViolation(error)) throw error;
+            throw new ConflictError(
+              'account_exists',
+              "An account with this email was created meanwhile: accept again, with that account's password.",
+            );
+          }
         }
         const member = await trx
           .selectFrom('members')

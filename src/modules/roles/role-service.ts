@@ -3,6 +3,7 @@
  * hold `secrets.manage` or `members.manage_owners`, and a caller can only
  * grant permissions they hold themselves.
  */
+import { sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { AppError, ConflictError, NotFoundError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
@@ -66,6 +67,17 @@ function checkName(name: string): void {
   }
 }
 
+/** Role names are unique per workspace regardless of case. */
+async function checkNameFree(db: Deps['db'], workspaceId: string, name: string, exceptId?: string): Promise<void> {
+  let q = db
+    .selectFrom('roles')
+    .select('id')
+    .where('workspace_id', '=', workspaceId)
+    .where(sql<boolean>`lower(name) = ${name.toLowerCase()}`);
+  if (exceptId) q = q.where('id', '!=', exceptId);
+  if (await q.executeTakeFirst()) throw new ConflictError('name_taken', `A role named "${name}" already exists.`);
+}
+
 export function createRoleService(deps: Deps) {
   const { db } = deps;
 
@@ -99,6 +111,7 @@ export function createRoleService(deps: Deps) {
     ) {
       authorize(actor, 'roles.manage');
       checkName(input.name);
+      await checkNameFree(db, actor.workspaceId, input.name);
       const permissions = [...new Set(input.permissions)];
       checkGrantable(actor, permissions);
       const now = nowIso();
@@ -143,7 +156,10 @@ export function createRoleService(deps: Deps) {
       checkGrantable(actor, [...parsePermissions(current.permissions)]);
       const permissions = patch.permissions ? [...new Set(patch.permissions)] : undefined;
       if (permissions) checkGrantable(actor, permissions);
-      if (patch.name !== undefined) checkName(patch.name);
+      if (patch.name !== undefined) {
+        checkName(patch.name);
+        await checkNameFree(db, actor.workspaceId, patch.name, id);
+      }
       const set: Partial<RolesTable> = { updated_at: nowIso() };
       if (patch.name !== undefined) set.name = patch.name;
       if (patch.description !== undefined) set.description = patch.description;
