@@ -124,6 +124,61 @@ export interface SettingsTable {
   updated_at: string;
 }
 
+export interface VariableNamesTable {
+  workspace_id: string;
+  /** Lower-cased name: names are unique per workspace regardless of case. */
+  name_lower: string;
+  owner_kind: 'variable' | 'secret';
+  owner_id: string;
+}
+
+export interface VariablesTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  type: string;
+  description: string;
+  /** JSON text of the typed value, or null. */
+  test_value: string | null;
+  fallback_value: string | null;
+  created_at: string;
+  created_by: string | null;
+  updated_at: string;
+  updated_by: string | null;
+}
+
+/** Secret metadata. Deliberately holds no value: values live only in secret_versions, encrypted. */
+export interface SecretsTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  visibility: 'masked' | 'restricted';
+  description: string;
+  /** JSON array of host patterns. */
+  allowed_hosts: string;
+  hosts_pinned_at: string | null;
+  version: number;
+  created_at: string;
+  created_by: string | null;
+  updated_at: string;
+  updated_by: string | null;
+  last_used_at: string | null;
+  deleted_at: string | null;
+  deleted_by: string | null;
+}
+
+export interface SecretVersionsTable {
+  secret_id: string;
+  version: number;
+  workspace_id: string;
+  /** The workspace key version the value is encrypted under. */
+  key_version: number;
+  /** 0x01 ‖ iv ‖ ciphertext ‖ tag, AAD-bound to (workspace, secret, version, key version). */
+  ciphertext: Buffer;
+  created_at: string;
+  created_by: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -136,6 +191,10 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_heads: AuditHeadsTable;
   settings: SettingsTable;
+  variable_names: VariableNamesTable;
+  variables: VariablesTable;
+  secrets: SecretsTable;
+  secret_versions: SecretVersionsTable;
 }
 
 /** Kept for future serial columns; the app generates its ids. */

@@ -1,0 +1,83 @@
+/**
+ * Host patterns of a secret's `allowedHosts` (SPEC §1): exact host names,
+ * `*.domain` wildcards and IP literals. Pure: parsing to a canonical form
+ * and matching a request's host against the list.
+ */
+import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
+
+export const MAX_ALLOWED_HOSTS = 20;
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+export type HostPatternResult = { ok: true; pattern: string } | { ok: false; message: string };
+
+function canonicalHostName(name: string): string | undefined {
+  const ascii = domainToASCII(name);
+  if (!ascii || ascii.length > 253) return undefined;
+  return ascii.split('.').every((l) => LABEL.test(l)) ? ascii : undefined;
+}
+
+/** Canonical form of one pattern, or why it is not one. */
+export function parseHostPattern(input: string): HostPatternResult {
+  let text = input.trim().toLowerCase();
+  if (text.endsWith('.')) text = text.slice(0, -1);
+  if (text === '') return { ok: false, message: 'is empty' };
+  if (/[/:@?#\s]/.test(text) && !(text.startsWith('[') || isIP(text) === 6)) {
+    return { ok: false, message: `"${input}" must be a host name only, without scheme, port or path` };
+  }
+  const bracketed = /^\[(.+)\]$/.exec(text);
+  const ipText = bracketed?.[1] ?? text;
+  const family = isIP(ipText);
+  if (family === 4) return { ok: true, pattern: ipText };
+  if (family === 6) return { ok: true, pattern: new URL(`http://[${ipText}]/`).hostname.slice(1, -1) };
+  if (bracketed) return { ok: false, message: `"${input}" is not an IPv6 address` };
+  if (text.startsWith('*.')) {
+    const rest = canonicalHostName(text.slice(2));
+    if (!rest || !rest.includes('.')) {
+      return {
+        ok: false,
+        message: `"${input}": a wildcard needs a domain of at least two labels, such as *.example.com`,
+      };
+    }
+    return { ok: true, pattern: `*.${rest}` };
+  }
+  if (text.includes('*'))
+    return { ok: false, message: `"${input}": "*" is only allowed as the first label (*.example.com)` };
+  if (/^[\d.]+$/.test(text)) return { ok: false, message: `"${input}" is not a valid IPv4 address` };
+  const host = canonicalHostName(text);
+  return host ? { ok: true, pattern: host } : { ok: false, message: `"${input}" is not a valid host name` };
+}
+
+/** Canonical, de-duplicated list, or the per-entry problems. */
+export function parseAllowedHosts(
+  list: readonly string[],
+): { ok: true; hosts: string[] } | { ok: false; errors: { index: number; message: string }[] } {
+  const errors: { index: number; message: string }[] = [];
+  const hosts: string[] = [];
+  list.forEach((entry, index) => {
+    const r = parseHostPattern(entry);
+    if (!r.ok) errors.push({ index, message: r.message });
+    else if (!hosts.includes(r.pattern)) hosts.push(r.pattern);
+  });
+  if (errors.length > 0) return { ok: false, errors };
+  if (hosts.length > MAX_ALLOWED_HOSTS) {
+    return { ok: false, errors: [{ index: MAX_ALLOWED_HOSTS, message: `at most ${MAX_ALLOWED_HOSTS} hosts` }] };
+  }
+  return { ok: true, hosts };
+}
+
+/**
+ * Whether `host` (a URL's hostname) is allowed by `patterns`. `*.example.com`
+ * matches any depth below example.com, never example.com itself.
+ */
+export function hostAllowed(patterns: readonly string[], host: string): boolean {
+  let h = host.toLowerCase();
+  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  const ascii = isIP(h) ? h : domainToASCII(h) || h;
+  for (const p of patterns) {
+    if (p.startsWith('*.') ? ascii.endsWith(p.slice(1)) && ascii.length > p.length - 1 : ascii === p) return true;
+  }
+  return false;
+}

@@ -1,0 +1,449 @@
+/**
+ * Secrets (SPEC §1, §3): create, list, read, update (each value change is a
+ * new version), reveal (masked only), soft delete, restore, purge, and the
+ * retention sweep. Values are encrypted with the workspace key before they
+ * touch the database and decrypted only inside `reveal`; nothing here logs,
+ * audits or returns a value except reveal's return.
+ */
+import { sql, type Transaction } from 'kysely';
+import type { AppContext } from '../../app/context.js';
+import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../app/errors.js';
+import { newId, nowIso } from '../../app/ids.js';
+import { decryptSecretValue, encryptSecretValue } from '../../crypto/envelope.js';
+import type { Database, SecretsTable } from '../../db/schema.js';
+import { authorize, type WorkspaceActor } from '../../policy/policy.js';
+import type { AuditContext } from '../audit/audit-log.js';
+import { claimName, releaseName } from '../variables/variable-names.js';
+import { parseAllowedHosts } from './allowed-hosts.js';
+import type { SecretMetadata } from './secret-presenter.js';
+
+export const MAX_SECRET_BYTES = 64 * 1024;
+export const SHORT_SECRET_BYTES = 8;
+
+type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'keyring' | 'config'>;
+
+export interface CreateSecretInput {
+  name: string;
+  visibility: 'masked' | 'restricted';
+  value: string;
+  description: string;
+  allowedHosts: string[];
+}
+
+export interface UpdateSecretInput {
+  value?: string | undefined;
+  description?: string | undefined;
+  allowedHosts?: string[] | undefined;
+  name?: string | undefined;
+  visibility?: string | undefined;
+}
+
+export interface ListSecretsQuery {
+  q?: string | undefined;
+  deleted: boolean;
+  limit: number;
+  after?: { name: string; id: string } | undefined;
+}
+
+function checkValue(value: string): void {
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes < 1 || bytes > MAX_SECRET_BYTES) {
+    const message = bytes < 1 ? 'must not be empty' : `must be at most ${MAX_SECRET_BYTES} bytes of UTF-8`;
+    throw new ValidationError(`body.value: ${message}`, [{ path: 'body.value', message }]);
+  }
+}
+
+function checkHosts(list: string[]): string[] {
+  const parsed = parseAllowedHosts(list);
+  if (!parsed.ok) {
+    const errors = parsed.errors.map((e) => ({ path: `body.allowedHosts.${e.index}`, message: e.message }));
+    throw new ValidationError(`body.allowedHosts: ${errors[0]?.message ?? 'is invalid'}`, errors);
+  }
+  return parsed.hosts;
+}
+
+function secretDeleted(): AppError {
+  return new ConflictError('secret_deleted', 'The secret is deleted; restore it first.');
+}
+
+/** LIKE pattern for a case-insensitive "contains", with wildcards escaped. */
+function containsPattern(q: string): string {
+  return `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** Destroys every version's ciphertext and the secret row, and frees its name. */
+async function destroySecret(trx: Transaction<Database>, row: SecretsTable): Promise<void> {
+  await trx.deleteFrom('secret_versions').where('secret_id', '=', row.id).execute();
+  await trx.deleteFrom('secrets').where('id', '=', row.id).execute();
+  await releaseName(trx, row.workspace_id, row.name);
+}
+
+export function createSecretService(deps: Deps) {
+  const { db, keyring } = deps;
+
+  async function load(workspaceId: string, id: string, trx: Transaction<Database> | AppContext['db'] = db) {
+    const row = await trx
+      .selectFrom('secrets')
+      .selectAll()
+      .where('id', '=', id)
+      .where('workspace_id', '=', workspaceId)
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError('Secret');
+    return row satisfies SecretMetadata;
+  }
+
+  async function activeKeyVersion(trx: Transaction<Database>, workspaceId: string): Promise<number> {
+    const ws = await trx
+      .selectFrom('workspaces')
+      .select('active_key_version')
+      .where('id', '=', workspaceId)
+      .executeTakeFirstOrThrow();
+    return Number(ws.active_key_version);
+  }
+
+  async function writeVersion(
+    trx: Transaction<Database>,
+    actor: WorkspaceActor,
+    secretId: string,
+    version: number,
+    value: string,
+  ): Promise<void> {
+    const keyVersion = await activeKeyVersion(trx, actor.workspaceId);
+    const dek = await keyring.dataKey(actor.workspaceId, keyVersion);
+    const ciphertext = encryptSecretValue(dek, value, {
+      workspaceId: actor.workspaceId,
+      secretId,
+      version,
+      keyVersion,
+    });
+    await trx
+      .insertInto('secret_versions')
+      .values({
+        secret_id: secretId,
+        version,
+        workspace_id: actor.workspaceId,
+        key_version: keyVersion,
+        ciphertext,
+        created_at: nowIso(),
+        created_by: actor.userId,
+      })
+      .execute();
+  }
+
+  return {
+    async list(actor: WorkspaceActor, query: ListSecretsQuery): Promise<{ rows: SecretMetadata[]; hasMore: boolean }> {
+      authorize(actor, 'secrets.read');
+      let q = db.selectFrom('secrets').selectAll().where('workspace_id', '=', actor.workspaceId);
+      q = query.deleted ? q.where('deleted_at', 'is not', null) : q.where('deleted_at', 'is', null);
+      if (query.q) q = q.where(sql<boolean>`lower(name) like ${containsPattern(query.q)} escape '\\'`);
+      const after = query.after;
+      if (after) {
+        q = q.where((eb) =>
+          eb.or([eb('name', '>', after.name), eb.and([eb('name', '=', after.name), eb('id', '>', after.id)])]),
+        );
+      }
+      const rows = await q
+        .orderBy('name')
+        .orderBy('id')
+        .limit(query.limit + 1)
+        .execute();
+      return { rows: rows.slice(0, query.limit), hasMore: rows.length > query.limit };
+    },
+
+    async get(actor: WorkspaceActor, id: string): Promise<SecretMetadata> {
+      authorize(actor, 'secrets.read');
+      return load(actor.workspaceId, id);
+    },
+
+    async create(actor: WorkspaceActor, audit: AuditContext, input: CreateSecretInput) {
+      authorize(actor, 'secrets.manage');
+      checkValue(input.value);
+      const hosts = checkHosts(input.allowedHosts);
+      const id = newId('sec');
+      const row = await db.transaction().execute(async (trx) => {
+        const ws = await trx
+          .selectFrom('workspaces')
+          .select('secret_host_binding')
+          .where('id', '=', actor.workspaceId)
+          .executeTakeFirstOrThrow();
+        if (ws.secret_host_binding === 'required' && hosts.length === 0) {
+          throw new AppError(
+            422,
+            'allowed_hosts_required',
+            'This workspace requires every secret to list its allowed hosts.',
+            {
+              errors: [{ path: 'body.allowedHosts', message: 'must list at least one host' }],
+            },
+          );
+        }
+        await claimName(trx, actor.workspaceId, input.name, { kind: 'secret', id });
+        const now = nowIso();
+        const created: SecretsTable = {
+          id,
+          workspace_id: actor.workspaceId,
+          name: input.name,
+          visibility: input.visibility,
+          description: input.description,
+          allowed_hosts: JSON.stringify(hosts),
+          hosts_pinned_at: null,
+          version: 1,
+          created_at: now,
+          created_by: actor.userId,
+          updated_at: now,
+          updated_by: actor.userId,
+          last_used_at: null,
+          deleted_at: null,
+          deleted_by: null,
+        };
+        await trx.insertInto('secrets').values(created).execute();
+        await writeVersion(trx, actor, id, 1, input.value);
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'secret.created',
+          targetType: 'secret',
+          targetId: id,
+          data: { name: input.name, visibility: input.visibility, version: 1, allowedHosts: hosts },
+        });
+        return created;
+      });
+      const warnings = Buffer.byteLength(input.value, 'utf8') < SHORT_SECRET_BYTES ? ['short_value'] : [];
+      return { row, warnings };
+    },
+
+    async update(actor: WorkspaceActor, audit: AuditContext, id: string, input: UpdateSecretInput, ifMatch?: number) {
+      authorize(actor, 'secrets.manage');
+      const current = await load(actor.workspaceId, id);
+      const immutable: { path: string; message: string }[] = [];
+      if (input.name !== undefined && input.name !== current.name)
+        immutable.push({ path: 'body.name', message: 'cannot be changed' });
+      if (input.visibility !== undefined && input.visibility !== current.visibility) {
+        immutable.push({ path: 'body.visibility', message: 'cannot be changed' });
+      }
+      if (immutable.length > 0) {
+        throw new AppError(422, 'immutable_field', "A secret's name and visibility cannot be changed after creation.", {
+          errors: immutable,
+        });
+      }
+      if (input.value !== undefined) checkValue(input.value);
+      const hosts = input.allowedHosts === undefined ? undefined : checkHosts(input.allowedHosts);
+      return db.transaction().execute(async (trx) => {
+        const row = await load(actor.workspaceId, id, trx);
+        if (row.deleted_at) throw secretDeleted();
+        const version = Number(row.version);
+        if (ifMatch !== undefined && ifMatch !== version) {
+          throw new AppError(
+            412,
+            'version_conflict',
+            `The secret is at version ${version}, not ${ifMatch}; reload and try again.`,
+          );
+        }
+        if (hosts !== undefined && hosts.length === 0) {
+          const ws = await trx
+            .selectFrom('workspaces')
+            .select('secret_host_binding')
+            .where('id', '=', actor.workspaceId)
+            .executeTakeFirstOrThrow();
+          if (ws.secret_host_binding === 'required') {
+            throw new AppError(
+              422,
+              'allowed_hosts_required',
+              'This workspace requires every secret to list its allowed hosts.',
+            );
+          }
+        }
+        const nextVersion = input.value === undefined ? version : version + 1;
+        const set: Partial<SecretsTable> = { updated_at: nowIso(), updated_by: actor.userId, version: nextVersion };
+        if (input.description !== undefined) set.description = input.description;
+        if (hosts !== undefined) {
+          set.allowed_hosts = JSON.stringify(hosts);
+          set.hosts_pinned_at = null;
+        }
+        // The version guard makes concurrent writers with the same If-Match race
+        // on one row: exactly one moves it on.
+        const result = await trx
+          .updateTable('secrets')
+          .set(set)
+          .where('id', '=', id)
+          .where('version', '=', version)
+          .where('deleted_at', 'is', null)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) {
+          throw new AppError(
+            412,
+            'version_conflict',
+            'The secret changed while you were saving; reload and try again.',
+          );
+        }
+        if (input.value !== undefined) await writeVersion(trx, actor, id, nextVersion, input.value);
+        const fields = (['value', 'description', 'allowedHosts'] as const).filter((f) => input[f] !== undefined);
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'secret.updated',
+          targetType: 'secret',
+          targetId: id,
+          data: { name: row.name, version: nextVersion, fields, ...(hosts ? { allowedHosts: hosts } : {}) },
+        });
+        return load(actor.workspaceId, id, trx);
+      });
+    },
+
+    /** The one place a stored value is decrypted for a person. */
+    async reveal(actor: WorkspaceActor, audit: AuditContext, id: string): Promise<string> {
+      authorize(actor, 'secrets.reveal');
+      const row = await load(actor.workspaceId, id);
+      if (row.visibility !== 'masked') {
+        throw new ForbiddenError(
+          'This secret is restricted: its value is never shown, to anyone.',
+          'secret_restricted',
+        );
+      }
+      if (row.deleted_at) throw secretDeleted();
+      const version = Number(row.version);
+      const stored = await db
+        .selectFrom('secret_versions')
+        .select(['key_version', 'ciphertext'])
+        .where('secret_id', '=', id)
+        .where('version', '=', version)
+        .executeTakeFirst();
+      if (!stored) throw new AppError(500, 'decrypt_failed', `Secret ${id} has no stored version ${version}.`);
+      const keyVersion = Number(stored.key_version);
+      const dek = await keyring.dataKey(actor.workspaceId, keyVersion);
+      const plaintext = decryptSecretValue(dek, Buffer.from(stored.ciphertext), {
+        workspaceId: actor.workspaceId,
+        secretId: id,
+        version,
+        keyVersion,
+      });
+      await db.transaction().execute((trx) =>
+        deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'secret.revealed',
+          targetType: 'secret',
+          targetId: id,
+          data: { name: row.name, version },
+        }),
+      );
+      const value = plaintext.toString('utf8');
+      plaintext.fill(0);
+      return value;
+    },
+
+    async remove(actor: WorkspaceActor, audit: AuditContext, id: string, purge: boolean): Promise<void> {
+      authorize(actor, 'secrets.manage');
+      await db.transaction().execute(async (trx) => {
+        const row = await load(actor.workspaceId, id, trx);
+        if (purge) {
+          await destroySecret(trx, row);
+          await deps.audit(trx, audit, {
+            workspaceId: actor.workspaceId,
+            action: 'secret.purged',
+            targetType: 'secret',
+            targetId: id,
+            data: { name: row.name, versions: Number(row.version), reason: 'requested' },
+          });
+          return;
+        }
+        if (row.deleted_at) throw new ConflictError('secret_deleted', 'The secret is already deleted.');
+        const now = nowIso();
+        await trx
+          .updateTable('secrets')
+          .set({ deleted_at: now, deleted_by: actor.userId, updated_at: now, updated_by: actor.userId })
+          .where('id', '=', id)
+          .execute();
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'secret.deleted',
+          targetType: 'secret',
+          targetId: id,
+          data: { name: row.name, retentionDays: deps.config.secretRetentionDays },
+        });
+      });
+    },
+
+    async restore(actor: WorkspaceActor, audit: AuditContext, id: string): Promise<SecretMetadata> {
+      authorize(actor, 'secrets.manage');
+      return db.transaction().execute(async (trx) => {
+        const row = await load(actor.workspaceId, id, trx);
+        if (!row.deleted_at) throw new ConflictError('secret_not_deleted', 'The secret is not deleted.');
+        if (Date.parse(row.deleted_at) + deps.config.secretRetentionDays * 86_400_000 <= Date.now()) {
+          throw new ConflictError(
+            'retention_expired',
+            'The secret was deleted too long ago to restore; it is about to be purged.',
+          );
+        }
+        const now = nowIso();
+        await trx
+          .updateTable('secrets')
+          .set({ deleted_at: null, deleted_by: null, updated_at: now, updated_by: actor.userId })
+          .where('id', '=', id)
+          .execute();
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'secret.restored',
+          targetType: 'secret',
+          targetId: id,
+          data: { name: row.name },
+        });
+        return load(actor.workspaceId, id, trx);
+      });
+    },
+
+    async versions(actor: WorkspaceActor, id: string) {
+      authorize(actor, 'secrets.read');
+      await load(actor.workspaceId, id);
+      return db
+        .selectFrom('secret_versions')
+        .select(['version', 'key_version', 'created_at', 'created_by'])
+        .where('secret_id', '=', id)
+        .orderBy('version', 'desc')
+        .execute();
+    },
+  };
+}
+
+export type SecretService = ReturnType<typeof createSecretService>;
+
+/**
+ * Purges secrets deleted longer ago than the retention window: every
+ * version's ciphertext is destroyed and the name is freed. Audited as the
+ * system. Returns how many were purged.
+ */
+export async function purgeExpiredSecrets(
+  deps: Pick<AppContext, 'db' | 'audit' | 'config'>,
+  now = Date.now(),
+): Promise<number> {
+  const cutoff = nowIso(now - deps.config.secretRetentionDays * 86_400_000);
+  const expired = await deps.db
+    .selectFrom('secrets')
+    .selectAll()
+    .where('deleted_at', 'is not', null)
+    .where('deleted_at', '<=', cutoff)
+    .limit(500)
+    .execute();
+  let purged = 0;
+  for (const candidate of expired) {
+    await deps.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('secrets')
+        .selectAll()
+        .where('id', '=', candidate.id)
+        .where('deleted_at', '<=', cutoff)
+        .executeTakeFirst();
+      if (!row) return;
+      await destroySecret(trx, row);
+      await deps.audit(
+        trx,
+        { actorId: null, actorType: 'system', ip: null, requestId: null },
+        {
+          workspaceId: row.workspace_id,
+          action: 'secret.purged',
+          targetType: 'secret',
+          targetId: row.id,
+          data: { name: row.name, versions: Number(row.version), reason: 'retention_expired' },
+        },
+      );
+      purged += 1;
+    });
+  }
+  return purged;
+}
