@@ -24,7 +24,9 @@ import { registerAuthentication } from '../modules/auth/authenticate.js';
 import { createSessionStore } from '../modules/auth/session-store.js';
 import { memberRoutes } from '../modules/members/member-router.js';
 import { roleRoutes } from '../modules/roles/role-router.js';
+import { secretRoutes } from '../modules/secrets/secret-router.js';
 import { tokenRoutes } from '../modules/tokens/token-router.js';
+import { variableRoutes } from '../modules/variables/variable-router.js';
 import { workspaceRoutes } from '../modules/workspaces/workspace-router.js';
 import type { AppContext } from './context.js';
 import { problem, registerErrorHandler, sendProblem } from './error-handler.js';
@@ -120,6 +122,8 @@ export async function buildServer(ctx: AppContext): Promise<App> {
       await memberRoutes(typed, ctx, sessions);
       await roleRoutes(typed, ctx);
       await auditRoutes(typed, ctx);
+      await variableRoutes(typed, ctx);
+      await secretRoutes(typed, ctx);
       typed.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     },
     { prefix: '/api/v1' },

@@ -5,6 +5,7 @@ import { type Config, ConfigError, loadConfig, loadDotEnv } from '../app/config.
 import { createLogger } from '../app/logger.js';
 import { buildServer } from '../app/server.js';
 import { prepareSetup } from '../modules/auth/auth-service.js';
+import { startSecretRetentionSweep } from '../modules/secrets/secret-service.js';
 
 /** Prints one line and exits: the contract for bad configuration. */
 function fail(message: string): never {
@@ -46,6 +47,7 @@ export async function serve(): Promise<void> {
         : `cannot listen: ${code ?? 'unknown error'}`,
     );
   }
+  const stopSweep = startSecretRetentionSweep(ctx);
   const setupUrl = await prepareSetup(ctx);
   if (setupUrl) {
     // Printed to the terminal on purpose, once per start, while setup is pending.
@@ -56,6 +58,7 @@ export async function serve(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    stopSweep();
     await app.close();
     await ctx.close();
     process.exit(0);

@@ -447,3 +447,21 @@ export async function purgeExpiredSecrets(
   }
   return purged;
 }
+
+/** Runs the retention sweep now and then every `intervalMs`; returns a stop function. */
+export function startSecretRetentionSweep(
+  deps: Pick<AppContext, 'db' | 'audit' | 'config' | 'log'>,
+  intervalMs = 15 * 60_000,
+): () => void {
+  const sweep = () => {
+    purgeExpiredSecrets(deps)
+      .then((n) => {
+        if (n > 0) deps.log.info({ purged: n }, 'purged secrets past their retention window');
+      })
+      .catch((error: unknown) => deps.log.error({ errName: (error as Error)?.name }, 'secret retention sweep failed'));
+  };
+  sweep();
+  const timer = setInterval(sweep, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

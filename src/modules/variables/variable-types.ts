@@ -1,0 +1,81 @@
+/**
+ * Custom variable types and their values (SPEC §1): text, number, boolean,
+ * datetime, map, list. Values are checked against the type and refused when
+ * they hold the protected secret syntax — a secret never lives in a variable.
+ */
+import { AppError, ValidationError } from '../../app/errors.js';
+import { SECRET_REFERENCE } from './variable-names.js';
+
+export const VARIABLE_TYPES = ['text', 'number', 'boolean', 'datetime', 'map', 'list'] as const;
+export type VariableType = (typeof VARIABLE_TYPES)[number];
+
+export const MAX_VARIABLE_VALUE_BYTES = 64 * 1024;
+const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+function typeMismatch(type: VariableType): string {
+  const what: Record<VariableType, string> = {
+    text: 'a string',
+    number: 'a finite number',
+    boolean: 'true or false',
+    datetime: 'an ISO-8601 date-time with a zone, e.g. 2026-01-31T09:00:00Z',
+    map: 'a JSON object',
+    list: 'a JSON array',
+  };
+  return `must be ${what[type]} for a ${type} variable`;
+}
+
+function matchesType(type: VariableType, value: unknown): boolean {
+  switch (type) {
+    case 'text':
+      return typeof value === 'string';
+    case 'number':
+      return typeof value === 'number' && Number.isFinite(value);
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'datetime':
+      return typeof value === 'string' && ISO_DATETIME.test(value) && !Number.isNaN(Date.parse(value));
+    case 'map':
+      return typeof value === 'object' && value !== null && !Array.isArray(value);
+    case 'list':
+      return Array.isArray(value);
+  }
+}
+
+function holdsSecretReference(value: unknown): boolean {
+  if (typeof value === 'string') return SECRET_REFERENCE.test(value);
+  if (Array.isArray(value)) return value.some(holdsSecretReference);
+  if (typeof value === 'object' && value !== null) {
+    return Object.entries(value).some(([k, v]) => SECRET_REFERENCE.test(k) || holdsSecretReference(v));
+  }
+  return false;
+}
+
+/**
+ * Checks one value (`field` names it in errors) and returns its JSON text,
+ * or null for null/undefined.
+ */
+export function encodeVariableValue(type: VariableType, value: unknown, field: string): string | null {
+  if (value === null || value === undefined) return null;
+  if (!matchesType(type, value))
+    throw new ValidationError(`${field}: ${typeMismatch(type)}`, [{ path: field, message: typeMismatch(type) }]);
+  if (holdsSecretReference(value)) {
+    throw new AppError(
+      422,
+      'secret_not_allowed_here',
+      'A {{secret:…}} reference can only be used in an API block field.',
+      {
+        errors: [{ path: field, message: 'holds a {{secret:…}} reference' }],
+      },
+    );
+  }
+  const json = JSON.stringify(value);
+  if (Buffer.byteLength(json, 'utf8') > MAX_VARIABLE_VALUE_BYTES) {
+    const message = `must be at most ${MAX_VARIABLE_VALUE_BYTES} bytes as JSON`;
+    throw new ValidationError(`${field}: ${message}`, [{ path: field, message }]);
+  }
+  return json;
+}
+
+export function decodeVariableValue(json: string | null): unknown {
+  return json === null ? null : (JSON.parse(json) as unknown);
+}
