@@ -1,6 +1,6 @@
 /**
  * The permission matrix, generated from the policy table: every workspace
- * route of the foundation × the six system roles, plus a signed-in
+ * route (foundation, variables, secrets) × the six system roles, plus a signed-in
  * non-member (404) and an anonymous caller (401), on both databases.
  * An allowed call must succeed (2xx) against a target prepared for it; a
  * refused one must be 403 `forbidden` and change nothing.
@@ -72,7 +72,135 @@ async function cloneWorkspace(t: TestApp, team: Team): Promise<string> {
   return ws;
 }
 
+let counter = 0;
+const uniqueName = (prefix: string) => `${prefix}_${Date.now().toString(36)}_${counter++}`;
+
+async function createSecret(team: Team, ws: string, opts: { deleted?: boolean } = {}): Promise<string> {
+  const res = await team.owner.post(`/api/v1/workspaces/${ws}/secrets`, {
+    name: uniqueName('s'),
+    visibility: 'masked',
+    value: 'matrix-secret-value',
+  });
+  expect(res.status, res.text).toBe(201);
+  if (opts.deleted)
+    expect((await team.owner.delete(`/api/v1/workspaces/${ws}/secrets/${res.body.id}`)).status).toBe(204);
+  return res.body.id;
+}
+
+async function createVariable(team: Team, ws: string): Promise<string> {
+  const res = await team.owner.post(`/api/v1/workspaces/${ws}/variables`, { name: uniqueName('v'), type: 'text' });
+  expect(res.status, res.text).toBe(201);
+  return res.body.id;
+}
+
 const CASES: RouteCase[] = [
+  // Variables (issue 3)
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/variables',
+    permission: 'variables.read',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}/variables` }),
+  },
+  {
+    method: 'POST',
+    route: '/workspaces/:ws/variables',
+    permission: 'variables.manage',
+    prepare: async (_t, _team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/variables`,
+      body: { name: uniqueName('v'), type: 'number', testValue: 1 },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/variables/:id',
+    permission: 'variables.read',
+    prepare: async (_t, team, ws) => ({ url: `/api/v1/workspaces/${ws}/variables/${await createVariable(team, ws)}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/workspaces/:ws/variables/:id',
+    permission: 'variables.manage',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/variables/${await createVariable(team, ws)}`,
+      body: { description: 'd' },
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/workspaces/:ws/variables/:id',
+    permission: 'variables.manage',
+    prepare: async (_t, team, ws) => ({ url: `/api/v1/workspaces/${ws}/variables/${await createVariable(team, ws)}` }),
+  },
+  // Secrets (issue 3)
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/secrets',
+    permission: 'secrets.read',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}/secrets` }),
+  },
+  {
+    method: 'POST',
+    route: '/workspaces/:ws/secrets',
+    permission: 'secrets.manage',
+    prepare: async (_t, _team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/secrets`,
+      body: { name: uniqueName('s'), visibility: 'restricted', value: 'matrix-created-value' },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/secrets/:id',
+    permission: 'secrets.read',
+    prepare: async (_t, team, ws) => ({ url: `/api/v1/workspaces/${ws}/secrets/${await createSecret(team, ws)}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/workspaces/:ws/secrets/:id',
+    permission: 'secrets.manage',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/secrets/${await createSecret(team, ws)}`,
+      body: { value: 'matrix-new-value' },
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/workspaces/:ws/secrets/:id',
+    permission: 'secrets.manage',
+    prepare: async (_t, team, ws) => ({ url: `/api/v1/workspaces/${ws}/secrets/${await createSecret(team, ws)}` }),
+  },
+  {
+    method: 'DELETE',
+    route: '/workspaces/:ws/secrets/:id?purge=true',
+    permission: 'secrets.manage',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/secrets/${await createSecret(team, ws, { deleted: true })}?purge=true`,
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/workspaces/:ws/secrets/:id/restore',
+    permission: 'secrets.manage',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/secrets/${await createSecret(team, ws, { deleted: true })}/restore`,
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/secrets/:id/versions',
+    permission: 'secrets.read',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/secrets/${await createSecret(team, ws)}/versions`,
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/workspaces/:ws/secrets/:id/reveal',
+    permission: 'secrets.reveal',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/secrets/${await createSecret(team, ws)}/reveal`,
+    }),
+  },
+  // Foundation (issue 2)
   {
     method: 'GET',
     route: '/workspaces/:ws',

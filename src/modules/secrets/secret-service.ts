@@ -109,7 +109,7 @@ export function createSecretService(deps: Deps) {
     value: string,
   ): Promise<void> {
     const keyVersion = await activeKeyVersion(trx, actor.workspaceId);
-    const dek = await keyring.dataKey(actor.workspaceId, keyVersion);
+    const dek = await keyring.dataKey(actor.workspaceId, keyVersion, trx);
     const ciphertext = encryptSecretValue(dek, value, {
       workspaceId: actor.workspaceId,
       secretId,

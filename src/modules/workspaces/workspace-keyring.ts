@@ -14,8 +14,12 @@ import type { Database } from '../../db/schema.js';
 export interface WorkspaceKeyring {
   /** Creates, wraps and stores key `version` of a workspace (inside `trx`). */
   createKey(trx: Transaction<Database> | Db, workspaceId: string, version: number): Promise<void>;
-  /** The unwrapped key, from cache or by unwrapping the stored one. */
-  dataKey(workspaceId: string, version: number): Promise<Buffer>;
+  /**
+   * The unwrapped key, from cache or by unwrapping the stored one. Inside a
+   * transaction pass it as `executor`: SQLite has one connection, so a query
+   * outside the open transaction would wait for it forever.
+   */
+  dataKey(workspaceId: string, version: number, executor?: Db): Promise<Buffer>;
   /** Drops cached keys (all, or one workspace's), e.g. after rotation. */
   forget(workspaceId?: string): void;
 }
@@ -41,11 +45,11 @@ export function createWorkspaceKeyring(db: Db, rootKeys: RootKeyProvider, maxEnt
       dek.fill(0);
     },
 
-    async dataKey(workspaceId, version) {
+    async dataKey(workspaceId, version, executor = db) {
       const key = cacheKey(workspaceId, version);
       const hit = cache.get(key);
       if (hit) return hit;
-      const row = await db
+      const row = await executor
         .selectFrom('workspace_keys')
         .select(['root_key_id', 'wrapped_key'])
         .where('workspace_id', '=', workspaceId)
