@@ -84,6 +84,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (error instanceof AppError) {
       if (error.headers) reply.headers(error.headers);
       if (error.status >= 500) request.log.error({ code: error.code, errName: error.name }, error.message);
+      else request.log.debug({ code: error.code, status: error.status }, 'request refused');
       return sendProblem(
         reply,
         problem(error.status, error.code, error.message, {
@@ -94,6 +95,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     if (hasZodFastifySchemaValidationErrors(error) || error.validation) {
       const errors = fieldErrorsFromZod(error);
+      request.log.debug({ code: 'validation_failed', paths: errors.map((e) => e.path) }, 'request refused');
       const first = errors[0];
       const detail = first ? `${first.path}: ${first.message}` : 'The request is invalid.';
       return sendProblem(reply, problem(422, 'validation_failed', detail, { errors }));
