@@ -34,9 +34,12 @@ describe('the SSRF address guard', () => {
     expect(checkAddress(address, none).allowed).toBe(false);
   });
 
-  it.each(['93.184.216.34', '8.8.8.8', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8'])('allows public %s', (address) => {
-    expect(checkAddress(address, none)).toEqual({ allowed: true });
-  });
+  it.each(['93.184.216.34', '8.8.8.8', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8'])(
+    'allows public %s',
+    (address) => {
+      expect(checkAddress(address, none)).toEqual({ allowed: true });
+    },
+  );
 
   it('opens exactly the configured ranges', () => {
     const allow = new BlockList();

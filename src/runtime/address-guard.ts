@@ -62,7 +62,8 @@ export function embeddedIPv4(address: string): string | undefined {
   const g = ipv6Groups(address);
   const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
   const [a, b, c, d, e, f, hi, lo] = g as [number, number, number, number, number, number, number, number];
-  if (a === 0 && b === 0 && c === 0 && d === 0 && e === 0 && (f === 0xffff || f === 0) && (hi !== 0 || f === 0xffff)) return v4(hi, lo);
+  if (a === 0 && b === 0 && c === 0 && d === 0 && e === 0 && (f === 0xffff || f === 0) && (hi !== 0 || f === 0xffff))
+    return v4(hi, lo);
   if (a === 0x64 && b === 0xff9b && c === 0 && d === 0 && e === 0 && f === 0) return v4(hi, lo); // NAT64 well-known prefix
   return undefined;
 }
@@ -81,8 +82,12 @@ export function checkAddress(address: string, allow: BlockList): AddressVerdict 
     if (allow.check(bare, 'ipv6')) return { allowed: true };
     const v4 = embeddedIPv4(bare);
     if (v4 !== undefined) return checkAddress(v4, allow);
-    return blocked.check(bare, 'ipv6') ? { allowed: false, reason: 'a private, local or reserved IPv6 address' } : { allowed: true };
+    return blocked.check(bare, 'ipv6')
+      ? { allowed: false, reason: 'a private, local or reserved IPv6 address' }
+      : { allowed: true };
   }
   if (allow.check(bare, 'ipv4')) return { allowed: true };
-  return blocked.check(bare, 'ipv4') ? { allowed: false, reason: 'a private, local or reserved IPv4 address' } : { allowed: true };
+  return blocked.check(bare, 'ipv4')
+    ? { allowed: false, reason: 'a private, local or reserved IPv4 address' }
+    : { allowed: true };
 }

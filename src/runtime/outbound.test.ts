@@ -1,0 +1,87 @@
+import { createServer, type Server } from 'node:http';
+import { BlockList } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOutboundClient, OutboundFailure } from './outbound.js';
+
+let server: Server;
+let port = 0;
+let connections = 0;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    if (req.url === '/slow') return void setTimeout(() => res.end('late'), 2000);
+    if (req.url === '/big') return void res.end(Buffer.alloc(64 * 1024, 97));
+    res.setHeader('x-echo', String(req.headers['x-token'] ?? ''));
+    res.end(`hello ${req.method}`);
+  });
+  server.on('connection', () => {
+    connections += 1;
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as { port: number }).port;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+const hop = (path: string, host = '127.0.0.1') => ({
+  method: 'GET',
+  url: new URL(`http://${host}:${port}${path}`),
+  headers: [['x-token', 't'] as [string, string]],
+  timeoutMs: 1000,
+  maxResponseBytes: 16 * 1024,
+});
+
+async function failure(p: Promise<unknown>): Promise<OutboundFailure> {
+  try {
+    await p;
+  } catch (error) {
+    if (error instanceof OutboundFailure) return error;
+    throw error;
+  }
+  throw new Error('expected an OutboundFailure');
+}
+
+describe('the outbound client', () => {
+  it('reaches an allowed address and returns status, headers and body', async () => {
+    const client = createOutboundClient({ allow: loopback });
+    const res = await client.send(hop('/'));
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('hello GET');
+    expect(res.headers).toContainEqual(['x-echo', 't']);
+    await client.close();
+  });
+
+  it.each(['127.0.0.1', 'localhost', '2130706433', '0x7f.1', '[::ffff:127.0.0.1]'])(
+    'refuses loopback written as %s without opening a connection',
+    async (host) => {
+      const client = createOutboundClient({ allow: new BlockList() });
+      const before = connections;
+      const f = await failure(client.send(hop('/', host)));
+      expect(f.code).toBe('outbound_blocked');
+      expect(connections).toBe(before);
+      await client.close();
+    },
+  );
+
+  it('gives up after the timeout', async () => {
+    const client = createOutboundClient({ allow: loopback });
+    const f = await failure(client.send({ ...hop('/slow'), timeoutMs: 200 }));
+    expect(f.code).toBe('upstream_timeout');
+    await client.close();
+  });
+
+  it('stops reading past the response cap', async () => {
+    const client = createOutboundClient({ allow: loopback });
+    const f = await failure(client.send(hop('/big')));
+    expect(f.code).toBe('response_too_large');
+    await client.close();
+  });
+
+  it('reports an unreachable upstream', async () => {
+    const client = createOutboundClient({ allow: loopback });
+    const f = await failure(client.send({ ...hop('/'), url: new URL('http://127.0.0.1:1/') }));
+    expect(f.code).toBe('upstream_unreachable');
+    await client.close();
+  });
+});

@@ -1,0 +1,147 @@
+/**
+ * The one way Hush makes an outbound HTTP request (undici). Every new
+ * connection is checked by the SSRF guard on the address it actually
+ * connects to — after DNS resolution, IP literals included — so DNS
+ * rebinding cannot slip past a check done earlier. One call is one hop:
+ * redirects are followed by the executor, which re-checks hosts and drops
+ * secrets per hop. Responses are size-capped and time-limited.
+ */
+import { lookup } from 'node:dns';
+import { type BlockList, isIP } from 'node:net';
+import { Agent, buildConnector, request, errors as undiciErrors } from 'undici';
+import { checkAddress } from './address-guard.js';
+
+export type OutboundFailureCode =
+  | 'outbound_blocked'
+  | 'upstream_timeout'
+  | 'response_too_large'
+  | 'upstream_unreachable';
+
+/** A call that did not complete; `message` never holds a request or response body. */
+export class OutboundFailure extends Error {
+  override name = 'OutboundFailure';
+  constructor(
+    readonly code: OutboundFailureCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface HopRequest {
+  method: string;
+  url: URL;
+  headers: [string, string][];
+  body?: string | Buffer | undefined;
+  timeoutMs: number;
+  maxResponseBytes: number;
+}
+
+export interface HopResponse {
+  status: number;
+  headers: [string, string][];
+  body: Buffer;
+}
+
+export interface OutboundClient {
+  send(hop: HopRequest): Promise<HopResponse>;
+  close(): Promise<void>;
+}
+
+export function createOutboundClient(options: { allow: BlockList; connectTimeoutMs?: number }): OutboundClient {
+  const base = buildConnector({ timeout: options.connectTimeoutMs ?? 10_000 });
+  const blocked = (host: string, reason: string) =>
+    new OutboundFailure('outbound_blocked', `Refused to connect to ${host}: ${reason}.`);
+
+  const connect: buildConnector.connector = (opts, callback) => {
+    const host = opts.hostname;
+    const literal = host.startsWith('[') ? host.slice(1, -1) : host;
+    if (isIP(literal)) {
+      const verdict = checkAddress(literal, options.allow);
+      if (!verdict.allowed) return callback(blocked(host, verdict.reason), null);
+      return base(opts, callback);
+    }
+    lookup(host, { all: true, verbatim: true }, (error, addresses) => {
+      if (error || addresses.length === 0) {
+        callback(new OutboundFailure('upstream_unreachable', `Could not resolve ${host}.`), null);
+        return;
+      }
+      // Any forbidden answer refuses the host: no picking a "good" record.
+      for (const a of addresses) {
+        const verdict = checkAddress(a.address, options.allow);
+        if (!verdict.allowed) return callback(blocked(`${host} (${a.address})`, verdict.reason), null);
+      }
+      const first = addresses[0] as { address: string };
+      // Connect to the very address checked; TLS still verifies the name.
+      base({ ...opts, hostname: first.address, servername: opts.servername || host }, callback);
+    });
+  };
+
+  const agent = new Agent({ connect, keepAliveTimeout: 10_000, connections: 128 });
+
+  return {
+    async send(hop) {
+      const signal = AbortSignal.timeout(hop.timeoutMs);
+      let res: Awaited<ReturnType<typeof request>>;
+      try {
+        res = await request(hop.url, {
+          method: hop.method as 'GET',
+          headers: hop.headers.flat(),
+          body: hop.body,
+          dispatcher: agent,
+          signal,
+          headersTimeout: hop.timeoutMs,
+          bodyTimeout: hop.timeoutMs,
+          maxRedirections: 0,
+        } as Parameters<typeof request>[1]);
+      } catch (error) {
+        throw toFailure(error, hop);
+      }
+      const headers: [string, string][] = [];
+      for (const [k, v] of Object.entries(res.headers)) {
+        if (Array.isArray(v)) for (const item of v) headers.push([k, item]);
+        else if (v !== undefined) headers.push([k, v]);
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      try {
+        for await (const chunk of res.body) {
+          size += (chunk as Buffer).length;
+          if (size > hop.maxResponseBytes) {
+            res.body.destroy();
+            throw new OutboundFailure(
+              'response_too_large',
+              `The response is larger than the ${hop.maxResponseBytes}-byte limit of this block.`,
+            );
+          }
+          chunks.push(chunk as Buffer);
+        }
+      } catch (error) {
+        throw toFailure(error, hop);
+      }
+      return { status: res.statusCode, headers, body: Buffer.concat(chunks) };
+    },
+    close: () => agent.close(),
+  };
+}
+
+function toFailure(error: unknown, hop: HopRequest): OutboundFailure {
+  if (error instanceof OutboundFailure) return error;
+  const cause = (error as { cause?: unknown })?.cause;
+  if (cause instanceof OutboundFailure) return cause;
+  const name = (error as { name?: string })?.name;
+  if (
+    name === 'TimeoutError' ||
+    name === 'AbortError' ||
+    error instanceof undiciErrors.HeadersTimeoutError ||
+    error instanceof undiciErrors.BodyTimeoutError ||
+    error instanceof undiciErrors.ConnectTimeoutError
+  ) {
+    return new OutboundFailure(
+      'upstream_timeout',
+      `No complete answer from ${hop.url.host} within ${hop.timeoutMs} ms.`,
+    );
+  }
+  const code = (error as { code?: string })?.code ?? (cause as { code?: string })?.code;
+  return new OutboundFailure('upstream_unreachable', `Could not reach ${hop.url.host}${code ? ` (${code})` : ''}.`);
+}
