@@ -32,7 +32,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('updated_at', 'text', (c) => c.notNull())
     .addColumn('updated_by', 'text')
     .execute();
-  await db.schema.createIndex('variables_ws_name_idx').on('variables').columns(['workspace_id', 'name']).execute();
+  await db.schema.createIndex('variables_ws_name_idx').on('variables').columns(['workspace_id', 'name', 'id']).execute();
 
   await db.schema
     .createTable('secrets')
@@ -52,7 +52,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('deleted_at', 'text')
     .addColumn('deleted_by', 'text')
     .execute();
-  await db.schema.createIndex('secrets_ws_name_idx').on('secrets').columns(['workspace_id', 'name']).execute();
+  // (workspace, name, id) serves the keyset cursor of the list with no sort step.
+  await db.schema.createIndex('secrets_ws_name_idx').on('secrets').columns(['workspace_id', 'name', 'id']).execute();
   await db.schema.createIndex('secrets_deleted_idx').on('secrets').columns(['deleted_at']).execute();
 
   await db.schema

@@ -46,6 +46,11 @@ export interface ListSecretsQuery {
 }
 
 function checkValue(value: string): void {
+  // A lone surrogate has no UTF-8 form: storing it would silently alter the secret.
+  if (!value.isWellFormed()) {
+    const message = 'must be valid Unicode text (it holds a lone surrogate)';
+    throw new ValidationError(`body.value: ${message}`, [{ path: 'body.value', message }]);
+  }
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes < 1 || bytes > MAX_SECRET_BYTES) {
     const message = bytes < 1 ? 'must not be empty' : `must be at most ${MAX_SECRET_BYTES} bytes of UTF-8`;
@@ -139,7 +144,7 @@ export function createSecretService(deps: Deps) {
       const after = query.after;
       if (after) {
         q = q.where((eb) =>
-          eb.or([eb('name', '>', after.name), eb.and([eb('name', '=', after.name), eb('id', '>', after.id)])]),
+          eb(eb.refTuple('name', 'id'), '>', eb.tuple(after.name, after.id)),
         );
       }
       const rows = await q

@@ -66,7 +66,7 @@ export function createVariableService(deps: Deps) {
       const after = query.after;
       if (after)
         q = q.where((eb) =>
-          eb.or([eb('name', '>', after.name), eb.and([eb('name', '=', after.name), eb('id', '>', after.id)])]),
+          eb(eb.refTuple('name', 'id'), '>', eb.tuple(after.name, after.id)),
         );
       const rows = await q
         .orderBy('name')

@@ -12,6 +12,15 @@ export type VariableType = (typeof VARIABLE_TYPES)[number];
 export const MAX_VARIABLE_VALUE_BYTES = 64 * 1024;
 const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 
+/** ISO-8601 with a zone, and a date that exists (no 30 February). */
+function isRealDateTime(value: string): boolean {
+  const m = ISO_DATETIME.exec(value);
+  if (!m || Number.isNaN(Date.parse(value))) return false;
+  const [year, month, day] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const probe = new Date(Date.UTC(year, month - 1, day));
+  return probe.getUTCFullYear() === year && probe.getUTCMonth() === month - 1 && probe.getUTCDate() === day;
+}
+
 function typeMismatch(type: VariableType): string {
   const what: Record<VariableType, string> = {
     text: 'a string',
@@ -33,7 +42,7 @@ function matchesType(type: VariableType, value: unknown): boolean {
     case 'boolean':
       return typeof value === 'boolean';
     case 'datetime':
-      return typeof value === 'string' && ISO_DATETIME.test(value) && !Number.isNaN(Date.parse(value));
+      return typeof value === 'string' && isRealDateTime(value);
     case 'map':
       return typeof value === 'object' && value !== null && !Array.isArray(value);
     case 'list':
