@@ -56,8 +56,10 @@ export function encodeCursor(value: unknown): string {
 export function decodeCursor<T>(cursor: string | undefined, schema: z.ZodType<T>): T | undefined {
   if (cursor === undefined) return undefined;
   try {
-    const parsed = schema.safeParse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
-    if (parsed.success) return parsed.data;
+    const json = Buffer.from(cursor, 'base64url').toString('utf8');
+    const parsed = schema.safeParse(JSON.parse(json));
+    // JSON.stringify writes NUL as the escape \u0000.
+    if (parsed.success && !JSON.stringify(parsed.data).includes('\\u0000')) return parsed.data;
   } catch {
     // fall through to the error below
   }
@@ -75,6 +77,20 @@ export const passwordSchema = z
   .string()
   .min(10, 'must be at least 10 characters')
   .max(256, 'must be at most 256 characters');
-export const displayNameSchema = z.string().trim().min(1, 'must not be empty').max(100);
+const hasNoNul = (s: string) => !s.includes('\u0000');
+
+/**
+ * Free text that is stored or searched as is. NUL is refused: PostgreSQL
+ * text cannot hold it and SQLite's LIKE stops at it.
+ */
+export function plainText(max: number) {
+  return z
+    .string()
+    .trim()
+    .max(max, `must be at most ${max} characters`)
+    .refine(hasNoNul, 'must not contain NUL characters');
+}
+
+export const displayNameSchema = plainText(100).refine((s) => s.length > 0, 'must not be empty');
 
 export const userSchema = z.object({ id: z.string(), email: z.string(), name: z.string() });

@@ -32,7 +32,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('updated_at', 'text', (c) => c.notNull())
     .addColumn('updated_by', 'text')
     .execute();
-  await db.schema.createIndex('variables_ws_name_idx').on('variables').columns(['workspace_id', 'name', 'id']).execute();
+  await db.schema
+    .createIndex('variables_ws_name_idx')
+    .on('variables')
+    .columns(['workspace_id', 'name', 'id'])
+    .execute();
 
   await db.schema
     .createTable('secrets')

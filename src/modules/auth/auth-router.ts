@@ -2,7 +2,15 @@
 import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
 import { RateLimitedError } from '../../app/errors.js';
-import { type App, displayNameSchema, emailSchema, passwordSchema, problems, userSchema } from '../../app/http.js';
+import {
+  type App,
+  displayNameSchema,
+  emailSchema,
+  passwordSchema,
+  plainText,
+  problems,
+  userSchema,
+} from '../../app/http.js';
 import { createWorkspaceService } from '../workspaces/workspace-service.js';
 import { type AuthService, normalizeEmail, presentUser } from './auth-service.js';
 import { clearSessionCookies, setSessionCookies } from './cookies.js';
@@ -73,7 +81,10 @@ export async function authRoutes(app: App, ctx: AppContext, auth: AuthService): 
       schema: {
         tags: ['auth'],
         summary: 'Sign in; sets the hush_session and hush_csrf cookies',
-        body: z.strictObject({ email: z.string().trim().min(1).max(254), password: z.string().min(1).max(256) }),
+        body: z.strictObject({
+          email: plainText(254).refine((s) => s.length > 0, 'must not be empty'),
+          password: z.string().min(1).max(256),
+        }),
         response: { 200: sessionResponse, ...problems(401, 422, 429) },
       },
     },

@@ -6,6 +6,7 @@ import {
   displayNameSchema,
   emailSchema,
   idSchema,
+  plainText,
   problems,
   userSchema,
   workspaceParams,
@@ -16,7 +17,7 @@ import type { SessionStore } from '../auth/session-store.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
 import { createMemberService } from './member-service.js';
 
-const roleRef = z.string().trim().min(1).max(64);
+const roleRef = plainText(64).refine((s) => s.length > 0, 'must not be empty');
 const memberSchema = z.object({
   userId: z.string(),
   email: z.string(),

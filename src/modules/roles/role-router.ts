@@ -1,7 +1,7 @@
 /** HTTP routes for custom roles. */
 import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
-import { type App, idSchema, problems, workspaceParams } from '../../app/http.js';
+import { type App, idSchema, plainText, problems, workspaceParams } from '../../app/http.js';
 import { PERMISSIONS } from '../../policy/permissions.js';
 import { auditContextOf } from '../auth/principal.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
@@ -51,7 +51,7 @@ export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
         params: workspaceParams,
         body: z.strictObject({
           name: roleName,
-          description: z.string().trim().max(500).default(''),
+          description: plainText(500).default(''),
           permissions: permissionList,
         }),
         response: { 201: roleSchema, ...problems(401, 403, 404, 409, 422) },
@@ -72,7 +72,7 @@ export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
         params: roleParams,
         body: z.strictObject({
           name: roleName.optional(),
-          description: z.string().trim().max(500).optional(),
+          description: plainText(500).optional(),
           permissions: permissionList.optional(),
         }),
         response: { 200: roleSchema, ...problems(401, 403, 404, 409, 422) },

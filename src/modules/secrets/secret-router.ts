@@ -8,6 +8,7 @@ import {
   encodeCursor,
   idSchema,
   paginationQuery,
+  plainText,
   problems,
   workspaceParams,
 } from '../../app/http.js';
@@ -19,7 +20,7 @@ import { createSecretService, MAX_SECRET_BYTES } from './secret-service.js';
 
 const secretParams = workspaceParams.extend({ id: idSchema });
 const hostList = z.array(z.string().max(300)).max(100);
-const description = z.string().trim().max(500, 'must be at most 500 characters');
+const description = plainText(500);
 // The byte limit is checked precisely in the service; this bounds parsing.
 const value = z
   .string()
@@ -51,7 +52,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
         params: workspaceParams,
         querystring: z.strictObject({
           ...paginationQuery,
-          q: z.string().max(64).optional(),
+          q: plainText(64).optional(),
           deleted: z.enum(['true', 'false']).default('false'),
         }),
         response: {

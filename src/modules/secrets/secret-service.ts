@@ -143,9 +143,7 @@ export function createSecretService(deps: Deps) {
       if (query.q) q = q.where(sql<boolean>`lower(name) like ${containsPattern(query.q)} escape '\\'`);
       const after = query.after;
       if (after) {
-        q = q.where((eb) =>
-          eb(eb.refTuple('name', 'id'), '>', eb.tuple(after.name, after.id)),
-        );
+        q = q.where((eb) => eb(eb.refTuple('name', 'id'), '>', eb.tuple(after.name, after.id)));
       }
       const rows = await q
         .orderBy('name')

@@ -9,7 +9,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
 import { ForbiddenError, NotFoundError } from '../../app/errors.js';
-import { type App, idSchema, problems } from '../../app/http.js';
+import { type App, idSchema, plainText, problems } from '../../app/http.js';
 import { hashToken, newId, newToken, nowIso } from '../../app/ids.js';
 import type { ApiTokensTable } from '../../db/schema.js';
 import { auditContextOf, requirePrincipal } from '../auth/principal.js';
@@ -55,7 +55,7 @@ export async function tokenRoutes(app: App, ctx: AppContext): Promise<void> {
         tags: ['tokens'],
         summary: 'Create a personal API token (shown once)',
         body: z.strictObject({
-          name: z.string().trim().min(1).max(100),
+          name: plainText(100).refine((s) => s.length > 0, 'must not be empty'),
           workspaceId: idSchema,
           expiresInDays: z.number().int().min(1).max(365).default(30),
         }),

@@ -7,6 +7,7 @@ import {
   encodeCursor,
   idSchema,
   paginationQuery,
+  plainText,
   problems,
   workspaceParams,
 } from '../../app/http.js';
@@ -28,7 +29,7 @@ const variableSchema = z.object({
   createdAt: z.string().nullable(),
   updatedAt: z.string().nullable(),
 });
-const description = z.string().trim().max(500, 'must be at most 500 characters');
+const description = plainText(500);
 const variableParams = workspaceParams.extend({ id: idSchema });
 
 export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
@@ -43,7 +44,7 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
         params: workspaceParams,
         querystring: z.strictObject({
           ...paginationQuery,
-          q: z.string().max(64).optional(),
+          q: plainText(64).optional(),
           kind: z.enum(['all', 'system', 'custom']).default('all'),
         }),
         response: {

@@ -64,10 +64,7 @@ export function createVariableService(deps: Deps) {
         q = q.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);
       }
       const after = query.after;
-      if (after)
-        q = q.where((eb) =>
-          eb(eb.refTuple('name', 'id'), '>', eb.tuple(after.name, after.id)),
-        );
+      if (after) q = q.where((eb) => eb(eb.refTuple('name', 'id'), '>', eb.tuple(after.name, after.id)));
       const rows = await q
         .orderBy('name')
         .orderBy('id')

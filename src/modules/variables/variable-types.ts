@@ -50,13 +50,27 @@ function matchesType(type: VariableType, value: unknown): boolean {
   }
 }
 
-function holdsSecretReference(value: unknown): boolean {
-  if (typeof value === 'string') return SECRET_REFERENCE.test(value);
-  if (Array.isArray(value)) return value.some(holdsSecretReference);
-  if (typeof value === 'object' && value !== null) {
-    return Object.entries(value).some(([k, v]) => SECRET_REFERENCE.test(k) || holdsSecretReference(v));
+export const MAX_VARIABLE_DEPTH = 32;
+
+/**
+ * Walks a JSON value without recursion: whether any string (or key) holds a
+ * secret reference, and whether it nests deeper than MAX_VARIABLE_DEPTH.
+ */
+function inspect(value: unknown): { secretReference: boolean; tooDeep: boolean } {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (typeof current === 'string') {
+      if (SECRET_REFERENCE.test(current)) return { secretReference: true, tooDeep: false };
+    } else if (current !== null && typeof current === 'object') {
+      if (depth >= MAX_VARIABLE_DEPTH) return { secretReference: false, tooDeep: true };
+      for (const [k, v] of Object.entries(current)) {
+        if (!Array.isArray(current) && SECRET_REFERENCE.test(k)) return { secretReference: true, tooDeep: false };
+        stack.push([v, depth + 1]);
+      }
+    }
   }
-  return false;
+  return { secretReference: false, tooDeep: false };
 }
 
 /**
@@ -67,7 +81,12 @@ export function encodeVariableValue(type: VariableType, value: unknown, field: s
   if (value === null || value === undefined) return null;
   if (!matchesType(type, value))
     throw new ValidationError(`${field}: ${typeMismatch(type)}`, [{ path: field, message: typeMismatch(type) }]);
-  if (holdsSecretReference(value)) {
+  const found = inspect(value);
+  if (found.tooDeep) {
+    const message = `must not nest deeper than ${MAX_VARIABLE_DEPTH} levels`;
+    throw new ValidationError(`${field}: ${message}`, [{ path: field, message }]);
+  }
+  if (found.secretReference) {
     throw new AppError(
       422,
       'secret_not_allowed_here',
