@@ -34,7 +34,7 @@ export function parseHostPattern(input: string): HostPatternResult {
   if (bracketed) return { ok: false, message: `"${input}" is not an IPv6 address` };
   if (text.startsWith('*.')) {
     const rest = canonicalHostName(text.slice(2));
-    if (!rest || !rest.includes('.')) {
+    if (!rest?.includes('.')) {
       return {
         ok: false,
         message: `"${input}": a wildcard needs a domain of at least two labels, such as *.example.com`,
