@@ -3,7 +3,7 @@
  * PostgreSQL (pg pool) when HUSH_DATABASE_URL is set. Both behind one Kysely
  * instance; the rest of Hush never knows which.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
@@ -26,7 +26,9 @@ export interface OpenDatabase {
 
 export function openDatabase(database: Config['database'], options: { poolSize?: number } = {}): OpenDatabase {
   if (database.kind === 'sqlite') {
-    mkdirSync(path.dirname(database.file), { recursive: true });
+    mkdirSync(path.dirname(database.file), { recursive: true, mode: 0o700 });
+    // Owner-only from the start: SQLite gives its -wal and -shm files the same mode.
+    closeSync(openSync(database.file, 'a', 0o600));
     const sqlite = new SQLite(database.file);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');

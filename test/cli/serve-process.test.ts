@@ -53,7 +53,7 @@ describe('hush serve (process)', () => {
     expect(r.stderr.trim().split('\n')).toEqual(['hush: invalid configuration: HUSH_PORT: must be a whole number']);
   });
 
-  it('prints the setup URL at first start, creates a 0600 key file, and the URL sets Hush up', async () => {
+  it('prints the setup URL at first start, creates owner-only key and database files, and the URL sets Hush up', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
     dirs.push(dir);
     const port = await freePort();
@@ -77,6 +77,7 @@ describe('hush serve (process)', () => {
       });
     });
     expect(statSync(path.join(dir, 'data/master.key')).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(dir, 'data/hush.db')).mode & 0o777).toBe(0o600);
     expect(out).toMatch(/back it up/);
     const token = decodeURIComponent(new URL(url).hash.replace('#token=', ''));
     const base = `http://127.0.0.1:${port}/api/v1`;
