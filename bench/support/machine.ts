@@ -1,0 +1,33 @@
+/** What the numbers were measured on: the machine section of docs/PERFORMANCE.md. */
+import os from 'node:os';
+import { postgresVersion, sqliteVersion } from './databases.js';
+
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  platform: string;
+  node: string;
+  sqlite: string;
+  postgres: string | null;
+  date: string;
+}
+
+export async function machineInfo(): Promise<MachineInfo> {
+  const cpus = os.cpus();
+  return {
+    cpuModel: cpus[0]?.model.trim().replace(/\s+/g, ' ') ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
+    platform: `${os.type()} ${os.release()} (${os.arch()})`,
+    node: process.version,
+    sqlite: sqliteVersion(),
+    postgres: await postgresVersion(),
+    date: new Date().toISOString(),
+  };
+}
+
+/** One line for a scenario heading: where and when its numbers come from. */
+export function machineLine(m: MachineInfo): string {
+  return `${m.date.slice(0, 10)} · ${m.cpuModel} × ${m.cores} · Node ${m.node}`;
+}

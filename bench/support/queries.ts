@@ -1,0 +1,81 @@
+/**
+ * Seeing the SQL a request runs, without touching src/: a Kysely plugin on a
+ * second server built over the same context records every compiled query,
+ * which can then be replayed alone (database time without HTTP) or EXPLAINed.
+ */
+import {
+  CompiledQuery as Compiled,
+  type CompiledQuery,
+  type KyselyPlugin,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  type QueryResult,
+  type RootOperationNode,
+  type UnknownRow,
+} from 'kysely';
+import type { AppContext } from '../../src/app/context.js';
+import type { Db } from '../../src/db/database.js';
+
+export class QueryRecorder implements KyselyPlugin {
+  readonly queries: CompiledQuery[] = [];
+
+  constructor(private readonly base: Db) {}
+
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    this.queries.push(this.base.getExecutor().compileQuery(args.node, args.queryId));
+    return args.node;
+  }
+
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return args.result;
+  }
+
+  clear(): void {
+    this.queries.length = 0;
+  }
+}
+
+/** The context with a recording database, for a second, recording server. */
+export function recordingContext(ctx: AppContext): { ctx: AppContext; recorder: QueryRecorder } {
+  const recorder = new QueryRecorder(ctx.db);
+  return { ctx: { ...ctx, db: ctx.db.withPlugin(recorder) }, recorder };
+}
+
+/** Read-only statements that are safe to replay (no locking reads). */
+export function replayable(queries: readonly CompiledQuery[]): CompiledQuery[] {
+  return queries.filter((q) => /^\s*select\b/i.test(q.sql) && !/\bfor\s+update\b/i.test(q.sql));
+}
+
+/** Runs `queries` once, in order; returns the elapsed milliseconds. */
+export async function replay(db: Db, queries: readonly CompiledQuery[]): Promise<number> {
+  const t0 = performance.now();
+  for (const q of queries) await db.executeQuery(q);
+  return performance.now() - t0;
+}
+
+/** The database's plan for `query`: EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite. */
+export async function explain(ctx: AppContext, query: CompiledQuery): Promise<string> {
+  if (ctx.dbKind === 'postgres') {
+    const result = await ctx.db.executeQuery<Record<string, string>>(
+      Compiled.raw(`explain (analyze, buffers, costs off) ${query.sql}`, [...query.parameters]),
+    );
+    return result.rows.map((r) => Object.values(r)[0]).join('\n');
+  }
+  const result = await ctx.db.executeQuery<{ id: number; parent: number; detail: string }>(
+    Compiled.raw(`explain query plan ${query.sql}`, [...query.parameters]),
+  );
+  const depth = new Map<number, number>([[0, -1]]);
+  return result.rows
+    .map((r) => {
+      const d = (depth.get(r.parent) ?? -1) + 1;
+      depth.set(r.id, d);
+      return `${'  '.repeat(d)}${r.detail}`;
+    })
+    .join('\n');
+}
+
+/** The SQL with its parameters, for the report. */
+export function describe(query: CompiledQuery): string {
+  const params = query.parameters.map((p) => (typeof p === 'string' ? `'${p}'` : String(p)));
+  return `${query.sql}\n-- parameters: ${params.join(', ')}`;
+}
