@@ -13,6 +13,7 @@ import {
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { createAuditWriter } from '../modules/audit/audit-log.js';
 import { createWorkspaceKeyring } from '../modules/workspaces/workspace-keyring.js';
+import { createOutboundClient } from '../runtime/outbound.js';
 import type { Config } from './config.js';
 import type { AppContext } from './context.js';
 import { CryptoError } from './errors.js';
@@ -52,6 +53,7 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     throw new StartupError(`database ${database.kind}: migration failed: ${reason}`);
   }
   if (outcome.applied.length > 0) log.info({ migrations: outcome.applied }, 'database migrated');
+  const outbound = createOutboundClient({ allow: config.outboundAllow.blockList });
   return {
     config,
     db: database.db,
@@ -60,7 +62,11 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     keyring: createWorkspaceKeyring(database.db, rootKeys),
     audit: createAuditWriter(database.kind),
     passwords: createPasswordHasher(),
+    outbound,
     log,
-    close: () => database.close(),
+    close: async () => {
+      await outbound.close();
+      await database.close();
+    },
   };
 }

@@ -7,6 +7,7 @@ import type { RootKeyProvider } from '../crypto/root-keys.js';
 import type { DatabaseKind, Db } from '../db/database.js';
 import type { AuditWriter } from '../modules/audit/audit-log.js';
 import type { WorkspaceKeyring } from '../modules/workspaces/workspace-keyring.js';
+import type { OutboundClient } from '../runtime/outbound.js';
 import type { Config } from './config.js';
 import type { PasswordHasher } from './passwords.js';
 
@@ -18,5 +19,7 @@ export interface AppContext {
   keyring: WorkspaceKeyring;
   audit: AuditWriter;
   passwords: PasswordHasher;
+  /** The one outbound HTTP client (SSRF-guarded), shared by every execution. */
+  outbound: OutboundClient;
   log: Logger;
 }

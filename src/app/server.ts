@@ -27,6 +27,7 @@ import { roleRoutes } from '../modules/roles/role-router.js';
 import { secretRoutes } from '../modules/secrets/secret-router.js';
 import { tokenRoutes } from '../modules/tokens/token-router.js';
 import { variableRoutes } from '../modules/variables/variable-router.js';
+import { workflowRoutes } from '../modules/workflows/workflow-router.js';
 import { workspaceRoutes } from '../modules/workspaces/workspace-router.js';
 import type { AppContext } from './context.js';
 import { problem, registerErrorHandler, sendProblem } from './error-handler.js';
@@ -124,6 +125,7 @@ export async function buildServer(ctx: AppContext): Promise<App> {
       await auditRoutes(typed, ctx);
       await variableRoutes(typed, ctx);
       await secretRoutes(typed, ctx);
+      await workflowRoutes(typed, ctx);
       typed.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     },
     { prefix: '/api/v1' },

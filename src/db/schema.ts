@@ -179,6 +179,41 @@ export interface SecretVersionsTable {
   created_by: string | null;
 }
 
+export interface WorkflowsTable {
+  id: string;
+  workspace_id: string;
+  name: string;
+  start_block_id: string | null;
+  /** JSON array of blocks (see modules/workflows/block-schema.ts). */
+  blocks: string;
+  created_at: string;
+  created_by: string | null;
+  updated_at: string;
+  updated_by: string | null;
+}
+
+export interface WorkflowSecretRefsTable {
+  workspace_id: string;
+  workflow_id: string;
+  block_id: string;
+  field: string;
+  secret_name_lower: string;
+}
+
+/** A run or a Send request. Every text in it was redacted before it was written. */
+export interface RunsTable {
+  id: string;
+  workspace_id: string;
+  workflow_id: string | null;
+  kind: 'run' | 'send';
+  status: 'succeeded' | 'failed';
+  started_at: string;
+  finished_at: string;
+  started_by: string | null;
+  variables: string;
+  steps: string;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -195,6 +230,9 @@ export interface Database {
   variables: VariablesTable;
   secrets: SecretsTable;
   secret_versions: SecretVersionsTable;
+  workflows: WorkflowsTable;
+  workflow_secret_refs: WorkflowSecretRefsTable;
+  runs: RunsTable;
 }
 
 /** Kept for future serial columns; the app generates its ids. */

@@ -6,8 +6,10 @@
 import type { Migration } from 'kysely';
 import * as foundation from './0001-foundation.js';
 import * as variablesSecrets from './0002-variables-secrets.js';
+import * as workflowsRuns from './0003-workflows-runs.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
   '0002-variables-secrets': variablesSecrets,
+  '0003-workflows-runs': workflowsRuns,
 };

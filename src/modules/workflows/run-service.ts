@@ -1,0 +1,292 @@
+/**
+ * Executions: "Send request" (one draft API block with test values, $env =
+ * TEST) and runs of a saved workflow ($env = PRODUCTION) with their step
+ * records. Everything recorded or returned was redacted with every secret
+ * the execution loaded; run records hold no value.
+ */
+import type { AppContext } from '../../app/context.js';
+import { AppError, ForbiddenError, NotFoundError } from '../../app/errors.js';
+import { newId, nowIso } from '../../app/ids.js';
+import type { RunsTable } from '../../db/schema.js';
+import { authorize, can, type WorkspaceActor } from '../../policy/policy.js';
+import { analyzeBlock } from '../../runtime/block-fields.js';
+import { type ApiStepResult, executeApiBlock } from '../../runtime/executor.js';
+import { Redactor } from '../../runtime/redactor.js';
+import { parseTemplate, renderTemplate, resolvePath, soleVariable } from '../../runtime/templates.js';
+import type { AuditContext } from '../audit/audit-log.js';
+import { decodeVariableValue } from '../variables/variable-types.js';
+import type { ApiBlock, Block, SetBlock } from './block-schema.js';
+import { createSecretVault, type SecretVault } from './secret-vault.js';
+import { createWorkflowService } from './workflow-service.js';
+
+export const MAX_STEPS_PER_RUN = 100;
+
+type Deps = Pick<AppContext, 'db' | 'audit' | 'keyring' | 'outbound'>;
+
+export interface StepRecord {
+  blockId: string;
+  type: 'api' | 'set';
+  status: 'succeeded' | 'failed';
+  request: ApiStepResult['request'] | null;
+  response: ApiStepResult['response'];
+  captures: Record<string, unknown>;
+  error?: { code: string; message: string };
+  durationMs: number;
+}
+
+export function presentRun(row: RunsTable) {
+  return {
+    id: row.id,
+    workflowId: row.workflow_id,
+    status: row.status,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    startedBy: row.started_by,
+    variables: JSON.parse(row.variables) as Record<string, unknown>,
+    steps: JSON.parse(row.steps) as StepRecord[],
+  };
+}
+
+function systemVariables(
+  runId: string,
+  workspaceId: string,
+  env: 'TEST' | 'PRODUCTION',
+  startedAt: string,
+): [string, unknown][] {
+  return [
+    ['$run_id', runId],
+    ['$workspace_id', workspaceId],
+    ['$env', env],
+    ['$date', startedAt],
+  ];
+}
+
+export function createRunService(deps: Deps) {
+  const { db } = deps;
+  const workflows = createWorkflowService(deps);
+
+  /** Custom variables' test (Send) or fallback (run) values, then the caller's overrides. */
+  async function initialVariables(workspaceId: string, which: 'test' | 'fallback', overrides: Record<string, unknown>) {
+    const rows = await db
+      .selectFrom('variables')
+      .select(['name', 'test_value', 'fallback_value'])
+      .where('workspace_id', '=', workspaceId)
+      .execute();
+    const vars = new Map<string, unknown>();
+    for (const r of rows) vars.set(r.name, decodeVariableValue(which === 'test' ? r.test_value : r.fallback_value));
+    // Input is data: it is stored as is and never parsed as a template.
+    for (const [k, v] of Object.entries(overrides)) if (!k.startsWith('$')) vars.set(k, v);
+    return vars;
+  }
+
+  async function runApiStep(block: ApiBlock, vars: Map<string, unknown>, vault: SecretVault): Promise<StepRecord> {
+    const started = performance.now();
+    try {
+      const result = await executeApiBlock(block, {
+        variables: vars,
+        loadSecret: (name) => vault.loadSecret(name),
+        checkHost: (secret, host, blockId) => vault.checkHost(secret, host, blockId),
+        client: deps.outbound,
+      });
+      await vault.recordUse(result.secretsSent, block.id);
+      return {
+        blockId: block.id,
+        type: 'api',
+        status: result.ok ? 'succeeded' : 'failed',
+        request: result.request,
+        response: result.response,
+        captures: result.captures,
+        ...(result.error ? { error: result.error } : {}),
+        durationMs: result.durationMs,
+      };
+    } catch (error) {
+      if (!(error instanceof AppError) || error.status >= 500) throw error;
+      return {
+        blockId: block.id,
+        type: 'api',
+        status: 'failed',
+        request: null,
+        response: null,
+        captures: {},
+        error: { code: error.code, message: error.message },
+        durationMs: Math.round((performance.now() - started) * 10) / 10,
+      };
+    }
+  }
+
+  function runSetStep(block: SetBlock, vars: Map<string, unknown>): StepRecord {
+    const started = performance.now();
+    const captures: Record<string, unknown> = {};
+    for (const a of block.assignments) {
+      const template = parseTemplate(a.value);
+      const sole = soleVariable(template);
+      const value = sole
+        ? (resolvePath(vars.get(sole.name), sole.path) ?? null)
+        : renderTemplate(template, {
+            variable: (n) => vars.get(n),
+            secret: () => {
+              throw new AppError(422, 'secret_not_allowed_here', 'A Set Values block cannot use a secret.');
+            },
+          });
+      vars.set(a.variable, value);
+      captures[a.variable] = value;
+    }
+    return {
+      blockId: block.id,
+      type: 'set',
+      status: 'succeeded',
+      request: null,
+      response: null,
+      captures,
+      durationMs: Math.round((performance.now() - started) * 10) / 10,
+    };
+  }
+
+  /** Redacts what a record holds with every secret the execution loaded. */
+  function finalRedactor(vault: SecretVault): Redactor {
+    return new Redactor(vault.loaded().map((s) => ({ name: s.name, value: s.value })));
+  }
+
+  return {
+    async send(actor: WorkspaceActor, audit: AuditContext, block: ApiBlock, overrides: Record<string, unknown>) {
+      authorize(actor, 'workflows.edit');
+      const { problems, fields } = analyzeBlock(block);
+      const first = problems[0];
+      if (first)
+        throw new AppError(422, first.code, `block.${first.path}: ${first.message}`, {
+          errors: problems.map((p) => ({ path: `body.block.${p.path}`, message: p.message })),
+        });
+      if (fields.some((f) => f.template.secrets.length > 0) && !can(actor, 'secrets.use')) {
+        throw new ForbiddenError('Sending a block that uses a secret needs the permission "secrets.use".');
+      }
+      const runId = newId('run');
+      const startedAt = nowIso();
+      const vars = await initialVariables(actor.workspaceId, 'test', overrides);
+      for (const [k, v] of systemVariables(runId, actor.workspaceId, 'TEST', startedAt)) vars.set(k, v);
+      const vault = createSecretVault(deps, actor.workspaceId, audit, runId);
+      const result = await executeApiBlock(block, {
+        variables: vars,
+        loadSecret: (name) => vault.loadSecret(name),
+        checkHost: (secret, host, blockId) => vault.checkHost(secret, host, blockId),
+        client: deps.outbound,
+      });
+      await vault.recordUse(result.secretsSent, block.id);
+      return {
+        ok: result.ok,
+        request: result.request,
+        response: result.response,
+        captures: result.captures,
+        durationMs: result.durationMs,
+        ...(result.error ? { error: result.error } : {}),
+      };
+    },
+
+    async run(actor: WorkspaceActor, audit: AuditContext, workflowId: string, overrides: Record<string, unknown>) {
+      authorize(actor, 'workflows.run');
+      const workflow = await workflows.load(actor.workspaceId, workflowId);
+      const blocks = new Map((JSON.parse(workflow.blocks) as Block[]).map((b) => [b.id, b]));
+      const runId = newId('run');
+      const startedAt = nowIso();
+      const vars = await initialVariables(actor.workspaceId, 'fallback', overrides);
+      for (const [k, v] of systemVariables(runId, actor.workspaceId, 'PRODUCTION', startedAt)) vars.set(k, v);
+      const vault = createSecretVault(deps, actor.workspaceId, audit, runId);
+      await db.transaction().execute((trx) =>
+        deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'run.started',
+          targetType: 'run',
+          targetId: runId,
+          data: { workflowId },
+        }),
+      );
+
+      const steps: StepRecord[] = [];
+      let status: 'succeeded' | 'failed' = 'succeeded';
+      let next = workflow.start_block_id;
+      while (next !== null) {
+        const block = blocks.get(next);
+        if (!block) {
+          status = 'failed';
+          break;
+        }
+        if (steps.length >= MAX_STEPS_PER_RUN) {
+          steps.push({
+            blockId: block.id,
+            type: block.type,
+            status: 'failed',
+            request: null,
+            response: null,
+            captures: {},
+            error: { code: 'too_many_steps', message: `A run stops after ${MAX_STEPS_PER_RUN} steps.` },
+            durationMs: 0,
+          });
+          status = 'failed';
+          break;
+        }
+        const step = block.type === 'api' ? await runApiStep(block, vars, vault) : runSetStep(block, vars);
+        steps.push(step);
+        if (step.status === 'succeeded') next = block.onSuccess;
+        else if (block.type === 'api' && block.onError !== null) next = block.onError;
+        else {
+          status = 'failed';
+          next = null;
+        }
+      }
+
+      const redactor = finalRedactor(vault);
+      const variables: Record<string, unknown> = {};
+      for (const [k, v] of vars) variables[k] = v;
+      const row: RunsTable = {
+        id: runId,
+        workspace_id: actor.workspaceId,
+        workflow_id: workflowId,
+        kind: 'run',
+        status,
+        started_at: startedAt,
+        finished_at: nowIso(),
+        started_by: actor.userId,
+        variables: JSON.stringify(redactor.redactDeep(variables)),
+        steps: JSON.stringify(redactor.redactDeep(steps)),
+      };
+      await db.transaction().execute(async (trx) => {
+        await trx.insertInto('runs').values(row).execute();
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'run.finished',
+          targetType: 'run',
+          targetId: runId,
+          data: { workflowId, status, steps: steps.length },
+        });
+      });
+      return row;
+    },
+
+    async list(actor: WorkspaceActor, workflowId: string, limit: number, beforeId?: string) {
+      authorize(actor, 'workflows.read');
+      await workflows.load(actor.workspaceId, workflowId);
+      let q = db
+        .selectFrom('runs')
+        .selectAll()
+        .where('workspace_id', '=', actor.workspaceId)
+        .where('workflow_id', '=', workflowId);
+      if (beforeId) q = q.where('id', '<', beforeId);
+      const rows = await q
+        .orderBy('id', 'desc')
+        .limit(limit + 1)
+        .execute();
+      return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
+    },
+
+    async get(actor: WorkspaceActor, runId: string) {
+      authorize(actor, 'workflows.read');
+      const row = await db
+        .selectFrom('runs')
+        .selectAll()
+        .where('id', '=', runId)
+        .where('workspace_id', '=', actor.workspaceId)
+        .executeTakeFirst();
+      if (!row) throw new NotFoundError('Run');
+      return row;
+    },
+  };
+}

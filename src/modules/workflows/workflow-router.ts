@@ -1,0 +1,271 @@
+/** HTTP routes for workflows, Send request, runs and secret usages. */
+import { z } from 'zod';
+import type { AppContext } from '../../app/context.js';
+import {
+  type App,
+  decodeCursor,
+  encodeCursor,
+  idSchema,
+  paginationQuery,
+  problems,
+  workspaceParams,
+} from '../../app/http.js';
+import { auditContextOf } from '../auth/principal.js';
+import { resolveActor } from '../workspaces/workspace-access.js';
+import { apiBlockSchema, workflowInputSchema } from './block-schema.js';
+import { createRunService, presentRun } from './run-service.js';
+import { createWorkflowService, presentWorkflow } from './workflow-service.js';
+
+const workflowParams = workspaceParams.extend({ id: idSchema });
+const warningSchema = z.object({ path: z.string(), message: z.string() });
+const workflowSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  startBlockId: z.string().nullable(),
+  blocks: z.array(z.unknown()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  warnings: z.array(warningSchema).optional(),
+});
+const requestSchema = z.object({
+  method: z.string(),
+  url: z.string(),
+  headers: z.record(z.string(), z.string()),
+  body: z.string().nullable(),
+});
+const responseSchema = z
+  .object({ status: z.number(), headers: z.record(z.string(), z.string()), body: z.string() })
+  .nullable();
+const errorSchema = z.object({ code: z.string(), message: z.string() });
+const stepSchema = z.object({
+  blockId: z.string(),
+  type: z.enum(['api', 'set']),
+  status: z.enum(['succeeded', 'failed']),
+  request: requestSchema.nullable(),
+  response: responseSchema,
+  captures: z.record(z.string(), z.unknown()),
+  error: errorSchema.optional(),
+  durationMs: z.number(),
+});
+const runSchema = z.object({
+  id: z.string(),
+  workflowId: z.string().nullable(),
+  status: z.enum(['succeeded', 'failed']),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  startedBy: z.string().nullable(),
+  variables: z.record(z.string(), z.unknown()),
+  steps: z.array(stepSchema),
+});
+const inputVariables = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/), z.unknown()).default({});
+
+export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
+  const workflows = createWorkflowService(ctx);
+  const runs = createRunService(ctx);
+
+  app.get(
+    '/workspaces/:ws/workflows',
+    {
+      schema: {
+        tags: ['workflows'],
+        summary: 'Workflows by name (workflows.read)',
+        params: workspaceParams,
+        response: { 200: z.object({ items: z.array(workflowSchema) }), ...problems(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      return { items: (await workflows.list(actor)).map((r) => presentWorkflow(r)) };
+    },
+  );
+
+  app.post(
+    '/workspaces/:ws/workflows',
+    {
+      schema: {
+        tags: ['workflows'],
+        summary: 'Create a workflow (workflows.edit; adding a secret reference needs secrets.use)',
+        params: workspaceParams,
+        body: workflowInputSchema,
+        response: { 201: workflowSchema, ...problems(401, 403, 404, 422) },
+      },
+    },
+    async (request, reply) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const { row, warnings } = await workflows.create(actor, auditContextOf(request), request.body);
+      return reply.code(201).send(presentWorkflow(row, warnings));
+    },
+  );
+
+  app.get(
+    '/workspaces/:ws/workflows/:id',
+    {
+      schema: {
+        tags: ['workflows'],
+        summary: 'One workflow with its blocks (workflows.read)',
+        params: workflowParams,
+        response: { 200: workflowSchema, ...problems(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      return presentWorkflow(await workflows.get(actor, request.params.id));
+    },
+  );
+
+  app.put(
+    '/workspaces/:ws/workflows/:id',
+    {
+      schema: {
+        tags: ['workflows'],
+        summary: 'Replace name, start block and blocks at once (workflows.edit)',
+        params: workflowParams,
+        body: workflowInputSchema,
+        response: { 200: workflowSchema, ...problems(401, 403, 404, 422) },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const { row, warnings } = await workflows.replace(
+        actor,
+        auditContextOf(request),
+        request.params.id,
+        request.body,
+      );
+      return presentWorkflow(row, warnings);
+    },
+  );
+
+  app.delete(
+    '/workspaces/:ws/workflows/:id',
+    {
+      schema: {
+        tags: ['workflows'],
+        summary: 'Delete a workflow (workflows.edit)',
+        params: workflowParams,
+        response: { 204: z.null(), ...problems(401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      await workflows.remove(actor, auditContextOf(request), request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/workspaces/:ws/secrets/:id/usages',
+    {
+      schema: {
+        tags: ['secrets'],
+        summary: 'Blocks that reference a secret (secrets.read)',
+        params: workflowParams,
+        response: {
+          200: z.object({
+            items: z.array(
+              z.object({
+                workflowId: z.string(),
+                workflowName: z.string(),
+                blockId: z.string(),
+                blockName: z.string(),
+                field: z.string(),
+              }),
+            ),
+          }),
+          ...problems(401, 403, 404),
+        },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      return { items: await workflows.usages(actor, request.params.id) };
+    },
+  );
+
+  app.post(
+    '/workspaces/:ws/blocks/send',
+    {
+      schema: {
+        tags: ['workflows'],
+        summary: 'Send request: run one draft API block with test values; everything returned is redacted',
+        params: workspaceParams,
+        body: z.strictObject({ block: apiBlockSchema, variables: inputVariables }),
+        response: {
+          200: z.object({
+            ok: z.boolean(),
+            request: requestSchema,
+            response: responseSchema,
+            captures: z.record(z.string(), z.unknown()),
+            durationMs: z.number(),
+            error: errorSchema.optional(),
+          }),
+          ...problems(401, 403, 404, 422),
+        },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      return runs.send(actor, auditContextOf(request), request.body.block, request.body.variables);
+    },
+  );
+
+  app.post(
+    '/workspaces/:ws/workflows/:id/runs',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: 'Run a workflow (workflows.run); returns the redacted run record',
+        params: workflowParams,
+        body: z.strictObject({ variables: inputVariables }).default({ variables: {} }),
+        response: { 201: runSchema, ...problems(401, 403, 404, 422) },
+      },
+    },
+    async (request, reply) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const row = await runs.run(actor, auditContextOf(request), request.params.id, request.body.variables);
+      return reply.code(201).send(presentRun(row));
+    },
+  );
+
+  app.get(
+    '/workspaces/:ws/workflows/:id/runs',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: "A workflow's runs, newest first (workflows.read)",
+        params: workflowParams,
+        querystring: z.strictObject(paginationQuery),
+        response: {
+          200: z.object({ items: z.array(runSchema), nextCursor: z.string().nullable() }),
+          ...problems(401, 403, 404, 422),
+        },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const before = decodeCursor(request.query.cursor, z.object({ id: z.string() }));
+      const page = await runs.list(actor, request.params.id, request.query.limit, before?.id);
+      const last = page.rows.at(-1);
+      return {
+        items: page.rows.map(presentRun),
+        nextCursor: page.hasMore && last ? encodeCursor({ id: last.id }) : null,
+      };
+    },
+  );
+
+  app.get(
+    '/workspaces/:ws/runs/:runId',
+    {
+      schema: {
+        tags: ['runs'],
+        summary: 'One run with its redacted steps (workflows.read)',
+        params: workspaceParams.extend({ runId: idSchema }),
+        response: { 200: runSchema, ...problems(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      return presentRun(await runs.get(actor, request.params.runId));
+    },
+  );
+}

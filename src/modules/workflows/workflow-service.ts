@@ -1,0 +1,317 @@
+/**
+ * Workflows: saved as one document of blocks and validated on every save —
+ * templates parse, at most one secret per field, no secret outside an API
+ * block field, every referenced secret exists, and adding a secret reference
+ * needs `secrets.use`. A saved workflow keeps working when its editor later
+ * loses `secrets.use`; a missing secret fails at run time instead.
+ */
+import { sql } from 'kysely';
+import type { AppContext } from '../../app/context.js';
+import { AppError, ForbiddenError, NotFoundError } from '../../app/errors.js';
+import { newId, nowIso } from '../../app/ids.js';
+import type { WorkflowsTable } from '../../db/schema.js';
+import { authorize, can, type WorkspaceActor } from '../../policy/policy.js';
+import { analyzeBlock } from '../../runtime/block-fields.js';
+import type { AuditContext } from '../audit/audit-log.js';
+import { SYSTEM_VARIABLES } from '../variables/system-variables.js';
+import type { Block, WorkflowInput } from './block-schema.js';
+
+type Deps = Pick<AppContext, 'db' | 'audit'>;
+
+export interface SecretRef {
+  blockId: string;
+  field: string;
+  secretName: string;
+}
+
+export interface Warning {
+  path: string;
+  message: string;
+}
+
+export function presentWorkflow(row: WorkflowsTable, warnings?: Warning[]) {
+  return {
+    id: row.id,
+    name: row.name,
+    startBlockId: row.start_block_id,
+    blocks: JSON.parse(row.blocks) as Block[],
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    ...(warnings ? { warnings } : {}),
+  };
+}
+
+/** Checks the structure and fields of a block list; returns its secret references and warnings. */
+export function validateBlocks(
+  blocks: readonly Block[],
+  startBlockId: string | null,
+  knownVariables: ReadonlySet<string>,
+): { refs: SecretRef[]; warnings: Warning[] } {
+  const problems: { path: string; code: string; message: string }[] = [];
+  const ids = new Set<string>();
+  blocks.forEach((b, i) => {
+    if (ids.has(b.id))
+      problems.push({
+        path: `body.blocks.${i}.id`,
+        code: 'validation_failed',
+        message: `duplicate block id "${b.id}"`,
+      });
+    ids.add(b.id);
+  });
+  if (startBlockId !== null && !ids.has(startBlockId)) {
+    problems.push({
+      path: 'body.startBlockId',
+      code: 'validation_failed',
+      message: `no block has the id "${startBlockId}"`,
+    });
+  }
+  if (startBlockId === null && blocks.length > 0) {
+    problems.push({
+      path: 'body.startBlockId',
+      code: 'validation_failed',
+      message: 'is required when there are blocks',
+    });
+  }
+  const refs: SecretRef[] = [];
+  const assigned = new Set<string>(knownVariables);
+  for (const b of blocks) {
+    if (b.type === 'api') for (const c of b.capture) assigned.add(c.variable);
+    else for (const a of b.assignments) assigned.add(a.variable);
+  }
+  const warnings: Warning[] = [];
+  blocks.forEach((b, i) => {
+    const routes: [string, string | null][] =
+      b.type === 'api'
+        ? [
+            ['onSuccess', b.onSuccess],
+            ['onError', b.onError],
+          ]
+        : [['onSuccess', b.onSuccess]];
+    for (const [key, target] of routes) {
+      if (target !== null && !ids.has(target)) {
+        problems.push({
+          path: `body.blocks.${i}.${key}`,
+          code: 'validation_failed',
+          message: `no block has the id "${target}"`,
+        });
+      }
+    }
+    const { fields, problems: fieldProblems } = analyzeBlock(b, `body.blocks.${i}.`);
+    problems.push(...fieldProblems);
+    for (const f of fields) {
+      for (const name of f.template.secrets)
+        refs.push({ blockId: b.id, field: f.path.replace(`body.blocks.${i}.`, ''), secretName: name });
+      for (const name of f.template.variables) {
+        if (!assigned.has(name))
+          warnings.push({
+            path: f.path,
+            message: `"${name}" is not a known variable; it renders empty unless the run's input sets it`,
+          });
+      }
+    }
+  });
+  const first = problems[0];
+  if (first) {
+    throw new AppError(422, first.code, `${first.path}: ${first.message}`, {
+      errors: problems.map((p) => ({ path: p.path, message: p.message })),
+    });
+  }
+  return { refs, warnings };
+}
+
+export function createWorkflowService(deps: Deps) {
+  const { db } = deps;
+
+  async function load(workspaceId: string, id: string): Promise<WorkflowsTable> {
+    const row = await db
+      .selectFrom('workflows')
+      .selectAll()
+      .where('id', '=', id)
+      .where('workspace_id', '=', workspaceId)
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError('Workflow');
+    return row;
+  }
+
+  async function knownVariables(workspaceId: string): Promise<Set<string>> {
+    const rows = await db.selectFrom('variables').select('name').where('workspace_id', '=', workspaceId).execute();
+    return new Set([...rows.map((r) => r.name), ...SYSTEM_VARIABLES.map((v) => v.name)]);
+  }
+
+  /** Referenced secrets must exist; newly added references need secrets.use. */
+  async function checkSecretRefs(actor: WorkspaceActor, refs: SecretRef[], previous: SecretRef[]): Promise<void> {
+    const key = (r: SecretRef) => `${r.blockId}\u0000${r.field}\u0000${r.secretName.toLowerCase()}`;
+    const before = new Set(previous.map(key));
+    if (refs.some((r) => !before.has(key(r))) && !can(actor, 'secrets.use')) {
+      throw new ForbiddenError('Adding a secret to a block needs the permission "secrets.use".');
+    }
+    const names = [...new Set(refs.map((r) => r.secretName.toLowerCase()))];
+    if (names.length === 0) return;
+    const rows = await db
+      .selectFrom('secrets')
+      .select(sql<string>`lower(name)`.as('n'))
+      .where('workspace_id', '=', actor.workspaceId)
+      .where('deleted_at', 'is', null)
+      .where(sql<boolean>`lower(name) in (${sql.join(names)})`)
+      .execute();
+    const found = new Set(rows.map((r) => r.n));
+    const missing = refs.find((r) => !found.has(r.secretName.toLowerCase()));
+    if (missing) {
+      throw new AppError(
+        422,
+        'secret_unavailable',
+        `The secret "${missing.secretName}" does not exist or is deleted.`,
+        {
+          errors: [
+            {
+              path: `blocks[id=${missing.blockId}].${missing.field}`,
+              message: `no secret named "${missing.secretName}"`,
+            },
+          ],
+        },
+      );
+    }
+  }
+
+  async function previousRefs(workflowId: string): Promise<SecretRef[]> {
+    const rows = await db
+      .selectFrom('workflow_secret_refs')
+      .selectAll()
+      .where('workflow_id', '=', workflowId)
+      .execute();
+    return rows.map((r) => ({ blockId: r.block_id, field: r.field, secretName: r.secret_name_lower }));
+  }
+
+  async function save(actor: WorkspaceActor, audit: AuditContext, input: WorkflowInput, existing?: WorkflowsTable) {
+    authorize(actor, 'workflows.edit');
+    const { refs, warnings } = validateBlocks(
+      input.blocks,
+      input.startBlockId,
+      await knownVariables(actor.workspaceId),
+    );
+    await checkSecretRefs(actor, refs, existing ? await previousRefs(existing.id) : []);
+    const now = nowIso();
+    const row: WorkflowsTable = {
+      id: existing?.id ?? newId('wf'),
+      workspace_id: actor.workspaceId,
+      name: input.name,
+      start_block_id: input.startBlockId,
+      blocks: JSON.stringify(input.blocks),
+      created_at: existing?.created_at ?? now,
+      created_by: existing?.created_by ?? actor.userId,
+      updated_at: now,
+      updated_by: actor.userId,
+    };
+    await db.transaction().execute(async (trx) => {
+      if (existing) {
+        await trx.updateTable('workflows').set(row).where('id', '=', row.id).execute();
+        await trx.deleteFrom('workflow_secret_refs').where('workflow_id', '=', row.id).execute();
+      } else {
+        await trx.insertInto('workflows').values(row).execute();
+      }
+      for (const r of refs) {
+        await trx
+          .insertInto('workflow_secret_refs')
+          .values({
+            workspace_id: actor.workspaceId,
+            workflow_id: row.id,
+            block_id: r.blockId,
+            field: r.field,
+            secret_name_lower: r.secretName.toLowerCase(),
+          })
+          .execute();
+      }
+      await deps.audit(trx, audit, {
+        workspaceId: actor.workspaceId,
+        action: existing ? 'workflow.updated' : 'workflow.created',
+        targetType: 'workflow',
+        targetId: row.id,
+        data: { name: row.name, blocks: input.blocks.length, secretRefs: refs.length },
+      });
+    });
+    return { row, warnings };
+  }
+
+  return {
+    load,
+    knownVariables,
+
+    async list(actor: WorkspaceActor) {
+      authorize(actor, 'workflows.read');
+      return db
+        .selectFrom('workflows')
+        .selectAll()
+        .where('workspace_id', '=', actor.workspaceId)
+        .orderBy('name')
+        .orderBy('id')
+        .limit(1000)
+        .execute();
+    },
+
+    async get(actor: WorkspaceActor, id: string) {
+      authorize(actor, 'workflows.read');
+      return load(actor.workspaceId, id);
+    },
+
+    create: (actor: WorkspaceActor, audit: AuditContext, input: WorkflowInput) => save(actor, audit, input),
+
+    async replace(actor: WorkspaceActor, audit: AuditContext, id: string, input: WorkflowInput) {
+      authorize(actor, 'workflows.edit');
+      return save(actor, audit, input, await load(actor.workspaceId, id));
+    },
+
+    async remove(actor: WorkspaceActor, audit: AuditContext, id: string) {
+      authorize(actor, 'workflows.edit');
+      const row = await load(actor.workspaceId, id);
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('workflow_secret_refs').where('workflow_id', '=', id).execute();
+        await trx.deleteFrom('workflows').where('id', '=', id).execute();
+        await deps.audit(trx, audit, {
+          workspaceId: actor.workspaceId,
+          action: 'workflow.deleted',
+          targetType: 'workflow',
+          targetId: id,
+          data: { name: row.name },
+        });
+      });
+    },
+
+    /** Blocks that reference a secret (by its name). */
+    async usages(actor: WorkspaceActor, secretId: string) {
+      authorize(actor, 'secrets.read');
+      const secret = await db
+        .selectFrom('secrets')
+        .select('name')
+        .where('id', '=', secretId)
+        .where('workspace_id', '=', actor.workspaceId)
+        .executeTakeFirst();
+      if (!secret) throw new NotFoundError('Secret');
+      const rows = await db
+        .selectFrom('workflow_secret_refs')
+        .innerJoin('workflows', 'workflows.id', 'workflow_secret_refs.workflow_id')
+        .select([
+          'workflows.id as workflowId',
+          'workflows.name as workflowName',
+          'workflows.blocks',
+          'workflow_secret_refs.block_id as blockId',
+          'workflow_secret_refs.field',
+        ])
+        .where('workflow_secret_refs.workspace_id', '=', actor.workspaceId)
+        .where('workflow_secret_refs.secret_name_lower', '=', secret.name.toLowerCase())
+        .orderBy('workflows.name')
+        .execute();
+      return rows.map((r) => {
+        const block = (JSON.parse(r.blocks) as Block[]).find((b) => b.id === r.blockId);
+        return {
+          workflowId: r.workflowId,
+          workflowName: r.workflowName,
+          blockId: r.blockId,
+          blockName: block?.name ?? '',
+          field: r.field,
+        };
+      });
+    },
+  };
+}
+
+export type WorkflowService = ReturnType<typeof createWorkflowService>;

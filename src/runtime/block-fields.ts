@@ -1,0 +1,152 @@
+/**
+ * Reads a block's template-bearing fields (SPEC §3 "Outbound calls"): each
+ * header value, query value, the text body, each string value of a JSON body
+ * and each form value is one field that may hold at most one secret. The URL,
+ * every key, Set Values assignments and capture rules may hold none.
+ */
+import type { Block } from '../modules/workflows/block-schema.js';
+import { JsonPathError, parseJsonPath } from './json-path.js';
+import { parseTemplate, type Template, TemplateError } from './templates.js';
+
+export type FieldKind =
+  | 'url'
+  | 'query.key'
+  | 'query.value'
+  | 'header.key'
+  | 'header.value'
+  | 'body.text'
+  | 'body.json.key'
+  | 'body.json.value'
+  | 'form.key'
+  | 'form.value'
+  | 'set.value';
+
+const SECRET_FIELDS: ReadonlySet<FieldKind> = new Set([
+  'query.value',
+  'header.value',
+  'body.text',
+  'body.json.value',
+  'form.value',
+]);
+
+export interface BlockField {
+  /** Where in the block, e.g. "headers.0.value" or "body.content/data/token". */
+  path: string;
+  kind: FieldKind;
+  template: Template;
+}
+
+export interface FieldProblem {
+  path: string;
+  code: 'validation_failed' | 'one_secret_per_field' | 'secret_not_allowed_here';
+  message: string;
+}
+
+const MAX_JSON_DEPTH = 64;
+
+/** Every string value (and key) of a parsed JSON body, with JSON-pointer-ish paths. */
+export function jsonStrings(value: unknown, visit: (text: string, path: string, isKey: boolean) => void): void {
+  const stack: [unknown, string, number][] = [[value, '', 0]];
+  while (stack.length > 0) {
+    const [current, path, depth] = stack.pop() as [unknown, string, number];
+    if (typeof current === 'string') visit(current, path, false);
+    else if (current !== null && typeof current === 'object') {
+      if (depth > MAX_JSON_DEPTH) throw new Error('too deep');
+      for (const [k, v] of Object.entries(current)) {
+        const childPath = `${path}/${k.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+        if (!Array.isArray(current)) visit(k, childPath, true);
+        stack.push([v, childPath, depth + 1]);
+      }
+    }
+  }
+}
+
+export function analyzeBlock(block: Block, prefix = ''): { fields: BlockField[]; problems: FieldProblem[] } {
+  const fields: BlockField[] = [];
+  const problems: FieldProblem[] = [];
+  const add = (path: string, kind: FieldKind, source: string) => {
+    const full = `${prefix}${path}`;
+    let template: Template;
+    try {
+      template = parseTemplate(source);
+    } catch (error) {
+      if (!(error instanceof TemplateError)) throw error;
+      problems.push({
+        path: full,
+        code: 'validation_failed',
+        message: `${error.message} at character ${error.position + 1}`,
+      });
+      return;
+    }
+    if (template.secrets.length > 0 && !SECRET_FIELDS.has(kind)) {
+      problems.push({
+        path: full,
+        code: 'secret_not_allowed_here',
+        message:
+          kind === 'url'
+            ? 'a secret cannot go in the URL: put it in a query value instead'
+            : 'a secret can only go in a header value, query value or body field of an API block',
+      });
+    } else if (template.secrets.length > 1) {
+      problems.push({
+        path: full,
+        code: 'one_secret_per_field',
+        message: 'holds more than one secret: use one secret per field',
+      });
+    }
+    fields.push({ path: full, kind, template });
+  };
+
+  if (block.type === 'set') {
+    for (const [i, a] of block.assignments.entries()) add(`assignments.${i}.value`, 'set.value', a.value);
+    return { fields, problems };
+  }
+  add('url', 'url', block.url);
+  block.query.forEach((q, i) => {
+    add(`query.${i}.key`, 'query.key', q.key);
+    add(`query.${i}.value`, 'query.value', q.value);
+  });
+  block.headers.forEach((h, i) => {
+    add(`headers.${i}.key`, 'header.key', h.key);
+    add(`headers.${i}.value`, 'header.value', h.value);
+  });
+  if (block.body.mode === 'text') add('body.content', 'body.text', block.body.content);
+  if (block.body.mode === 'form') {
+    block.body.content.forEach((f, i) => {
+      add(`body.content.${i}.key`, 'form.key', f.key);
+      add(`body.content.${i}.value`, 'form.value', f.value);
+    });
+  }
+  if (block.body.mode === 'json') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(block.body.content);
+      jsonStrings(parsed, (text, path, isKey) =>
+        add(`body.content${path || '/'}${isKey ? '#key' : ''}`, isKey ? 'body.json.key' : 'body.json.value', text),
+      );
+    } catch {
+      problems.push({
+        path: `${prefix}body.content`,
+        code: 'validation_failed',
+        message: 'is not valid JSON (nested at most 64 levels; templates go inside strings, e.g. "{{count}}")',
+      });
+    }
+  }
+  block.capture.forEach((c, i) => {
+    if (/\{\{\s*secret\s*:/i.test(c.path)) {
+      problems.push({
+        path: `${prefix}capture.${i}.path`,
+        code: 'secret_not_allowed_here',
+        message: 'a capture rule cannot name a secret',
+      });
+      return;
+    }
+    try {
+      parseJsonPath(c.path);
+    } catch (error) {
+      if (!(error instanceof JsonPathError)) throw error;
+      problems.push({ path: `${prefix}capture.${i}.path`, code: 'validation_failed', message: error.message });
+    }
+  });
+  return { fields, problems };
+}

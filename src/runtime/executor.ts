@@ -1,0 +1,373 @@
+/**
+ * Executes one API block (SPEC §3 "Outbound calls"): renders its fields,
+ * checks every secret's allowed hosts (pinning on first use), sends it hop by
+ * hop through the guarded outbound client, follows at most 5 redirects —
+ * dropping every secret-bearing part when a hop leaves the original origin —
+ * captures values from the response, and redacts everything it returns.
+ *
+ * Refusals (the call is never made) throw AppError; failures on the way
+ * (timeout, size cap, unreachable) come back as `ok: false` with an error.
+ * Plaintext secret values live only inside this function's scope.
+ */
+import { AppError } from '../app/errors.js';
+import type { ApiBlock } from '../modules/workflows/block-schema.js';
+import { analyzeBlock, type BlockField } from './block-fields.js';
+import { parseJsonPath } from './json-path.js';
+import { type OutboundClient, OutboundFailure } from './outbound.js';
+import { Redactor } from './redactor.js';
+import { type RenderContext, renderTemplate, resolvePath, soleVariable, type Template } from './templates.js';
+
+export const MAX_REDIRECTS = 5;
+export const DEFAULT_MAX_RESPONSE_BYTES = 5 * 1024 * 1024;
+
+/** A secret as the executor needs it: decrypted, for this run only. */
+export interface SecretMaterial {
+  id: string;
+  name: string;
+  value: string;
+  allowedHosts: string[];
+}
+
+export interface ExecutionEnv {
+  /** The run's variables (custom, captured, set) and system variables (`$run_id`…). */
+  variables: Map<string, unknown>;
+  /** Loads a secret the block names; throws AppError `secret_unavailable` when it cannot. */
+  loadSecret(name: string): Promise<SecretMaterial>;
+  /** Whether `secret` may go to `host`; pins an empty list on first use. */
+  checkHost(secret: SecretMaterial, host: string, blockId: string): Promise<boolean>;
+  client: OutboundClient;
+  maxResponseBytes?: number;
+}
+
+export interface RequestSnapshot {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: string | null;
+}
+
+export interface ResponseSnapshot {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface ApiStepResult {
+  ok: boolean;
+  request: RequestSnapshot;
+  response: ResponseSnapshot | null;
+  captures: Record<string, unknown>;
+  error?: { code: string; message: string };
+  durationMs: number;
+  /** Which secrets went to which host (for the audit trail): never values. */
+  secretsSent: { id: string; name: string; host: string }[];
+  /** Every secret value loaded, so the caller can redact anything else it records. */
+  redactor: Redactor;
+}
+
+interface Rendered {
+  url: URL;
+  method: string;
+  headers: [string, string][];
+  body: string | null;
+  /** Header names and query keys whose value carries a secret; whether the body does. */
+  secretHeaders: Set<string>;
+  secretQuery: Set<string>;
+  bodyHasSecret: boolean;
+  secrets: SecretMaterial[];
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const FORBIDDEN_HEADER_CHARS = /[\r\n\0]/;
+
+function refuse(code: string, message: string, status = 422): AppError {
+  return new AppError(status, code, message);
+}
+
+function toRecord(headers: [string, string][], redactor: Redactor): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of headers) {
+    const key = redactor.redact(k.toLowerCase());
+    const value = redactor.redact(v);
+    out[key] = key in out ? `${out[key]}, ${value}` : value;
+  }
+  return out;
+}
+
+async function render(block: ApiBlock, env: ExecutionEnv): Promise<Rendered> {
+  const { fields, problems } = analyzeBlock(block);
+  const first = problems[0];
+  if (first)
+    throw new AppError(422, first.code, `${first.path}: ${first.message}`, {
+      errors: problems.map((p) => ({ path: p.path, message: p.message })),
+    });
+
+  const secrets = new Map<string, SecretMaterial>();
+  for (const f of fields) {
+    for (const name of f.template.secrets) if (!secrets.has(name)) secrets.set(name, await env.loadSecret(name));
+  }
+  const ctx: RenderContext = {
+    variable: (name) => env.variables.get(name),
+    secret: (name) => {
+      const s = secrets.get(name);
+      if (!s) throw refuse('secret_unavailable', `The secret "${name}" is not available.`);
+      return s.value;
+    },
+  };
+  const byPath = new Map<string, BlockField>(fields.map((f) => [f.path, f]));
+  const text = (path: string) => {
+    const f = byPath.get(path) as BlockField;
+    return renderTemplate(f.template, ctx);
+  };
+
+  // URL: a leading variable is a base URL, inserted as is; later values are encoded.
+  const urlField = byPath.get('url') as BlockField;
+  let urlText = '';
+  urlField.template.parts.forEach((part, index) => {
+    if (part.kind === 'text') urlText += part.text;
+    else {
+      const value = renderTemplate({ parts: [part], secrets: [], variables: [] }, ctx);
+      urlText += index === 0 ? value : encodeURIComponent(value);
+    }
+  });
+  let url: URL;
+  try {
+    url = new URL(urlText);
+  } catch {
+    throw refuse('invalid_url', 'The URL is not a valid absolute URL (http:// or https://).');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw refuse('invalid_url', 'Only http:// and https:// URLs can be called.');
+  if (url.username || url.password)
+    throw refuse('invalid_url', 'Credentials in the URL are not allowed: use a header with a secret.');
+
+  const secretQuery = new Set<string>();
+  block.query.forEach((_q, i) => {
+    const key = text(`query.${i}.key`);
+    const valueField = byPath.get(`query.${i}.value`) as BlockField;
+    url.searchParams.append(key, renderTemplate(valueField.template, ctx));
+    if (valueField.template.secrets.length > 0) secretQuery.add(key);
+  });
+
+  const headers: [string, string][] = [];
+  const secretHeaders = new Set<string>();
+  block.headers.forEach((_h, i) => {
+    const key = text(`headers.${i}.key`).trim();
+    const valueField = byPath.get(`headers.${i}.value`) as BlockField;
+    const value = renderTemplate(valueField.template, ctx);
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key))
+      throw refuse('invalid_header', `Header name "${key.slice(0, 64)}" is not valid.`);
+    if (FORBIDDEN_HEADER_CHARS.test(value))
+      throw refuse('invalid_header', `The value of header "${key}" holds a line break or NUL.`);
+    headers.push([key, value]);
+    if (valueField.template.secrets.length > 0) secretHeaders.add(key.toLowerCase());
+  });
+  const hasHeader = (name: string) => headers.some(([k]) => k.toLowerCase() === name);
+
+  let body: string | null = null;
+  let bodyHasSecret = false;
+  if (block.body.mode === 'text') {
+    const f = byPath.get('body.content') as BlockField;
+    body = renderTemplate(f.template, ctx);
+    bodyHasSecret = f.template.secrets.length > 0;
+  } else if (block.body.mode === 'form') {
+    const form = new URLSearchParams();
+    block.body.content.forEach((_p, i) => {
+      const f = byPath.get(`body.content.${i}.value`) as BlockField;
+      form.append(text(`body.content.${i}.key`), renderTemplate(f.template, ctx));
+      bodyHasSecret ||= f.template.secrets.length > 0;
+    });
+    body = form.toString();
+    if (!hasHeader('content-type')) headers.push(['content-type', 'application/x-www-form-urlencoded']);
+  } else if (block.body.mode === 'json') {
+    const parsed: unknown = JSON.parse(block.body.content);
+    const renderString = (source: string, path: string, isKey: boolean): unknown => {
+      const f = byPath.get(`body.content${path || '/'}${isKey ? '#key' : ''}`);
+      const template: Template | undefined = f?.template;
+      if (!template) return source;
+      if (template.secrets.length > 0) bodyHasSecret = true;
+      const sole = isKey ? undefined : soleVariable(template);
+      if (sole) return resolvePath(env.variables.get(sole.name), sole.path) ?? null;
+      return renderTemplate(template, ctx);
+    };
+    body = JSON.stringify(renderJson(parsed, '', renderString));
+    if (!hasHeader('content-type')) headers.push(['content-type', 'application/json']);
+  }
+  return {
+    url,
+    method: block.method,
+    headers,
+    body,
+    secretHeaders,
+    secretQuery,
+    bodyHasSecret,
+    secrets: [...secrets.values()],
+  };
+}
+
+/** Rebuilds a JSON body, rendering each string value (and key) through `renderString`. */
+function renderJson(
+  value: unknown,
+  path: string,
+  renderString: (s: string, path: string, isKey: boolean) => unknown,
+): unknown {
+  if (typeof value === 'string') return renderString(value, path, false);
+  if (Array.isArray(value)) return value.map((v, i) => renderJson(v, `${path}/${i}`, renderString));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const childPath = `${path}/${k.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      out[String(renderString(k, childPath, true))] = renderJson(v, childPath, renderString);
+    }
+    return out;
+  }
+  return value;
+}
+
+/** Executes `block` once. */
+export async function executeApiBlock(block: ApiBlock, env: ExecutionEnv): Promise<ApiStepResult> {
+  const started = performance.now();
+  const rendered = await render(block, env);
+  const redactor = new Redactor(rendered.secrets.map((s) => ({ name: s.name, value: s.value })));
+  const origin = rendered.url.origin;
+
+  // Every secret in the request must be allowed to go to this host, before any connection.
+  const secretsSent: ApiStepResult['secretsSent'] = [];
+  for (const secret of rendered.secrets) {
+    if (!(await env.checkHost(secret, rendered.url.hostname, block.id))) {
+      throw refuse('host_not_allowed', `The secret "${secret.name}" may not be sent to ${rendered.url.hostname}.`, 403);
+    }
+    secretsSent.push({ id: secret.id, name: secret.name, host: rendered.url.hostname });
+  }
+
+  const snapshot: RequestSnapshot = {
+    method: rendered.method,
+    url: redactor.redact(rendered.url.toString()),
+    headers: toRecord(rendered.headers, redactor),
+    body: rendered.body === null ? null : redactor.redact(rendered.body),
+  };
+
+  let url = rendered.url;
+  let method = rendered.method;
+  let headers = rendered.headers;
+  let body = rendered.body;
+  let carriesSecrets = rendered.secrets.length > 0;
+  const finish = (
+    partial: Omit<ApiStepResult, 'request' | 'durationMs' | 'secretsSent' | 'redactor'>,
+  ): ApiStepResult => ({
+    ...partial,
+    request: snapshot,
+    durationMs: Math.round((performance.now() - started) * 10) / 10,
+    secretsSent,
+    redactor,
+  });
+
+  try {
+    for (let hop = 0; ; hop++) {
+      const res = await env.client.send({
+        method,
+        url,
+        headers,
+        body: body ?? undefined,
+        timeoutMs: block.timeoutMs,
+        maxResponseBytes: env.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+      });
+      const location = res.headers.find(([k]) => k === 'location')?.[1];
+      if (!REDIRECTS.has(res.status) || location === undefined || hop >= MAX_REDIRECTS) {
+        if (REDIRECTS.has(res.status) && location !== undefined && hop >= MAX_REDIRECTS) {
+          return finish({
+            ok: false,
+            response: null,
+            captures: {},
+            error: { code: 'too_many_redirects', message: `More than ${MAX_REDIRECTS} redirects.` },
+          });
+        }
+        return finish(respond(block, res.status, res.headers, res.body, redactor, env));
+      }
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        return finish({
+          ok: false,
+          response: null,
+          captures: {},
+          error: { code: 'invalid_redirect', message: 'The upstream redirected to an invalid URL.' },
+        });
+      }
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        return finish({
+          ok: false,
+          response: null,
+          captures: {},
+          error: { code: 'invalid_redirect', message: 'The upstream redirected to a non-HTTP URL.' },
+        });
+      }
+      if (res.status === 303 || ((res.status === 301 || res.status === 302) && method !== 'GET' && method !== 'HEAD')) {
+        method = method === 'HEAD' ? 'HEAD' : 'GET';
+        body = null;
+        headers = headers.filter(([k]) => !['content-type', 'content-length'].includes(k.toLowerCase()));
+      }
+      if (carriesSecrets && next.origin !== origin) {
+        // Leaving the origin: nothing that carries a secret goes along.
+        headers = headers.filter(([k]) => !rendered.secretHeaders.has(k.toLowerCase()));
+        for (const key of rendered.secretQuery) next.searchParams.delete(key);
+        if (rendered.bodyHasSecret) {
+          body = null;
+          headers = headers.filter(([k]) => !['content-type', 'content-length'].includes(k.toLowerCase()));
+        }
+        carriesSecrets = false;
+      } else if (carriesSecrets) {
+        for (const secret of rendered.secrets) {
+          if (!(await env.checkHost(secret, next.hostname, block.id))) {
+            throw refuse('host_not_allowed', `The secret "${secret.name}" may not be sent to ${next.hostname}.`, 403);
+          }
+        }
+      }
+      url = next;
+    }
+  } catch (error) {
+    if (error instanceof OutboundFailure) {
+      if (error.code === 'outbound_blocked') throw refuse('outbound_blocked', redactor.redact(error.message), 403);
+      return finish({
+        ok: false,
+        response: null,
+        captures: {},
+        error: { code: error.code, message: redactor.redact(error.message) },
+      });
+    }
+    throw error;
+  }
+}
+
+function respond(
+  block: ApiBlock,
+  status: number,
+  rawHeaders: [string, string][],
+  rawBody: Buffer,
+  redactor: Redactor,
+  env: ExecutionEnv,
+): Omit<ApiStepResult, 'request' | 'durationMs' | 'secretsSent' | 'redactor'> {
+  const text = rawBody.toString('utf8');
+  const response: ResponseSnapshot = { status, headers: toRecord(rawHeaders, redactor), body: redactor.redact(text) };
+  const captures: Record<string, unknown> = {};
+  if (block.capture.length > 0) {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    for (const rule of block.capture) {
+      const value = json === undefined ? undefined : resolvePath(json, parseJsonPath(rule.path));
+      // Captured values are data from now on, redacted like everything else.
+      const redacted = redactor.redactDeep(value ?? null);
+      captures[rule.variable] = redacted;
+      env.variables.set(rule.variable, redacted);
+    }
+  }
+  const ok = status >= 200 && status < 400;
+  return ok
+    ? { ok, response, captures }
+    : { ok, response, captures, error: { code: 'upstream_error', message: `The upstream answered ${status}.` } };
+}

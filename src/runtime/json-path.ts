@@ -1,0 +1,34 @@
+/**
+ * Capture paths into a JSON response: `$`, `$.data.id`, `$.items[0].name`,
+ * `$['odd key']`. A small, safe subset (no filters, no wildcards, no code).
+ */
+import type { PathStep } from './templates.js';
+
+export class JsonPathError extends Error {
+  override name = 'JsonPathError';
+}
+
+export function parseJsonPath(path: string): PathStep[] {
+  if (!path.startsWith('$')) throw new JsonPathError(`"${path}" must start with "$"`);
+  const steps: PathStep[] = [];
+  let rest = path.slice(1);
+  while (rest.length > 0) {
+    const dot = /^\.([A-Za-z_$][A-Za-z0-9_$-]*)/.exec(rest);
+    const index = /^\[(\d{1,9})\]/.exec(rest);
+    const quoted = /^\[(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\]/.exec(rest);
+    if (dot?.[1] !== undefined) {
+      steps.push({ key: dot[1] });
+      rest = rest.slice(dot[0].length);
+    } else if (index?.[1] !== undefined) {
+      steps.push({ index: Number(index[1]) });
+      rest = rest.slice(index[0].length);
+    } else if (quoted) {
+      steps.push({ key: (quoted[1] ?? quoted[2] ?? '').replace(/\\(.)/g, '$1') });
+      rest = rest.slice(quoted[0].length);
+    } else {
+      throw new JsonPathError(`"${path}" is not a JSON path such as $.data.items[0].id`);
+    }
+    if (steps.length > 64) throw new JsonPathError(`"${path}" is too deep`);
+  }
+  return steps;
+}
