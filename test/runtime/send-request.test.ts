@@ -1,0 +1,136 @@
+/**
+ * Send request and runs end to end against a real upstream on 127.0.0.1:
+ * the upstream receives the real value; the caller gets everything redacted.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DATABASES } from '../support/databases.js';
+import { buildTeam, type Team } from '../support/fixtures.js';
+import { startTestApp, type TestApp } from '../support/harness.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+
+const VALUE = 'zd_live_9f8KQ2bX/tX+e=Lq0pA7';
+
+describe.each(DATABASES)('Send request and runs on $kind', ({ kind, available }) => {
+  let t: TestApp;
+  let team: Team;
+  let up: Upstream;
+  let ws: string;
+
+  beforeAll(async () => {
+    if (!available) return;
+    up = await startUpstream();
+    t = await startTestApp(kind, { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' });
+    team = await buildTeam(t);
+    ws = `/api/v1/workspaces/${team.workspaceId}`;
+    const s = await team.owner.post(`${ws}/secrets`, { name: 'zendesk_token', visibility: 'masked', value: VALUE });
+    expect(s.status, s.text).toBe(201);
+  }, 120_000);
+  afterAll(async () => {
+    await t?.close();
+    await up?.close();
+  });
+
+  const block = (extra: Record<string, unknown> = {}) => ({
+    id: 'call',
+    type: 'api',
+    method: 'POST',
+    url: `${up.url}/echo`,
+    headers: [{ key: 'Authorization', value: 'Bearer {{secret:zendesk_token}}' }],
+    body: { mode: 'json', content: '{"who":"{{name}}","n":"{{count}}"}' },
+    capture: [{ variable: 'echoed', path: '$.auth' }],
+    ...extra,
+  });
+
+  it.runIf(available)('an editor sends: the upstream gets the value, the editor sees only [secret:NAME]', async () => {
+    up.handle((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('x-echo', String(req.headers.authorization));
+      res.end(
+        JSON.stringify({
+          auth: req.headers.authorization,
+          b64: Buffer.from(String(req.headers.authorization)).toString('base64'),
+        }),
+      );
+    });
+    const res = await team.clients.editor.post(`${ws}/blocks/send`, {
+      block: block(),
+      variables: { name: 'Ada', count: 3 },
+    });
+    expect(res.status, res.text).toBe(200);
+    expect(up.received.at(-1)?.headers.authorization).toBe(`Bearer ${VALUE}`);
+    expect(JSON.parse(up.received.at(-1)?.body ?? '{}')).toEqual({ who: 'Ada', n: 3 });
+    expect(res.text).not.toContain(VALUE);
+    expect(res.text).not.toContain(Buffer.from(`Bearer ${VALUE}`).toString('base64').slice(10, 30));
+    expect(res.body.ok).toBe(true);
+    expect(res.body.request.headers.authorization).toBe('Bearer [secret:zendesk_token]');
+    expect(res.body.response.headers['x-echo']).toBe('Bearer [secret:zendesk_token]');
+    expect(res.body.captures).toEqual({ echoed: 'Bearer [secret:zendesk_token]' });
+    const secret = (await team.owner.get(`${ws}/secrets?q=zendesk`)).body.items[0];
+    expect(secret.allowedHosts).toEqual(['127.0.0.1']);
+    expect(secret.hostsPinnedAt).not.toBeNull();
+    expect(secret.lastUsedAt).not.toBeNull();
+  });
+
+  it.runIf(available)(
+    'a viewer cannot send and a secret bound to another host is refused before any connection',
+    async () => {
+      expect((await team.clients.viewer.post(`${ws}/blocks/send`, { block: block() })).status).toBe(403);
+      const before = up.received.length;
+      const res = await team.clients.editor.post(`${ws}/blocks/send`, {
+        block: block({ url: `http://localhost:${up.port}/echo` }),
+      });
+      expect(res.status, res.text).toBe(403);
+      expect(res.body.code).toBe('host_not_allowed');
+      expect(up.received.length).toBe(before);
+    },
+  );
+
+  it.runIf(available)('an operator runs a saved workflow and the run record is redacted', async () => {
+    up.handle((req, res) => res.end(JSON.stringify({ auth: req.headers.authorization })));
+    const wf = await team.clients.editor.post(`${ws}/workflows`, {
+      name: 'Echo',
+      startBlockId: 'call',
+      blocks: [
+        block({ onSuccess: 'after' }),
+        { id: 'after', type: 'set', assignments: [{ variable: 'copy', value: 'got {{echoed}}' }] },
+      ],
+    });
+    expect(wf.status, wf.text).toBe(201);
+    const run = await team.clients.operator.post(`${ws}/workflows/${wf.body.id}/runs`, { variables: { name: 'Bo' } });
+    expect(run.status, run.text).toBe(201);
+    expect(run.body.status).toBe('succeeded');
+    expect(run.text).not.toContain(VALUE);
+    expect(run.body.variables.copy).toBe('got Bearer [secret:zendesk_token]');
+    const again = await team.clients.viewer.get(`${ws}/runs/${run.body.id}`);
+    expect(again.status).toBe(200);
+    expect(again.text).not.toContain(VALUE);
+    const usages = await team.clients.editor.get(
+      `${ws}/secrets/${(await team.owner.get(`${ws}/secrets?q=zendesk`)).body.items[0].id}/usages`,
+    );
+    expect(usages.body.items).toEqual([
+      { workflowId: wf.body.id, workflowName: 'Echo', blockId: 'call', blockName: '', field: 'headers.0.value' },
+    ]);
+  });
+
+  it.runIf(available)(
+    'saving refuses a secret in the URL, two secrets in one field, and an unknown secret',
+    async () => {
+      const save = (b: Record<string, unknown>) =>
+        team.clients.editor.post(`${ws}/workflows`, { name: 'bad', startBlockId: 'call', blocks: [b] });
+      expect((await save(block({ url: `${up.url}/?k={{secret:zendesk_token}}` }))).body.code).toBe(
+        'secret_not_allowed_here',
+      );
+      expect(
+        (await save(block({ headers: [{ key: 'X', value: '{{secret:zendesk_token}}{{secret:zendesk_token}}' }] }))).body
+          .code,
+      ).toBe('one_secret_per_field');
+      expect((await save(block({ headers: [{ key: 'X', value: '{{secret:nope}}' }] }))).body.code).toBe(
+        'secret_unavailable',
+      );
+      expect(
+        (await save({ id: 'call', type: 'set', assignments: [{ variable: 'x', value: '{{secret:zendesk_token}}' }] }))
+          .body.code,
+      ).toBe('secret_not_allowed_here');
+    },
+  );
+});
