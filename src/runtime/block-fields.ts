@@ -101,6 +101,13 @@ export function analyzeBlock(block: Block, prefix = ''): { fields: BlockField[];
     for (const [i, a] of block.assignments.entries()) add(`assignments.${i}.value`, 'set.value', a.value);
     return { fields, problems };
   }
+  if ((block.method === 'GET' || block.method === 'HEAD') && block.body.mode !== 'none') {
+    problems.push({
+      path: `${prefix}body.mode`,
+      code: 'validation_failed',
+      message: `a ${block.method} request cannot have a body`,
+    });
+  }
   add('url', 'url', block.url);
   block.query.forEach((q, i) => {
     add(`query.${i}.key`, 'query.key', q.key);

@@ -70,12 +70,22 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
         tags: ['workflows'],
         summary: 'Workflows by name (workflows.read)',
         params: workspaceParams,
-        response: { 200: z.object({ items: z.array(workflowSchema) }), ...problems(401, 403, 404) },
+        querystring: z.strictObject(paginationQuery),
+        response: {
+          200: z.object({ items: z.array(workflowSchema), nextCursor: z.string().nullable() }),
+          ...problems(401, 403, 404, 422),
+        },
       },
     },
     async (request) => {
       const actor = await resolveActor(ctx.db, request, request.params.ws);
-      return { items: (await workflows.list(actor)).map((r) => presentWorkflow(r)) };
+      const after = decodeCursor(request.query.cursor, z.object({ name: z.string(), id: z.string() }));
+      const page = await workflows.list(actor, request.query.limit, after);
+      const last = page.rows.at(-1);
+      return {
+        items: page.rows.map((r) => presentWorkflow(r)),
+        nextCursor: page.hasMore && last ? encodeCursor({ name: last.name, id: last.id }) : null,
+      };
     },
   );
 

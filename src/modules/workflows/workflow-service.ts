@@ -236,16 +236,16 @@ export function createWorkflowService(deps: Deps) {
     load,
     knownVariables,
 
-    async list(actor: WorkspaceActor) {
+    async list(actor: WorkspaceActor, limit: number, after?: { name: string; id: string }) {
       authorize(actor, 'workflows.read');
-      return db
-        .selectFrom('workflows')
-        .selectAll()
-        .where('workspace_id', '=', actor.workspaceId)
+      let q = db.selectFrom('workflows').selectAll().where('workspace_id', '=', actor.workspaceId);
+      if (after) q = q.where((eb) => eb(eb.refTuple('name', 'id'), '>', eb.tuple(after.name, after.id)));
+      const rows = await q
         .orderBy('name')
         .orderBy('id')
-        .limit(1000)
+        .limit(limit + 1)
         .execute();
+      return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
     },
 
     async get(actor: WorkspaceActor, id: string) {
