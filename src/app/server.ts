@@ -5,9 +5,12 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import {
@@ -130,6 +133,21 @@ export async function buildServer(ctx: AppContext): Promise<App> {
     },
     { prefix: '/api/v1' },
   );
+
+  // The web UI (built by `npm run build` into dist/web): files, and index.html for app routes.
+  const webRoot = path.resolve(import.meta.dirname, '../../dist/web');
+  if (existsSync(path.join(webRoot, 'index.html'))) {
+    await app.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: false, index: ['index.html'] });
+    app.get('/*', { schema: { hide: true } }, (request, reply) => {
+      if (request.url.startsWith('/api/')) {
+        return sendProblem(
+          reply,
+          problem(404, 'not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`),
+        );
+      }
+      return reply.header('cache-control', 'no-store').sendFile('index.html');
+    });
+  }
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {

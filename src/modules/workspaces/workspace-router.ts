@@ -12,6 +12,8 @@ const workspaceSchema = z.object({
   name: z.string(),
   role: z.string(),
   settings: z.object({ secretHostBinding: z.enum(SECRET_HOST_BINDINGS) }),
+  /** The caller's effective permissions here (what the UI may offer). */
+  permissions: z.array(z.string()).optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -72,7 +74,7 @@ export async function workspaceRoutes(app: App, ctx: AppContext): Promise<void> 
     },
     async (request) => {
       const actor = await resolveActor(ctx.db, request, request.params.ws);
-      return presentWorkspace(await service.get(actor), actor.role);
+      return { ...presentWorkspace(await service.get(actor), actor.role), permissions: [...actor.permissions].sort() };
     },
   );
 

@@ -1,0 +1,122 @@
+/**
+ * The UI's API client: same-origin fetch with the session cookie, the CSRF
+ * header echoed from the hush_csrf cookie, and problem+json errors turned
+ * into ApiError with the server's code, detail and field errors.
+ */
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly errors: FieldError[] = [],
+  ) {
+    super(message);
+  }
+
+  /** The message for one field (by the end of its path), if the server named it. */
+  fieldMessage(field: string): string | undefined {
+    return this.errors.find((e) => e.path === field || e.path.endsWith(`.${field}`))?.message;
+  }
+}
+
+function csrfToken(): string {
+  const m = /(?:^|;\s*)hush_csrf=([^;]+)/.exec(document.cookie);
+  return m?.[1] ? decodeURIComponent(m[1]) : '';
+}
+
+export async function api<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<T> {
+  const res = await fetch(`/api/v1${path}`, {
+    method,
+    credentials: 'same-origin',
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(method === 'GET' ? {} : { 'x-hush-csrf': csrfToken() }),
+      ...headers,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  const data: unknown = text ? JSON.parse(text) : undefined;
+  if (!res.ok) {
+    const p = (data ?? {}) as { code?: string; detail?: string; errors?: FieldError[] };
+    throw new ApiError(res.status, p.code ?? 'error', p.detail ?? `Request failed (${res.status})`, p.errors ?? []);
+  }
+  return data as T;
+}
+
+export const get = <T>(path: string) => api<T>('GET', path);
+export const post = <T>(path: string, body?: unknown, headers?: Record<string, string>) =>
+  api<T>('POST', path, body ?? {}, headers);
+export const patch = <T>(path: string, body: unknown, headers?: Record<string, string>) =>
+  api<T>('PATCH', path, body, headers);
+export const put = <T>(path: string, body: unknown) => api<T>('PUT', path, body);
+export const del = <T>(path: string) => api<T>('DELETE', path);
+
+// Shapes the UI reads (the server's OpenAPI document is the reference).
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+}
+export interface WorkspaceRef {
+  id: string;
+  name: string;
+  role: string;
+  roleName: string;
+}
+export interface Me {
+  user: User;
+  workspaces: WorkspaceRef[];
+}
+export interface Role {
+  id: string;
+  name: string;
+  description: string;
+  system: boolean;
+  permissions: string[];
+}
+export interface Secret {
+  id: string;
+  name: string;
+  visibility: 'masked' | 'restricted';
+  description: string;
+  allowedHosts: string[];
+  hostsPinnedAt: string | null;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+  lastUsedAt: string | null;
+  deletedAt: string | null;
+}
+export interface Variable {
+  id: string;
+  kind: 'system' | 'custom';
+  name: string;
+  type: string;
+  description: string;
+  testValue: unknown;
+  fallbackValue: unknown;
+}
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+export interface Usage {
+  workflowId: string;
+  workflowName: string;
+  blockId: string;
+  blockName: string;
+  field: string;
+}

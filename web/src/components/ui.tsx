@@ -1,0 +1,148 @@
+/** Small accessible building blocks: fields, errors, icons, side panel and modal. */
+import { type ReactNode, useEffect, useId, useRef } from 'react';
+import { ApiError } from '../api';
+
+export function ErrorText({ error, field }: { error: unknown; field?: string }) {
+  if (!error) return null;
+  let message: string | undefined;
+  if (error instanceof ApiError) message = field ? error.fieldMessage(field) : error.message;
+  else if (!field) message = error instanceof Error ? error.message : String(error);
+  if (!message) return null;
+  return (
+    <p className="error" role="alert">
+      {message}
+    </p>
+  );
+}
+
+export function Field(props: {
+  label: string;
+  value: string;
+  onChange?: (v: string) => void;
+  type?: string;
+  readOnly?: boolean;
+  multiline?: boolean;
+  error?: unknown;
+  errorField?: string;
+  hint?: string;
+  autoComplete?: string;
+  placeholder?: string;
+}) {
+  const id = useId();
+  const common = {
+    id,
+    value: props.value,
+    readOnly: props.readOnly,
+    placeholder: props.placeholder,
+    'aria-describedby': props.hint ? `${id}-hint` : undefined,
+    onChange: (e: { target: { value: string } }) => props.onChange?.(e.target.value),
+  };
+  return (
+    <div className="field">
+      <label htmlFor={id}>{props.label}</label>
+      {props.multiline ? (
+        <textarea {...common} rows={3} />
+      ) : (
+        <input {...common} type={props.type ?? 'text'} autoComplete={props.autoComplete ?? 'off'} />
+      )}
+      {props.hint && (
+        <small id={`${id}-hint`} className="hint">
+          {props.hint}
+        </small>
+      )}
+      {props.errorField && <ErrorText error={props.error} field={props.errorField} />}
+    </div>
+  );
+}
+
+/**
+ * A native modal <dialog>: focus is trapped and restored, Escape closes it,
+ * and it needs no injected styles (the CSP allows none).
+ */
+function NativeDialog(props: {
+  open: boolean;
+  onOpenChange: (open: boolean) => void;
+  title: string;
+  className: string;
+  children: ReactNode;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
+  useEffect(() => {
+    const dialog = ref.current;
+    if (!dialog) return;
+    if (props.open && !dialog.open) dialog.showModal();
+    if (!props.open && dialog.open) dialog.close();
+  }, [props.open]);
+  return (
+    <dialog ref={ref} className={props.className} aria-labelledby={titleId} onClose={() => props.onOpenChange(false)}>
+      {props.open && (
+        <>
+          <header className="panel-head">
+            <h2 id={titleId}>{props.title}</h2>
+            <button type="button" className="ghost" aria-label="Close" onClick={() => props.onOpenChange(false)}>
+              ×
+            </button>
+          </header>
+          {props.children}
+        </>
+      )}
+    </dialog>
+  );
+}
+
+export function SidePanel(props: {
+  open: boolean;
+  onOpenChange: (open: boolean) => void;
+  title: string;
+  children: ReactNode;
+}) {
+  return <NativeDialog {...props} className="side-panel" />;
+}
+
+export function Modal(props: {
+  open: boolean;
+  onOpenChange: (open: boolean) => void;
+  title: string;
+  children: ReactNode;
+}) {
+  return <NativeDialog {...props} className="modal" />;
+}
+
+/** A fixed row of dots: the same for every secret, never the value's length. */
+export function Dots() {
+  return (
+    <span className="dots" role="img" aria-label="Hidden value">
+      ••••••••••••
+    </span>
+  );
+}
+
+const ICONS = {
+  eye: 'M1 12s4-7 11-7 11 7 11 7-4 7-11 7S1 12 1 12Zm11 4a4 4 0 1 0 0-8 4 4 0 0 0 0 8Z',
+  eyeOff:
+    'M3 3l18 18M10.6 5.1A11 11 0 0 1 12 5c7 0 11 7 11 7a19 19 0 0 1-3.2 4M6.6 6.6C3.3 8.6 1 12 1 12s4 7 11 7c1.8 0 3.4-.5 4.8-1.2M9.9 9.9a3 3 0 0 0 4.2 4.2',
+  lock: 'M6 10V7a6 6 0 0 1 12 0v3M5 10h14v11H5z',
+} as const;
+
+/** A line icon; decorative unless given a label. */
+export function Icon({ name, label }: { name: keyof typeof ICONS; label?: string }) {
+  return (
+    <svg
+      className="icon-svg"
+      viewBox="0 0 24 24"
+      width="18"
+      height="18"
+      fill="none"
+      stroke="currentColor"
+      strokeWidth="2"
+      strokeLinecap="round"
+      strokeLinejoin="round"
+      role={label ? 'img' : undefined}
+      aria-label={label}
+      aria-hidden={label ? undefined : true}
+    >
+      <path d={ICONS[name]} />
+    </svg>
+  );
+}

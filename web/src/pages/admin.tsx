@@ -1,0 +1,411 @@
+/** Audit log, members and roles, API tokens and workspace settings. */
+import { useCallback, useEffect, useState } from 'react';
+import { del, get, type Page, patch, post, type Role } from '../api';
+import { useSession, useWorkspace } from '../app-state';
+import { ErrorText, Field } from '../components/ui';
+
+interface AuditEvent {
+  id: string;
+  seq: number;
+  at: string;
+  actorEmail: string | null;
+  actorType: string;
+  action: string;
+  targetType: string | null;
+  targetId: string | null;
+  data: Record<string, unknown>;
+}
+
+export function AuditPage() {
+  const ws = useWorkspace();
+  const [action, setAction] = useState('');
+  const [items, setItems] = useState<AuditEvent[]>([]);
+  const [verdict, setVerdict] = useState<{ ok: boolean; checked: number; brokenAt?: string } | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const filter = action ? `&action=${encodeURIComponent(action)}` : '';
+  useEffect(() => {
+    void get<Page<AuditEvent>>(`/workspaces/${ws.id}/audit?limit=200${filter}`).then((r) => {
+      setItems(r.items);
+      setError(null);
+    }, setError);
+  }, [ws.id, filter]);
+  return (
+    <section>
+      <header className="page-head">
+        <h1>Audit log</h1>
+        <a
+          className="button"
+          href={`/api/v1/workspaces/${ws.id}/audit.csv${filter ? `?${filter.slice(1)}` : ''}`}
+          download
+        >
+          Export CSV
+        </a>
+      </header>
+      <div className="toolbar">
+        <Field label="Action" value={action} onChange={setAction} placeholder="secret.* or secret.revealed" />
+        <button
+          type="button"
+          className="ghost"
+          onClick={async () =>
+            setVerdict(
+              await get<{ ok: boolean; checked: number; brokenAt?: string }>(`/workspaces/${ws.id}/audit/verify`),
+            )
+          }
+        >
+          Verify chain
+        </button>
+        {verdict && (
+          <span role="status">
+            {verdict.ok ? `Chain intact (${verdict.checked} events)` : `Chain broken at ${verdict.brokenAt}`}
+          </span>
+        )}
+      </div>
+      <ErrorText error={error} />
+      <table className="list">
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            <th scope="col">When</th>
+            <th scope="col">Who</th>
+            <th scope="col">Action</th>
+            <th scope="col">Details</th>
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((e) => (
+            <tr key={e.id}>
+              <td>{e.seq}</td>
+              <td>{new Date(e.at).toLocaleString()}</td>
+              <td>{e.actorEmail ?? e.actorType}</td>
+              <td>
+                <code>{e.action}</code>
+              </td>
+              <td className="muted">{JSON.stringify(e.data)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+const GRANTABLE = [
+  'members.manage',
+  'members.read',
+  'roles.manage',
+  'variables.read',
+  'variables.manage',
+  'secrets.read',
+  'secrets.reveal',
+  'secrets.use',
+  'workflows.read',
+  'workflows.edit',
+  'workflows.run',
+  'audit.read',
+  'workspace.manage',
+];
+
+export function MembersPage() {
+  const ws = useWorkspace();
+  const session = useSession();
+  const [members, setMembers] = useState<
+    { userId: string; email: string; name: string; role: string; roleName: string }[]
+  >([]);
+  const [roles, setRoles] = useState<Role[]>([]);
+  const [email, setEmail] = useState('');
+  const [role, setRole] = useState('viewer');
+  const [invite, setInvite] = useState<{ url: string } | null>(null);
+  const [roleName, setRoleName] = useState('');
+  const [perms, setPerms] = useState<Set<string>>(new Set());
+  const [error, setError] = useState<unknown>(null);
+  const load = useCallback(async () => {
+    if (!ws.can('members.read')) return;
+    const [m, r] = await Promise.all([
+      get<{ items: typeof members }>(`/workspaces/${ws.id}/members`),
+      get<{ items: Role[] }>(`/workspaces/${ws.id}/roles`),
+    ]);
+    setMembers(m.items);
+    setRoles(r.items);
+  }, [ws]);
+  useEffect(() => {
+    void load().catch(setError);
+  }, [load]);
+  if (!ws.can('members.read')) return <p>Your role cannot see the members of this workspace.</p>;
+  const manage = ws.can('members.manage');
+  return (
+    <section>
+      <header className="page-head">
+        <h1>Members</h1>
+      </header>
+      <ErrorText error={error} />
+      <table className="list">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Email</th>
+            <th scope="col">Role</th>
+            <th scope="col">
+              <span className="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {members.map((m) => (
+            <tr key={m.userId}>
+              <td>{m.name}</td>
+              <td>{m.email}</td>
+              <td>
+                {manage ? (
+                  <select
+                    aria-label={`Role of ${m.email}`}
+                    value={m.role}
+                    onChange={async (e) => {
+                      await patch(`/workspaces/${ws.id}/members/${m.userId}`, { role: e.target.value }).catch(setError);
+                      await load();
+                    }}
+                  >
+                    {roles.map((r) => (
+                      <option key={r.id} value={r.id}>
+                        {r.name}
+                      </option>
+                    ))}
+                  </select>
+                ) : (
+                  m.roleName
+                )}
+              </td>
+              <td>
+                {(manage || m.userId === session.me.user.id) && (
+                  <button
+                    type="button"
+                    className="ghost danger"
+                    onClick={async () => {
+                      await del(`/workspaces/${ws.id}/members/${m.userId}`).catch(setError);
+                      await load();
+                    }}
+                  >
+                    {m.userId === session.me.user.id ? 'Leave' : 'Remove'}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {manage && (
+        <form
+          className="inline"
+          onSubmit={async (e) => {
+            e.preventDefault();
+            try {
+              setInvite(await post<{ url: string }>(`/workspaces/${ws.id}/invitations`, { email, role }));
+              setError(null);
+            } catch (err) {
+              setError(err);
+            }
+          }}
+        >
+          <h2>Invite</h2>
+          <Field label="Invite email" value={email} onChange={setEmail} />
+          <div className="field">
+            <label htmlFor="invite-role">Invite role</label>
+            <select id="invite-role" value={role} onChange={(e) => setRole(e.target.value)}>
+              {roles.map((r) => (
+                <option key={r.id} value={r.id}>
+                  {r.name}
+                </option>
+              ))}
+            </select>
+          </div>
+          <button type="submit">Invite</button>
+          {invite && (
+            <p role="status">
+              Send this one-time link: <code>{invite.url}</code>
+            </p>
+          )}
+        </form>
+      )}
+      <h2>Roles</h2>
+      <ul className="cards">
+        {roles.map((r) => (
+          <li key={r.id}>
+            <strong>{r.name}</strong> {r.system ? <span className="badge">system</span> : null}
+            <div className="muted">{r.permissions.join(', ')}</div>
+          </li>
+        ))}
+      </ul>
+      {ws.can('roles.manage') && (
+        <form
+          className="stack"
+          onSubmit={async (e) => {
+            e.preventDefault();
+            try {
+              await post(`/workspaces/${ws.id}/roles`, { name: roleName, permissions: [...perms] });
+              setRoleName('');
+              setPerms(new Set());
+              await load();
+            } catch (err) {
+              setError(err);
+            }
+          }}
+        >
+          <h3>New custom role</h3>
+          <Field label="Role name" value={roleName} onChange={setRoleName} />
+          <fieldset className="checks">
+            <legend>Permissions</legend>
+            {GRANTABLE.filter((p) => ws.can(p)).map((p) => (
+              <label key={p}>
+                <input
+                  type="checkbox"
+                  checked={perms.has(p)}
+                  onChange={(e) => {
+                    const next = new Set(perms);
+                    if (e.target.checked) next.add(p);
+                    else next.delete(p);
+                    setPerms(next);
+                  }}
+                />{' '}
+                {p}
+              </label>
+            ))}
+          </fieldset>
+          <button type="submit">Create role</button>
+        </form>
+      )}
+    </section>
+  );
+}
+
+export function TokensPage() {
+  const session = useSession();
+  const [items, setItems] = useState<
+    { id: string; name: string; workspaceId: string; hint: string; expiresAt: string; lastUsedAt: string | null }[]
+  >([]);
+  const [name, setName] = useState('');
+  const [workspaceId, setWorkspaceId] = useState(session.me.workspaces[0]?.id ?? '');
+  const [days, setDays] = useState('30');
+  const [created, setCreated] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const load = useCallback(async () => setItems((await get<{ items: typeof items }>('/tokens')).items), []);
+  useEffect(() => {
+    void load().catch(setError);
+  }, [load]);
+  return (
+    <section>
+      <header className="page-head">
+        <h1>API tokens</h1>
+      </header>
+      <ErrorText error={error} />
+      <table className="list">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Token</th>
+            <th scope="col">Workspace</th>
+            <th scope="col">Expires</th>
+            <th scope="col">
+              <span className="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((t) => (
+            <tr key={t.id}>
+              <td>{t.name}</td>
+              <td>
+                <code>{t.hint}</code>
+              </td>
+              <td>{session.me.workspaces.find((w) => w.id === t.workspaceId)?.name ?? t.workspaceId}</td>
+              <td>{new Date(t.expiresAt).toLocaleDateString()}</td>
+              <td>
+                <button
+                  type="button"
+                  className="ghost danger"
+                  onClick={async () => {
+                    await del(`/tokens/${t.id}`).catch(setError);
+                    await load();
+                  }}
+                >
+                  Revoke
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form
+        className="inline"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          try {
+            const r = await post<{ token: string }>('/tokens', { name, workspaceId, expiresInDays: Number(days) });
+            setCreated(r.token);
+            await load();
+          } catch (err) {
+            setError(err);
+          }
+        }}
+      >
+        <Field label="Token name" value={name} onChange={setName} />
+        <div className="field">
+          <label htmlFor="token-ws">Token workspace</label>
+          <select id="token-ws" value={workspaceId} onChange={(e) => setWorkspaceId(e.target.value)}>
+            {session.me.workspaces.map((w) => (
+              <option key={w.id} value={w.id}>
+                {w.name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <Field label="Expires in days" value={days} onChange={setDays} />
+        <button type="submit">Create token</button>
+      </form>
+      {created && (
+        <p role="status">
+          Copy it now, it is shown once: <code>{created}</code>
+        </p>
+      )}
+    </section>
+  );
+}
+
+export function SettingsPage() {
+  const ws = useWorkspace();
+  const [name, setName] = useState(ws.name);
+  const [binding, setBinding] = useState(ws.settings.secretHostBinding);
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState(false);
+  return (
+    <section>
+      <header className="page-head">
+        <h1>Workspace settings</h1>
+      </header>
+      <form
+        className="stack"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          try {
+            await patch(`/workspaces/${ws.id}`, { name, settings: { secretHostBinding: binding } });
+            setSaved(true);
+            await ws.reload();
+          } catch (err) {
+            setError(err);
+          }
+        }}
+      >
+        <Field label="Workspace name" value={name} onChange={setName} error={error} errorField="name" />
+        <div className="field">
+          <label htmlFor="binding">Secret host binding</label>
+          <select id="binding" value={binding} onChange={(e) => setBinding(e.target.value)}>
+            <option value="pin-on-first-use">Pin on first use (default)</option>
+            <option value="required">Required: every secret lists its hosts</option>
+            <option value="off">Off: secrets may go to any host</option>
+          </select>
+        </div>
+        <ErrorText error={error} />
+        <button type="submit">Save</button>
+        {saved && <p role="status">Saved.</p>}
+      </form>
+    </section>
+  );
+}

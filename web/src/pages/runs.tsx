@@ -1,0 +1,120 @@
+/** Runs: pick a workflow, run it, list its runs and read a run's redacted steps. */
+import { useCallback, useEffect, useState } from 'react';
+import { get, type Page, post } from '../api';
+import { useWorkspace } from '../app-state';
+import { ErrorText } from '../components/ui';
+
+interface Run {
+  id: string;
+  status: string;
+  startedAt: string;
+  finishedAt: string;
+  variables: Record<string, unknown>;
+  steps: {
+    blockId: string;
+    type: string;
+    status: string;
+    request: unknown;
+    response: unknown;
+    error?: { code: string; message: string };
+    durationMs: number;
+  }[];
+}
+
+export function RunsPage() {
+  const ws = useWorkspace();
+  const [workflows, setWorkflows] = useState<{ id: string; name: string }[]>([]);
+  const [workflowId, setWorkflowId] = useState('');
+  const [runs, setRuns] = useState<Run[]>([]);
+  const [open, setOpen] = useState<Run | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    void get<Page<{ id: string; name: string }>>(`/workspaces/${ws.id}/workflows?limit=200`).then((r) => {
+      setWorkflows(r.items);
+      setWorkflowId((id) => id || r.items[0]?.id || '');
+    }, setError);
+  }, [ws.id]);
+  const load = useCallback(async () => {
+    if (workflowId) setRuns((await get<Page<Run>>(`/workspaces/${ws.id}/workflows/${workflowId}/runs?limit=50`)).items);
+  }, [ws.id, workflowId]);
+  useEffect(() => {
+    void load().catch(setError);
+  }, [load]);
+  return (
+    <section>
+      <header className="page-head">
+        <h1>Runs</h1>
+      </header>
+      <div className="toolbar">
+        <label>
+          Workflow{' '}
+          <select value={workflowId} onChange={(e) => setWorkflowId(e.target.value)}>
+            {workflows.map((w) => (
+              <option key={w.id} value={w.id}>
+                {w.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        {ws.can('workflows.run') && workflowId && (
+          <button
+            type="button"
+            onClick={async () => {
+              try {
+                setOpen(await post<Run>(`/workspaces/${ws.id}/workflows/${workflowId}/runs`, { variables: {} }));
+                await load();
+              } catch (err) {
+                setError(err);
+              }
+            }}
+          >
+            Run now
+          </button>
+        )}
+      </div>
+      <ErrorText error={error} />
+      <table className="list">
+        <thead>
+          <tr>
+            <th scope="col">Run</th>
+            <th scope="col">Status</th>
+            <th scope="col">Started</th>
+            <th scope="col">Steps</th>
+          </tr>
+        </thead>
+        <tbody>
+          {runs.map((r) => (
+            <tr key={r.id}>
+              <td>
+                <button type="button" className="ghost" onClick={() => setOpen(r)}>
+                  {r.id}
+                </button>
+              </td>
+              <td>
+                <span className={`badge ${r.status}`}>{r.status}</span>
+              </td>
+              <td>{new Date(r.startedAt).toLocaleString()}</td>
+              <td>{r.steps.length}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {open && (
+        <section aria-label="Run detail" className="stack">
+          <h2>Run {open.id}</h2>
+          {open.steps.map((s, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: steps are positional
+            <details key={i} open={s.status === 'failed'}>
+              <summary>
+                {i + 1}. {s.blockId} — {s.status} ({s.durationMs} ms){s.error ? ` — ${s.error.code}` : ''}
+              </summary>
+              <pre>{JSON.stringify({ request: s.request, response: s.response, error: s.error }, null, 2)}</pre>
+            </details>
+          ))}
+          <h3>Variables at the end</h3>
+          <pre>{JSON.stringify(open.variables, null, 2)}</pre>
+        </section>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,531 @@
+/**
+ * The Variables Management Panel: system, custom and secret variables in one
+ * list, a "Create New" side panel, masked secrets as a fixed row of dots, the
+ * eye that shows a masked value for 20 s and then forgets it, and a delete
+ * confirmation that lists the blocks using the secret.
+ */
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { del, get, type Page, patch, post, type Secret, type Usage, type Variable } from '../api';
+import { useWorkspace } from '../app-state';
+import { Dots, ErrorText, Field, Icon, Modal, SidePanel } from '../components/ui';
+
+type Tab = 'all' | 'custom' | 'system' | 'secrets';
+const REVEAL_MS = 20_000;
+
+function RevealableValue({ secret }: { secret: Secret }) {
+  const ws = useWorkspace();
+  const [value, setValue] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const hide = useCallback(() => {
+    clearTimeout(timer.current);
+    setValue(null); // the value is dropped, not just hidden
+  }, []);
+  useEffect(() => hide, [hide]);
+
+  if (secret.visibility === 'restricted') {
+    return (
+      <span className="secret-value">
+        <Dots />
+        <span className="lock">
+          <Icon name="lock" label="Restricted: never revealed" />
+        </span>
+      </span>
+    );
+  }
+  return (
+    <span className="secret-value">
+      {value === null ? <Dots /> : <code className="revealed">{value}</code>}
+      {ws.can('secrets.reveal') &&
+        (value === null ? (
+          <button
+            type="button"
+            className="icon"
+            aria-label="Reveal value"
+            title="Reveal for 20 seconds"
+            onClick={async () => {
+              try {
+                const r = await post<{ value: string }>(`/workspaces/${ws.id}/secrets/${secret.id}/reveal`);
+                setValue(r.value);
+                setError(null);
+                clearTimeout(timer.current);
+                timer.current = setTimeout(hide, REVEAL_MS);
+              } catch (err) {
+                setError(err);
+              }
+            }}
+          >
+            <Icon name="eye" />
+          </button>
+        ) : (
+          <button type="button" className="icon" aria-label="Hide value" onClick={hide}>
+            <Icon name="eyeOff" />
+          </button>
+        ))}
+      <ErrorText error={error} />
+    </span>
+  );
+}
+
+function parseHosts(text: string): string[] {
+  return text
+    .split(/[\s,]+/)
+    .map((h) => h.trim())
+    .filter(Boolean);
+}
+
+export function SecretForm(props: { secret?: Secret; initialName?: string; onSaved: (s: Secret) => void }) {
+  const ws = useWorkspace();
+  const editing = props.secret;
+  const [name, setName] = useState(editing?.name ?? props.initialName ?? '');
+  const [value, setValue] = useState('');
+  const [description, setDescription] = useState(editing?.description ?? '');
+  const [hosts, setHosts] = useState((editing?.allowedHosts ?? []).join('\n'));
+  const [visibility, setVisibility] = useState<'masked' | 'restricted'>(editing?.visibility ?? 'masked');
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const short = value.length > 0 && new TextEncoder().encode(value).length < 8;
+
+  return (
+    <form
+      className="stack"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        setBusy(true);
+        try {
+          const body: Record<string, unknown> = { description, allowedHosts: parseHosts(hosts) };
+          if (value) body.value = value;
+          const saved = editing
+            ? await patch<Secret>(`/workspaces/${ws.id}/secrets/${editing.id}`, body, {
+                'if-match': String(editing.version),
+              })
+            : await post<Secret>(`/workspaces/${ws.id}/secrets`, { ...body, name, visibility, value });
+          setValue('');
+          props.onSaved(saved);
+        } catch (err) {
+          setError(err);
+        } finally {
+          setBusy(false);
+        }
+      }}
+    >
+      <Field label="Name" value={name} onChange={setName} readOnly={Boolean(editing)} error={error} errorField="name" />
+      <fieldset className="radios" disabled={Boolean(editing)}>
+        <legend>Visibility</legend>
+        <label>
+          <input
+            type="radio"
+            name="visibility"
+            checked={visibility === 'masked'}
+            onChange={() => setVisibility('masked')}
+          />{' '}
+          Masked
+        </label>
+        <label>
+          <input
+            type="radio"
+            name="visibility"
+            checked={visibility === 'restricted'}
+            onChange={() => setVisibility('restricted')}
+          />{' '}
+          Restricted
+        </label>
+      </fieldset>
+      <Field
+        label="Value"
+        type="password"
+        value={value}
+        onChange={setValue}
+        autoComplete="new-password"
+        hint={editing ? 'Leave empty to keep the current value. A new value makes a new version.' : undefined}
+        error={error}
+        errorField="value"
+      />
+      {short && (
+        <p className="warning">
+          This value is shorter than 8 characters: it will be redacted wherever those characters appear.
+        </p>
+      )}
+      <Field
+        label="Description"
+        value={description}
+        onChange={setDescription}
+        multiline
+        error={error}
+        errorField="description"
+      />
+      <Field
+        label="Allowed hosts"
+        value={hosts}
+        onChange={setHosts}
+        multiline
+        hint={
+          editing?.hostsPinnedAt
+            ? `Pinned on first use (${new Date(editing.hostsPinnedAt).toLocaleString()}). One host or *.domain per line.`
+            : 'One host or *.domain per line. Empty: pinned to the first host it is sent to.'
+        }
+        error={error}
+        errorField="allowedHosts"
+      />
+      <ErrorText error={error} />
+      <button type="submit" disabled={busy}>
+        {busy ? 'Saving…' : 'Save'}
+      </button>
+    </form>
+  );
+}
+
+function VariableForm(props: { variable?: Variable; onSaved: () => void }) {
+  const ws = useWorkspace();
+  const v = props.variable;
+  const [name, setName] = useState(v?.name ?? '');
+  const [type, setType] = useState(v?.type ?? 'text');
+  const [description, setDescription] = useState(v?.description ?? '');
+  const show = (x: unknown) => (x === null || x === undefined ? '' : typeof x === 'string' ? x : JSON.stringify(x));
+  const [testValue, setTestValue] = useState(show(v?.testValue));
+  const [fallbackValue, setFallbackValue] = useState(show(v?.fallbackValue));
+  const [error, setError] = useState<unknown>(null);
+  const parse = (text: string): unknown => {
+    if (text === '') return null;
+    if (type === 'text' || type === 'datetime') return text;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  };
+  return (
+    <form
+      className="stack"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        try {
+          const body = { name, type, description, testValue: parse(testValue), fallbackValue: parse(fallbackValue) };
+          if (v) await patch(`/workspaces/${ws.id}/variables/${v.id}`, body);
+          else await post(`/workspaces/${ws.id}/variables`, body);
+          props.onSaved();
+        } catch (err) {
+          setError(err);
+        }
+      }}
+    >
+      <Field label="Name" value={name} onChange={setName} error={error} errorField="name" />
+      <div className="field">
+        <label htmlFor="var-type">Type</label>
+        <select id="var-type" value={type} onChange={(e) => setType(e.target.value)}>
+          {['text', 'number', 'boolean', 'datetime', 'map', 'list'].map((t) => (
+            <option key={t}>{t}</option>
+          ))}
+        </select>
+      </div>
+      <Field label="Test value" value={testValue} onChange={setTestValue} error={error} errorField="testValue" />
+      <Field
+        label="Fallback value"
+        value={fallbackValue}
+        onChange={setFallbackValue}
+        error={error}
+        errorField="fallbackValue"
+      />
+      <Field
+        label="Description"
+        value={description}
+        onChange={setDescription}
+        multiline
+        error={error}
+        errorField="description"
+      />
+      <ErrorText error={error} />
+      <button type="submit">Save</button>
+    </form>
+  );
+}
+
+export function DeleteSecretModal(props: { secret: Secret | null; onClose: () => void; onDeleted: () => void }) {
+  const ws = useWorkspace();
+  const [usages, setUsages] = useState<Usage[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const secret = props.secret;
+  useEffect(() => {
+    setUsages(null);
+    if (secret)
+      void get<{ items: Usage[] }>(`/workspaces/${ws.id}/secrets/${secret.id}/usages`).then(
+        (r) => setUsages(r.items),
+        setError,
+      );
+  }, [secret, ws.id]);
+  return (
+    <Modal open={secret !== null} onOpenChange={(o) => !o && props.onClose()} title="Delete secret">
+      {secret && (
+        <>
+          <p>
+            Delete the secret <strong>{secret.name}</strong>? It can be restored for a while, then it is purged for
+            good.
+          </p>
+          {usages === null ? (
+            <p aria-busy="true">Looking for blocks that use it…</p>
+          ) : usages.length === 0 ? (
+            <p>No block uses it.</p>
+          ) : (
+            <>
+              <p>These blocks use it and will fail until it is restored:</p>
+              <ul aria-label="Blocks that use this secret">
+                {usages.map((u) => (
+                  <li key={`${u.workflowId}:${u.blockId}:${u.field}`}>
+                    {u.workflowName} › {u.blockName || u.blockId} ({u.field})
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+          <ErrorText error={error} />
+          <div className="actions">
+            <button type="button" className="ghost" onClick={props.onClose}>
+              Cancel
+            </button>
+            <button
+              type="button"
+              className="danger"
+              onClick={async () => {
+                try {
+                  await del(`/workspaces/${ws.id}/secrets/${secret.id}`);
+                  props.onDeleted();
+                } catch (err) {
+                  setError(err);
+                }
+              }}
+            >
+              Delete
+            </button>
+          </div>
+        </>
+      )}
+    </Modal>
+  );
+}
+
+export function VariablesPage() {
+  const ws = useWorkspace();
+  const [tab, setTab] = useState<Tab>('all');
+  const [q, setQ] = useState('');
+  const [variables, setVariables] = useState<Variable[]>([]);
+  const [secrets, setSecrets] = useState<Secret[]>([]);
+  const [error, setError] = useState<unknown>(null);
+  const [panel, setPanel] = useState<{ kind: 'secret' | 'variable'; secret?: Secret; variable?: Variable } | null>(
+    null,
+  );
+  const [deleting, setDeleting] = useState<Secret | null>(null);
+  const canSecrets = ws.can('secrets.read');
+  const canCreate = ws.can('secrets.manage') || ws.can('variables.manage');
+
+  const load = useCallback(async () => {
+    try {
+      const search = q ? `&q=${encodeURIComponent(q)}` : '';
+      const [vars, secs] = await Promise.all([
+        get<Page<Variable>>(`/workspaces/${ws.id}/variables?limit=200${search}`),
+        canSecrets
+          ? get<Page<Secret>>(`/workspaces/${ws.id}/secrets?limit=200${search}`)
+          : Promise.resolve({ items: [], nextCursor: null }),
+      ]);
+      setVariables(vars.items);
+      setSecrets(secs.items);
+      setError(null);
+    } catch (err) {
+      setError(err);
+    }
+  }, [ws.id, q, canSecrets]);
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const tabs: [Tab, string][] = [
+    ['all', 'All'],
+    ['custom', 'Custom'],
+    ['system', 'System'],
+    ...(canSecrets ? ([['secrets', 'Secrets']] as [Tab, string][]) : []),
+  ];
+  const showVars = variables.filter((v) => tab === 'all' || tab === v.kind);
+  const showSecrets = tab === 'all' || tab === 'secrets' ? secrets : [];
+
+  return (
+    <section>
+      <header className="page-head">
+        <h1>Variables</h1>
+        {canCreate && (
+          <button type="button" onClick={() => setPanel({ kind: ws.can('secrets.manage') ? 'secret' : 'variable' })}>
+            Create New
+          </button>
+        )}
+      </header>
+      <div className="toolbar">
+        <div role="tablist" aria-label="Kind">
+          {tabs.map(([key, label]) => (
+            <button
+              key={key}
+              type="button"
+              role="tab"
+              aria-selected={tab === key}
+              className={tab === key ? 'tab active' : 'tab'}
+              onClick={() => setTab(key)}
+            >
+              {label}
+            </button>
+          ))}
+        </div>
+        <label className="search">
+          <span className="sr-only">Search</span>
+          <input
+            type="search"
+            placeholder="Search by name"
+            value={q}
+            onChange={(e) => setQ(e.target.value)}
+            aria-label="Search"
+          />
+        </label>
+      </div>
+      <ErrorText error={error} />
+      <table className="list">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Kind</th>
+            <th scope="col">Value</th>
+            <th scope="col">Description</th>
+            <th scope="col">
+              <span className="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {showSecrets.map((s) => (
+            <tr key={s.id} data-secret={s.name}>
+              <th scope="row">
+                <code>{s.name}</code>
+              </th>
+              <td>
+                <span className="badge secret">secret · {s.visibility}</span>
+                {s.allowedHosts.length > 0 && <div className="muted">→ {s.allowedHosts.join(', ')}</div>}
+              </td>
+              <td>
+                <RevealableValue secret={s} />
+              </td>
+              <td>{s.description}</td>
+              <td className="row-actions">
+                {ws.can('secrets.manage') && (
+                  <>
+                    <button type="button" className="ghost" onClick={() => setPanel({ kind: 'secret', secret: s })}>
+                      Edit
+                    </button>
+                    <button type="button" className="ghost danger" onClick={() => setDeleting(s)}>
+                      Delete
+                    </button>
+                  </>
+                )}
+              </td>
+            </tr>
+          ))}
+          {showVars.map((v) => (
+            <tr key={v.id}>
+              <th scope="row">
+                <code>{v.name}</code>
+              </th>
+              <td>
+                <span className={`badge ${v.kind}`}>
+                  {v.kind} · {v.type}
+                </span>
+              </td>
+              <td>
+                {v.kind === 'custom' && v.testValue !== null ? (
+                  <code>{JSON.stringify(v.testValue)}</code>
+                ) : (
+                  <span className="muted">—</span>
+                )}
+              </td>
+              <td>{v.description}</td>
+              <td className="row-actions">
+                {v.kind === 'custom' && ws.can('variables.manage') && (
+                  <>
+                    <button type="button" className="ghost" onClick={() => setPanel({ kind: 'variable', variable: v })}>
+                      Edit
+                    </button>
+                    <button
+                      type="button"
+                      className="ghost danger"
+                      onClick={async () => {
+                        await del(`/workspaces/${ws.id}/variables/${v.id}`).catch(setError);
+                        await load();
+                      }}
+                    >
+                      Delete
+                    </button>
+                  </>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+
+      <SidePanel
+        open={panel !== null}
+        onOpenChange={(o) => !o && setPanel(null)}
+        title={
+          panel?.secret
+            ? `Edit secret ${panel.secret.name}`
+            : panel?.variable
+              ? `Edit variable ${panel.variable.name}`
+              : 'Create New'
+        }
+      >
+        {panel && !panel.secret && !panel.variable && ws.can('secrets.manage') && ws.can('variables.manage') && (
+          <fieldset className="radios">
+            <legend>Kind</legend>
+            <label>
+              <input
+                type="radio"
+                name="kind"
+                checked={panel.kind === 'secret'}
+                onChange={() => setPanel({ kind: 'secret' })}
+              />{' '}
+              Secret
+            </label>
+            <label>
+              <input
+                type="radio"
+                name="kind"
+                checked={panel.kind === 'variable'}
+                onChange={() => setPanel({ kind: 'variable' })}
+              />{' '}
+              Custom variable
+            </label>
+          </fieldset>
+        )}
+        {panel?.kind === 'secret' && (
+          <SecretForm
+            secret={panel.secret}
+            onSaved={() => {
+              setPanel(null);
+              void load();
+            }}
+          />
+        )}
+        {panel?.kind === 'variable' && (
+          <VariableForm
+            variable={panel.variable}
+            onSaved={() => {
+              setPanel(null);
+              void load();
+            }}
+          />
+        )}
+      </SidePanel>
+      <DeleteSecretModal
+        secret={deleting}
+        onClose={() => setDeleting(null)}
+        onDeleted={() => {
+          setDeleting(null);
+          void load();
+        }}
+      />
+    </section>
+  );
+}

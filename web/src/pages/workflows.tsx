@@ -1,0 +1,757 @@
+/**
+ * Workflows: the list, and the editor with its block list, the API block
+ * form (every field that may hold a secret has "Add secret", shown as a
+ * protected chip), the Set Values form, routes, and "Send request" with a
+ * response viewer whose JSON fields can become capture rules.
+ */
+import { useCallback, useEffect, useState } from 'react';
+import { ApiError, get, type Page, post, put, type Secret } from '../api';
+import { Link, navigate, useWorkspace } from '../app-state';
+import { ErrorText, Field, Icon, SidePanel } from '../components/ui';
+import { SecretForm } from './variables';
+
+interface Pair {
+  key: string;
+  value: string;
+}
+interface ApiBlock {
+  id: string;
+  type: 'api';
+  name: string;
+  method: string;
+  url: string;
+  query: Pair[];
+  headers: Pair[];
+  body: { mode: 'none' | 'text' | 'json'; content?: string } | { mode: 'form'; content: Pair[] };
+  timeoutMs: number;
+  capture: { variable: string; path: string }[];
+  onSuccess: string | null;
+  onError: string | null;
+}
+interface SetBlock {
+  id: string;
+  type: 'set';
+  name: string;
+  assignments: { variable: string; value: string }[];
+  onSuccess: string | null;
+}
+type Block = ApiBlock | SetBlock;
+interface Workflow {
+  id: string;
+  name: string;
+  startBlockId: string | null;
+  blocks: Block[];
+  warnings?: { path: string; message: string }[];
+}
+interface SendResult {
+  ok: boolean;
+  request: { method: string; url: string; headers: Record<string, string>; body: string | null };
+  response: { status: number; headers: Record<string, string>; body: string } | null;
+  captures: Record<string, unknown>;
+  durationMs: number;
+  error?: { code: string; message: string };
+}
+
+const SECRET_REF = /\{\{\s*secret\s*:\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/;
+
+export function WorkflowsPage() {
+  const ws = useWorkspace();
+  const [items, setItems] = useState<Workflow[]>([]);
+  const [name, setName] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    void get<Page<Workflow>>(`/workspaces/${ws.id}/workflows?limit=200`).then((r) => setItems(r.items), setError);
+  }, [ws.id]);
+  return (
+    <section>
+      <header className="page-head">
+        <h1>Workflows</h1>
+      </header>
+      <ErrorText error={error} />
+      <ul className="cards">
+        {items.map((w) => (
+          <li key={w.id}>
+            <Link to={`/w/${ws.id}/workflows/${w.id}`}>{w.name}</Link>{' '}
+            <span className="muted">{w.blocks.length} blocks</span>
+          </li>
+        ))}
+      </ul>
+      {ws.can('workflows.edit') && (
+        <form
+          className="inline"
+          onSubmit={async (e) => {
+            e.preventDefault();
+            try {
+              const wf = await post<Workflow>(`/workspaces/${ws.id}/workflows`, {
+                name,
+                startBlockId: null,
+                blocks: [],
+              });
+              navigate(`/w/${ws.id}/workflows/${wf.id}`);
+            } catch (err) {
+              setError(err);
+            }
+          }}
+        >
+          <Field label="New workflow name" value={name} onChange={setName} />
+          <button type="submit">Create workflow</button>
+        </form>
+      )}
+    </section>
+  );
+}
+
+/** A field that may hold one secret: text before, a protected chip, text after. */
+function SecretField(props: {
+  label: string;
+  value: string;
+  onChange: (v: string) => void;
+  secrets: Secret[];
+  onSecretsChanged: () => void;
+  readOnly?: boolean;
+}) {
+  const ws = useWorkspace();
+  const match = SECRET_REF.exec(props.value);
+  const before = match ? props.value.slice(0, match.index) : props.value;
+  const after = match ? props.value.slice(match.index + match[0].length) : '';
+  const [open, setOpen] = useState(false);
+  const [q, setQ] = useState('');
+  const [creating, setCreating] = useState<string | null>(null);
+  const [editing, setEditing] = useState<Secret | null>(null);
+  const choose = (name: string) => {
+    props.onChange(`${before}{{secret:${name}}}${after}`);
+    setOpen(false);
+  };
+  const shown = props.secrets.filter((s) => s.name.toLowerCase().includes(q.toLowerCase()));
+  return (
+    <div className="field secret-field">
+      <span className="label">{props.label}</span>
+      <div className="secret-field-row">
+        <input
+          aria-label={props.label}
+          value={before}
+          readOnly={props.readOnly}
+          onChange={(e) => props.onChange(`${e.target.value}${match ? match[0] : ''}${after}`)}
+        />
+        {match && (
+          <span className="chip">
+            <span className="sr-only">Secret </span>
+            <Icon name="lock" /> {match[1]}
+            {!props.readOnly && (
+              <button
+                type="button"
+                className="chip-x"
+                aria-label={`Remove secret ${match[1]}`}
+                onClick={() => props.onChange(`${before}${after}`)}
+              >
+                ×
+              </button>
+            )}
+          </span>
+        )}
+        {match && (
+          <input
+            aria-label={`${props.label} (after the secret)`}
+            value={after}
+            readOnly={props.readOnly}
+            onChange={(e) => props.onChange(`${before}${match[0]}${e.target.value}`)}
+          />
+        )}
+        {!props.readOnly && ws.can('secrets.use') && (
+          <button
+            type="button"
+            className="ghost"
+            aria-haspopup="listbox"
+            aria-expanded={open}
+            onClick={() => setOpen(!open)}
+          >
+            Add secret
+          </button>
+        )}
+      </div>
+      {open && (
+        <div className="dropdown">
+          <input
+            aria-label="Search secrets"
+            placeholder="Search secrets"
+            value={q}
+            onChange={(e) => setQ(e.target.value)}
+          />
+          <div role="listbox" aria-label="Secrets" className="options">
+            {shown.map((s) => (
+              <div
+                key={s.id}
+                role="option"
+                aria-selected={match?.[1] === s.name}
+                tabIndex={0}
+                onClick={() => choose(s.name)}
+                onKeyDown={(e) => (e.key === 'Enter' || e.key === ' ') && choose(s.name)}
+              >
+                <span>
+                  <Icon name="lock" /> {s.name}
+                </span>
+                {ws.can('secrets.manage') && (
+                  <button
+                    type="button"
+                    className="ghost small"
+                    onClick={(e) => {
+                      e.stopPropagation();
+                      setEditing(s);
+                    }}
+                  >
+                    Edit value
+                  </button>
+                )}
+              </div>
+            ))}
+            {shown.length === 0 && <p className="muted">No secret matches.</p>}
+          </div>
+          {ws.can('secrets.manage') && (
+            <button type="button" className="ghost" onClick={() => setCreating(q)}>
+              Create new secret{q ? ` "${q}"` : ''}
+            </button>
+          )}
+        </div>
+      )}
+      <SidePanel
+        open={creating !== null || editing !== null}
+        onOpenChange={(o) => {
+          if (!o) {
+            setCreating(null);
+            setEditing(null);
+          }
+        }}
+        title={editing ? `Edit secret ${editing.name}` : 'New secret'}
+      >
+        {(creating !== null || editing) && (
+          <SecretForm
+            secret={editing ?? undefined}
+            initialName={creating ?? ''}
+            onSaved={(s) => {
+              setCreating(null);
+              setEditing(null);
+              props.onSecretsChanged();
+              choose(s.name);
+            }}
+          />
+        )}
+      </SidePanel>
+    </div>
+  );
+}
+
+function PairsEditor(props: {
+  label: string;
+  pairs: Pair[];
+  onChange: (p: Pair[]) => void;
+  secrets: Secret[];
+  onSecretsChanged: () => void;
+  readOnly: boolean;
+}) {
+  return (
+    <fieldset className="pairs">
+      <legend>{props.label}</legend>
+      {props.pairs.map((p, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: rows are positional
+        <div className="pair" key={i}>
+          <Field
+            label={`${props.label} ${i + 1} name`}
+            value={p.key}
+            readOnly={props.readOnly}
+            onChange={(key) => props.onChange(props.pairs.map((x, j) => (j === i ? { ...x, key } : x)))}
+          />
+          <SecretField
+            label={`${props.label} ${i + 1} value`}
+            value={p.value}
+            readOnly={props.readOnly}
+            secrets={props.secrets}
+            onSecretsChanged={props.onSecretsChanged}
+            onChange={(value) => props.onChange(props.pairs.map((x, j) => (j === i ? { ...x, value } : x)))}
+          />
+          {!props.readOnly && (
+            <button
+              type="button"
+              className="ghost"
+              aria-label={`Remove ${props.label.toLowerCase()} ${i + 1}`}
+              onClick={() => props.onChange(props.pairs.filter((_, j) => j !== i))}
+            >
+              Remove
+            </button>
+          )}
+        </div>
+      ))}
+      {!props.readOnly && (
+        <button
+          type="button"
+          className="ghost"
+          onClick={() => props.onChange([...props.pairs, { key: '', value: '' }])}
+        >
+          Add {props.label.toLowerCase().replace(/s$/, '')}
+        </button>
+      )}
+    </fieldset>
+  );
+}
+
+function JsonTree(props: { value: unknown; path: string; onPick: (path: string) => void }) {
+  const { value, path } = props;
+  if (value !== null && typeof value === 'object') {
+    const entries = Array.isArray(value) ? value.map((v, i) => [i, v] as const) : Object.entries(value);
+    return (
+      <ul className="json-tree">
+        {entries.map(([k, v]) => {
+          const child =
+            typeof k === 'number'
+              ? `${path}[${k}]`
+              : /^[A-Za-z_$][\w$-]*$/.test(k)
+                ? `${path}.${k}`
+                : `${path}['${k}']`;
+          return (
+            <li key={String(k)}>
+              <button type="button" className="json-key" title={`Capture ${child}`} onClick={() => props.onPick(child)}>
+                {String(k)}
+              </button>
+              {v !== null && typeof v === 'object' ? (
+                <JsonTree value={v} path={child} onPick={props.onPick} />
+              ) : (
+                <code>: {JSON.stringify(v)}</code>
+              )}
+            </li>
+          );
+        })}
+      </ul>
+    );
+  }
+  return <code>{JSON.stringify(value)}</code>;
+}
+
+function ResponseViewer({ result, onCapture }: { result: SendResult; onCapture: (path: string) => void }) {
+  let json: unknown;
+  try {
+    json = result.response ? JSON.parse(result.response.body) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return (
+    <section className="response" aria-label="Response">
+      <h3>
+        {result.response ? `Status ${result.response.status}` : 'No response'} · {result.durationMs} ms{' '}
+        {result.ok ? '✓' : '✗'}
+      </h3>
+      {result.error && (
+        <p className="error" role="alert">
+          {result.error.code}: {result.error.message}
+        </p>
+      )}
+      <details>
+        <summary>Request sent</summary>
+        <pre>{`${result.request.method} ${result.request.url}\n${Object.entries(result.request.headers)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('\n')}\n\n${result.request.body ?? ''}`}</pre>
+      </details>
+      {result.response && (
+        <>
+          <details>
+            <summary>Headers</summary>
+            <pre>
+              {Object.entries(result.response.headers)
+                .map(([k, v]) => `${k}: ${v}`)
+                .join('\n')}
+            </pre>
+          </details>
+          <h4>Body</h4>
+          {json !== undefined ? (
+            <>
+              <p className="hint">Click a field to capture it into a variable.</p>
+              <JsonTree value={json} path="$" onPick={onCapture} />
+            </>
+          ) : (
+            <pre className="body">{result.response.body}</pre>
+          )}
+        </>
+      )}
+      {Object.keys(result.captures).length > 0 && <pre>Captured: {JSON.stringify(result.captures, null, 2)}</pre>}
+    </section>
+  );
+}
+
+function ApiBlockForm(props: {
+  block: ApiBlock;
+  blocks: Block[];
+  onChange: (b: ApiBlock) => void;
+  secrets: Secret[];
+  onSecretsChanged: () => void;
+  readOnly: boolean;
+}) {
+  const ws = useWorkspace();
+  const b = props.block;
+  const [result, setResult] = useState<SendResult | null>(null);
+  const [sending, setSending] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const set = (patch: Partial<ApiBlock>) => props.onChange({ ...b, ...patch });
+  const routeSelect = (label: string, value: string | null, onChange: (v: string | null) => void) => (
+    <div className="field">
+      <label htmlFor={`${b.id}-${label}`}>{label}</label>
+      <select
+        id={`${b.id}-${label}`}
+        value={value ?? ''}
+        disabled={props.readOnly}
+        onChange={(e) => onChange(e.target.value || null)}
+      >
+        <option value="">(end)</option>
+        {props.blocks
+          .filter((x) => x.id !== b.id)
+          .map((x) => (
+            <option key={x.id} value={x.id}>
+              {x.name || x.id}
+            </option>
+          ))}
+      </select>
+    </div>
+  );
+  return (
+    <div className="stack">
+      <Field label="Block name" value={b.name} readOnly={props.readOnly} onChange={(name) => set({ name })} />
+      <div className="row">
+        <div className="field">
+          <label htmlFor={`${b.id}-method`}>Method</label>
+          <select
+            id={`${b.id}-method`}
+            value={b.method}
+            disabled={props.readOnly}
+            onChange={(e) => set({ method: e.target.value })}
+          >
+            {['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'].map((m) => (
+              <option key={m}>{m}</option>
+            ))}
+          </select>
+        </div>
+        <Field
+          label="URL"
+          value={b.url}
+          readOnly={props.readOnly}
+          onChange={(url) => set({ url })}
+          placeholder="https://api.example.com/v2/tickets"
+        />
+      </div>
+      <PairsEditor
+        label="Query"
+        pairs={b.query}
+        readOnly={props.readOnly}
+        onChange={(query) => set({ query })}
+        secrets={props.secrets}
+        onSecretsChanged={props.onSecretsChanged}
+      />
+      <PairsEditor
+        label="Headers"
+        pairs={b.headers}
+        readOnly={props.readOnly}
+        onChange={(headers) => set({ headers })}
+        secrets={props.secrets}
+        onSecretsChanged={props.onSecretsChanged}
+      />
+      <div className="field">
+        <label htmlFor={`${b.id}-body-mode`}>Body</label>
+        <select
+          id={`${b.id}-body-mode`}
+          value={b.body.mode}
+          disabled={props.readOnly}
+          onChange={(e) => {
+            const mode = e.target.value as ApiBlock['body']['mode'];
+            set({ body: mode === 'form' ? { mode, content: [] } : mode === 'none' ? { mode } : { mode, content: '' } });
+          }}
+        >
+          <option value="none">none</option>
+          <option value="text">text</option>
+          <option value="json">json</option>
+          <option value="form">form</option>
+        </select>
+      </div>
+      {b.body.mode === 'form' ? (
+        <PairsEditor
+          label="Form fields"
+          pairs={b.body.content}
+          readOnly={props.readOnly}
+          onChange={(content) => set({ body: { mode: 'form', content } })}
+          secrets={props.secrets}
+          onSecretsChanged={props.onSecretsChanged}
+        />
+      ) : b.body.mode === 'text' ? (
+        <SecretField
+          label="Body text"
+          value={b.body.content ?? ''}
+          readOnly={props.readOnly}
+          onChange={(content) => set({ body: { mode: 'text', content } })}
+          secrets={props.secrets}
+          onSecretsChanged={props.onSecretsChanged}
+        />
+      ) : b.body.mode === 'json' ? (
+        <Field
+          label="JSON body"
+          multiline
+          value={b.body.content ?? ''}
+          readOnly={props.readOnly}
+          onChange={(content) => set({ body: { mode: 'json', content } })}
+          hint='Templates go inside strings: {"token":"{{secret:NAME}}","n":"{{count}}"}'
+        />
+      ) : null}
+      <Field
+        label="Timeout (ms)"
+        value={String(b.timeoutMs)}
+        readOnly={props.readOnly}
+        onChange={(v) => set({ timeoutMs: Number(v) || 0 })}
+      />
+      <fieldset className="pairs">
+        <legend>Capture</legend>
+        {b.capture.map((c, i) => (
+          // biome-ignore lint/suspicious/noArrayIndexKey: rows are positional
+          <div className="pair" key={i}>
+            <Field
+              label={`Capture ${i + 1} variable`}
+              value={c.variable}
+              readOnly={props.readOnly}
+              onChange={(variable) => set({ capture: b.capture.map((x, j) => (j === i ? { ...x, variable } : x)) })}
+            />
+            <Field
+              label={`Capture ${i + 1} path`}
+              value={c.path}
+              readOnly={props.readOnly}
+              onChange={(path) => set({ capture: b.capture.map((x, j) => (j === i ? { ...x, path } : x)) })}
+            />
+          </div>
+        ))}
+      </fieldset>
+      <div className="row">
+        {routeSelect('On success', b.onSuccess, (onSuccess) => set({ onSuccess }))}
+        {routeSelect('On error', b.onError, (onError) => set({ onError }))}
+      </div>
+      {ws.can('workflows.edit') && (
+        <button
+          type="button"
+          disabled={sending}
+          onClick={async () => {
+            setSending(true);
+            setError(null);
+            try {
+              setResult(await post<SendResult>(`/workspaces/${ws.id}/blocks/send`, { block: b }));
+            } catch (err) {
+              setResult(null);
+              setError(err);
+            } finally {
+              setSending(false);
+            }
+          }}
+        >
+          {sending ? 'Sending…' : 'Send request'}
+        </button>
+      )}
+      <ErrorText error={error} />
+      {result && (
+        <ResponseViewer
+          result={result}
+          onCapture={(path) => set({ capture: [...b.capture, { variable: `captured_${b.capture.length + 1}`, path }] })}
+        />
+      )}
+    </div>
+  );
+}
+
+function SetBlockForm(props: { block: SetBlock; blocks: Block[]; onChange: (b: SetBlock) => void; readOnly: boolean }) {
+  const b = props.block;
+  return (
+    <div className="stack">
+      <Field
+        label="Block name"
+        value={b.name}
+        readOnly={props.readOnly}
+        onChange={(name) => props.onChange({ ...b, name })}
+      />
+      {b.assignments.map((a, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: rows are positional
+        <div className="pair" key={i}>
+          <Field
+            label={`Assignment ${i + 1} variable`}
+            value={a.variable}
+            readOnly={props.readOnly}
+            onChange={(variable) =>
+              props.onChange({ ...b, assignments: b.assignments.map((x, j) => (j === i ? { ...x, variable } : x)) })
+            }
+          />
+          <Field
+            label={`Assignment ${i + 1} value`}
+            value={a.value}
+            readOnly={props.readOnly}
+            onChange={(value) =>
+              props.onChange({ ...b, assignments: b.assignments.map((x, j) => (j === i ? { ...x, value } : x)) })
+            }
+          />
+        </div>
+      ))}
+      {!props.readOnly && (
+        <button
+          type="button"
+          className="ghost"
+          onClick={() => props.onChange({ ...b, assignments: [...b.assignments, { variable: '', value: '' }] })}
+        >
+          Add assignment
+        </button>
+      )}
+      <div className="field">
+        <label htmlFor={`${b.id}-next`}>On success</label>
+        <select
+          id={`${b.id}-next`}
+          value={b.onSuccess ?? ''}
+          disabled={props.readOnly}
+          onChange={(e) => props.onChange({ ...b, onSuccess: e.target.value || null })}
+        >
+          <option value="">(end)</option>
+          {props.blocks
+            .filter((x) => x.id !== b.id)
+            .map((x) => (
+              <option key={x.id} value={x.id}>
+                {x.name || x.id}
+              </option>
+            ))}
+        </select>
+      </div>
+    </div>
+  );
+}
+
+export function WorkflowEditor({ workflowId }: { workflowId: string }) {
+  const ws = useWorkspace();
+  const [wf, setWf] = useState<Workflow | null>(null);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [secrets, setSecrets] = useState<Secret[]>([]);
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const readOnly = !ws.can('workflows.edit');
+  const loadSecrets = useCallback(async () => {
+    if (ws.can('secrets.read')) setSecrets((await get<Page<Secret>>(`/workspaces/${ws.id}/secrets?limit=200`)).items);
+  }, [ws]);
+  useEffect(() => {
+    void get<Workflow>(`/workspaces/${ws.id}/workflows/${workflowId}`).then((w) => {
+      setWf(w);
+      setSelected(w.startBlockId ?? w.blocks[0]?.id ?? null);
+    }, setError);
+    void loadSecrets().catch(setError);
+  }, [ws.id, workflowId, loadSecrets]);
+  if (!wf) return <ErrorText error={error} />;
+  const block = wf.blocks.find((b) => b.id === selected);
+  const replace = (next: Block) => setWf({ ...wf, blocks: wf.blocks.map((b) => (b.id === next.id ? next : b)) });
+  const addBlock = (type: 'api' | 'set') => {
+    const id = `${type}_${wf.blocks.length + 1}_${Math.random().toString(36).slice(2, 6)}`;
+    const nb: Block =
+      type === 'api'
+        ? {
+            id,
+            type,
+            name: 'API call',
+            method: 'GET',
+            url: 'https://',
+            query: [],
+            headers: [],
+            body: { mode: 'none' },
+            timeoutMs: 10_000,
+            capture: [],
+            onSuccess: null,
+            onError: null,
+          }
+        : { id, type, name: 'Set values', assignments: [], onSuccess: null };
+    setWf({ ...wf, blocks: [...wf.blocks, nb], startBlockId: wf.startBlockId ?? id });
+    setSelected(id);
+  };
+  return (
+    <section>
+      <header className="page-head">
+        <h1>{wf.name}</h1>
+        {!readOnly && (
+          <button
+            type="button"
+            onClick={async () => {
+              try {
+                const next = await put<Workflow>(`/workspaces/${ws.id}/workflows/${wf.id}`, {
+                  name: wf.name,
+                  startBlockId: wf.startBlockId,
+                  blocks: wf.blocks,
+                });
+                setWf(next);
+                setError(null);
+                setSaved(
+                  next.warnings?.length
+                    ? `Saved with warnings: ${next.warnings.map((w) => w.message).join('; ')}`
+                    : 'Saved.',
+                );
+              } catch (err) {
+                setSaved(null);
+                setError(err);
+              }
+            }}
+          >
+            Save workflow
+          </button>
+        )}
+      </header>
+      {saved && <p role="status">{saved}</p>}
+      {error instanceof ApiError && (
+        <div className="error" role="alert">
+          <p>{error.message}</p>
+          {error.errors.length > 1 && (
+            <ul>
+              {error.errors.map((e) => (
+                <li key={e.path}>
+                  {e.path}: {e.message}
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+      )}
+      <div className="editor">
+        <aside aria-label="Blocks">
+          <ol className="blocks">
+            {wf.blocks.map((b) => (
+              <li key={b.id}>
+                <button
+                  type="button"
+                  className={b.id === selected ? 'block active' : 'block'}
+                  aria-current={b.id === selected}
+                  onClick={() => setSelected(b.id)}
+                >
+                  {b.type === 'api' ? '⇄' : '='} {b.name || b.id}
+                  {wf.startBlockId === b.id && <span className="badge">start</span>}
+                </button>
+              </li>
+            ))}
+          </ol>
+          {!readOnly && (
+            <div className="stack">
+              <button type="button" className="ghost" onClick={() => addBlock('api')}>
+                Add API block
+              </button>
+              <button type="button" className="ghost" onClick={() => addBlock('set')}>
+                Add Set Values block
+              </button>
+            </div>
+          )}
+        </aside>
+        <div className="block-form">
+          {block?.type === 'api' && (
+            <ApiBlockForm
+              block={block}
+              blocks={wf.blocks}
+              onChange={replace}
+              secrets={secrets}
+              onSecretsChanged={() => void loadSecrets()}
+              readOnly={readOnly}
+            />
+          )}
+          {block?.type === 'set' && (
+            <SetBlockForm block={block} blocks={wf.blocks} onChange={replace} readOnly={readOnly} />
+          )}
+          {!block && <p className="muted">Add a block to start.</p>}
+        </div>
+      </div>
+    </section>
+  );
+}
