@@ -10,7 +10,8 @@
  *   --db sqlite,postgres   engines (default both; PostgreSQL is skipped with a
  *                          notice when unreachable, unless --require-postgres or CI=true)
  *   --sizes 1000,10000     data sizes for scenarios that have them
- *   --requests 300         measured requests per repetition (default 300)
+ *   --requests 300         measured requests per repetition (default 300; the
+ *                          throughput scenarios default to their own totals)
  *   --repetitions 3        repetitions, reported as their median (default 3)
  *   --warmup 300           warm-up requests per operation (default 300)
  *   --out <file>           report path (default docs/PERFORMANCE.md)
@@ -22,6 +23,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { apiExecutor } from './api-executor.js';
 import { secretsScale } from './secrets-scale.js';
 import { runCleanups } from './support/cleanup.js';
 import { type BenchDatabaseKind, PG_ADMIN_URL } from './support/databases.js';
@@ -31,7 +33,7 @@ import { type ScenarioSection, writePerformanceDoc } from './support/report.js';
 import type { Scenario, ScenarioResult } from './support/scenario.js';
 
 /** Every scenario, in report order. New scenarios are added here. */
-const SCENARIOS: Scenario[] = [secretsScale];
+const SCENARIOS: Scenario[] = [secretsScale, apiExecutor];
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -79,6 +81,7 @@ async function main(): Promise<number> {
   const options = {
     databases,
     requests: positiveInt('requests', values.requests, 300),
+    requestsGiven: values.requests !== undefined,
     repetitions: Math.max(1, positiveInt('repetitions', values.repetitions, 3)),
     warmup: positiveInt('warmup', values.warmup, 300),
     sizes,

@@ -33,3 +33,15 @@ export function sizeLabel(n: number): string {
 export function codeBlock(text: string, lang = ''): string {
   return `\`\`\`${lang}\n${text.trimEnd()}\n\`\`\``;
 }
+
+/**
+ * The exact command of this run and the one that refreshes only `scenario`,
+ * as Markdown list items for a scenario's method.
+ */
+export function commandLines(scenario: string): string[] {
+  const args = process.argv.slice(2).join(' ');
+  return [
+    `- Command of this run: \`npx tsx bench/run.ts${args ? ` ${args}` : ''}\` (same as \`npm run bench${args ? ` -- ${args}` : ''}\`).`,
+    `- This section alone: \`npx tsx bench/run.ts ${scenario}\`.`,
+  ];
+}

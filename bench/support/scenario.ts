@@ -7,6 +7,8 @@ export interface ScenarioOptions {
   databases: BenchDatabaseKind[];
   /** Measured requests per repetition of each operation. */
   requests: number;
+  /** Whether --requests was given (throughput scenarios otherwise use their own, larger totals). */
+  requestsGiven: boolean;
   /** Unmeasured requests before the repetitions of each operation. */
   warmup: number;
   /** Repetitions; the report shows the median of their statistics. */
