@@ -1,13 +1,72 @@
 #!/usr/bin/env node
-/** The `hush` command. `serve` is the default. */
-import { Command } from 'commander';
+/**
+ * The `hush` command. `serve` is the default. Exit codes: 0 success; 1 the
+ * command ran but failed or found a problem (a broken audit chain, a
+ * rotation with failures, a refused restore); 2 invalid usage.
+ */
+import { Command, CommanderError } from 'commander';
+import { auditExport, auditVerify, backup, doctor, restore, rotateRoot, rotateWorkspace } from './commands.js';
 import { serve } from './serve.js';
+
+// `hush audit export | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
 
 const program = new Command()
   .name('hush')
   .description('Hush: workflows whose API blocks use secrets nobody can read back.')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .exitOverride();
 
 program.command('serve', { isDefault: true }).description('Serve the API and UI (the default)').action(serve);
+program
+  .command('doctor')
+  .description('Check configuration, key file, database, migrations and outbound rules; print what to fix')
+  .action(doctor);
 
-await program.parseAsync(process.argv);
+const keys = program.command('keys').description('Rotate encryption keys, online');
+keys
+  .command('rotate-root')
+  .description('Add a new root key (key file) and rewrap every workspace key under it; retire root keys nothing uses')
+  .option('--no-new-key', 'only rewrap under the current active root key (e.g. after changing HUSH_MASTER_KEY)')
+  .action(rotateRoot);
+keys
+  .command('rotate-workspace')
+  .argument('[workspace]', 'workspace id')
+  .option('--all', 'every workspace')
+  .description('New workspace key version; re-encrypt every secret version in batches (resumable)')
+  .action(rotateWorkspace);
+
+const audit = program.command('audit').description('The hash-chained audit trail');
+audit
+  .command('verify')
+  .option('--workspace <id>', 'one workspace only')
+  .description('Walk every hash chain; name the first broken event')
+  .action(auditVerify);
+audit
+  .command('export')
+  .option('--format <format>', 'csv or jsonl', 'jsonl')
+  .option('--since <time>', 'events at or after this time')
+  .option('--workspace <id>', 'one workspace only')
+  .description('Stream audit events to stdout (constant memory)')
+  .action(auditExport);
+
+program
+  .command('backup')
+  .argument('<file>', 'where to write')
+  .description('Consistent snapshot of the database (ciphertext only), with manifest and checksum')
+  .action(backup);
+program
+  .command('restore')
+  .argument('<file>', 'backup file')
+  .description('Restore a backup into an empty database; refuses a damaged file or a wrong root key')
+  .action(restore);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);
+  throw error;
+}

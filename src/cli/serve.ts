@@ -1,29 +1,11 @@
 /** `hush serve`: start the API (and later the UI) on the configured port. */
 
 import { createAppContext, StartupError } from '../app/bootstrap.js';
-import { type Config, ConfigError, loadConfig, loadDotEnv } from '../app/config.js';
 import { createLogger } from '../app/logger.js';
 import { buildServer } from '../app/server.js';
 import { prepareSetup } from '../modules/auth/auth-service.js';
 import { startSecretRetentionSweep } from '../modules/secrets/secret-service.js';
-
-/** Prints one line and exits: the contract for bad configuration. */
-function fail(message: string): never {
-  process.stderr.write(`hush: ${message}\n`);
-  process.exit(1);
-}
-
-export function readConfigOrExit(): Config {
-  try {
-    loadDotEnv();
-    return loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) fail(`invalid configuration: ${error.message}`);
-    if (error instanceof Error && 'code' in error && error.code === 'ERR_INVALID_ARG_TYPE')
-      fail('.env could not be read');
-    throw error;
-  }
-}
+import { fail, readConfigOrExit } from './context.js';
 
 export async function serve(): Promise<void> {
   const config = readConfigOrExit();

@@ -396,3 +396,26 @@ export function addRootKeyToFile(file: string, makeActive: boolean): string {
   syncDirectory(path.dirname(file));
   return entry.id;
 }
+
+/**
+ * Removes retired root keys from a key file (never the active one) and
+ * returns the ids removed. Call only when nothing is wrapped under them any
+ * more. Same atomic rewrite and single-writer rule as addRootKeyToFile.
+ */
+export function retireRootKeysInFile(file: string, ids: readonly string[]): string[] {
+  const existing = readKeyFile(file);
+  if (existing === undefined) throw invalidKeyFile(file, 'does not exist');
+  const drop = new Set(ids.filter((id) => id !== existing.doc.active));
+  const removed = existing.doc.keys.filter((k) => drop.has(k.id)).map((k) => k.id);
+  if (removed.length === 0) return [];
+  const doc: KeyFile = { ...existing.doc, keys: existing.doc.keys.filter((k) => !drop.has(k.id)) };
+  const temp = writeTempKeyFile(file, doc);
+  try {
+    renameSync(temp, file);
+  } catch (error) {
+    unlinkSync(temp);
+    throw error;
+  }
+  syncDirectory(path.dirname(file));
+  return removed;
+}

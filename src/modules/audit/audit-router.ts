@@ -42,7 +42,7 @@ const eventSchema = z.object({
   hash: z.string(),
 });
 
-const CSV_COLUMNS = [
+export const CSV_COLUMNS = [
   'seq',
   'at',
   'action',

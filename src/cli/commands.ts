@@ -1,0 +1,305 @@
+/**
+ * The operator commands of `hush`: doctor, key rotation, audit verify and
+ * export, backup and restore. Each prints its result and exits 0 when it
+ * succeeded, 1 when it did its job but found or left a problem, and prints
+ * one clear line on a refusal.
+ */
+import { statSync } from 'node:fs';
+import { sql } from 'kysely';
+import type { Config } from '../app/config.js';
+import {
+  addRootKeyToFile,
+  keyFilePermissionsTooOpen,
+  openFileKeyProvider,
+  parseEnvMasterKey,
+  retireRootKeysInFile,
+} from '../crypto/root-keys.js';
+import { openDatabase } from '../db/database.js';
+import { migrations } from '../db/migrations/index.js';
+import { SYSTEM_CHAIN } from '../modules/audit/audit-chain.js';
+import { auditCsvLine, CSV_COLUMNS } from '../modules/audit/audit-router.js';
+import { presentAuditEvent, verifyChain } from '../modules/audit/audit-service.js';
+import { BackupError, createBackup, restoreBackup, verifyBackup } from '../modules/backup/backup.js';
+import { rewrapWorkspaceKeys, rotateWorkspaceKey } from '../modules/keys/key-rotation.js';
+import { fail, openContext, readConfigOrExit } from './context.js';
+import { progressBar } from './progress.js';
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+export async function doctor(): Promise<void> {
+  const config = readConfigOrExit();
+  const checks: { ok: boolean; what: string; fix?: string }[] = [{ ok: true, what: 'configuration is valid' }];
+  if (config.masterKey.kind === 'file') {
+    const file = config.masterKey.path;
+    let exists = true;
+    try {
+      statSync(file);
+    } catch {
+      exists = false;
+    }
+    if (!exists)
+      checks.push({
+        ok: false,
+        what: `root key file ${file} is missing`,
+        fix: 'start Hush once to create it, or restore it from your key backup',
+      });
+    else {
+      try {
+        const { provider } = openFileKeyProvider(file);
+        checks.push({
+          ok: true,
+          what: `root key file ${file} holds ${provider.keyIds().length} key(s), active ${provider.activeKeyId()}`,
+        });
+      } catch (error) {
+        checks.push({
+          ok: false,
+          what: `root key file ${file} is unreadable: ${(error as Error).message}`,
+          fix: 'restore it from your key backup',
+        });
+      }
+      if (keyFilePermissionsTooOpen(file))
+        checks.push({
+          ok: false,
+          what: `root key file ${file} is readable by group or others`,
+          fix: `chmod 600 ${file}`,
+        });
+    }
+  } else checks.push({ ok: true, what: 'root keys come from HUSH_MASTER_KEY' });
+
+  const database = openDatabase(config.database, { poolSize: 1 });
+  try {
+    await sql`select 1`.execute(database.db);
+    checks.push({ ok: true, what: `database (${database.kind}) is reachable` });
+    const applied = await database.db
+      .selectFrom('hush_migrations' as never)
+      .select(sql<string>`name`.as('name'))
+      .execute()
+      .catch(() => [] as { name: string }[]);
+    const pending = Object.keys(migrations).filter((m) => !applied.some((a) => a.name === m));
+    checks.push(
+      pending.length === 0
+        ? { ok: true, what: 'database schema is up to date' }
+        : {
+            ok: false,
+            what: `database needs migrations: ${pending.join(', ')}`,
+            fix: 'start `hush serve` once (it migrates at start)',
+          },
+    );
+    if (pending.length === 0) {
+      const keys = await openContext(config);
+      const rows = await keys.db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
+      const missing = rows.map((r) => r.root_key_id).filter((id) => !keys.rootKeys.hasKey(id));
+      checks.push(
+        missing.length === 0
+          ? { ok: true, what: 'every workspace key is wrapped by a loaded root key' }
+          : {
+              ok: false,
+              what: `workspace keys wrapped by root keys that are not loaded: ${missing.join(', ')}`,
+              fix: 'load the key file or HUSH_MASTER_KEY these were made with',
+            },
+      );
+      await keys.close();
+    }
+  } catch (error) {
+    checks.push({
+      ok: false,
+      what: `database (${database.kind}) is not reachable: ${(error as { code?: string }).code ?? (error as Error).message}`,
+      fix: 'check HUSH_DATABASE_URL and that the server runs',
+    });
+  } finally {
+    await database.close();
+  }
+  checks.push({
+    ok: true,
+    what:
+      config.outboundAllow.cidrs.length === 0
+        ? 'outbound: private and local addresses are blocked (no HUSH_OUTBOUND_ALLOW_CIDRS)'
+        : `outbound: these ranges are opened despite the SSRF guard: ${config.outboundAllow.cidrs.join(', ')}`,
+  });
+  for (const c of checks) out(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.what}${c.fix ? `\n      fix: ${c.fix}` : ''}`);
+  process.exitCode = checks.every((c) => c.ok) ? 0 : 1;
+}
+
+function printResult(
+  label: string,
+  r: { done: number; skipped: number; failed: number; failures: { id: string; reason: string }[] },
+) {
+  out(`${label}: ${r.done} done, ${r.skipped} skipped, ${r.failed} failed`);
+  for (const f of r.failures.slice(0, 20)) out(`  failed ${f.id}: ${f.reason}`);
+  if (r.failed > 0) process.exitCode = 1;
+}
+
+export async function rotateRoot(options: { newKey: boolean }): Promise<void> {
+  const config: Config = readConfigOrExit();
+  if (config.masterKey.kind === 'file' && options.newKey) {
+    const id = addRootKeyToFile(config.masterKey.path, true);
+    out(`new active root key ${id} added to ${config.masterKey.path} — back the file up now`);
+  } else if (config.masterKey.kind === 'env') {
+    out(
+      'root keys come from HUSH_MASTER_KEY: put the new key first in the list, keep the old ones after it, then run this',
+    );
+  }
+  const ctx = await openContext(config);
+  const bar = progressBar('rewrap');
+  try {
+    const r = await rewrapWorkspaceKeys(ctx, (d, t) => bar.update(d, t));
+    bar.stop();
+    printResult(`rewrapped workspace keys under ${r.rootKeyId}`, r);
+    if (r.stillInUse.length > 0) out(`still in use, kept: ${r.stillInUse.join(', ')}`);
+    else if (config.masterKey.kind === 'file') {
+      const retired = retireRootKeysInFile(
+        config.masterKey.path,
+        ctx.rootKeys.keyIds().filter((id) => id !== r.rootKeyId),
+      );
+      if (retired.length > 0) out(`retired unused root keys: ${retired.join(', ')}`);
+    } else {
+      const unused = ctx.rootKeys.keyIds().filter((id) => id !== r.rootKeyId);
+      if (unused.length > 0) out(`no longer used, may be removed from HUSH_MASTER_KEY: ${unused.join(', ')}`);
+    }
+  } finally {
+    bar.stop();
+    await ctx.close();
+  }
+}
+
+export async function rotateWorkspace(workspace: string | undefined, options: { all?: boolean }): Promise<void> {
+  if (!workspace && !options.all) fail('name a workspace id, or pass --all', 2);
+  const ctx = await openContext();
+  try {
+    const ids = options.all
+      ? (
+          await ctx.db.selectFrom('workspaces').select('id').where('deleted_at', 'is', null).orderBy('id').execute()
+        ).map((w) => w.id)
+      : [workspace as string];
+    for (const id of ids) {
+      const exists = await ctx.db.selectFrom('workspaces').select('id').where('id', '=', id).executeTakeFirst();
+      if (!exists) fail(`no workspace ${id}`);
+      const bar = progressBar(`re-encrypt ${id}`);
+      const r = await rotateWorkspaceKey(ctx, id, { progress: (d, t) => bar.update(d, t) });
+      bar.stop();
+      printResult(`workspace ${id} → key version ${r.keyVersion}`, r);
+    }
+  } finally {
+    await ctx.close();
+  }
+}
+
+export async function auditVerify(options: { workspace?: string }): Promise<void> {
+  const ctx = await openContext();
+  try {
+    const chains = options.workspace
+      ? [options.workspace]
+      : (await ctx.db.selectFrom('audit_heads').select('chain').orderBy('chain').execute()).map((c) => c.chain);
+    let broken = 0;
+    for (const chain of chains) {
+      const v = await verifyChain(ctx.db, chain);
+      const label = chain === SYSTEM_CHAIN ? 'system' : chain;
+      if (v.ok) out(`ok      ${label}: ${v.checked} events`);
+      else {
+        broken += 1;
+        out(`BROKEN  ${label}: first bad event ${v.brokenAt} (${v.reason}) after ${v.checked} good events`);
+      }
+    }
+    process.exitCode = broken === 0 ? 0 : 1;
+  } finally {
+    await ctx.close();
+  }
+}
+
+export async function auditExport(options: { format: string; since?: string; workspace?: string }): Promise<void> {
+  if (options.format !== 'csv' && options.format !== 'jsonl') fail('--format must be csv or jsonl', 2);
+  if (options.since && Number.isNaN(Date.parse(options.since)))
+    fail('--since must be a date or time, e.g. 2026-01-31', 2);
+  const since = options.since ? new Date(options.since).toISOString() : undefined;
+  const ctx = await openContext();
+  try {
+    if (options.format === 'csv') process.stdout.write(`chain,${CSV_COLUMNS.join(',')}\r\n`);
+    let after: { chain: string; seq: number } = { chain: '', seq: 0 };
+    for (;;) {
+      // Streamed chain by chain in seq order, a page at a time: constant memory.
+      const from = after;
+      let q = ctx.db
+        .selectFrom('audit_events')
+        .leftJoin('users', 'users.id', 'audit_events.actor_id')
+        .selectAll('audit_events')
+        .select('users.email as actor_email')
+        .where((eb) => eb(eb.refTuple('audit_events.chain', 'audit_events.seq'), '>', eb.tuple(from.chain, from.seq)))
+        .orderBy('audit_events.chain')
+        .orderBy('audit_events.seq')
+        .limit(1000);
+      if (options.workspace) q = q.where('audit_events.chain', '=', options.workspace);
+      if (since) q = q.where('audit_events.at', '>=', since);
+      const rows = await q.execute();
+      for (const row of rows) {
+        const event = presentAuditEvent(row);
+        const line =
+          options.format === 'csv'
+            ? `${row.chain},${auditCsvLine(event)}`
+            : `${JSON.stringify({ chain: row.chain, ...event })}\n`;
+        if (!process.stdout.write(line)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+      }
+      const last = rows.at(-1);
+      if (!last) break;
+      after = { chain: last.chain, seq: Number(last.seq) };
+    }
+  } finally {
+    await ctx.close();
+  }
+}
+
+export async function backup(file: string): Promise<void> {
+  const ctx = await openContext();
+  try {
+    const r = await createBackup(
+      ctx,
+      file,
+      (table, rows) => process.stderr.isTTY && process.stderr.write(`  ${table}: ${rows}\n`),
+    );
+    const total = Object.values(r.counts).reduce((a, b) => a + b, 0);
+    out(`backup written to ${file}: ${total} rows, sha256 ${r.sha256} (ciphertext only; keep the root key separately)`);
+  } catch (error) {
+    if (error instanceof BackupError) fail(error.message);
+    throw error;
+  } finally {
+    await ctx.close();
+  }
+}
+
+export async function restore(file: string): Promise<void> {
+  // Check the file and the root key before touching (or creating) anything.
+  const config = readConfigOrExit();
+  let header: Awaited<ReturnType<typeof verifyBackup>>['header'];
+  try {
+    ({ header } = await verifyBackup(file));
+  } catch (error) {
+    if (error instanceof BackupError) fail(error.message);
+    throw error;
+  }
+  if (config.masterKey.kind === 'file') {
+    try {
+      statSync(config.masterKey.path);
+    } catch {
+      fail(`no root key file at ${config.masterKey.path}: put the key file this backup was made with there first`);
+    }
+  }
+  const keys =
+    config.masterKey.kind === 'env'
+      ? parseEnvMasterKey(config.masterKey.value)
+      : openFileKeyProvider(config.masterKey.path).provider;
+  const missing = header.rootKeyIds.filter((id) => !keys.hasKey(id));
+  if (missing.length > 0)
+    fail(
+      `the root key ${missing.join(', ')} that protects this backup is not loaded: restore with the key it was made with`,
+    );
+  const ctx = await openContext(config);
+  try {
+    const r = await restoreBackup(ctx, file);
+    const total = Object.values(r.counts).reduce((a, b) => a + b, 0);
+    out(`restored ${total} rows from ${file}`);
+  } catch (error) {
+    if (error instanceof BackupError) fail(error.message);
+    throw error;
+  } finally {
+    await ctx.close();
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * Backup and restore: a consistent, logical snapshot of every table —
+ * ciphertext only, never plaintext — as gzip'd JSON lines: a header, one
+ * line per row, and a trailer holding the row counts and a sha256 of all
+ * lines before it. The same format serves SQLite and PostgreSQL (and moving
+ * between them). Restore checks the checksum and the root key before it
+ * writes anything, then writes everything in one transaction.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import type { Kysely, Transaction } from 'kysely';
+import type { AppContext } from '../../app/context.js';
+import { unwrapWorkspaceKey } from '../../crypto/envelope.js';
+import { migrations } from '../../db/migrations/index.js';
+import type { Database } from '../../db/schema.js';
+
+export const BACKUP_FORMAT = 'hush-backup';
+export const BACKUP_VERSION = 1;
+
+/** Tables in dependency order. Sessions are left out: restored users sign in again. */
+export const BACKUP_TABLES = [
+  'users',
+  'workspaces',
+  'workspace_keys',
+  'api_tokens',
+  'roles',
+  'members',
+  'invitations',
+  'variable_names',
+  'variables',
+  'secrets',
+  'secret_versions',
+  'workflows',
+  'workflow_secret_refs',
+  'runs',
+  'audit_heads',
+  'audit_events',
+  'settings',
+] as const;
+
+type Table = (typeof BACKUP_TABLES)[number];
+const PAGE = 1000;
+
+export class BackupError extends Error {
+  override name = 'BackupError';
+}
+
+interface Header {
+  format: string;
+  version: number;
+  createdAt: string;
+  database: string;
+  migrations: string[];
+  rootKeyIds: string[];
+}
+
+function encodeRow(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row))
+    out[k] = Buffer.isBuffer(v) || v instanceof Uint8Array ? { $b64: Buffer.from(v).toString('base64') } : v;
+  return out;
+}
+
+function decodeRow(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    out[k] =
+      v !== null && typeof v === 'object' && '$b64' in v
+        ? Buffer.from(String((v as { $b64: string }).$b64), 'base64')
+        : v;
+  }
+  return out;
+}
+
+/** Writes a backup to `file` (via a temp file, renamed when complete). */
+export async function createBackup(
+  deps: Pick<AppContext, 'db' | 'dbKind'>,
+  file: string,
+  progress?: (table: string, rows: number) => void,
+): Promise<{ counts: Record<string, number>; sha256: string }> {
+  const temp = `${file}.partial`;
+  const hash = createHash('sha256');
+  const counts: Record<string, number> = {};
+  const out = createGzip();
+  const sink = pipeline(out, createWriteStream(temp, { mode: 0o600 }));
+  const write = (line: string) =>
+    new Promise<void>((resolve, reject) => {
+      hash.update(`${line}\n`);
+      out.write(`${line}\n`, (error) => (error ? reject(error) : resolve()));
+    });
+  let tx = deps.db.transaction();
+  if (deps.dbKind === 'postgres') tx = tx.setIsolationLevel('repeatable read');
+  await tx.execute(async (trx) => {
+    const keys = await trx.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
+    const header: Header = {
+      format: BACKUP_FORMAT,
+      version: BACKUP_VERSION,
+      createdAt: new Date().toISOString(),
+      database: deps.dbKind,
+      migrations: Object.keys(migrations),
+      rootKeyIds: keys.map((k) => k.root_key_id),
+    };
+    await write(JSON.stringify(header));
+    for (const table of BACKUP_TABLES) {
+      let count = 0;
+      for (let offset = 0; ; offset += PAGE) {
+        let q = (trx as unknown as Kysely<Record<string, Record<string, unknown>>>).selectFrom(table).selectAll();
+        for (const column of primaryOrder(table)) q = q.orderBy(column);
+        const rows = (await q.limit(PAGE).offset(offset).execute()) as Record<string, unknown>[];
+        for (const row of rows) await write(JSON.stringify({ t: table, r: encodeRow(row) }));
+        count += rows.length;
+        if (rows.length < PAGE) break;
+      }
+      counts[table] = count;
+      progress?.(table, count);
+    }
+  });
+  const sha256 = hash.digest('hex');
+  out.end(`${JSON.stringify({ trailer: true, counts, sha256 })}\n`);
+  await sink;
+  await rename(temp, file);
+  return { counts, sha256 };
+}
+
+/** A total order for paging: the primary key, or every column where there is none. */
+function primaryOrder(table: Table): string[] {
+  switch (table) {
+    case 'workspace_keys':
+      return ['workspace_id', 'version'];
+    case 'members':
+      return ['workspace_id', 'user_id'];
+    case 'variable_names':
+      return ['workspace_id', 'name_lower'];
+    case 'secret_versions':
+      return ['secret_id', 'version'];
+    case 'workflow_secret_refs':
+      return ['workflow_id', 'block_id', 'field', 'secret_name_lower'];
+    case 'audit_heads':
+      return ['chain'];
+    case 'settings':
+      return ['key'];
+    default:
+      return ['id'];
+  }
+}
+
+async function* lines(file: string): AsyncGenerator<string> {
+  const source = createReadStream(file);
+  const gunzip = createGunzip();
+  source.on('error', (error) => gunzip.destroy(error));
+  source.pipe(gunzip);
+  let rest = '';
+  try {
+    for await (const chunk of gunzip) {
+      const text = rest + (chunk as Buffer).toString('utf8');
+      const parts = text.split('\n');
+      rest = parts.pop() ?? '';
+      for (const part of parts) yield part;
+    }
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new BackupError(
+      code === 'ENOENT' ? `${file} does not exist` : `${file} is not a readable Hush backup (damaged or not gzip)`,
+    );
+  }
+  if (rest) yield rest;
+}
+
+/** Reads a backup end to end and checks its checksum; returns its header and counts. */
+export async function verifyBackup(file: string): Promise<{ header: Header; counts: Record<string, number> }> {
+  const hash = createHash('sha256');
+  let header: Header | undefined;
+  let trailer: { counts: Record<string, number>; sha256: string } | undefined;
+  let rows = 0;
+  for await (const line of lines(file)) {
+    if (trailer) throw new BackupError(`${file} has data after its trailer: it is damaged`);
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      throw new BackupError(`${file} is damaged (a line is not JSON)`);
+    }
+    if (parsed.trailer === true) {
+      trailer = parsed as unknown as { counts: Record<string, number>; sha256: string };
+      continue;
+    }
+    hash.update(`${line}\n`);
+    if (!header) {
+      if (parsed.format !== BACKUP_FORMAT) throw new BackupError(`${file} is not a Hush backup`);
+      if (parsed.version !== BACKUP_VERSION)
+        throw new BackupError(
+          `${file} is a backup of format version ${String(parsed.version)}, this Hush reads ${BACKUP_VERSION}`,
+        );
+      header = parsed as unknown as Header;
+    } else rows += 1;
+  }
+  if (!header || !trailer) throw new BackupError(`${file} is incomplete (no header or trailer): it is damaged`);
+  if (hash.digest('hex') !== trailer.sha256)
+    throw new BackupError(`${file} fails its checksum: it is damaged or was changed`);
+  const expected = Object.values(trailer.counts).reduce((a, b) => a + b, 0);
+  if (expected !== rows)
+    throw new BackupError(`${file} holds ${rows} rows but its trailer counts ${expected}: it is damaged`);
+  return { header, counts: trailer.counts };
+}
+
+/**
+ * Restores `file` into an empty, migrated database. Checks first (checksum,
+ * emptiness, root keys — by unwrapping every workspace key); writes in one
+ * transaction, so a failure changes nothing.
+ */
+export async function restoreBackup(
+  deps: Pick<AppContext, 'db' | 'dbKind' | 'rootKeys'>,
+  file: string,
+  progress?: (rows: number) => void,
+): Promise<{ counts: Record<string, number> }> {
+  const { header, counts } = await verifyBackup(file);
+  const missing = header.rootKeyIds.filter((id) => !deps.rootKeys.hasKey(id));
+  if (missing.length > 0) {
+    throw new BackupError(
+      `the root key ${missing.join(', ')} that protects this backup is not loaded: restore with the key file or HUSH_MASTER_KEY it was made with`,
+    );
+  }
+  const existing = await deps.db.selectFrom('users').select('id').limit(1).execute();
+  if (existing.length > 0) throw new BackupError('restore needs an empty database: this one already has users');
+  const known = new Set(Object.keys(migrations));
+  const unknown = header.migrations.filter((m) => !known.has(m));
+  if (unknown.length > 0)
+    throw new BackupError(`the backup comes from a newer Hush (schema ${unknown.join(', ')}): upgrade first`);
+
+  let written = 0;
+  await deps.db.transaction().execute(async (trx) => {
+    const anyTrx = trx as unknown as Kysely<Record<string, Record<string, unknown>>>;
+    let batch: { table: string; rows: Record<string, unknown>[] } | undefined;
+    const flush = async () => {
+      if (!batch || batch.rows.length === 0) return;
+      await anyTrx.insertInto(batch.table).values(batch.rows).execute();
+      written += batch.rows.length;
+      progress?.(written);
+      batch = undefined;
+    };
+    let first = true;
+    for await (const line of lines(file)) {
+      if (first) {
+        first = false;
+        continue;
+      }
+      const parsed = JSON.parse(line) as { t?: string; r?: Record<string, unknown>; trailer?: boolean };
+      if (parsed.trailer || !parsed.t || !parsed.r) continue;
+      if (!(BACKUP_TABLES as readonly string[]).includes(parsed.t))
+        throw new BackupError(`${file} names an unknown table "${parsed.t}"`);
+      const row = decodeRow(parsed.r);
+      if (parsed.t === 'workspace_keys') {
+        // Prove the loaded root key really opens this backup before going on.
+        try {
+          const dek = await unwrapWorkspaceKey(
+            deps.rootKeys,
+            { rootKeyId: String(row.root_key_id), ciphertext: row.wrapped_key as Buffer },
+            { workspaceId: String(row.workspace_id), keyVersion: Number(row.version) },
+          );
+          dek.fill(0);
+        } catch {
+          throw new BackupError(
+            `the loaded root key does not open this backup's workspace keys (wrong key with the same id?)`,
+          );
+        }
+      }
+      if (batch && batch.table !== parsed.t) await flush();
+      batch ??= { table: parsed.t, rows: [] };
+      batch.rows.push(row);
+      if (batch.rows.length >= 200) await flush();
+    }
+    await flush();
+  });
+  return { counts };
+}
