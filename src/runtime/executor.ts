@@ -231,7 +231,18 @@ export async function executeApiBlock(block: ApiBlock, env: ExecutionEnv): Promi
   const redactor = new Redactor(rendered.secrets.map((s) => ({ name: s.name, value: s.value })));
   const origin = rendered.url.origin;
 
-  // Every secret in the request must be allowed to go to this host, before any connection.
+  // The destination must pass the SSRF rules before a secret is pinned to it,
+  // and every secret must be allowed to go there, before any connection.
+  if (rendered.secrets.length > 0) {
+    try {
+      await env.client.checkDestination(rendered.url);
+    } catch (error) {
+      if (error instanceof OutboundFailure && error.code === 'outbound_blocked')
+        throw refuse('outbound_blocked', error.message, 403);
+      if (!(error instanceof OutboundFailure)) throw error;
+      // Unresolvable now: the send below reports it without pinning anything.
+    }
+  }
   const secretsSent: ApiStepResult['secretsSent'] = [];
   for (const secret of rendered.secrets) {
     if (!(await env.checkHost(secret, rendered.url.hostname, block.id))) {
@@ -312,6 +323,16 @@ export async function executeApiBlock(block: ApiBlock, env: ExecutionEnv): Promi
         // Leaving the origin: nothing that carries a secret goes along.
         headers = headers.filter(([k]) => !rendered.secretHeaders.has(k.toLowerCase()));
         for (const key of rendered.secretQuery) next.searchParams.delete(key);
+        if (urlCarriesSecret(next, redactor)) {
+          // The upstream put a secret elsewhere in the next URL: following would send it away.
+          return finish({
+            ...respondRedirect(res.status, res.headers, redactor),
+            error: {
+              code: 'unsafe_redirect',
+              message: 'The upstream redirected to another origin with a secret in the URL; Hush did not follow it.',
+            },
+          });
+        }
         if (rendered.bodyHasSecret) {
           body = null;
           headers = headers.filter(([k]) => !['content-type', 'content-length'].includes(k.toLowerCase()));
@@ -338,6 +359,34 @@ export async function executeApiBlock(block: ApiBlock, env: ExecutionEnv): Promi
     }
     throw error;
   }
+}
+
+/** Whether a URL holds a secret in any form, also once or twice percent-decoded. */
+function urlCarriesSecret(url: URL, redactor: Redactor): boolean {
+  let text = url.href;
+  for (let round = 0; round < 3; round++) {
+    if (redactor.redact(text) !== text) return true;
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(text.replaceAll('+', ' '));
+    } catch {
+      return false;
+    }
+    if (decoded === text) return false;
+    text = decoded;
+  }
+  return redactor.redact(text) !== text;
+}
+
+/** The redirect answer itself, with its Location withheld (it holds a secret in some encoding). */
+function respondRedirect(status: number, rawHeaders: [string, string][], redactor: Redactor) {
+  const headers = toRecord(
+    rawHeaders.map(([k, v]): [string, string] =>
+      k.toLowerCase() === 'location' ? [k, '[withheld: it carries a secret]'] : [k, v],
+    ),
+    redactor,
+  );
+  return { ok: false, response: { status, headers, body: '' }, captures: {} };
 }
 
 function respond(

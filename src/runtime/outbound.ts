@@ -44,6 +44,12 @@ export interface HopResponse {
 }
 
 export interface OutboundClient {
+  /**
+   * Resolves `url`'s host and applies the SSRF rules without connecting, so
+   * a call that will be refused is refused before anything else happens
+   * (such as pinning a secret to that host). The connector checks again.
+   */
+  checkDestination(url: URL): Promise<void>;
   send(hop: HopRequest): Promise<HopResponse>;
   close(): Promise<void>;
 }
@@ -53,33 +59,43 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
   const blocked = (host: string, reason: string) =>
     new OutboundFailure('outbound_blocked', `Refused to connect to ${host}: ${reason}.`);
 
-  const connect: buildConnector.connector = (opts, callback) => {
-    const host = opts.hostname;
+  /** The addresses `host` may be reached at, or an OutboundFailure. */
+  const resolveChecked = (host: string, done: (error: OutboundFailure | null, address?: string) => void) => {
     const literal = host.startsWith('[') ? host.slice(1, -1) : host;
     if (isIP(literal)) {
       const verdict = checkAddress(literal, options.allow);
-      if (!verdict.allowed) return callback(blocked(host, verdict.reason), null);
-      return base(opts, callback);
+      return done(verdict.allowed ? null : blocked(host, verdict.reason), literal);
     }
     lookup(host, { all: true, verbatim: true }, (error, addresses) => {
-      if (error || addresses.length === 0) {
-        callback(new OutboundFailure('upstream_unreachable', `Could not resolve ${host}.`), null);
-        return;
-      }
+      if (error || addresses.length === 0)
+        return done(new OutboundFailure('upstream_unreachable', `Could not resolve ${host}.`));
       // Any forbidden answer refuses the host: no picking a "good" record.
       for (const a of addresses) {
         const verdict = checkAddress(a.address, options.allow);
-        if (!verdict.allowed) return callback(blocked(`${host} (${a.address})`, verdict.reason), null);
+        if (!verdict.allowed) return done(blocked(`${host} (${a.address})`, verdict.reason));
       }
-      const first = addresses[0] as { address: string };
+      done(null, (addresses[0] as { address: string }).address);
+    });
+  };
+
+  const connect: buildConnector.connector = (opts, callback) => {
+    const host = opts.hostname;
+    resolveChecked(host, (error, address) => {
+      if (error || address === undefined) return callback(error ?? blocked(host, 'no address'), null);
+      if (isIP(host.startsWith('[') ? host.slice(1, -1) : host)) return base(opts, callback);
       // Connect to the very address checked; TLS still verifies the name.
-      base({ ...opts, hostname: first.address, servername: opts.servername || host }, callback);
+      base({ ...opts, hostname: address, servername: opts.servername || host }, callback);
     });
   };
 
   const agent = new Agent({ connect, keepAliveTimeout: 10_000, connections: 128 });
 
   return {
+    checkDestination: (url) =>
+      new Promise<void>((resolve, reject) =>
+        resolveChecked(url.hostname, (error) => (error ? reject(error) : resolve())),
+      ),
+
     async send(hop) {
       const signal = AbortSignal.timeout(hop.timeoutMs);
       let res: Awaited<ReturnType<typeof request>>;

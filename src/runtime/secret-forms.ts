@@ -42,6 +42,10 @@ function valueForms(value: string): string[] {
   const b64 = bytes.toString('base64');
   const forms = [
     value,
+    // application/x-www-form-urlencoded as URLSearchParams writes it (also escapes ' ! ( ) ~).
+    new URLSearchParams([['', value]]).toString().slice(1),
+    // UTF-8 bytes read as latin1, as HTTP header values are decoded.
+    bytes.toString('latin1'),
     JSON.stringify(value).slice(1, -1),
     jsonAsciiEscape(value),
     JSON.stringify(value).slice(1, -1).replaceAll('/', '\\/'),

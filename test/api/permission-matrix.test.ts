@@ -1,6 +1,6 @@
 /**
  * The permission matrix, generated from the policy table: every workspace
- * route (foundation, variables, secrets) × the six system roles, plus a signed-in
+ * route (foundation, variables, secrets, workflows and runs) × the six system roles, plus a signed-in
  * non-member (404) and an anonymous caller (401), on both databases.
  * An allowed call must succeed (2xx) against a target prepared for it; a
  * refused one must be 403 `forbidden` and change nothing.
@@ -11,6 +11,7 @@ import { type Permission, SYSTEM_ROLE_PERMISSIONS, SYSTEM_ROLES } from '../../sr
 import { DATABASES } from '../support/databases.js';
 import { buildTeam, type Team } from '../support/fixtures.js';
 import { startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
 
 interface Prepared {
   url: string;
@@ -18,7 +19,7 @@ interface Prepared {
 }
 
 interface RouteCase {
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   route: string;
   /** The permission the route needs; null = any member. */
   permission: Permission | null;
@@ -93,7 +94,106 @@ async function createVariable(team: Team, ws: string): Promise<string> {
   return res.body.id;
 }
 
+/** A workflow with a single Set block: runs without any network. */
+const setWorkflow = () => ({
+  name: uniqueName('wf'),
+  startBlockId: 'set',
+  blocks: [{ id: 'set', type: 'set', assignments: [{ variable: 'greeting', value: 'hello' }] }],
+});
+
+async function createWorkflow(team: Team, ws: string): Promise<string> {
+  const res = await team.owner.post(`/api/v1/workspaces/${ws}/workflows`, setWorkflow());
+  expect(res.status, res.text).toBe(201);
+  return res.body.id;
+}
+
+async function createRun(team: Team, ws: string): Promise<string> {
+  const res = await team.owner.post(`/api/v1/workspaces/${ws}/workflows/${await createWorkflow(team, ws)}/runs`, {});
+  expect(res.status, res.text).toBe(201);
+  return res.body.id;
+}
+
+/** The upstream "Send request" calls in the matrix (started per database in beforeAll). */
+let upstream: Upstream | undefined;
+
 const CASES: RouteCase[] = [
+  // Workflows and runs (issue 4)
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/workflows',
+    permission: 'workflows.read',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}/workflows` }),
+  },
+  {
+    method: 'POST',
+    route: '/workspaces/:ws/workflows',
+    permission: 'workflows.edit',
+    prepare: async (_t, _team, ws) => ({ url: `/api/v1/workspaces/${ws}/workflows`, body: setWorkflow() }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/workflows/:id',
+    permission: 'workflows.read',
+    prepare: async (_t, team, ws) => ({ url: `/api/v1/workspaces/${ws}/workflows/${await createWorkflow(team, ws)}` }),
+  },
+  {
+    method: 'PUT',
+    route: '/workspaces/:ws/workflows/:id',
+    permission: 'workflows.edit',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/workflows/${await createWorkflow(team, ws)}`,
+      body: setWorkflow(),
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/workspaces/:ws/workflows/:id',
+    permission: 'workflows.edit',
+    prepare: async (_t, team, ws) => ({ url: `/api/v1/workspaces/${ws}/workflows/${await createWorkflow(team, ws)}` }),
+  },
+  {
+    method: 'POST',
+    route: '/workspaces/:ws/workflows/:id/runs',
+    permission: 'workflows.run',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/workflows/${await createWorkflow(team, ws)}/runs`,
+      body: { variables: { who: 'matrix' } },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/workflows/:id/runs',
+    permission: 'workflows.read',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/workflows/${await createWorkflow(team, ws)}/runs`,
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/runs/:runId',
+    permission: 'workflows.read',
+    prepare: async (_t, team, ws) => ({ url: `/api/v1/workspaces/${ws}/runs/${await createRun(team, ws)}` }),
+  },
+  {
+    method: 'GET',
+    route: '/workspaces/:ws/secrets/:id/usages',
+    permission: 'secrets.read',
+    prepare: async (_t, team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/secrets/${await createSecret(team, ws)}/usages`,
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/workspaces/:ws/blocks/send',
+    permission: 'workflows.edit',
+    prepare: async (_t, _team, ws) => ({
+      url: `/api/v1/workspaces/${ws}/blocks/send`,
+      body: {
+        block: { id: 'probe', type: 'api', method: 'GET', url: `${upstream?.url}/matrix` },
+        variables: {},
+      },
+    }),
+  },
   // Variables (issue 3)
   {
     method: 'GET',
@@ -349,10 +449,15 @@ describe.each(DATABASES)('permission matrix on $kind', ({ kind, available }) => 
   let team: Team;
   beforeAll(async () => {
     if (!available) return;
-    t = await startTestApp(kind);
+    upstream = await startUpstream();
+    // Send request in the matrix calls a real upstream on loopback.
+    t = await startTestApp(kind, { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' });
     team = await buildTeam(t);
   }, 120_000);
-  afterAll(async () => t?.close());
+  afterAll(async () => {
+    await t?.close();
+    await upstream?.close();
+  });
 
   const rows = CASES.flatMap((c) => CALLERS.map((caller) => ({ c, caller, expected: expectedStatus(c, caller) })));
   it.runIf(available).each(rows)('$c.method $c.route as $caller → $expected', async ({ c, caller, expected }) => {

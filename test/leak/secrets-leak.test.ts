@@ -5,23 +5,76 @@
  * the data directory (SQLite file, WAL, key file) — and on PostgreSQL a
  * pg_dump — are searched for every encoded form of every canary. The only
  * place a value may appear is the answer to a permitted reveal.
+ *
+ * The second test does the same for execution: canary secrets go out in Send
+ * requests and workflow runs to an upstream that echoes them back in every
+ * encoded form (and fails with a 500 that echoes them); the only place they
+ * may appear is the outbound request that upstream received.
  */
 import { execFileSync } from 'node:child_process';
+import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeakSearch, makeCanary } from '../support/canary.js';
 import { DATABASES } from '../support/databases.js';
 import { buildTeam, type Team } from '../support/fixtures.js';
 import { type Reply, startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+import { type Received, startUpstream, type Upstream } from '../support/upstream.js';
+
+/** Answers with `value` in every form the SPEC's redaction lists: headers, JSON, HTML. */
+function echoForms(res: ServerResponse, value: string, status: number, html: boolean): void {
+  const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+  const escaped = value.replace(
+    /[&<>"']/g,
+    (c) => `&${{ '&': 'amp', '<': 'lt', '>': 'gt', '"': 'quot', "'": '#39' }[c]};`,
+  );
+  res.statusCode = status;
+  res.setHeader('x-raw', value);
+  res.setHeader('x-basic', `Basic ${b64(`user:${value}`)}`);
+  res.setHeader('x-pct', encodeURIComponent(value));
+  if (html) {
+    res.setHeader('content-type', 'text/html');
+    // Buffer bodies: Node then writes the header block one byte per character (latin1).
+    return void res.end(Buffer.from(`<b title="${escaped}">${value}</b> ${Buffer.from(value).toString('hex')}`));
+  }
+  res.setHeader('content-type', 'application/json');
+  res.end(
+    Buffer.from(
+      JSON.stringify({
+        echo: value,
+        b64: b64(value),
+        b64url: Buffer.from(value).toString('base64url'),
+        hex: Buffer.from(value).toString('hex').toUpperCase(),
+        pct: encodeURIComponent(value),
+        form: encodeURIComponent(value).replaceAll('%20', '+'),
+        html: escaped,
+        basic: ['', 'u', 'us', 'use', 'user', 'user:'].map((p) => b64(`${p}${value}`)),
+        error: `invalid token ${value}`,
+      }),
+    ),
+  );
+}
 
 describe.each(DATABASES)('secret values never leak on $kind', ({ kind, available }) => {
   let t: TestApp;
   let team: Team;
+  let up: Upstream;
+  let other: Upstream;
   beforeAll(async () => {
     if (!available) return;
-    t = await startTestApp(kind, { HUSH_LOG_LEVEL: 'debug', HUSH_REVEAL_LIMIT_PER_MIN: '5' });
+    up = await startUpstream();
+    other = await startUpstream('127.0.0.2');
+    t = await startTestApp(kind, {
+      HUSH_LOG_LEVEL: 'debug',
+      HUSH_REVEAL_LIMIT_PER_MIN: '5',
+      HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8',
+    });
     team = await buildTeam(t);
   }, 120_000);
-  afterAll(async () => t?.close());
+  afterAll(async () => {
+    await t?.close();
+    await up?.close();
+    await other?.close();
+  });
 
   it.runIf(available)('no form of any canary appears outside permitted reveal responses', async () => {
     const canaries = {
@@ -228,4 +281,158 @@ describe.each(DATABASES)('secret values never leak on $kind', ({ kind, available
     expect(search.places).toBeGreaterThan(100);
     expect(search.hits).toEqual([]);
   });
+
+  it.runIf(available)(
+    'no form of a canary used in Send requests and runs appears anywhere but on the wire',
+    async () => {
+      const canaries = { sent: makeCanary('sent'), ran: makeCanary('ran') };
+      const search = new LeakSearch(canaries);
+      const ws = `/api/v1/workspaces/${team.workspaceId}`;
+      const { owner, editor, operator, viewer } = team.clients;
+      const replies: { label: string; reply: Reply }[] = [];
+      const call = async (label: string, client: TestClient, method: string, url: string, body?: unknown) => {
+        const reply = await client.request(method, url, body);
+        replies.push({ label, reply });
+        return reply;
+      };
+      // The upstream echoes whichever canary it was sent, in every form; /fail with a 500; /hang never answers.
+      up.handle((req, res) => {
+        if (req.url.startsWith('/hang')) return;
+        if (req.url.startsWith('/away')) return void res.writeHead(307, { location: `${other.url}/land` }).end();
+        const wire = JSON.stringify(req);
+        const value = Object.values(canaries).find(
+          (c) => wire.includes(c) || wire.includes(JSON.stringify(c).slice(1, -1)),
+        );
+        if (value === undefined) return void res.end('{}');
+        echoForms(res, value, req.url.startsWith('/fail') ? 500 : 200, req.url.startsWith('/html'));
+      });
+      other.handle((req, res) => res.end(JSON.stringify(req)));
+
+      expect(
+        (
+          await call('create sent', owner, 'POST', `${ws}/secrets`, {
+            name: 'leak_sent',
+            visibility: 'masked',
+            value: canaries.sent,
+          })
+        ).status,
+      ).toBe(201);
+      expect(
+        (
+          await call('create ran', owner, 'POST', `${ws}/secrets`, {
+            name: 'leak_ran',
+            visibility: 'restricted',
+            value: canaries.ran,
+            allowedHosts: ['127.0.0.1'],
+          })
+        ).status,
+      ).toBe(201);
+
+      const block = (extra: Record<string, unknown>) => ({
+        id: 'call',
+        type: 'api',
+        method: 'POST',
+        url: `${up.url}/echo`,
+        headers: [{ key: 'Authorization', value: 'Bearer {{secret:leak_sent}}' }],
+        query: [{ key: 'key', value: '{{secret:leak_sent}}' }],
+        body: { mode: 'json', content: '{"token":"{{secret:leak_sent}}"}' },
+        capture: [{ variable: 'echoed', path: '$.echo' }],
+        ...extra,
+      });
+      const sends: [string, Record<string, unknown>, number][] = [
+        ['send json echo', block({}), 200],
+        [
+          'send html echo',
+          block({
+            url: `${up.url}/html`,
+            body: { mode: 'form', content: [{ key: 't', value: '{{secret:leak_sent}}' }] },
+          }),
+          200,
+        ],
+        ['send text body', block({ body: { mode: 'text', content: 'token={{secret:leak_sent}}' } }), 200],
+        ['send failing 500', block({ url: `${up.url}/fail` }), 200],
+        ['send timeout', block({ url: `${up.url}/hang`, timeoutMs: 200 }), 200],
+        ['send redirect away', block({ url: `${up.url}/away` }), 200],
+        ['send closed port', block({ url: 'http://127.0.0.1:1/' }), 200],
+        ['send other host', block({ url: `${other.url}/x` }), 403],
+        ['send localhost', block({ url: `http://localhost:${up.port}/x` }), 403],
+        ['send as viewer', block({}), 403],
+        ['send header injection', block({ headers: [{ key: 'X-A', value: '{{evil}}' }] }), 422],
+      ];
+      for (const [label, b, status] of sends) {
+        const client = label === 'send as viewer' ? viewer : editor;
+        const reply = await call(label, client, 'POST', `${ws}/blocks/send`, {
+          block: b,
+          variables: { evil: 'a\r\nX-B: c' },
+        });
+        expect(reply.status, `${label}: ${reply.text}`).toBe(status);
+      }
+      expect((up.received.find((r) => r.url.startsWith('/echo')) as Received).headers.authorization).toBe(
+        `Bearer ${canaries.sent}`,
+      );
+
+      // A workflow that uses both secrets, one step failing with a 500 that echoes the value.
+      const wf = await call('create workflow', editor, 'POST', `${ws}/workflows`, {
+        name: 'Leak run',
+        startBlockId: 'first',
+        blocks: [
+          block({
+            id: 'first',
+            headers: [{ key: 'Authorization', value: 'Bearer {{secret:leak_ran}}' }],
+            query: [],
+            body: { mode: 'none' },
+            onSuccess: 'second',
+          }),
+          block({ id: 'second', url: `${up.url}/fail`, onError: 'after' }),
+          { id: 'after', type: 'set', assignments: [{ variable: 'copy', value: 'got {{echoed}}' }] },
+        ],
+      });
+      expect(wf.status, wf.text).toBe(201);
+      const failing = await call('create failing workflow', editor, 'POST', `${ws}/workflows`, {
+        name: 'Leak fail',
+        startBlockId: 'call',
+        blocks: [block({ url: `${up.url}/fail`, headers: [{ key: 'X-Key', value: '{{secret:leak_ran}}' }] })],
+      });
+      expect(failing.status, failing.text).toBe(201);
+      const run = await call('run', operator, 'POST', `${ws}/workflows/${wf.body.id}/runs`, {
+        variables: { who: 'x' },
+      });
+      expect(run.status, run.text).toBe(201);
+      expect(run.body.variables.copy).toMatch(/^got \[secret:leak_(sent|ran)\]$/);
+      const failed = await call('failing run', operator, 'POST', `${ws}/workflows/${failing.body.id}/runs`, {});
+      expect(failed.body.status).toBe('failed');
+      await call('get run', viewer, 'GET', `${ws}/runs/${run.body.id}`);
+      await call('get failed run', viewer, 'GET', `${ws}/runs/${failed.body.id}`);
+      await call('list runs', viewer, 'GET', `${ws}/workflows/${wf.body.id}/runs`);
+      await call('get workflow', viewer, 'GET', `${ws}/workflows/${wf.body.id}`);
+      await call('list workflows', viewer, 'GET', `${ws}/workflows`);
+      const secrets = await call('list secrets', owner, 'GET', `${ws}/secrets?q=leak_`);
+      for (const s of secrets.body.items as { id: string; name: string }[]) {
+        await call(`usages ${s.name}`, editor, 'GET', `${ws}/secrets/${s.id}/usages`);
+      }
+      await call('audit list', owner, 'GET', `${ws}/audit?limit=200`);
+      await call('audit csv', owner, 'GET', `${ws}/audit.csv`);
+
+      for (const { label, reply } of replies) {
+        search.scan(`response body: ${label}`, reply.text);
+        search.scan(`response headers: ${label}`, JSON.stringify(reply.headers));
+        expect(reply.status, `${label}: ${reply.text}`).toBeLessThan(500);
+      }
+      // The host the secret may not go to, reached by a redirect: nothing.
+      search.scan('requests received by another origin', JSON.stringify(other.received));
+      search.scan('server log', t.logs.join('\n'));
+      search.scanDirectory(t.dataDir);
+      if (kind === 'postgres') {
+        const url = t.ctx.config.database.kind === 'postgres' ? t.ctx.config.database.url : '';
+        search.scan('pg_dump', execFileSync('pg_dump', ['--no-owner', url], { maxBuffer: 256 * 1024 * 1024 }));
+      }
+      expect(other.received.length).toBeGreaterThan(0);
+      // Positive control: the same search does find both canaries on the wire and in the echoes.
+      const control = new LeakSearch(canaries);
+      control.scan('outbound requests', JSON.stringify(up.received));
+      expect(new Set(control.hits.map((h) => h.canary))).toEqual(new Set(['sent', 'ran']));
+      expect(search.places).toBeGreaterThan(40);
+      expect(search.hits).toEqual([]);
+    },
+  );
 });

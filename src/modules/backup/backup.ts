@@ -11,11 +11,10 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { unwrapWorkspaceKey } from '../../crypto/envelope.js';
 import { migrations } from '../../db/migrations/index.js';
-import type { Database } from '../../db/schema.js';
 
 export const BACKUP_FORMAT = 'hush-backup';
 export const BACKUP_VERSION = 1;

@@ -1,0 +1,290 @@
+/**
+ * Workflow runs end to end (SPEC §4 "Run", §3 "Outbound calls", audit):
+ * a failing step follows its onError route, else the run fails; steps refused
+ * before sending fail the run without any traffic; a run audits run.started,
+ * run.finished and exactly one secret.used per secret (never a value), and
+ * sets lastUsedAt; run records list newest first.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canaryForms, makeCanary } from '../support/canary.js';
+import { DATABASES } from '../support/databases.js';
+import { buildTeam, type Team } from '../support/fixtures.js';
+import { type Reply, startTestApp, type TestApp } from '../support/harness.js';
+import { type Received, startUpstream, type Upstream } from '../support/upstream.js';
+
+function formsIn(text: string, value: string): string[] {
+  return Object.entries(canaryForms(value))
+    .filter(([, form]) => text.includes(form))
+    .map(([name]) => name);
+}
+
+function expectNoForm(reply: Reply, value: string): void {
+  expect(formsIn(reply.text, value), reply.text.slice(0, 1500)).toEqual([]);
+  expect(formsIn(JSON.stringify(reply.body ?? null), value)).toEqual([]);
+}
+
+interface Step {
+  blockId: string;
+  status: string;
+  error?: { code: string };
+  response: { status: number; body: string; headers: Record<string, string> } | null;
+}
+
+describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
+  let t: TestApp;
+  let team: Team;
+  let up: Upstream;
+  let up2: Upstream;
+  let ws: string;
+  const A = makeCanary('runa');
+  const B = makeCanary('runb');
+  const secretIds: Record<string, string> = {};
+
+  beforeAll(async () => {
+    if (!available) return;
+    up = await startUpstream();
+    up2 = await startUpstream('127.0.0.2');
+    t = await startTestApp(kind, { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' });
+    team = await buildTeam(t);
+    ws = `/api/v1/workspaces/${team.workspaceId}`;
+    for (const [name, value] of [
+      ['tok_a', A],
+      ['tok_b', B],
+    ] as const) {
+      const s = await team.owner.post(`${ws}/secrets`, {
+        name,
+        visibility: 'restricted',
+        value,
+        allowedHosts: ['127.0.0.1'],
+      });
+      expect(s.status, s.text).toBe(201);
+      secretIds[name] = s.body.id;
+    }
+    // The upstream: /fail answers 500 echoing what it got; /hang never answers; the rest echo 200.
+    up.handle((req, res) => {
+      if (req.url.startsWith('/hang')) return;
+      const auth = String(req.headers.authorization ?? '');
+      res.statusCode = req.url.startsWith('/fail') ? 500 : 200;
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('x-echo', auth);
+      res.end(Buffer.from(JSON.stringify({ error: `bad token ${auth}`, url: req.url })));
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await t?.close();
+    await up?.close();
+    await up2?.close();
+  });
+
+  const api = (id: string, extra: Record<string, unknown> = {}) => ({
+    id,
+    type: 'api',
+    method: 'GET',
+    url: `${up.url}/ok`,
+    headers: [{ key: 'Authorization', value: 'Bearer {{secret:tok_a}}' }],
+    ...extra,
+  });
+  const set = (id: string, variable: string, value: string) => ({
+    id,
+    type: 'set',
+    assignments: [{ variable, value }],
+  });
+  const save = async (name: string, blocks: unknown[], startBlockId = 'call') => {
+    const wf = await team.clients.editor.post(`${ws}/workflows`, { name, startBlockId, blocks });
+    expect(wf.status, wf.text).toBe(201);
+    return wf.body.id as string;
+  };
+  const run = async (workflowId: string, variables: Record<string, unknown> = {}) => {
+    const r = await team.clients.operator.post(`${ws}/workflows/${workflowId}/runs`, { variables });
+    expect(r.status, r.text).toBe(201);
+    return r;
+  };
+
+  it.runIf(available)('a failing step (500 echoing the secret) follows its onError route', async () => {
+    const id = await save('On error', [
+      api('call', { url: `${up.url}/fail`, onSuccess: 'fine', onError: 'handled' }),
+      set('fine', 'path', 'success'),
+      set('handled', 'path', 'error handled'),
+    ]);
+    const r = await run(id);
+    expect(r.body.status).toBe('succeeded');
+    const steps = r.body.steps as Step[];
+    expect(steps.map((s) => [s.blockId, s.status])).toEqual([
+      ['call', 'failed'],
+      ['handled', 'succeeded'],
+    ]);
+    expect(steps[0]?.error?.code).toBe('upstream_error');
+    expect(steps[0]?.response?.status).toBe(500);
+    expect(JSON.parse(steps[0]?.response?.body ?? '{}').error).toBe('bad token Bearer [secret:tok_a]');
+    expect(steps[0]?.response?.headers['x-echo']).toBe('Bearer [secret:tok_a]');
+    expect(r.body.variables.path).toBe('error handled');
+    expectNoForm(r, A);
+    expectNoForm(await team.clients.viewer.get(`${ws}/runs/${r.body.id}`), A);
+  });
+
+  it.runIf(available)('without onError a failing step fails the run and nothing after it runs', async () => {
+    const id = await save('No route', [
+      api('call', { url: `${up.url}/fail`, onSuccess: 'fine' }),
+      set('fine', 'path', 'success'),
+    ]);
+    const r = await run(id);
+    expect(r.body.status).toBe('failed');
+    expect((r.body.steps as Step[]).map((s) => s.blockId)).toEqual(['call']);
+    expect(r.body.steps[0].error.code).toBe('upstream_error');
+    expect(r.body.variables.path).toBeUndefined();
+    expectNoForm(r, A);
+    const again = await team.clients.viewer.get(`${ws}/runs/${r.body.id}`);
+    expect(again.status).toBe(200);
+    expect(again.body.status).toBe('failed');
+  });
+
+  it.runIf(available)('a timeout and an unreachable upstream are step failures that follow onError', async () => {
+    const id = await save('Timeout', [
+      api('call', { url: `${up.url}/hang`, timeoutMs: 300, onError: 'second' }),
+      api('second', { url: 'http://127.0.0.1:1/', onError: 'handled' }),
+      set('handled', 'path', 'both failed'),
+    ]);
+    const r = await run(id);
+    expect(r.body.status).toBe('succeeded');
+    const steps = r.body.steps as Step[];
+    expect(steps.map((s) => [s.blockId, s.status, s.error?.code ?? null])).toEqual([
+      ['call', 'failed', 'upstream_timeout'],
+      ['second', 'failed', 'upstream_unreachable'],
+      ['handled', 'succeeded', null],
+    ]);
+    expectNoForm(r, A);
+  });
+
+  it.runIf(available)(
+    'a step refused before sending (host_not_allowed, secret_unavailable) fails the run; nothing is sent',
+    async () => {
+      const before = { received: up2.received.length, connections: up2.connections };
+      const elsewhere = await save('Elsewhere', [api('call', { url: `${up2.url}/x` })]);
+      const r = await run(elsewhere);
+      expect(r.body.status).toBe('failed');
+      expect(r.body.steps[0].error.code).toBe('host_not_allowed');
+      expect({ received: up2.received.length, connections: up2.connections }).toEqual(before);
+      expectNoForm(r, A);
+
+      const temp = await team.owner.post(`${ws}/secrets`, {
+        name: 'temp_token',
+        visibility: 'masked',
+        value: 'temp-value-0123456789',
+        allowedHosts: ['127.0.0.1'],
+      });
+      expect(temp.status, temp.text).toBe(201);
+      const usesTemp = await save('Uses temp', [
+        api('call', { headers: [{ key: 'X-Key', value: '{{secret:temp_token}}' }] }),
+      ]);
+      expect((await team.owner.delete(`${ws}/secrets/${temp.body.id}`)).status).toBe(204);
+      const received = up.received.length;
+      const r2 = await run(usesTemp);
+      expect(r2.body.status).toBe('failed');
+      expect(r2.body.steps[0].error.code).toBe('secret_unavailable');
+      expect(up.received.length).toBe(received);
+    },
+  );
+
+  it.runIf(available)(
+    'a run audits run.started, run.finished and exactly one secret.used per secret, with no value; lastUsedAt is set',
+    async () => {
+      const id = await save('Audit', [
+        api('call', { onSuccess: 'second' }),
+        api('second', {
+          method: 'POST',
+          url: `${up.url}/second`,
+          query: [{ key: 'key', value: '{{secret:tok_a}}' }],
+          headers: [],
+          body: { mode: 'json', content: '{"b":"{{secret:tok_b}}"}' },
+          onSuccess: 'third',
+        }),
+        api('third', { url: `${up.url}/third`, headers: [{ key: 'X-B', value: '{{secret:tok_b}}' }] }),
+      ]);
+      const received = up.received.length;
+      const r = await run(id);
+      expect(r.body.status).toBe('succeeded');
+      const sent = up.received.slice(received);
+      expect(sent.map((s) => s.url.split('?')[0])).toEqual(['/ok', '/second', '/third']);
+      expect((sent[0] as Received).headers.authorization).toBe(`Bearer ${A}`);
+      expect(JSON.parse((sent[1] as Received).body)).toEqual({ b: B });
+      expect((sent[2] as Received).headers['x-b']).toBe(B);
+      expectNoForm(r, A);
+      expectNoForm(r, B);
+
+      const runId = r.body.id as string;
+      const events = await t.ctx.db.selectFrom('audit_events').selectAll().orderBy('seq').execute();
+      const ofRun = events.filter((e) => e.target_id === runId);
+      expect(ofRun.map((e) => e.action)).toEqual(['run.started', 'run.finished']);
+      expect(JSON.parse(ofRun[1]?.data ?? '{}')).toMatchObject({ workflowId: id, status: 'succeeded' });
+      const used = events
+        .filter((e) => e.action === 'secret.used')
+        .map((e) => ({ target: e.target_id, data: JSON.parse(e.data) as Record<string, unknown> }))
+        .filter((e) => e.data.executionId === runId);
+      expect(used).toHaveLength(2);
+      const byName = Object.fromEntries(used.map((u) => [u.data.name, u]));
+      expect(byName.tok_a?.target).toBe(secretIds.tok_a);
+      expect(byName.tok_a?.data).toMatchObject({ name: 'tok_a', blockId: 'call', host: '127.0.0.1' });
+      expect(byName.tok_b?.target).toBe(secretIds.tok_b);
+      expect(byName.tok_b?.data).toMatchObject({ name: 'tok_b', blockId: 'second', host: '127.0.0.1' });
+      for (const value of [A, B]) expect(formsIn(JSON.stringify(events), value)).toEqual([]);
+      // The events and their actor are those of the operator who ran it.
+      expect(ofRun[0]?.actor_id).toBe(team.userIds.operator);
+
+      for (const name of ['tok_a', 'tok_b']) {
+        const s = await team.owner.get(`${ws}/secrets/${secretIds[name]}`);
+        expect(typeof s.body.lastUsedAt, name).toBe('string');
+      }
+
+      // A second run audits once more per secret; a run without secrets audits none.
+      const second = await run(id);
+      const after = await t.ctx.db.selectFrom('audit_events').selectAll().where('action', '=', 'secret.used').execute();
+      expect(after.filter((e) => JSON.parse(e.data).executionId === second.body.id)).toHaveLength(2);
+      const plain = await save('Plain', [api('call', { headers: [] })]);
+      const third = await run(plain);
+      const none = await t.ctx.db.selectFrom('audit_events').selectAll().where('action', '=', 'secret.used').execute();
+      expect(none.filter((e) => JSON.parse(e.data).executionId === third.body.id)).toHaveLength(0);
+    },
+  );
+
+  it.runIf(available)('a Send request audits one secret.used per secret and sets lastUsedAt', async () => {
+    const before = await t.ctx.db
+      .selectFrom('audit_events')
+      .select('id')
+      .where('action', '=', 'secret.used')
+      .where('target_id', '=', secretIds.tok_b as string)
+      .execute();
+    const res = await team.clients.editor.post(`${ws}/blocks/send`, {
+      block: api('send', {
+        method: 'POST',
+        headers: [{ key: 'X-B', value: '{{secret:tok_b}}' }],
+        body: { mode: 'form', content: [{ key: 'b', value: '{{secret:tok_b}}' }] },
+      }),
+    });
+    expect(res.status, res.text).toBe(200);
+    expectNoForm(res, B);
+    const after = await t.ctx.db
+      .selectFrom('audit_events')
+      .selectAll()
+      .where('action', '=', 'secret.used')
+      .where('target_id', '=', secretIds.tok_b as string)
+      .execute();
+    expect(after.length - before.length).toBe(1);
+  });
+
+  it.runIf(available)('runs list newest first with a cursor, and $env is PRODUCTION in a run', async () => {
+    const id = await save('Listing', [set('call', 'env', '{{$env}}')]);
+    const first = await run(id);
+    const second = await run(id);
+    expect(second.body.variables.env).toBe('PRODUCTION');
+    const page = await team.clients.viewer.get(`${ws}/workflows/${id}/runs?limit=1`);
+    expect(page.status, page.text).toBe(200);
+    expect(page.body.items.map((r: { id: string }) => r.id)).toEqual([second.body.id]);
+    expect(page.body.nextCursor).toEqual(expect.any(String));
+    const next = await team.clients.viewer.get(
+      `${ws}/workflows/${id}/runs?limit=1&cursor=${encodeURIComponent(page.body.nextCursor)}`,
+    );
+    expect(next.body.items.map((r: { id: string }) => r.id)).toEqual([first.body.id]);
+    // Another workspace's member cannot read it.
+    expect((await team.outsider.get(`${ws}/runs/${first.body.id}`)).status).toBe(404);
+  });
+});
