@@ -3,6 +3,7 @@
  * and builds the AppContext every module receives. Each step fails with one
  * clear message.
  */
+import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
   keyFilePermissionsTooOpen,
@@ -54,6 +55,21 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
   }
   if (outcome.applied.length > 0) log.info({ migrations: outcome.applied }, 'database migrated');
   const outbound = createOutboundClient({ allow: config.outboundAllow.blockList });
+  // Fail fast on rate-limit storage trouble rather than queueing requests behind it.
+  const redis = config.redisUrl
+    ? new Redis(config.redisUrl, { connectTimeout: 1000, maxRetriesPerRequest: 1, lazyConnect: true })
+    : undefined;
+  if (redis) {
+    redis.on('error', () => {});
+    try {
+      await redis.connect();
+    } catch {
+      redis.disconnect();
+      await outbound.close();
+      await database.close();
+      throw new StartupError('HUSH_REDIS_URL: Redis is not reachable');
+    }
+  }
   return {
     config,
     db: database.db,
@@ -63,8 +79,10 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     audit: createAuditWriter(database.kind),
     passwords: createPasswordHasher(),
     outbound,
+    redis,
     log,
     close: async () => {
+      redis?.disconnect();
       await outbound.close();
       await database.close();
     },

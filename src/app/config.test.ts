@@ -53,6 +53,7 @@ describe('configuration', () => {
     [{ HUSH_SETUP_TOKEN: 'short' }, /^HUSH_SETUP_TOKEN: must be at least 16 characters$/],
     [{ HUSH_LOGIN_LIMIT_PER_MIN: '0' }, /^HUSH_LOGIN_LIMIT_PER_MIN: must be at least 1$/],
     [{ HUSH_MASTER_KEY: 'a', HUSH_MASTER_KEY_FILE: '/k' }, /^HUSH_MASTER_KEY: set either/],
+    [{ HUSH_REDIS_URL: 'localhost:6379' }, /^HUSH_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL$/],
   ])('refuses %o with one line naming the variable', (env, expected) => {
     const message = errorOf(env);
     expect(message).toMatch(expected);

@@ -27,6 +27,11 @@ const envSchema = z.object({
     .trim()
     .refine((v) => /^postgres(ql)?:\/\/.+/.test(v), 'must be a postgres:// or postgresql:// URL')
     .optional(),
+  HUSH_REDIS_URL: z
+    .string()
+    .trim()
+    .refine((v) => /^rediss?:\/\/.+/.test(v) && URL.canParse(v), 'must be a redis:// or rediss:// URL')
+    .optional(),
   HUSH_MASTER_KEY: z.string().trim().min(1, 'must not be empty').optional(),
   HUSH_MASTER_KEY_FILE: z.string().trim().min(1, 'must not be empty').optional(),
   HUSH_OUTBOUND_ALLOW_CIDRS: z.string().default(''),
@@ -59,6 +64,8 @@ export interface Config {
   host: string;
   dataDir: string;
   database: { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
+  /** Shared store for rate limits across servers; unset → per-process counters. */
+  redisUrl: string | undefined;
   masterKey: { kind: 'env'; value: string } | { kind: 'file'; path: string };
   outboundAllow: OutboundAllowList;
   publicUrl: string;
@@ -134,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     database: e.HUSH_DATABASE_URL
       ? { kind: 'postgres', url: e.HUSH_DATABASE_URL }
       : { kind: 'sqlite', file: path.join(dataDir, 'hush.db') },
+    redisUrl: e.HUSH_REDIS_URL,
     masterKey: e.HUSH_MASTER_KEY
       ? { kind: 'env', value: e.HUSH_MASTER_KEY }
       : { kind: 'file', path: path.resolve(cwd, e.HUSH_MASTER_KEY_FILE ?? path.join(dataDir, 'master.key')) },

@@ -2,6 +2,7 @@
  * What every module may depend on, built once at start (server assembly) and
  * handed down. Modules take the narrowest slice they need (`Pick<…>`).
  */
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RootKeyProvider } from '../crypto/root-keys.js';
 import type { DatabaseKind, Db } from '../db/database.js';
@@ -21,5 +22,7 @@ export interface AppContext {
   passwords: PasswordHasher;
   /** The one outbound HTTP client (SSRF-guarded), shared by every execution. */
   outbound: OutboundClient;
+  /** Present when HUSH_REDIS_URL is set: rate limits are counted there, across servers. */
+  redis: Redis | undefined;
   log: Logger;
 }

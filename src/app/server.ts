@@ -93,7 +93,8 @@ export async function buildServer(ctx: AppContext): Promise<App> {
     strictTransportSecurity: ctx.config.secureCookies,
   });
   await app.register(cookie);
-  await app.register(rateLimit, { global: false });
+  // Counted in Redis when configured, so a limit holds across every server.
+  await app.register(rateLimit, { global: false, ...(ctx.redis ? { redis: ctx.redis, nameSpace: 'hush-rl:' } : {}) });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

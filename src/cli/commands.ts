@@ -5,6 +5,7 @@
  * one clear line on a refusal.
  */
 import { statSync } from 'node:fs';
+import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Config } from '../app/config.js';
 import {
@@ -108,6 +109,23 @@ export async function doctor(): Promise<void> {
     });
   } finally {
     await database.close();
+  }
+  if (config.redisUrl) {
+    const redis = new Redis(config.redisUrl, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0 });
+    redis.on('error', () => {});
+    try {
+      await redis.connect();
+      await redis.ping();
+      checks.push({ ok: true, what: 'Redis (shared rate limits) is reachable' });
+    } catch {
+      checks.push({
+        ok: false,
+        what: 'Redis (HUSH_REDIS_URL) is not reachable',
+        fix: 'start Redis or unset HUSH_REDIS_URL (limits are then per process)',
+      });
+    } finally {
+      redis.disconnect();
+    }
   }
   checks.push({
     ok: true,

@@ -1,0 +1,83 @@
+/**
+ * Two Hush servers on one PostgreSQL and one Redis: a rate limit counted on
+ * one holds on the other (login per account and IP, reveal per user).
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAppContext } from '../../src/app/bootstrap.js';
+import { loadConfig } from '../../src/app/config.js';
+import { createLogger } from '../../src/app/logger.js';
+import { buildServer } from '../../src/app/server.js';
+import { prepareSetup } from '../../src/modules/auth/auth-service.js';
+import { createPostgresDatabase, DATABASES } from '../support/databases.js';
+import { setupOwner } from '../support/fixtures.js';
+import { type TestApp, TestClient } from '../support/harness.js';
+import { REDIS_URL, redisUp } from '../support/redis.js';
+
+const pgAvailable = DATABASES.find((d) => d.kind === 'postgres')?.available ?? false;
+const available = pgAvailable && redisUp;
+
+describe('rate limits across two servers', () => {
+  const nodes: { app: TestApp['app']; close(): Promise<void> }[] = [];
+  let drop: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    if (!available) return;
+    const pg = await createPostgresDatabase();
+    drop = pg.drop;
+    const env = {
+      HUSH_DATABASE_URL: pg.url,
+      HUSH_MASTER_KEY: randomBytes(32).toString('base64'),
+      HUSH_SETUP_TOKEN: 'test-setup-token-0123456789',
+      HUSH_LOG_LEVEL: 'silent',
+      HUSH_REDIS_URL: REDIS_URL,
+      HUSH_LOGIN_LIMIT_PER_MIN: '4',
+      HUSH_REVEAL_LIMIT_PER_MIN: '3',
+    };
+    for (let i = 0; i < 2; i++) {
+      const config = loadConfig({ ...env, HUSH_DATA_DIR: `/tmp/hush-rl-${i}` });
+      const ctx = await createAppContext(config, createLogger('silent'));
+      const app = await buildServer(ctx);
+      await app.ready();
+      if (i === 0) await prepareSetup(ctx);
+      nodes.push({ app, close: async () => (await app.close(), await ctx.close()) });
+    }
+  }, 60_000);
+  afterAll(async () => {
+    for (const n of nodes) await n.close();
+    await drop?.();
+  });
+
+  it.runIf(available)('login attempts counted on one server are refused on the other', async () => {
+    const email = `nobody-${randomBytes(4).toString('hex')}@example.com`;
+    const [a, b] = nodes.map((n) => new TestClient(n.app)) as [TestClient, TestClient];
+    for (let i = 0; i < 2; i++)
+      expect((await a.post('/api/v1/auth/login', { email, password: 'wrong password!' })).status).toBe(401);
+    for (let i = 0; i < 2; i++)
+      expect((await b.post('/api/v1/auth/login', { email, password: 'wrong password!' })).status).toBe(401);
+    const fifth = await a.post('/api/v1/auth/login', { email, password: 'wrong password!' });
+    expect(fifth.status).toBe(429);
+    expect(fifth.body.code).toBe('rate_limited');
+    expect((await b.post('/api/v1/auth/login', { email, password: 'wrong password!' })).status).toBe(429);
+  });
+
+  it.runIf(available)('reveals counted on one server are refused on the other', async () => {
+    const fakeApp = { client: () => new TestClient(nodes[0]?.app as TestApp['app']) } as unknown as TestApp;
+    const { owner, workspaceId } = await setupOwner(fakeApp);
+    const s = await owner.post(`/api/v1/workspaces/${workspaceId}/secrets`, {
+      name: 'k',
+      visibility: 'masked',
+      value: 'shared-limit-value',
+    });
+    expect(s.status, s.text).toBe(201);
+    const ownerOnB = new TestClient(nodes[1]?.app as TestApp['app']);
+    for (const [k, v] of owner.cookies) ownerOnB.cookies.set(k, v);
+    const url = `/api/v1/workspaces/${workspaceId}/secrets/${s.body.id}/reveal`;
+    expect((await owner.post(url)).status).toBe(200);
+    expect((await ownerOnB.post(url)).status).toBe(200);
+    expect((await owner.post(url)).status).toBe(200);
+    const refused = await ownerOnB.post(url);
+    expect(refused.status).toBe(429);
+    expect(refused.headers['retry-after']).toBeDefined();
+  });
+});
