@@ -29,9 +29,14 @@ export function Field(props: {
   placeholder?: string;
 }) {
   const id = useId();
+  // A password field is left uncontrolled: React mirrors a controlled input's value into its `value`
+  // attribute, which would put a typed secret or password into the serialized DOM. Its parent still
+  // hears every change; to clear it, unmount it (the side panels do).
+  const initialValue = useRef(props.value).current;
+  const valueProps = props.type === 'password' ? { defaultValue: initialValue } : { value: props.value };
   const common = {
     id,
-    value: props.value,
+    ...valueProps,
     readOnly: props.readOnly,
     placeholder: props.placeholder,
     'aria-describedby': props.hint ? `${id}-hint` : undefined,

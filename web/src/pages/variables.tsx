@@ -315,7 +315,6 @@ export function VariablesPage() {
   );
   const [deleting, setDeleting] = useState<Secret | null>(null);
   const canSecrets = ws.can('secrets.read');
-  const canCreate = ws.can('secrets.manage') || ws.can('variables.manage');
 
   const load = useCallback(async () => {
     try {
@@ -350,10 +349,17 @@ export function VariablesPage() {
     <section>
       <header className="page-head">
         <h1>Variables</h1>
-        {canCreate && (
-          <button type="button" onClick={() => setPanel({ kind: ws.can('secrets.manage') ? 'secret' : 'variable' })}>
+        {/* "Create New" makes secrets too, so a role without secrets.manage gets a variables-only button. */}
+        {ws.can('secrets.manage') ? (
+          <button type="button" onClick={() => setPanel({ kind: 'secret' })}>
             Create New
           </button>
+        ) : (
+          ws.can('variables.manage') && (
+            <button type="button" onClick={() => setPanel({ kind: 'variable' })}>
+              New variable
+            </button>
+          )
         )}
       </header>
       <div className="toolbar">
@@ -473,7 +479,9 @@ export function VariablesPage() {
             ? `Edit secret ${panel.secret.name}`
             : panel?.variable
               ? `Edit variable ${panel.variable.name}`
-              : 'Create New'
+              : ws.can('secrets.manage')
+                ? 'Create New'
+                : 'New variable'
         }
       >
         {panel && !panel.secret && !panel.variable && ws.can('secrets.manage') && ws.can('variables.manage') && (

@@ -177,6 +177,7 @@ function SecretField(props: {
             value={q}
             onChange={(e) => setQ(e.target.value)}
           />
+          {/* Options hold only their name: a listbox may own nothing but options, and an option no buttons. */}
           <div role="listbox" aria-label="Secrets" className="options">
             {shown.map((s) => (
               <div
@@ -190,22 +191,26 @@ function SecretField(props: {
                 <span>
                   <Icon name="lock" /> {s.name}
                 </span>
-                {ws.can('secrets.manage') && (
-                  <button
-                    type="button"
-                    className="ghost small"
-                    onClick={(e) => {
-                      e.stopPropagation();
-                      setEditing(s);
-                    }}
-                  >
-                    Edit value
-                  </button>
-                )}
               </div>
             ))}
-            {shown.length === 0 && <p className="muted">No secret matches.</p>}
           </div>
+          {shown.length === 0 && <p className="muted">No secret matches.</p>}
+          {ws.can('secrets.manage') && shown.length > 0 && (
+            <fieldset className="edit-values">
+              <legend>Edit a value</legend>
+              {shown.map((s) => (
+                <button
+                  key={s.id}
+                  type="button"
+                  className="ghost small"
+                  aria-label={`Edit value of ${s.name}`}
+                  onClick={() => setEditing(s)}
+                >
+                  {s.name}
+                </button>
+              ))}
+            </fieldset>
+          )}
           {ws.can('secrets.manage') && (
             <button type="button" className="ghost" onClick={() => setCreating(q)}>
               Create new secret{q ? ` "${q}"` : ''}
@@ -334,10 +339,10 @@ function ResponseViewer({ result, onCapture }: { result: SendResult; onCapture: 
   }
   return (
     <section className="response" aria-label="Response">
-      <h3>
+      <h2>
         {result.response ? `Status ${result.response.status}` : 'No response'} · {result.durationMs} ms{' '}
         {result.ok ? '✓' : '✗'}
-      </h3>
+      </h2>
       {result.error && (
         <p className="error" role="alert">
           {result.error.code}: {result.error.message}
@@ -359,7 +364,7 @@ function ResponseViewer({ result, onCapture }: { result: SendResult; onCapture: 
                 .join('\n')}
             </pre>
           </details>
-          <h4>Body</h4>
+          <h3>Body</h3>
           {json !== undefined ? (
             <>
               <p className="hint">Click a field to capture it into a variable.</p>

@@ -1,0 +1,139 @@
+/**
+ * Deleting a secret in a real browser (SPEC §5): a confirmation modal that
+ * names the secret and lists the blocks that use it; Cancel keeps it, Delete
+ * removes it (soft delete). Then the "Audit log" page shows what happened and
+ * "Export CSV" downloads the trail.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type BrowserApp,
+  browserAvailable,
+  goTo,
+  launchBrowser,
+  openPage,
+  signIn,
+  startBrowserApp,
+} from '../support/browser.js';
+import { setupOwner } from '../support/fixtures.js';
+import type { TestClient } from '../support/harness.js';
+
+const SUITE = 'Delete a secret and read the audit log in the browser';
+const OWNER = 'owner@example.com';
+const USED = 'zendesk_token';
+const UNUSED = 'legacy_key';
+const VALUE = 'zd_live_delete_me_4f9a8b7c6d5e';
+
+const secretRow = (page: Page, name: string) =>
+  page.getByRole('row').filter({ has: page.getByRole('rowheader', { name, exact: true }) });
+
+const enabled = browserAvailable(SUITE);
+
+describe.runIf(enabled)(SUITE, () => {
+  let browser: Browser;
+  let hush: BrowserApp;
+  let owner: TestClient;
+  let ws: string;
+
+  beforeAll(async () => {
+    [browser, hush] = await Promise.all([launchBrowser(), startBrowserApp()]);
+    const setup = await setupOwner(hush.t, OWNER);
+    owner = setup.owner;
+    ws = `/api/v1/workspaces/${setup.workspaceId}`;
+    for (const name of [USED, UNUSED]) {
+      const res = await owner.post(`${ws}/secrets`, { name, visibility: 'masked', value: VALUE });
+      expect(res.status, res.text).toBe(201);
+    }
+    const wf = await owner.post(`${ws}/workflows`, {
+      name: 'Ticket lookup',
+      startBlockId: 'find',
+      blocks: [
+        {
+          id: 'find',
+          type: 'api',
+          name: 'Find ticket',
+          method: 'GET',
+          url: 'https://acme.zendesk.com/api/v2/tickets',
+          query: [],
+          headers: [{ key: 'Authorization', value: `Bearer {{secret:${USED}}}` }],
+          body: { mode: 'none' },
+          timeoutMs: 10_000,
+          capture: [],
+          onSuccess: null,
+          onError: null,
+        },
+      ],
+    });
+    expect(wf.status, wf.text).toBe(201);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await hush?.close();
+  });
+
+  it('delete asks for confirmation in a modal that names the secret and lists the blocks using it', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    const modal = page.getByRole('dialog', { name: 'Delete secret' });
+
+    // An unused secret: the modal says so; Cancel keeps the secret.
+    await secretRow(page, UNUSED).getByRole('button', { name: 'Delete' }).click();
+    await modal.getByText('No block uses it.').waitFor();
+    expect(await modal.textContent()).toContain(UNUSED);
+    await modal.getByRole('button', { name: 'Cancel' }).click();
+    await modal.waitFor({ state: 'hidden' });
+    await secretRow(page, UNUSED).waitFor();
+
+    // A used secret: the modal lists the workflow and block.
+    await secretRow(page, USED).getByRole('button', { name: 'Delete' }).click();
+    await modal.waitFor();
+    expect(await modal.getByRole('strong').textContent()).toBe(USED);
+    const usages = modal.getByRole('list', { name: 'Blocks that use this secret' });
+    await usages.waitFor();
+    const items = await usages.getByRole('listitem').allTextContents();
+    expect(items).toHaveLength(1);
+    expect(items[0]).toContain('Ticket lookup');
+    expect(items[0]).toContain('Find ticket');
+    await modal.getByRole('button', { name: 'Delete', exact: true }).click();
+    await modal.waitFor({ state: 'hidden' });
+    await secretRow(page, USED).waitFor({ state: 'detached' });
+    await secretRow(page, UNUSED).waitFor();
+
+    // Soft-deleted: restorable, its name still taken.
+    const deleted = await owner.get(`${ws}/secrets?deleted=true`);
+    expect(deleted.body.items.map((s: { name: string }) => s.name)).toContain(USED);
+    await context.close();
+  });
+
+  it('the Audit log page shows the actions, filters them, and Export CSV downloads the trail', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'Audit log');
+    const table = page.getByRole('table');
+    for (const action of ['workspace.created', 'secret.created', 'workflow.created', 'secret.deleted']) {
+      await table.getByRole('cell', { name: action, exact: true }).first().waitFor();
+    }
+    expect(await table.getByRole('cell', { name: 'secret.created', exact: true }).count()).toBe(2);
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Export CSV' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/\.csv$/);
+    const csv = await readFile(await download.path(), 'utf8');
+    const lines = csv.trim().split(/\r?\n/);
+    expect(lines[0]).toContain('action');
+    expect(lines.filter((l) => l.includes('secret.created'))).toHaveLength(2);
+    expect(csv).toContain('secret.deleted');
+    expect(csv).not.toContain(VALUE);
+
+    await page.getByLabel('Action').fill('secret.deleted');
+    await table.getByRole('cell', { name: 'secret.created', exact: true }).first().waitFor({ state: 'detached' });
+    expect(await table.getByRole('cell', { name: 'secret.deleted', exact: true }).count()).toBe(1);
+
+    await page.getByRole('button', { name: 'Verify chain' }).click();
+    await page.getByRole('status').filter({ hasText: 'Chain intact' }).waitFor();
+    await context.close();
+  });
+});

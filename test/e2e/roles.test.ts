@@ -1,0 +1,170 @@
+/**
+ * What each role sees in a real browser (SPEC §2, §5): an Editor sees the
+ * secrets but no Create New / Edit / Delete for them, puts one in an API
+ * block header with "Add secret", and "Send request" to a local upstream
+ * shows `[secret:NAME]` while the upstream got the real value; a Viewer gets
+ * no secret data at all — no names in the DOM, no Secrets tab, no successful
+ * call to …/secrets.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  apiPath,
+  type BrowserApp,
+  browserAvailable,
+  domTexts,
+  goTo,
+  launchBrowser,
+  leaksInDom,
+  leaksInNetwork,
+  openPage,
+  signIn,
+  startBrowserApp,
+  unreadBodies,
+} from '../support/browser.js';
+import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+
+const SUITE = 'Roles in the browser: editor uses secrets in API blocks, viewer sees none';
+const EDITOR = 'editor@example.com';
+const VIEWER = 'viewer@example.com';
+const MASKED = 'zendesk_token';
+const RESTRICTED = 'crm_key';
+const values = { masked: 'zd_live_Q7w9ErT2yU4iO6pA8sD0', restricted: 'crm_sk_M3nB5vC7xZ9lK1jH3gF5' };
+
+const secretRow = (page: Page, name: string) =>
+  page.getByRole('row').filter({ has: page.getByRole('rowheader', { name, exact: true }) });
+
+const enabled = browserAvailable(SUITE);
+
+describe.runIf(enabled)(SUITE, () => {
+  let browser: Browser;
+  let hush: BrowserApp;
+  let up: Upstream;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    up.handle((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ path: req.url, authorization: req.headers.authorization ?? null }));
+    });
+    [browser, hush] = await Promise.all([
+      launchBrowser(),
+      startBrowserApp({ HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' }),
+    ]);
+    const { owner, workspaceId } = await setupOwner(hush.t);
+    const ws = `/api/v1/workspaces/${workspaceId}`;
+    for (const [name, visibility, value] of [
+      [MASKED, 'masked', values.masked],
+      [RESTRICTED, 'restricted', values.restricted],
+    ] as const) {
+      const res = await owner.post(`${ws}/secrets`, { name, visibility, value, description: `${name} for tests` });
+      expect(res.status, res.text).toBe(201);
+    }
+    await inviteAndJoin(hush.t, owner, workspaceId, EDITOR, 'editor');
+    await inviteAndJoin(hush.t, owner, workspaceId, VIEWER, 'viewer');
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await hush?.close();
+    await up?.close();
+  });
+
+  it('an editor sees the secrets with their eye and lock, but no Create New, Edit or Delete for them', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, EDITOR);
+    await secretRow(page, MASKED).waitFor();
+    await secretRow(page, RESTRICTED).waitFor();
+    await page.getByRole('tab', { name: 'Secrets' }).click();
+    expect(await page.getByRole('button', { name: 'Create New' }).count()).toBe(0);
+    // Editors manage custom variables, through a button that cannot make a secret.
+    expect(await page.getByRole('button', { name: 'New variable' }).count()).toBe(1);
+    for (const name of [MASKED, RESTRICTED]) {
+      const row = secretRow(page, name);
+      expect(await row.getByRole('img', { name: 'Hidden value' }).count()).toBe(1);
+      expect(await row.getByRole('button', { name: 'Edit' }).count()).toBe(0);
+      expect(await row.getByRole('button', { name: 'Delete' }).count()).toBe(0);
+    }
+    expect(await secretRow(page, MASKED).getByRole('button', { name: 'Reveal value' }).count()).toBe(1);
+    expect(await secretRow(page, RESTRICTED).getByRole('button', { name: 'Reveal value' }).count()).toBe(0);
+    expect(await secretRow(page, RESTRICTED).getByRole('img', { name: 'Restricted: never revealed' }).count()).toBe(1);
+    await context.close();
+  });
+
+  it('an editor adds a secret to an API block header; Send request shows [secret:NAME], the upstream got the value', async () => {
+    const { context, page, network } = await openPage(browser, hush.baseUrl);
+    await signIn(page, EDITOR);
+    await goTo(page, 'Workflows');
+    await page.getByLabel('New workflow name').fill('Ticket lookup');
+    await page.getByRole('button', { name: 'Create workflow' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Ticket lookup' }).waitFor();
+
+    await page.getByRole('button', { name: 'Add API block' }).click();
+    await page.getByLabel('URL', { exact: true }).fill(`${up.url}/api/v2/tickets`);
+    const headers = page.getByRole('group', { name: 'Headers' });
+    await headers.getByRole('button', { name: 'Add header' }).click();
+    await headers.getByLabel('Headers 1 name').fill('Authorization');
+    await headers.getByLabel('Headers 1 value', { exact: true }).fill('Bearer ');
+    await headers.getByRole('button', { name: 'Add secret' }).click();
+    const listbox = page.getByRole('listbox', { name: 'Secrets' });
+    // Both secrets can be used; the editor is offered no way to create or edit one.
+    expect(await listbox.getByRole('option').allTextContents()).toEqual([
+      expect.stringContaining(RESTRICTED),
+      expect.stringContaining(MASKED),
+    ]);
+    expect(await page.getByRole('button', { name: /Create new secret|Edit value/ }).count()).toBe(0);
+    await listbox.getByRole('option', { name: MASKED }).click();
+    await listbox.waitFor({ state: 'detached' });
+    await headers.getByRole('button', { name: `Remove secret ${MASKED}` }).waitFor();
+    expect(await headers.getByLabel('Headers 1 value', { exact: true }).inputValue()).toBe('Bearer ');
+
+    await page.getByRole('button', { name: 'Send request' }).click();
+    const response = page.getByRole('region', { name: 'Response' });
+    await response.getByRole('heading', { name: /^Status 200/ }).waitFor();
+    await response.getByText(`"Bearer [secret:${MASKED}]"`).waitFor();
+
+    const received = up.received.at(-1);
+    expect(received?.url).toBe('/api/v2/tickets');
+    expect(received?.headers.authorization).toBe(`Bearer ${values.masked}`);
+
+    await page.getByRole('button', { name: 'Save workflow' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+
+    expect((await leaksInDom(page, values)).hits).toEqual([]);
+    const log = await network.all();
+    const send = log.find((r) => r.method === 'POST' && apiPath(r.url)?.endsWith('/blocks/send'));
+    expect(send?.status).toBe(200);
+    expect(String(send?.body)).toContain(`Bearer [secret:${MASKED}]`);
+    expect(unreadBodies(log)).toEqual([]);
+    expect(leaksInNetwork(log, values).hits).toEqual([]);
+    await context.close();
+  });
+
+  it('a viewer sees no secret: no names in the DOM, no Secrets tab, no successful call to …/secrets', async () => {
+    const { context, page, network } = await openPage(browser, hush.baseUrl);
+    await signIn(page, VIEWER);
+    await page.getByRole('rowheader', { name: '$run_id' }).waitFor();
+    await page.getByRole('tab', { name: 'All' }).waitFor();
+    expect(await page.getByRole('tab', { name: 'Secrets' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: /Create New|New variable/ }).count()).toBe(0);
+    expect(await page.getByRole('img', { name: 'Hidden value' }).count()).toBe(0);
+    await page.getByRole('tab', { name: 'Custom' }).click();
+    await page.getByRole('tab', { name: 'All' }).click();
+    await goTo(page, 'Workflows');
+    await page.getByRole('link', { name: 'Ticket lookup' }).waitFor();
+    await goTo(page, 'Variables');
+    await page.getByRole('rowheader', { name: '$run_id' }).waitFor();
+
+    for (const { where, text } of await domTexts(page)) {
+      expect(text, where).not.toContain(MASKED);
+      expect(text, where).not.toContain(RESTRICTED);
+    }
+    const log = await network.all();
+    const secretCalls = log.filter((r) => /\/secrets(\/|\?|$)/.test(apiPath(r.url) ?? ''));
+    expect(secretCalls.filter((r) => r.status < 400).map((r) => `${r.method} ${r.url} ${r.status}`)).toEqual([]);
+    // The recorder did see the page's other calls.
+    expect(log.some((r) => apiPath(r.url)?.endsWith('/variables') ?? false)).toBe(true);
+    expect(leaksInNetwork(log, values).hits).toEqual([]);
+    await context.close();
+  });
+});

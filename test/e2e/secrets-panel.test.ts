@@ -1,0 +1,212 @@
+/**
+ * The Variables Management Panel in a real browser (SPEC §5): first-run setup
+ * and sign-in through the pages; an Owner creates a masked and a restricted
+ * secret in the side panel; neither value appears in the DOM (any frame, any
+ * field), on the clipboard, or in any response body but a reveal's; the eye
+ * shows the masked value until "Hide value" or for 20 s (a fake clock), and
+ * restricted rows have no eye at all.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type BrowserApp,
+  browserAvailable,
+  isRevealResponse,
+  launchBrowser,
+  leaksInDom,
+  leaksInNetwork,
+  openPage,
+  signIn,
+  startBrowserApp,
+  unreadBodies,
+} from '../support/browser.js';
+import { LeakSearch, makeCanary } from '../support/canary.js';
+import { PASSWORD, SETUP_TOKEN } from '../support/harness.js';
+
+const SUITE = 'Variables panel: setup, sign-in, masked and restricted secrets';
+const OWNER = 'owner@example.com';
+const MASKED = 'zendesk_token';
+const RESTRICTED = 'crm_key';
+const values = { masked: makeCanary('masked'), restricted: makeCanary('restricted') };
+
+/** The table row of the secret called `name`. */
+const secretRow = (page: Page, name: string) =>
+  page.getByRole('row').filter({ has: page.getByRole('rowheader', { name, exact: true }) });
+
+async function createSecret(
+  page: Page,
+  s: { name: string; value: string; visibility: 'Masked' | 'Restricted'; description: string; hosts: string },
+): Promise<void> {
+  await page.getByRole('button', { name: 'Create New' }).click();
+  const panel = page.getByRole('dialog', { name: 'Create New' });
+  await panel.getByLabel('Name', { exact: true }).fill(s.name);
+  await panel.getByRole('radio', { name: s.visibility }).check();
+  await panel.getByLabel('Value', { exact: true }).fill(s.value);
+  // The typed value lives in the field only, not in the serialized DOM (no `value` attribute).
+  const typed = new LeakSearch({ value: s.value });
+  typed.scan('serialized DOM while typing', await page.content());
+  expect(typed.hits).toEqual([]);
+  expect(await panel.getByLabel('Value', { exact: true }).inputValue()).toBe(s.value);
+  await panel.getByLabel('Description', { exact: true }).fill(s.description);
+  await panel.getByLabel('Allowed hosts', { exact: true }).fill(s.hosts);
+  await panel.getByRole('button', { name: 'Save' }).click();
+  await panel.waitFor({ state: 'hidden' });
+  await secretRow(page, s.name).waitFor();
+}
+
+const enabled = browserAvailable(SUITE);
+
+describe.runIf(enabled)(SUITE, () => {
+  let browser: Browser;
+  let hush: BrowserApp;
+
+  beforeAll(async () => {
+    [browser, hush] = await Promise.all([launchBrowser(), startBrowserApp()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await hush?.close();
+  });
+
+  it('first-run setup takes the token from #token= in the URL; the owner signs out and back in', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await page.goto(`/setup#token=${encodeURIComponent(SETUP_TOKEN)}`);
+    expect(await page.getByLabel('Setup token').inputValue()).toBe(SETUP_TOKEN);
+    await page.getByLabel('Email').fill(OWNER);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByLabel('Your name').fill('Olivia Owner');
+    await page.getByLabel('Workspace name').fill('Acme');
+    await page.getByRole('button', { name: 'Set up' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Variables' }).waitFor();
+    // The token has left the address bar.
+    expect(page.url()).not.toContain(SETUP_TOKEN);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await signIn(page, OWNER);
+    await page.getByRole('heading', { level: 1, name: 'Variables' }).waitFor();
+    expect(new URL(page.url()).pathname).toMatch(/^\/w\/[^/]+\/variables$/);
+    await context.close();
+  });
+
+  it('an owner creates a masked and a restricted secret; no value reaches the DOM, the clipboard or a response', async () => {
+    const { context, page, network } = await openPage(browser, hush.baseUrl, { clipboard: true });
+    await signIn(page, OWNER);
+    await createSecret(page, {
+      name: MASKED,
+      value: values.masked,
+      visibility: 'Masked',
+      description: 'Zendesk API token',
+      hosts: 'acme.zendesk.com',
+    });
+    await createSecret(page, {
+      name: RESTRICTED,
+      value: values.restricted,
+      visibility: 'Restricted',
+      description: 'CRM key',
+      hosts: 'api.crm.example\n*.crm.example',
+    });
+    await expect(secretRow(page, MASKED).textContent()).resolves.toContain('acme.zendesk.com');
+    await expect(secretRow(page, RESTRICTED).textContent()).resolves.toContain('secret · restricted');
+
+    expect((await leaksInDom(page, values)).hits).toEqual([]);
+
+    // The dots: the same fixed row for both secrets, dots only, not selectable.
+    const dots = await page.evaluate<{ text: string; userSelect: string }[]>(
+      `Array.from(document.querySelectorAll('.dots'), (e) => ({ text: e.textContent, userSelect: getComputedStyle(e).userSelect }))`,
+    );
+    expect(dots).toHaveLength(2);
+    for (const d of dots) {
+      expect(d.text).toMatch(/^•+$/);
+      expect(d.text).toBe(dots[0]?.text);
+      expect(d.userSelect).toBe('none');
+    }
+
+    // Try to copy the dots row three ways; the clipboard never gets a value (nor the dots).
+    const clipboardAfter = async (select: () => Promise<void>) => {
+      await page.evaluate(`navigator.clipboard.writeText('clipboard-sentinel')`);
+      await select();
+      await page.keyboard.press('ControlOrMeta+C');
+      return page.evaluate<string>('navigator.clipboard.readText()');
+    };
+    const valueCell = secretRow(page, MASKED).getByRole('cell').nth(1);
+    const copies: string[] = [
+      await clipboardAfter(() => valueCell.click({ clickCount: 3 })),
+      await clipboardAfter(() => secretRow(page, MASKED).locator('.dots').selectText({ force: true })),
+      await clipboardAfter(async () => {
+        await page.getByRole('heading', { level: 1, name: 'Variables' }).click();
+        await page.keyboard.press('ControlOrMeta+A');
+      }),
+    ];
+    // Select-all did copy the page, so the copy attempts really reached the clipboard.
+    expect(copies[2]).toContain(MASKED);
+    const clipboard = new LeakSearch(values);
+    for (const [i, text] of copies.entries()) {
+      clipboard.scan(`copy attempt ${i + 1}`, text);
+      expect(text).not.toContain('•');
+    }
+    expect(clipboard.hits).toEqual([]);
+
+    const log = await network.all();
+    expect(log.some((r) => r.method === 'POST' && r.url.endsWith('/secrets') && r.status === 201)).toBe(true);
+    expect(unreadBodies(log)).toEqual([]);
+    expect(leaksInNetwork(log, values).hits).toEqual([]);
+    await context.close();
+  });
+
+  it('the eye reveals the masked value; "Hide value" hides it, and so do 20 seconds', async () => {
+    const { context, page, network } = await openPage(browser, hush.baseUrl);
+    await page.clock.install();
+    await signIn(page, OWNER);
+    const row = secretRow(page, MASKED);
+    const revealed = row.getByText(values.masked, { exact: true });
+
+    await row.getByRole('button', { name: 'Reveal value' }).click();
+    await revealed.waitFor();
+    // While shown, the DOM search finds it (so its silence elsewhere means something).
+    expect((await leaksInDom(page, values)).hits.map((h) => h.canary)).toContain('masked');
+    await row.getByRole('button', { name: 'Hide value' }).click();
+    await revealed.waitFor({ state: 'detached' });
+    await row.getByRole('button', { name: 'Reveal value' }).waitFor();
+    expect((await leaksInDom(page, values)).hits).toEqual([]);
+
+    await row.getByRole('button', { name: 'Reveal value' }).click();
+    await revealed.waitFor();
+    await page.clock.fastForward(15_000);
+    expect(await revealed.count()).toBe(1);
+    await page.clock.fastForward(6_000);
+    await revealed.waitFor({ state: 'detached' });
+    await row.getByRole('button', { name: 'Reveal value' }).waitFor();
+    expect(await row.getByRole('img', { name: 'Hidden value' }).count()).toBe(1);
+    expect((await leaksInDom(page, values)).hits).toEqual([]);
+
+    // The value travelled only in the two reveal responses.
+    const log = await network.all();
+    const reveals = log.filter(isRevealResponse);
+    expect(reveals.map((r) => r.status)).toEqual([200, 200]);
+    for (const r of reveals) expect(JSON.parse(String(r.body))).toEqual({ value: values.masked });
+    expect(unreadBodies(log)).toEqual([]);
+    expect(leaksInNetwork(log, values).hits).toEqual([]);
+    await context.close();
+  });
+
+  it('a restricted row shows a lock and no eye', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    const restricted = secretRow(page, RESTRICTED);
+    await restricted.getByRole('img', { name: 'Restricted: never revealed' }).waitFor();
+    expect(await restricted.getByRole('button', { name: 'Reveal value' }).count()).toBe(0);
+    expect(await restricted.getByRole('button', { name: 'Hide value' }).count()).toBe(0);
+    // The owner manages both, and only the masked one has an eye.
+    expect(await page.getByRole('button', { name: 'Reveal value' }).count()).toBe(1);
+    expect(await restricted.getByRole('button', { name: 'Edit' }).count()).toBe(1);
+    await context.close();
+  });
+
+  it('the server logged no form of either value', () => {
+    const logs = new LeakSearch(values);
+    logs.scan('server log', hush.t.logs.join('\n'));
+    expect(logs.places).toBe(1);
+    expect(logs.hits).toEqual([]);
+  });
+});
