@@ -1,3 +1,10 @@
+import type { z } from 'zod';
+import type { memberSchema } from '../../src/modules/members/member-schemas';
+import type { roleSchema } from '../../src/modules/roles/role-schemas';
+import type { secretSchema } from '../../src/modules/secrets/secret-schemas';
+import type { variableSchema } from '../../src/modules/variables/variable-schemas';
+import type { runSchema, usageSchema } from '../../src/modules/workflows/workflow-schemas';
+
 /**
  * The UI's API client: same-origin fetch with the session cookie, the CSRF
  * header echoed from the hush_csrf cookie, and problem+json errors turned
@@ -80,43 +87,15 @@ export interface Me {
   user: User;
   workspaces: WorkspaceRef[];
 }
-export interface Role {
-  id: string;
-  name: string;
-  description: string;
-  system: boolean;
-  permissions: string[];
-}
-export interface Secret {
-  id: string;
-  name: string;
-  visibility: 'masked' | 'restricted';
-  description: string;
-  allowedHosts: string[];
-  hostsPinnedAt: string | null;
-  version: number;
-  createdAt: string;
-  updatedAt: string;
-  lastUsedAt: string | null;
-  deletedAt: string | null;
-}
-export interface Variable {
-  id: string;
-  kind: 'system' | 'custom';
-  name: string;
-  type: string;
-  description: string;
-  testValue: unknown;
-  fallbackValue: unknown;
-}
+// Response shapes come from the server's own zod schemas — the same schemas
+// that generate the OpenAPI document — so the UI and the API cannot drift.
+export type Role = z.infer<typeof roleSchema>;
+export type Secret = z.infer<typeof secretSchema>;
+export type Variable = z.infer<typeof variableSchema>;
+export type Member = z.infer<typeof memberSchema>;
+export type Usage = z.infer<typeof usageSchema>;
+export type Run = z.infer<typeof runSchema>;
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
-}
-export interface Usage {
-  workflowId: string;
-  workflowName: string;
-  blockId: string;
-  blockName: string;
-  field: string;
 }

@@ -15,17 +15,10 @@ import { setSessionCookies } from '../auth/cookies.js';
 import { auditContextOf } from '../auth/principal.js';
 import type { SessionStore } from '../auth/session-store.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
+import { memberSchema } from './member-schemas.js';
 import { createMemberService } from './member-service.js';
 
 const roleRef = plainText(64).refine((s) => s.length > 0, 'must not be empty');
-const memberSchema = z.object({
-  userId: z.string(),
-  email: z.string(),
-  name: z.string(),
-  role: z.string(),
-  roleName: z.string(),
-  joinedAt: z.string(),
-});
 const invitationSchema = z.object({
   id: z.string(),
   email: z.string(),

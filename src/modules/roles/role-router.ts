@@ -5,15 +5,9 @@ import { type App, idSchema, plainText, problems, workspaceParams } from '../../
 import { PERMISSIONS } from '../../policy/permissions.js';
 import { auditContextOf } from '../auth/principal.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
+import { roleSchema } from './role-schemas.js';
 import { createRoleService } from './role-service.js';
 
-const roleSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  description: z.string(),
-  system: z.boolean(),
-  permissions: z.array(z.enum(PERMISSIONS)),
-});
 const roleName = z
   .string()
   .trim()

@@ -4,28 +4,14 @@
  * it cannot emit a value because it never has one. The reveal response is
  * the single exception and is built in the reveal route, not here.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { SecretsTable } from '../../db/schema.js';
+import { secretSchema } from './secret-schemas.js';
+
+export { secretSchema };
 
 /** Secret metadata as read from the `secrets` table: never a value or ciphertext. */
 export type SecretMetadata = SecretsTable;
-
-export const secretSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  visibility: z.enum(['masked', 'restricted']),
-  description: z.string(),
-  allowedHosts: z.array(z.string()),
-  hostsPinnedAt: z.string().nullable(),
-  version: z.number().int(),
-  createdAt: z.string(),
-  createdBy: z.string().nullable(),
-  updatedAt: z.string(),
-  updatedBy: z.string().nullable(),
-  lastUsedAt: z.string().nullable(),
-  deletedAt: z.string().nullable(),
-  purgeAt: z.string().nullable(),
-});
 
 export type SecretView = z.infer<typeof secretSchema>;
 

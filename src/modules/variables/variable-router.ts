@@ -14,21 +14,11 @@ import {
 import { auditContextOf } from '../auth/principal.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
 import { variableNameSchema } from './variable-names.js';
+import { variableSchema } from './variable-schemas.js';
 import { createVariableService, presentVariable } from './variable-service.js';
 import { VARIABLE_TYPES } from './variable-types.js';
 
 const jsonValue = z.unknown().optional();
-const variableSchema = z.object({
-  id: z.string(),
-  kind: z.enum(['system', 'custom']),
-  name: z.string(),
-  type: z.enum(VARIABLE_TYPES),
-  description: z.string(),
-  testValue: z.unknown(),
-  fallbackValue: z.unknown(),
-  createdAt: z.string().nullable(),
-  updatedAt: z.string().nullable(),
-});
 const description = plainText(500);
 const variableParams = workspaceParams.extend({ id: idSchema });
 

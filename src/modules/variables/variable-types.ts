@@ -5,9 +5,9 @@
  */
 import { AppError, ValidationError } from '../../app/errors.js';
 import { SECRET_REFERENCE } from './variable-names.js';
+import { VARIABLE_TYPES, type VariableType } from './variable-schemas.js';
 
-export const VARIABLE_TYPES = ['text', 'number', 'boolean', 'datetime', 'map', 'list'] as const;
-export type VariableType = (typeof VARIABLE_TYPES)[number];
+export { VARIABLE_TYPES, type VariableType };
 
 export const MAX_VARIABLE_VALUE_BYTES = 64 * 1024;
 const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;

@@ -14,49 +14,17 @@ import { auditContextOf } from '../auth/principal.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
 import { apiBlockSchema, workflowInputSchema } from './block-schema.js';
 import { createRunService, presentRun } from './run-service.js';
+import {
+  errorSchema,
+  requestSchema,
+  responseSchema,
+  runSchema,
+  usageSchema,
+  workflowSchema,
+} from './workflow-schemas.js';
 import { createWorkflowService, presentWorkflow } from './workflow-service.js';
 
 const workflowParams = workspaceParams.extend({ id: idSchema });
-const warningSchema = z.object({ path: z.string(), message: z.string() });
-const workflowSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  startBlockId: z.string().nullable(),
-  blocks: z.array(z.unknown()),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-  warnings: z.array(warningSchema).optional(),
-});
-const requestSchema = z.object({
-  method: z.string(),
-  url: z.string(),
-  headers: z.record(z.string(), z.string()),
-  body: z.string().nullable(),
-});
-const responseSchema = z
-  .object({ status: z.number(), headers: z.record(z.string(), z.string()), body: z.string() })
-  .nullable();
-const errorSchema = z.object({ code: z.string(), message: z.string() });
-const stepSchema = z.object({
-  blockId: z.string(),
-  type: z.enum(['api', 'set']),
-  status: z.enum(['succeeded', 'failed']),
-  request: requestSchema.nullable(),
-  response: responseSchema,
-  captures: z.record(z.string(), z.unknown()),
-  error: errorSchema.optional(),
-  durationMs: z.number(),
-});
-const runSchema = z.object({
-  id: z.string(),
-  workflowId: z.string().nullable(),
-  status: z.enum(['succeeded', 'failed']),
-  startedAt: z.string(),
-  finishedAt: z.string(),
-  startedBy: z.string().nullable(),
-  variables: z.record(z.string(), z.unknown()),
-  steps: z.array(stepSchema),
-});
 const inputVariables = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/), z.unknown()).default({});
 
 export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
@@ -172,15 +140,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
         params: workflowParams,
         response: {
           200: z.object({
-            items: z.array(
-              z.object({
-                workflowId: z.string(),
-                workflowName: z.string(),
-                blockId: z.string(),
-                blockName: z.string(),
-                field: z.string(),
-              }),
-            ),
+            items: z.array(usageSchema),
           }),
           ...problems(401, 403, 404),
         },

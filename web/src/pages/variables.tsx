@@ -212,7 +212,7 @@ function VariableForm(props: { variable?: Variable; onSaved: () => void }) {
       <Field label="Name" value={name} onChange={setName} error={error} errorField="name" />
       <div className="field">
         <label htmlFor="var-type">Type</label>
-        <select id="var-type" value={type} onChange={(e) => setType(e.target.value)}>
+        <select id="var-type" value={type} onChange={(e) => setType(e.target.value as Variable['type'])}>
           {['text', 'number', 'boolean', 'datetime', 'map', 'list'].map((t) => (
             <option key={t}>{t}</option>
           ))}

@@ -1,0 +1,51 @@
+/** Response shapes of the workflows, Send request and runs API (also the UI's types). */
+import { z } from 'zod';
+
+export const warningSchema = z.object({ path: z.string(), message: z.string() });
+export const workflowSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  startBlockId: z.string().nullable(),
+  blocks: z.array(z.unknown()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  warnings: z.array(warningSchema).optional(),
+});
+export const requestSchema = z.object({
+  method: z.string(),
+  url: z.string(),
+  headers: z.record(z.string(), z.string()),
+  body: z.string().nullable(),
+});
+export const responseSchema = z
+  .object({ status: z.number(), headers: z.record(z.string(), z.string()), body: z.string() })
+  .nullable();
+export const errorSchema = z.object({ code: z.string(), message: z.string() });
+export const stepSchema = z.object({
+  blockId: z.string(),
+  type: z.enum(['api', 'set']),
+  status: z.enum(['succeeded', 'failed']),
+  request: requestSchema.nullable(),
+  response: responseSchema,
+  captures: z.record(z.string(), z.unknown()),
+  error: errorSchema.optional(),
+  durationMs: z.number(),
+});
+export const runSchema = z.object({
+  id: z.string(),
+  workflowId: z.string().nullable(),
+  status: z.enum(['succeeded', 'failed']),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  startedBy: z.string().nullable(),
+  variables: z.record(z.string(), z.unknown()),
+  steps: z.array(stepSchema),
+});
+
+export const usageSchema = z.object({
+  workflowId: z.string(),
+  workflowName: z.string(),
+  blockId: z.string(),
+  blockName: z.string(),
+  field: z.string(),
+});
