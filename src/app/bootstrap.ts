@@ -5,12 +5,8 @@
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import {
-  keyFilePermissionsTooOpen,
-  openFileKeyProvider,
-  parseEnvMasterKey,
-  type RootKeyProvider,
-} from '../crypto/root-keys.js';
+import { openReloadingFileKeyProvider } from '../crypto/reloading-key-provider.js';
+import { keyFilePermissionsTooOpen, parseEnvMasterKey, type RootKeyProvider } from '../crypto/root-keys.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { createAuditWriter } from '../modules/audit/audit-log.js';
 import { createWorkspaceKeyring } from '../modules/workspaces/workspace-keyring.js';
@@ -26,7 +22,7 @@ export class StartupError extends Error {
 
 export function loadRootKeys(config: Config, log: Logger): RootKeyProvider {
   if (config.masterKey.kind === 'env') return parseEnvMasterKey(config.masterKey.value);
-  const { provider, created } = openFileKeyProvider(config.masterKey.path);
+  const { provider, created } = openReloadingFileKeyProvider(config.masterKey.path);
   if (created) {
     log.warn(
       { file: config.masterKey.path },

@@ -42,7 +42,7 @@ export async function doctor(): Promise<void> {
       checks.push({
         ok: false,
         what: `root key file ${file} is missing`,
-        fix: 'start Hush once to create it, or restore it from your key backup',
+        fix: 'restore it from your key backup (on a brand-new install, `hush serve` creates one)',
       });
     else {
       try {
@@ -86,7 +86,9 @@ export async function doctor(): Promise<void> {
             fix: 'start `hush serve` once (it migrates at start)',
           },
     );
-    if (pending.length === 0) {
+    const keyFileMissing =
+      config.masterKey.kind === 'file' && checks.some((c) => !c.ok && c.what.includes('is missing'));
+    if (pending.length === 0 && !keyFileMissing) {
       const keys = await openContext(config);
       const rows = await keys.db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
       const missing = rows.map((r) => r.root_key_id).filter((id) => !keys.rootKeys.hasKey(id));
@@ -163,19 +165,46 @@ export async function rotateRoot(options: { newKey: boolean }): Promise<void> {
     const r = await rewrapWorkspaceKeys(ctx, (d, t) => bar.update(d, t));
     bar.stop();
     printResult(`rewrapped workspace keys under ${r.rootKeyId}`, r);
-    if (r.stillInUse.length > 0) out(`still in use, kept: ${r.stillInUse.join(', ')}`);
-    else if (config.masterKey.kind === 'file') {
-      const retired = retireRootKeysInFile(
-        config.masterKey.path,
-        ctx.rootKeys.keyIds().filter((id) => id !== r.rootKeyId),
+    const old = ctx.rootKeys.keyIds().filter((id) => id !== r.rootKeyId);
+    if (old.length > 0) {
+      out(
+        `old root keys kept: ${old.join(', ')} — run \`hush keys retire-root\` once every server runs with the new key`,
       );
-      if (retired.length > 0) out(`retired unused root keys: ${retired.join(', ')}`);
-    } else {
-      const unused = ctx.rootKeys.keyIds().filter((id) => id !== r.rootKeyId);
-      if (unused.length > 0) out(`no longer used, may be removed from HUSH_MASTER_KEY: ${unused.join(', ')}`);
     }
   } finally {
     bar.stop();
+    await ctx.close();
+  }
+}
+
+/** Rewraps anything still under an old root key, then removes root keys nothing uses. */
+export async function retireRoot(): Promise<void> {
+  const config: Config = readConfigOrExit();
+  const ctx = await openContext(config);
+  try {
+    const r = await rewrapWorkspaceKeys(ctx, undefined, 'keys.root_retire_checked');
+    printResult(`rewrapped workspace keys under ${r.rootKeyId}`, r);
+    if (r.stillInUse.length > 0) {
+      out(`still in use, kept: ${r.stillInUse.join(', ')}`);
+      process.exitCode = 1;
+      return;
+    }
+    const unused = ctx.rootKeys.keyIds().filter((id) => id !== r.rootKeyId);
+    if (config.masterKey.kind === 'file') {
+      const retired = retireRootKeysInFile(config.masterKey.path, unused);
+      out(
+        retired.length > 0
+          ? `retired unused root keys: ${retired.join(', ')} — back the key file up now`
+          : 'no root key to retire',
+      );
+    } else {
+      out(
+        unused.length > 0
+          ? `no longer used, remove from HUSH_MASTER_KEY: ${unused.join(', ')}`
+          : 'no root key to retire',
+      );
+    }
+  } finally {
     await ctx.close();
   }
 }

@@ -5,7 +5,17 @@
  * rotation with failures, a refused restore); 2 invalid usage.
  */
 import { Command, CommanderError } from 'commander';
-import { auditExport, auditVerify, backup, doctor, restore, rotateRoot, rotateWorkspace } from './commands.js';
+import {
+  auditExport,
+  auditVerify,
+  backup,
+  doctor,
+  restore,
+  retireRoot,
+  rotateRoot,
+  rotateWorkspace,
+} from './commands.js';
+import { fail } from './context.js';
 import { serve } from './serve.js';
 
 // `hush audit export | head` closes the pipe early: that is not an error.
@@ -20,7 +30,15 @@ const program = new Command()
   .showHelpAfterError()
   .exitOverride();
 
-program.command('serve', { isDefault: true }).description('Serve the API and UI (the default)').action(serve);
+program
+  .command('serve', { isDefault: true })
+  .description('Serve the API and UI (the default)')
+  .argument('[unknown...]')
+  .action(async (unknown: string[]) => {
+    // `serve` is the default, so an unknown command word lands here.
+    if (unknown.length > 0) fail(`unknown command '${unknown[0]}' (see hush --help)`, 2);
+    await serve();
+  });
 program
   .command('doctor')
   .description('Check configuration, key file, database, migrations and outbound rules; print what to fix')
@@ -29,9 +47,13 @@ program
 const keys = program.command('keys').description('Rotate encryption keys, online');
 keys
   .command('rotate-root')
-  .description('Add a new root key (key file) and rewrap every workspace key under it; retire root keys nothing uses')
+  .description('Add a new active root key (key file) and rewrap every workspace key under it; old keys are kept')
   .option('--no-new-key', 'only rewrap under the current active root key (e.g. after changing HUSH_MASTER_KEY)')
   .action(rotateRoot);
+keys
+  .command('retire-root')
+  .description('Rewrap anything left under old root keys, then remove root keys nothing uses')
+  .action(retireRoot);
 keys
   .command('rotate-workspace')
   .argument('[workspace]', 'workspace id')

@@ -8,13 +8,15 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename } from 'node:fs/promises';
+import { access, constants, rename } from 'node:fs/promises';
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { unwrapWorkspaceKey } from '../../crypto/envelope.js';
 import { migrations } from '../../db/migrations/index.js';
+import type { Database } from '../../db/schema.js';
 
 export const BACKUP_FORMAT = 'hush-backup';
 export const BACKUP_VERSION = 1;
@@ -84,15 +86,18 @@ export async function createBackup(
   const hash = createHash('sha256');
   const counts: Record<string, number> = {};
   const out = createGzip();
+  try {
+    await access(path.dirname(path.resolve(file)), constants.W_OK);
+  } catch {
+    throw new BackupError(`cannot write ${file}: its directory does not exist or is not writable`);
+  }
   const sink = pipeline(out, createWriteStream(temp, { mode: 0o600 }));
   const write = (line: string) =>
     new Promise<void>((resolve, reject) => {
       hash.update(`${line}\n`);
       out.write(`${line}\n`, (error) => (error ? reject(error) : resolve()));
     });
-  let tx = deps.db.transaction();
-  if (deps.dbKind === 'postgres') tx = tx.setIsolationLevel('repeatable read');
-  await tx.execute(async (trx) => {
+  const snapshot = async (trx: Kysely<Database>) => {
     const keys = await trx.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
     const header: Header = {
       format: BACKUP_FORMAT,
@@ -116,7 +121,20 @@ export async function createBackup(
       counts[table] = count;
       progress?.(table, count);
     }
-  });
+  };
+  if (deps.dbKind === 'postgres') {
+    await deps.db.transaction().setIsolationLevel('repeatable read').execute(snapshot);
+  } else {
+    // A deferred read transaction: a consistent WAL snapshot that does not block writers.
+    await deps.db.connection().execute(async (conn) => {
+      await sql`begin`.execute(conn);
+      try {
+        await snapshot(conn);
+      } finally {
+        await sql`commit`.execute(conn);
+      }
+    });
+  }
   const sha256 = hash.digest('hex');
   out.end(`${JSON.stringify({ trailer: true, counts, sha256 })}\n`);
   await sink;

@@ -43,6 +43,7 @@ function reason(error: unknown): string {
 export async function rewrapWorkspaceKeys(
   deps: Pick<AppContext, 'db' | 'rootKeys' | 'audit'>,
   progress?: Progress,
+  action: 'keys.root_rotated' | 'keys.root_retire_checked' = 'keys.root_rotated',
 ): Promise<RotationResult & { rootKeyId: string; stillInUse: string[] }> {
   const active = deps.rootKeys.activeKeyId();
   const result = emptyResult();
@@ -87,7 +88,7 @@ export async function rewrapWorkspaceKeys(
   await deps.db.transaction().execute((trx) =>
     deps.audit(trx, SYSTEM, {
       workspaceId: null,
-      action: 'keys.root_rotated',
+      action,
       data: { rootKeyId: active, rewrapped: result.done, skipped: result.skipped, failed: result.failed },
     }),
   );
@@ -160,22 +161,31 @@ export async function rotateWorkspaceKey(
       const last = rows.at(-1);
       if (!last) break;
       after = { secretId: last.secret_id, version: Number(last.version) };
-      for (const row of rows) {
-        const id = `${row.secret_id}:${row.version}`;
-        if (failedIds.has(id)) continue;
-        touched += 1;
-        const version = Number(row.version);
-        const oldKeyVersion = Number(row.key_version);
-        try {
-          const oldKey = await deps.keyring.dataKey(workspaceId, oldKeyVersion);
-          const base = { workspaceId, secretId: row.secret_id, version };
-          const plaintext = decryptSecretValue(oldKey, Buffer.from(row.ciphertext), {
-            ...base,
-            keyVersion: oldKeyVersion,
-          });
-          const ciphertext = encryptSecretValue(newKey, plaintext, { ...base, keyVersion: active });
-          plaintext.fill(0);
-          const updated = await db
+      // One transaction per batch: fast on PostgreSQL, and each row is still guarded.
+      await db.transaction().execute(async (trx) => {
+        for (const row of rows) {
+          const id = `${row.secret_id}:${row.version}`;
+          if (failedIds.has(id)) continue;
+          touched += 1;
+          const version = Number(row.version);
+          const oldKeyVersion = Number(row.key_version);
+          let ciphertext: Buffer;
+          try {
+            const oldKey = await deps.keyring.dataKey(workspaceId, oldKeyVersion, trx);
+            const base = { workspaceId, secretId: row.secret_id, version };
+            const plaintext = decryptSecretValue(oldKey, Buffer.from(row.ciphertext), {
+              ...base,
+              keyVersion: oldKeyVersion,
+            });
+            ciphertext = encryptSecretValue(newKey, plaintext, { ...base, keyVersion: active });
+            plaintext.fill(0);
+          } catch (error) {
+            result.failed += 1;
+            failedIds.add(id);
+            result.failures.push({ id, reason: reason(error) });
+            continue;
+          }
+          const updated = await trx
             .updateTable('secret_versions')
             .set({ ciphertext, key_version: active })
             .where('secret_id', '=', row.secret_id)
@@ -184,12 +194,8 @@ export async function rotateWorkspaceKey(
             .executeTakeFirst();
           if (Number(updated.numUpdatedRows) === 1) result.done += 1;
           else result.skipped += 1;
-        } catch (error) {
-          result.failed += 1;
-          failedIds.add(id);
-          result.failures.push({ id, reason: reason(error) });
         }
-      }
+      });
       options.progress?.(result.done + result.skipped + result.failed, total);
     }
     if (touched === 0) break;

@@ -1,0 +1,317 @@
+/**
+ * `hush backup` and `hush restore` as processes: a backup taken while a
+ * server runs restores into an empty data directory (SQLite) or a fresh
+ * PostgreSQL database; a server started on the result reveals every secret as
+ * before and a Send request delivers the real value to the upstream. A damaged
+ * file or a wrong root key is refused with one line and creates nothing.
+ */
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openFileKeyProvider } from '../../src/crypto/root-keys.js';
+import {
+  createSite,
+  describeRun,
+  type HushClient,
+  type HushResult,
+  type HushSite,
+  killStartedProcesses,
+  readStoredSecrets,
+  runHush,
+  setUp,
+  startServer,
+  tokenClient,
+} from '../support/cli.js';
+import { DATABASES, type DatabaseKindUnderTest } from '../support/databases.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+
+const SECRETS: Record<string, { visibility: 'masked' | 'restricted'; value: string }> = {
+  crm_key: { visibility: 'masked', value: 'crm-live-7Hq2/xK+e=Lw0pA9' },
+  sheets_token: { visibility: 'masked', value: 'ya29.sheets-Tk3mZ8-ünï-côdé' },
+  zendesk_token: { visibility: 'restricted', value: 'zd_live_Rr5pQ1nB7vC3xZ9' },
+};
+const UPDATED = 'crm-live-v2-Lm4Nq8Ws2Ee6';
+const pgAvailable = DATABASES.some((d) => d.kind === 'postgres' && d.available);
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  killStartedProcesses();
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function site(kind: DatabaseKindUnderTest, env: Record<string, string> = {}): Promise<HushSite> {
+  const s = await createSite(kind, env);
+  cleanups.push(() => s.cleanup());
+  return s;
+}
+
+/** Public tables of a PostgreSQL database, and its user count (0 without a users table). */
+async function pgState(url: string): Promise<{ tables: number; users: number }> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const t = await c.query<{ n: number }>(
+      "select count(*)::int as n from information_schema.tables where table_schema = 'public'",
+    );
+    const has = await c.query<{ t: string | null }>("select to_regclass('public.users')::text as t");
+    const users = has.rows[0]?.t
+      ? (await c.query<{ n: number }>('select count(*)::int as n from users')).rows[0]?.n
+      : 0;
+    return { tables: t.rows[0]?.n ?? 0, users: users ?? 0 };
+  } finally {
+    await c.end();
+  }
+}
+
+/** A refusal: exit 1 and exactly one line on stderr, `hush: …`. */
+function expectOneLineRefusal(r: HushResult, pattern: RegExp): void {
+  expect(r.code, describeRun(r)).toBe(1);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines, describeRun(r)).toHaveLength(1);
+  expect(lines[0]).toMatch(/^hush: /);
+  expect(lines[0]).toMatch(pattern);
+}
+
+describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) => {
+  let source: HushSite;
+  let masterKey: string | undefined;
+  let backupFile: string;
+  let workspaceId: string;
+  let token: string;
+  /** Secret name → id, and what each must reveal / deliver. */
+  const ids: Record<string, string> = {};
+  const values: Record<string, string> = {};
+  let up: Upstream;
+
+  /** An empty target: a new data dir (SQLite) or database (PostgreSQL), with the source's root key unless told. */
+  async function target(key: 'same' | 'other' | 'none'): Promise<HushSite> {
+    if (kind === 'postgres') {
+      const env: Record<string, string> =
+        key === 'none' ? {} : { HUSH_MASTER_KEY: key === 'same' ? (masterKey as string) : randomKey() };
+      return site('postgres', env);
+    }
+    const t = await site('sqlite');
+    const file = path.join(t.dataDir, 'master.key');
+    if (key === 'same') copyFileSync(path.join(source.dataDir, 'master.key'), file);
+    if (key === 'other') openFileKeyProvider(file);
+    return t;
+  }
+
+  /**
+   * Nothing was written to the target: its data directory holds what it held
+   * (the key file for SQLite, nothing for PostgreSQL, whose key is in the
+   * environment) and its database has no table at all.
+   */
+  async function expectUntouched(t: HushSite, key: 'same' | 'other' | 'none'): Promise<void> {
+    expect(readdirSync(t.dataDir)).toEqual(kind === 'sqlite' && key !== 'none' ? ['master.key'] : []);
+    if (kind === 'postgres') expect(await pgState(t.pgUrl as string)).toEqual({ tables: 0, users: 0 });
+  }
+
+  beforeAll(async () => {
+    if (!available) return;
+    up = await startUpstream();
+    masterKey = kind === 'postgres' ? randomKey() : undefined;
+    source = await site(kind, masterKey ? { HUSH_MASTER_KEY: masterKey } : {});
+    const server = await startServer(source.env);
+    try {
+      const owner = await setUp(server);
+      workspaceId = owner.workspaceId;
+      token = owner.token;
+      const base = `/workspaces/${workspaceId}/secrets`;
+      for (const [name, s] of Object.entries(SECRETS)) {
+        const r = await owner.api.post(base, { name, ...s });
+        expect(r.status, r.text).toBe(201);
+        ids[name] = r.body.id;
+        values[name] = s.value;
+      }
+      // Some history: a second version, and a rotated workspace key (versions 1 and 2 are gone/kept as used).
+      expect((await owner.api.patch(`${base}/${ids.crm_key}`, { value: UPDATED })).status).toBe(200);
+      values.crm_key = UPDATED;
+      const rotate = await runHush(['keys', 'rotate-workspace', workspaceId], source.env);
+      expect(rotate.code, describeRun(rotate)).toBe(0);
+      mkdirSync(path.join(source.dataDir, 'backups'));
+      backupFile = path.join(source.dataDir, 'backups', 'hush.backup.gz');
+      // Taken while the server runs.
+      const b = await runHush(['backup', backupFile], source.env);
+      expect(b.code, describeRun(b)).toBe(0);
+      expect(b.stdout).toMatch(
+        new RegExp(
+          `^backup written to ${backupFile}: \\d+ rows, sha256 [0-9a-f]{64} \\(ciphertext only; keep the root key separately\\)\\n$`,
+        ),
+      );
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
+
+  afterAll(async () => {
+    await up?.close();
+  });
+
+  it.runIf(available)('the backup is gzip JSON lines, owner-only, ciphertext only, with header and trailer', () => {
+    expect(statSync(backupFile).mode & 0o777).toBe(0o600);
+    expect(existsSync(`${backupFile}.partial`)).toBe(false);
+    const text = gunzipSync(readFileSync(backupFile)).toString('utf8');
+    const lines = text.trim().split('\n');
+    const header = JSON.parse(lines[0] ?? '{}');
+    expect(header).toMatchObject({ format: 'hush-backup', version: 1, database: kind });
+    expect(header.rootKeyIds).toEqual([expect.stringMatching(/^rk_[0-9a-f]{16}$/)]);
+    const trailer = JSON.parse(lines.at(-1) ?? '{}');
+    expect(trailer).toMatchObject({ trailer: true, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(trailer.counts.secrets).toBe(3);
+    expect(trailer.counts.sessions).toBeUndefined();
+    for (const value of [...Object.values(SECRETS).map((s) => s.value), UPDATED]) {
+      expect(text).not.toContain(value);
+      expect(text).not.toContain(Buffer.from(value).toString('base64'));
+    }
+  });
+
+  it.runIf(available)(
+    'restored into an empty target and served: every secret reveals as before, Send delivers the real value',
+    async () => {
+      const t = await target('same');
+      const r = await runHush(['restore', backupFile], t.env);
+      expect(r.code, describeRun(r)).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^restored \\d+ rows from ${backupFile}\\n$`));
+      if (kind === 'sqlite') expect(statSync(path.join(t.dataDir, 'hush.db')).mode & 0o777).toBe(0o600);
+
+      const server = await startServer({ ...t.env, HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' });
+      try {
+        // The API token was restored with its user; sessions were not.
+        const api: HushClient = tokenClient(server.origin, token);
+        const list = await api.get(`/workspaces/${workspaceId}/secrets`);
+        expect(list.status, list.text).toBe(200);
+        expect(list.body.items.map((s: { name: string }) => s.name).sort()).toEqual(Object.keys(SECRETS).sort());
+        for (const name of ['crm_key', 'sheets_token']) {
+          const rev = await api.post(`/workspaces/${workspaceId}/secrets/${ids[name]}/reveal`);
+          expect(rev.status, rev.text).toBe(200);
+          expect(rev.body.value).toBe(values[name]);
+        }
+        const restricted = await api.post(`/workspaces/${workspaceId}/secrets/${ids.zendesk_token}/reveal`);
+        expect(restricted.status).toBe(403);
+
+        up.handle((_req, res) => res.end('{"ok":true}'));
+        const before = up.received.length;
+        const send = await api.post(`/workspaces/${workspaceId}/blocks/send`, {
+          block: {
+            id: 'call',
+            type: 'api',
+            method: 'POST',
+            url: `${up.url}/restored`,
+            headers: [
+              { key: 'Authorization', value: 'Bearer {{secret:zendesk_token}}' },
+              { key: 'X-Crm-Key', value: '{{secret:crm_key}}' },
+            ],
+            body: { mode: 'none' },
+          },
+          variables: {},
+        });
+        expect(send.status, send.text).toBe(200);
+        expect(send.body.ok, send.text).toBe(true);
+        expect(up.received.length).toBe(before + 1);
+        const got = up.received.at(-1);
+        expect(got?.url).toBe('/restored');
+        expect(got?.headers.authorization).toBe(`Bearer ${values.zendesk_token}`);
+        expect(got?.headers['x-crm-key']).toBe(values.crm_key);
+        expect(send.text).not.toContain(values.zendesk_token);
+        expect(send.body.request.headers.authorization).toBe('Bearer [secret:zendesk_token]');
+      } finally {
+        await server.stop();
+      }
+
+      const [verify, again] = await Promise.all([
+        runHush(['audit', 'verify'], t.env),
+        runHush(['restore', backupFile], t.env),
+      ]);
+      expect(verify.code, describeRun(verify)).toBe(0);
+      expect(verify.stdout).toContain(`ok      ${workspaceId}:`);
+      // A second restore into the now populated target is refused and changes nothing.
+      expectOneLineRefusal(again, /empty database/);
+      const ctx = await t.open();
+      try {
+        expect((await ctx.db.selectFrom('users').select('id').execute()).length).toBe(1);
+        expect((await ctx.db.selectFrom('secrets').select('id').execute()).length).toBe(3);
+      } finally {
+        await ctx.close();
+      }
+    },
+    90_000,
+  );
+
+  it.runIf(available)(
+    'a flipped byte, a truncated file or an edited row: exit 1, one line, nothing created',
+    async () => {
+      const bytes = readFileSync(backupFile);
+      const flipped = Buffer.from(bytes);
+      const middle = Math.floor(flipped.length / 2);
+      flipped[middle] = (flipped[middle] ?? 0) ^ 0xff;
+      const edited = gzipSync(Buffer.from(gunzipSync(bytes).toString('utf8').replace('"crm_key"', '"crm_kez"')));
+      const files = {
+        flipped: flipped,
+        truncated: bytes.subarray(0, Math.floor(bytes.length / 2)),
+        edited,
+        empty: Buffer.alloc(0),
+      };
+      const cases = await Promise.all(
+        Object.entries(files).map(async ([name, content]) => {
+          const t = await target('same');
+          const file = path.join(source.dataDir, 'backups', `${name}.gz`);
+          writeFileSync(file, content);
+          return { name, t, r: await runHush(['restore', file], t.env) };
+        }),
+      );
+      for (const { name, t, r } of cases) {
+        expectOneLineRefusal(r, name === 'edited' ? /fails its checksum/ : /damaged|incomplete|not a readable/);
+        await expectUntouched(t, 'same');
+      }
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
+    'a different root key, or none: exit 1, one line, nothing created',
+    async () => {
+      const other = await target('other');
+      const none = await target('none');
+      const [wrong, missing] = await Promise.all([
+        runHush(['restore', backupFile], other.env),
+        runHush(['restore', backupFile], none.env),
+      ]);
+      expectOneLineRefusal(wrong, /root key rk_[0-9a-f]{16} that protects this backup is not loaded/);
+      await expectUntouched(other, 'other');
+      // Neither HUSH_MASTER_KEY nor a key file: refused before a new key file or anything else is made.
+      expectOneLineRefusal(missing, /no root key file at/);
+      await expectUntouched(none, 'none');
+    },
+    60_000,
+  );
+
+  it.runIf(available)('a backup into a directory that does not exist: exit 1, one line, no file', async () => {
+    const file = path.join(source.dataDir, 'no-such-dir', 'hush.backup.gz');
+    const r = await runHush(['backup', file], source.env);
+    expectOneLineRefusal(r, /no-such-dir/);
+    expect(existsSync(path.dirname(file))).toBe(false);
+  });
+
+  it.runIf(available && kind === 'sqlite' && pgAvailable)('a SQLite backup restores into PostgreSQL', async () => {
+    const t = await site('postgres', {
+      HUSH_MASTER_KEY_FILE: path.join(source.dataDir, 'master.key'),
+    });
+    const r = await runHush(['restore', backupFile], t.env);
+    expect(r.code, describeRun(r)).toBe(0);
+    const ctx = await t.open();
+    try {
+      const stored = await readStoredSecrets(ctx, workspaceId);
+      expect(Object.fromEntries([...stored.values()].map((s) => [s.name, s.value]))).toEqual(values);
+    } finally {
+      await ctx.close();
+    }
+  });
+});
+
+function randomKey(): string {
+  return randomBytes(32).toString('base64');
+}

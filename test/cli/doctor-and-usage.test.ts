@@ -1,0 +1,168 @@
+/**
+ * `hush doctor` as a process: ok lines on a healthy setup; FAIL and a fix
+ * line for a key file others can read, a missing key file and an unreachable
+ * database. And the command line itself: `--help` on every command exits 0,
+ * an unknown command or a missing argument exits 2.
+ */
+import { chmodSync, existsSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createSite,
+  describeRun,
+  type HushSite,
+  killStartedProcesses,
+  runHush,
+  setUp,
+  startServer,
+} from '../support/cli.js';
+import { DATABASES } from '../support/databases.js';
+
+afterAll(() => killStartedProcesses());
+
+describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
+  let site: HushSite;
+  let keyFile: string;
+
+  beforeAll(async () => {
+    if (!available) return;
+    site = await createSite(kind);
+    keyFile = path.join(site.dataDir, 'master.key');
+    // A real installation: the server created key file and schema, setup made a workspace key.
+    const server = await startServer(site.env);
+    try {
+      await setUp(server);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+  afterAll(async () => site?.cleanup());
+
+  it.runIf(available)('a healthy setup: exit 0 and only ok lines', async () => {
+    const [plain, opened] = await Promise.all([
+      runHush(['doctor'], site.env),
+      runHush(['doctor'], { ...site.env, HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' }),
+    ]);
+    expect(plain.code, describeRun(plain)).toBe(0);
+    const lines = plain.stdout.trim().split('\n');
+    expect(lines).toEqual([
+      'ok    configuration is valid',
+      expect.stringMatching(new RegExp(`^ok    root key file ${keyFile} holds 1 key\\(s\\), active rk_[0-9a-f]{16}$`)),
+      `ok    database (${kind}) is reachable`,
+      'ok    database schema is up to date',
+      'ok    every workspace key is wrapped by a loaded root key',
+      'ok    outbound: private and local addresses are blocked (no HUSH_OUTBOUND_ALLOW_CIDRS)',
+    ]);
+    expect(plain.stderr).toBe('');
+    expect(opened.code, describeRun(opened)).toBe(0);
+    expect(opened.stdout).toContain('ok    outbound: these ranges are opened despite the SSRF guard: 127.0.0.0/8');
+  });
+
+  it.runIf(available)('a key file readable by others (0644): FAIL and the chmod to run', async () => {
+    chmodSync(keyFile, 0o644);
+    try {
+      const r = await runHush(['doctor'], site.env);
+      expect(r.code, describeRun(r)).toBe(1);
+      const lines = r.stdout.split('\n');
+      const at = lines.indexOf(`FAIL  root key file ${keyFile} is readable by group or others`);
+      expect(at, r.stdout).toBeGreaterThan(-1);
+      expect(lines[at + 1]).toBe(`      fix: chmod 600 ${keyFile}`);
+      expect(lines.filter((l) => l.startsWith('FAIL'))).toHaveLength(1);
+    } finally {
+      chmodSync(keyFile, 0o600);
+    }
+  });
+
+  it.runIf(available)('a missing key file: FAIL and a fix line; doctor does not make a new key', async () => {
+    const aside = `${keyFile}.aside`;
+    renameSync(keyFile, aside);
+    try {
+      const r = await runHush(['doctor'], site.env);
+      expect(r.code, describeRun(r)).toBe(1);
+      const lines = r.stdout.split('\n');
+      const at = lines.indexOf(`FAIL  root key file ${keyFile} is missing`);
+      expect(at, r.stdout).toBeGreaterThan(-1);
+      expect(lines[at + 1]).toMatch(/^ {6}fix: .*restore it from your key backup/);
+      // A check must not change what it checks: a freshly made key would open none of the existing data.
+      expect(existsSync(keyFile), 'doctor created a new root key file').toBe(false);
+    } finally {
+      renameSync(aside, keyFile);
+    }
+  });
+
+  it.runIf(available && kind === 'postgres')('an unreachable database: FAIL and a fix line', async () => {
+    const r = await runHush(['doctor'], {
+      ...site.env,
+      HUSH_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/hush_unreachable',
+    });
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.stdout).toContain('FAIL  database (postgres) is not reachable: ECONNREFUSED');
+    expect(r.stdout).toContain('      fix: check HUSH_DATABASE_URL and that the server runs');
+  });
+
+  it.runIf(available)('bad configuration: exit 1 and one line naming the variable', async () => {
+    const r = await runHush(['doctor'], { ...site.env, HUSH_PORT: 'eighty' });
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual(['hush: invalid configuration: HUSH_PORT: must be a whole number']);
+  });
+});
+
+describe('hush command line', () => {
+  const COMMANDS = [
+    [],
+    ['serve'],
+    ['doctor'],
+    ['keys'],
+    ['keys', 'rotate-root'],
+    ['keys', 'rotate-workspace'],
+    ['audit'],
+    ['audit', 'verify'],
+    ['audit', 'export'],
+    ['backup'],
+    ['restore'],
+  ];
+
+  it('--help works on every command: exit 0, usage on stdout', async () => {
+    const results = await Promise.all(
+      COMMANDS.map(async (cmd) => ({ cmd, r: await runHush([...cmd, '--help'], {}, { timeoutMs: 30_000 }) })),
+    );
+    for (const { cmd, r } of results) {
+      expect(r.code, `hush ${cmd.join(' ')} --help\n${describeRun(r)}`).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^Usage: hush${cmd.map((c) => ` ${c}`).join('')} `));
+    }
+    const top = results[0]?.r.stdout ?? '';
+    for (const c of ['serve', 'doctor', 'keys', 'audit', 'backup', 'restore'])
+      expect(top).toMatch(new RegExp(`^  ${c}\\b`, 'm'));
+    const rotateRoot = results.find((x) => x.cmd.join(' ') === 'keys rotate-root')?.r.stdout;
+    expect(rotateRoot).toContain('--no-new-key');
+    const exportHelp = results.find((x) => x.cmd.join(' ') === 'audit export')?.r.stdout;
+    expect(exportHelp).toMatch(/--format <format>[\s\S]*--since <time>[\s\S]*--workspace <id>/);
+  }, 60_000);
+
+  it('an unknown command, an unknown option or a missing argument exits 2', async () => {
+    const cases = [
+      ['frobnicate'],
+      ['keys', 'frobnicate'],
+      ['audit', 'frobnicate'],
+      ['--frobnicate'],
+      ['doctor', '--frobnicate'],
+      ['keys', 'rotate-workspace'],
+      ['restore'],
+      ['backup'],
+      ['audit', 'export', '--format'],
+    ];
+    const results = await Promise.all(
+      cases.map(async (args) => ({ args, r: await runHush(args, {}, { timeoutMs: 30_000 }) })),
+    );
+    for (const { args, r } of results) {
+      expect(r.code, `hush ${args.join(' ')}\n${describeRun(r)}`).toBe(2);
+      expect(r.stderr.trim(), `hush ${args.join(' ')}`).not.toBe('');
+    }
+  }, 60_000);
+
+  it('an unknown command is named as such', async () => {
+    const r = await runHush(['frobnicate'], {}, { timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+});
