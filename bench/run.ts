@@ -24,6 +24,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { apiExecutor } from './api-executor.js';
+import { apiSend } from './api-send.js';
+import { redaction } from './redaction.js';
 import { secretsScale } from './secrets-scale.js';
 import { runCleanups } from './support/cleanup.js';
 import { type BenchDatabaseKind, PG_ADMIN_URL } from './support/databases.js';
@@ -33,7 +35,7 @@ import { type ScenarioSection, writePerformanceDoc } from './support/report.js';
 import type { Scenario, ScenarioResult } from './support/scenario.js';
 
 /** Every scenario, in report order. New scenarios are added here. */
-const SCENARIOS: Scenario[] = [secretsScale, apiExecutor];
+const SCENARIOS: Scenario[] = [secretsScale, apiExecutor, apiSend, redaction];
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;

@@ -31,3 +31,14 @@ export async function machineInfo(): Promise<MachineInfo> {
 export function machineLine(m: MachineInfo): string {
   return `${m.date.slice(0, 10)} · ${m.cpuModel} × ${m.cores} · Node ${m.node}`;
 }
+
+/** The 1-minute load average: how busy the (possibly shared) machine was. */
+export function loadAverage(): number {
+  return os.loadavg()[0] ?? Number.NaN;
+}
+
+/** A sentence on the machine's load around a scenario, for its method. */
+export function loadNote(cores: number, atStart: number, atEnd: number): string {
+  const busy = Math.max(atStart, atEnd) > cores;
+  return `- Load average (1 min) ${atStart.toFixed(1)} at the start and ${atEnd.toFixed(1)} at the end of this scenario, on ${cores} cores${busy ? ': other processes were competing for the CPU, so absolute figures are lower and noisier than on a quiet machine' : ''}.`;
+}

@@ -40,7 +40,13 @@ describe('rate limits across two servers', () => {
       const app = await buildServer(ctx);
       await app.ready();
       if (i === 0) await prepareSetup(ctx);
-      nodes.push({ app, close: async () => (await app.close(), await ctx.close()) });
+      nodes.push({
+        app,
+        close: async () => {
+          await app.close();
+          await ctx.close();
+        },
+      });
     }
   }, 60_000);
   afterAll(async () => {
