@@ -1,0 +1,504 @@
+/**
+ * Scenario "api-send": `POST /api/v1/workspaces/:ws/blocks/send` end to end
+ * over real HTTP — the whole Hush server, listening on 127.0.0.1 — against
+ * a minimal Fastify app with one POST route that forwards a GET with the
+ * same header to the same upstream through undici. Target (issue "API
+ * blocks and workflows"): Send request keeps at least 0.6× the forwarder's
+ * requests per second.
+ *
+ * Both servers run in this process, as does the load generator (undici, a
+ * fixed number of requests in flight); the upstream is the run's shared
+ * child process (support/upstream.ts).
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { type CompiledQuery, sql } from 'kysely';
+import pg from 'pg';
+import { Agent, request } from 'undici';
+import { registerCleanup } from './support/cleanup.js';
+import { type BenchDatabaseKind, PG_ADMIN_URL } from './support/databases.js';
+import { type BenchServer, setupOwner, startBenchServer } from './support/hush.js';
+import { closedLoop, type LoadRun, medianLoad, pairedRatio } from './support/load.js';
+import { loadAverage, loadNote, machineLine } from './support/machine.js';
+import { codeBlock, commandLines, count, ms, table } from './support/markdown.js';
+import { type ProfileSummary, profileMarkdown, profileWhile } from './support/profile.js';
+import { progress } from './support/progress.js';
+import { describe, recordingContext, replay, replayable } from './support/queries.js';
+import type { Scenario, ScenarioOptions, ScenarioResult } from './support/scenario.js';
+import { median, seededRandom } from './support/stats.js';
+import { type BenchUpstream, sharedUpstream, UPSTREAM_BODY_BYTES } from './support/upstream.js';
+import { randomSecretValue } from './support/values.js';
+
+const MIN_RATIO = 0.6;
+const CONCURRENCY = 32;
+/** Requests per repetition and server (a few seconds each on the reference machine). */
+const TOTAL = 10_000;
+const WARMUP = 3_000;
+const SECRET_NAME = 'tok';
+const SQL_REPLAYS = 200;
+
+const DB_LABEL: Record<BenchDatabaseKind, string> = { sqlite: 'SQLite', postgres: 'PostgreSQL' };
+
+interface Target {
+  key: 'forwarder' | 'hush';
+  label: string;
+  send(): Promise<void>;
+}
+
+interface Measured {
+  db: BenchDatabaseKind;
+  target: Target['key'];
+  label: string;
+  run: LoadRun;
+  reps: LoadRun[];
+  /** Throughput relative to the forwarder: median of the per-repetition ratios. */
+  ratio: number;
+  upstreamCpuUs: number;
+}
+
+interface SendSql {
+  db: BenchDatabaseKind;
+  queries: CompiledQuery[];
+  /** p50 of the send's read queries replayed alone, ms. */
+  readP50: number;
+  /** Audit events written per Send, counted over one repetition. */
+  auditPerSend: number;
+}
+
+interface Data {
+  measured: Measured[];
+  profiles: { db: BenchDatabaseKind; profile: ProfileSummary }[];
+  sql: SendSql[];
+  /** PostgreSQL: what Hush's connections were doing during the profiled run (state → share of samples). */
+  pgWaits: { label: string; share: number }[];
+  /** Size of Send's answer body (the forwarder's is UPSTREAM_BODY_BYTES). */
+  sendResponseBytes: number;
+}
+
+/**
+ * Samples pg_stat_activity for `database` every 20 ms until `done` settles:
+ * the wait event (or state) of each of Hush's connections, as shares.
+ */
+async function samplePostgresWaits<T>(database: string, done: Promise<T>): Promise<{ label: string; share: number }[]> {
+  const client = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await client.connect();
+  const counts = new Map<string, number>();
+  let finished = false;
+  const settled = done.then(
+    () => {
+      finished = true;
+    },
+    () => {
+      finished = true;
+    },
+  );
+  try {
+    while (!finished) {
+      const { rows } = await client.query<{ what: string; n: number }>(
+        `select coalesce(wait_event_type || ': ' || wait_event, state, 'unknown') as what, count(*)::int as n
+           from pg_stat_activity where datname = $1 and pid <> pg_backend_pid() group by 1`,
+        [database],
+      );
+      for (const r of rows) counts.set(r.what, (counts.get(r.what) ?? 0) + r.n);
+      await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, 20))]);
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+  const total = [...counts.values()].reduce((a, b) => a + b, 0);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([label, n]) => ({ label, share: total > 0 ? n / total : 0 }));
+}
+
+/** The baseline: one route, one undici GET with the header, the upstream's body returned as is. */
+async function startForwarder(upstreamUrl: string, authorization: string): Promise<FastifyInstance> {
+  // Pool configured like Hush's outbound client (keep-alive 10 s, ≤ 128 connections).
+  const agent = new Agent({ keepAliveTimeout: 10_000, connections: 128 });
+  const app = Fastify({ logger: false });
+  app.post('/forward', async (_request, reply) => {
+    const res = await request(upstreamUrl, { method: 'GET', headers: { authorization }, dispatcher: agent });
+    const text = await res.body.text();
+    return reply.code(res.statusCode).type('application/json').send(text);
+  });
+  app.addHook('onClose', async () => {
+    await agent.close();
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return app;
+}
+
+function portOf(app: FastifyInstance): number {
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('server is not listening on TCP');
+  return address.port;
+}
+
+async function countAudit(server: BenchServer): Promise<number> {
+  const row = await server.ctx.db
+    .selectFrom('audit_events')
+    .select((eb) => eb.fn.countAll<string | number>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+async function runOnDatabase(
+  kind: BenchDatabaseKind,
+  options: ScenarioOptions,
+  ctx: { upstream: BenchUpstream; value: string; payload: string; forwarderUrl: string; generator: Agent },
+  data: Data,
+): Promise<void> {
+  const { upstream, value, payload, forwarderUrl, generator } = ctx;
+  progress(`api-send: ${kind}: starting Hush`);
+  const server = await startBenchServer(kind, { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' });
+  try {
+    const owner = await setupOwner(server);
+    const ws = `/api/v1/workspaces/${owner.workspaceId}`;
+    const auth = { authorization: `Bearer ${owner.bearer}` };
+    const created = await server.app.inject({
+      method: 'POST',
+      url: `${ws}/secrets`,
+      headers: auth,
+      payload: { name: SECRET_NAME, visibility: 'masked', value, allowedHosts: ['127.0.0.1'] },
+    });
+    if (created.statusCode !== 201) throw new Error(`secret creation failed: ${created.statusCode} ${created.body}`);
+    await server.app.listen({ host: '127.0.0.1', port: 0 });
+    const sendUrl = `http://127.0.0.1:${portOf(server.app)}${ws}/blocks/send`;
+    const headers = { ...auth, 'content-type': 'application/json' };
+    const echoed = `Bearer [secret:${SECRET_NAME}]`;
+
+    const targets: Target[] = [
+      {
+        key: 'forwarder',
+        label: 'minimal Fastify + undici forwarder (baseline)',
+        async send() {
+          const res = await request(forwarderUrl, { method: 'POST', headers, body: payload, dispatcher: generator });
+          const text = await res.body.text();
+          if (res.statusCode !== 200 || text.length !== UPSTREAM_BODY_BYTES || !text.includes(value)) {
+            throw new Error(`forwarder: unexpected answer ${res.statusCode} ${text.slice(0, 200)}`);
+          }
+        },
+      },
+      {
+        key: 'hush',
+        label: 'Hush `POST …/blocks/send`',
+        async send() {
+          const res = await request(sendUrl, { method: 'POST', headers, body: payload, dispatcher: generator });
+          const text = await res.body.text();
+          if (
+            res.statusCode !== 200 ||
+            !text.startsWith('{"ok":true') ||
+            !text.includes(echoed) ||
+            text.includes(value)
+          ) {
+            throw new Error(`send: unexpected answer ${res.statusCode} ${text.slice(0, 300)}`);
+          }
+          data.sendResponseBytes = Buffer.byteLength(text);
+        },
+      },
+    ];
+
+    const warmup = Math.max(options.warmup, WARMUP);
+    for (const t of targets) {
+      progress(`api-send: ${kind}: warm-up ${t.key} (${count(warmup)} requests)`);
+      await closedLoop(warmup, CONCURRENCY, t.send);
+    }
+    const total = options.requestsGiven ? options.requests : TOTAL;
+    const runs = new Map<Target['key'], { load: LoadRun[]; upstreamCpu: number[] }>(
+      targets.map((t) => [t.key, { load: [], upstreamCpu: [] }]),
+    );
+    let auditPerSend = Number.NaN;
+    for (let rep = 0; rep < options.repetitions; rep++) {
+      for (const t of rep % 2 === 0 ? targets : [...targets].reverse()) {
+        const audit0 = t.key === 'hush' ? await countAudit(server) : 0;
+        const before = await upstream.stats();
+        const run = await closedLoop(total, CONCURRENCY, t.send);
+        const after = await upstream.stats();
+        if (after.served - before.served !== total) {
+          throw new Error(`api-send: the upstream served ${after.served - before.served} of ${total} requests`);
+        }
+        if (t.key === 'hush') auditPerSend = ((await countAudit(server)) - audit0) / total;
+        const entry = runs.get(t.key);
+        entry?.load.push(run);
+        entry?.upstreamCpu.push((after.cpuUs - before.cpuUs) / total);
+        progress(
+          `api-send: ${kind}: rep ${rep + 1} ${t.key}: ${count(run.reqPerSec)} req/s, p50 ${ms(run.p50)} ms, ${count(run.cpuUsPerRequest)} µs CPU/req`,
+        );
+      }
+    }
+    const baseReps = runs.get('forwarder')?.load ?? [];
+    for (const t of targets) {
+      const entry = runs.get(t.key) ?? { load: [], upstreamCpu: [] };
+      data.measured.push({
+        db: kind,
+        target: t.key,
+        label: t.label,
+        run: medianLoad(entry.load),
+        reps: entry.load,
+        ratio: pairedRatio(entry.load, baseReps),
+        upstreamCpuUs: median(entry.upstreamCpu),
+      });
+    }
+
+    progress(`api-send: ${kind}: profiling one more Send run`);
+    const hush = targets.find((t) => t.key === 'hush') as Target;
+    const profiled = profileWhile(`api-send-${kind}`, () => closedLoop(Math.ceil(total / 2), CONCURRENCY, hush.send));
+    if (kind === 'postgres') {
+      const { rows } = await sql<{ db: string }>`select current_database() as db`.execute(server.ctx.db);
+      data.pgWaits = await samplePostgresWaits(rows[0]?.db ?? '', profiled);
+    }
+    const { profile } = await profiled;
+    data.profiles.push({ db: kind, profile });
+
+    // The SQL one Send runs, through a second server on a recording context.
+    const rec = recordingContext(server.ctx);
+    const recordingApp = await server.build(rec.ctx);
+    try {
+      rec.recorder.clear();
+      const res = await recordingApp.inject({ method: 'POST', url: `${ws}/blocks/send`, headers, payload });
+      if (res.statusCode !== 200) throw new Error(`recorded send failed: ${res.statusCode} ${res.body}`);
+      const queries = [...rec.recorder.queries];
+      const reads = replayable(queries);
+      for (let i = 0; i < 20; i++) await replay(server.ctx.db, reads);
+      const samples: number[] = [];
+      for (let i = 0; i < SQL_REPLAYS; i++) samples.push(await replay(server.ctx.db, reads));
+      data.sql.push({ db: kind, queries, readP50: median(samples), auditPerSend });
+    } finally {
+      await recordingApp.close();
+    }
+  } finally {
+    await server.close();
+    progress(`api-send: ${kind}: done, database removed`);
+  }
+}
+
+export const apiSend: Scenario = {
+  id: 'api-send',
+  title: 'API blocks: Send request end to end vs a minimal Fastify forwarder',
+  async run(options) {
+    const loadAtStart = loadAverage();
+    const upstream = await sharedUpstream();
+    const value = randomSecretValue(seededRandom(2027));
+    const forwarder = await startForwarder(upstream.url, `Bearer ${value}`);
+    const generator = new Agent({ connections: CONCURRENCY, keepAliveTimeout: 30_000 });
+    const stop = registerCleanup(async () => {
+      await forwarder.close();
+      await generator.close();
+    });
+    const block = {
+      id: 'call',
+      type: 'api',
+      method: 'GET',
+      url: upstream.url,
+      headers: [{ key: 'Authorization', value: `Bearer {{secret:${SECRET_NAME}}}` }],
+    };
+    // Both servers get the same request body; the forwarder ignores it.
+    const payload = JSON.stringify({ block });
+    const data: Data = { measured: [], profiles: [], sql: [], pgWaits: [], sendResponseBytes: 0 };
+    try {
+      const forwarderUrl = `http://127.0.0.1:${portOf(forwarder)}/forward`;
+      for (const kind of options.databases) {
+        await runOnDatabase(kind, options, { upstream, value, payload, forwarderUrl, generator }, data);
+      }
+    } finally {
+      await stop();
+    }
+    return report(options, data, payload, { start: loadAtStart, end: loadAverage() });
+  },
+};
+
+function report(
+  options: ScenarioOptions,
+  data: Data,
+  payload: string,
+  load: { start: number; end: number },
+): ScenarioResult {
+  const gates: ScenarioResult['gates'] = [];
+  const rows: string[][] = [];
+  const verdicts: string[] = [];
+  for (const db of options.databases) {
+    const base = data.measured.find((m) => m.db === db && m.target === 'forwarder');
+    const hush = data.measured.find((m) => m.db === db && m.target === 'hush');
+    if (!base || !hush) continue;
+    const ratio = hush.ratio;
+    const passed = ratio >= MIN_RATIO;
+    gates.push({
+      name: `api-send ${DB_LABEL[db]} Send request vs forwarder`,
+      passed,
+      detail: `${count(hush.run.reqPerSec)} vs ${count(base.run.reqPerSec)} req/s (${ratio.toFixed(2)}×, target ≥ ${MIN_RATIO}×)`,
+    });
+    verdicts.push(`${DB_LABEL[db]} ${ratio.toFixed(2)}× ${passed ? '(pass)' : '(FAIL)'}`);
+    for (const m of [base, hush]) {
+      const r = m.ratio;
+      rows.push([
+        DB_LABEL[db],
+        m.label,
+        count(m.run.reqPerSec),
+        `${r.toFixed(2)}×`,
+        m === hush ? (passed ? '✅ pass' : '❌ FAIL') : '',
+        ms(m.run.p50),
+        ms(m.run.p99),
+        count(m.run.cpuUsPerRequest),
+        count(m.upstreamCpuUs),
+      ]);
+    }
+  }
+  const cpuRatios = options.databases.flatMap((db) => {
+    const base = data.measured.find((m) => m.db === db && m.target === 'forwarder');
+    const hush = data.measured.find((m) => m.db === db && m.target === 'hush');
+    return base && hush
+      ? [`${DB_LABEL[db]} ${(base.run.cpuUsPerRequest / hush.run.cpuUsPerRequest).toFixed(2)}× of the forwarder`]
+      : [];
+  });
+  const allPassed = gates.every((g) => g.passed);
+  const total = data.measured[0] ? data.measured[0].run.requests / options.repetitions : TOTAL;
+
+  const sqlRows = data.sql.map((s) => {
+    const reads = replayable(s.queries).length;
+    return [
+      DB_LABEL[s.db],
+      String(s.queries.length),
+      String(reads),
+      String(s.queries.length - reads),
+      ms(s.readP50),
+      Number.isFinite(s.auditPerSend) ? s.auditPerSend.toFixed(2) : 'n/a',
+    ];
+  });
+  const sqlBlocks = data.sql.map(
+    (s) => `**${DB_LABEL[s.db]}**\n\n${codeBlock(s.queries.map((q) => describe(q)).join('\n\n'), 'sql')}`,
+  );
+  const profileBlocks = data.profiles.map(
+    (p) => `##### ${DB_LABEL[p.db]}\n\n${profileMarkdown(p.profile, Math.ceil(total / 2))}`,
+  );
+
+  const lines = [
+    `Run ${machineLine(options.machine)}. Databases: ${options.databases.map((d) => DB_LABEL[d]).join(', ')}.`,
+    '',
+    `**Target:** \`POST …/blocks/send\` end to end reaches ≥ ${MIN_RATIO}× the throughput of a minimal Fastify route that forwards the same call with undici. **Result: ${allPassed ? 'pass' : 'FAIL'} — ${verdicts.join(', ')}.**`,
+    '',
+    table(
+      [
+        'database',
+        'server',
+        'req/s',
+        'vs forwarder',
+        `≥ ${MIN_RATIO}×`,
+        'p50 ms',
+        'p99 ms',
+        'bench CPU µs/req',
+        'upstream CPU µs/req',
+      ],
+      rows,
+      ['left', 'left', 'right', 'right', 'left', 'right', 'right', 'right', 'right'],
+    ),
+    '',
+    `${CONCURRENCY} requests in flight over real HTTP; each figure is the median of ${options.repetitions} repetitions × ${count(total)} requests per server; *vs forwarder* is the median of the per-repetition ratios (each repetition runs both servers back to back). *bench CPU* is this process's CPU time per request — load generator and server together, as both live here (by CPU cost alone: ${cpuRatios.join(', ')}); *upstream CPU* is the upstream process's. PostgreSQL's own CPU time is not included. The forwarder is measured next to each database's Hush (same conditions), so it has one row per database.`,
+    '',
+    '<details><summary>Every repetition (req/s)</summary>',
+    '',
+    table(
+      ['database', 'repetition', 'forwarder', 'Hush', 'Hush / forwarder'],
+      data.measured
+        .filter((m) => m.target === 'hush')
+        .flatMap((h) => {
+          const f = data.measured.find((m) => m.db === h.db && m.target === 'forwarder');
+          return h.reps.map((r, i) => [
+            DB_LABEL[h.db],
+            String(i + 1),
+            count(f?.reps[i]?.reqPerSec ?? Number.NaN),
+            count(r.reqPerSec),
+            `${(r.reqPerSec / (f?.reps[i]?.reqPerSec ?? Number.NaN)).toFixed(2)}×`,
+          ]);
+        }),
+      ['left', 'right', 'right', 'right', 'right'],
+    ),
+    '',
+    '</details>',
+    '',
+    '#### What one Send does in the database',
+    '',
+    table(
+      ['database', 'SQL statements', 'reads', 'writes', 'reads replayed alone, p50 ms', 'audit events per Send'],
+      sqlRows,
+      ['left', 'right', 'right', 'right', 'right', 'right'],
+    ),
+    '',
+    `<details><summary>The SQL of one Send</summary>`,
+    '',
+    sqlBlocks.join('\n\n'),
+    '',
+    '</details>',
+    '',
+    ...(allPassed ? [] : diagnosis(data, Math.ceil(total / 2))),
+    ...(data.pgWaits.length > 0
+      ? [
+          "#### PostgreSQL: what Hush's connections were waiting on",
+          '',
+          `\`pg_stat_activity\` of the benchmark database sampled every 20 ms during the profiled run (pool of 10 connections; share of connection-samples). \`Lock: transactionid\` / \`Lock: tuple\` is a transaction waiting for another one's row lock — here the workspace's audit-chain head (\`audit_heads\`, read \`FOR UPDATE\` by every audited write); \`IO: WALSync\` is a commit's fsync; \`Client: ClientRead\` is PostgreSQL waiting for Hush's next statement.`,
+          '',
+          table(
+            ['connection state or wait event', 'share'],
+            data.pgWaits.map((w) => [w.label, `${(w.share * 100).toFixed(1)} %`]),
+            ['left', 'right'],
+          ),
+          '',
+        ]
+      : []),
+    `#### Where the time goes`,
+    '',
+    `CPU profile of this process during one extra, unmeasured Send run of ${count(Math.ceil(total / 2))} requests per database; the load generator (undici) is in the same process and appears too.`,
+    '',
+    profileBlocks.join('\n\n'),
+    '',
+    `#### Method (this scenario)`,
+    '',
+    `- **Hush**: the real server built like the other scenarios (\`loadConfig\` → \`createAppContext\` → \`buildServer\`, fresh database per engine, \`HUSH_LOG_LEVEL=silent\`, \`HUSH_OUTBOUND_ALLOW_CIDRS=127.0.0.0/8\`), **listening on 127.0.0.1** on a random port. Setup through the API: first-run setup, a personal API token, then \`POST …/secrets\` \`{name: '${SECRET_NAME}', visibility: 'masked', value: <24 random characters>, allowedHosts: ['127.0.0.1']}\`. Each measured request is \`POST /api/v1/workspaces/:ws/blocks/send\` with \`Authorization: Bearer hush_…\` and the body \`${payload.replace(/http:\/\/127\.0\.0\.1:\d+/, 'http://127.0.0.1:<port>')}\`: authentication, membership, validation, the secret loaded and decrypted, the allowed-host check, the call, redaction, \`secret.used\` audit event and last-used update, the serialised result. Every answer is checked (200, \`ok: true\`, the echoed header as \`${`Bearer [secret:${SECRET_NAME}]`}\`, the value nowhere).`,
+    `- **Baseline**: a bare \`Fastify({ logger: false })\` with one \`POST /forward\` route that sends \`GET <upstream>\` with \`Authorization: Bearer <value>\` through an undici \`Agent\` (configured like Hush's outbound client) and returns the upstream body. It receives the same request body (and ignores it); its answer is checked (200, ${UPSTREAM_BODY_BYTES} bytes, the echoed value).`,
+    `- Same upstream for both (the run's shared child process answering ${UPSTREAM_BODY_BYTES} bytes of JSON that echo Authorization; its request counter is checked after every repetition); same load generator: undici \`request()\` through one \`Agent\` (${CONCURRENCY} connections per server), ${CONCURRENCY} closed loops, req/s = requests ÷ wall time. ${Math.max(options.warmup, WARMUP)} warm-up requests per server, then ${options.repetitions} repetitions alternating which server goes first.`,
+    `- SQLite is the reference engine for this target${options.databases.includes('postgres') ? '; PostgreSQL runs too, on the local server (pool of 10)' : ''}. The machine has ${options.machine.cores} cores: the bench process (load generator and servers on one event loop) and the upstream process share them, so absolute req/s are modest and machine-specific; the ratio compares the two servers under identical conditions.`,
+    loadNote(options.machine.cores, load.start, load.end),
+    ...commandLines('api-send'),
+  ];
+  return { markdown: lines.join('\n'), gates };
+}
+
+/** Why Send misses the target, from this run's profiles and samples (shown only when it does). */
+function diagnosis(data: Data, profiledRequests: number): string[] {
+  const perRequest = (msTotal: number | undefined) =>
+    msTotal === undefined ? 'n/a' : `${((msTotal * 1000) / profiledRequests).toFixed(0)} µs`;
+  const lines = ['#### Diagnosis', ''];
+  for (const db of ['sqlite', 'postgres'] as const) {
+    const hush = data.measured.find((m) => m.db === db && m.target === 'hush');
+    const base = data.measured.find((m) => m.db === db && m.target === 'forwarder');
+    const profile = data.profiles.find((p) => p.db === db)?.profile;
+    if (!hush || !base || !profile) continue;
+    const area = (prefix: string) => profile.areas.find((a) => a.label.startsWith(prefix))?.ms;
+    const fn = (name: string) => profile.srcFunctions.find((f) => f.label.startsWith(name))?.ms;
+    const sql = data.sql.find((q) => q.db === db);
+    const head = `- **${DB_LABEL[db]}:** a Send costs this process ${count(hush.run.cpuUsPerRequest)} µs of CPU against ${count(base.run.cpuUsPerRequest)} µs for the forwarder (load generator included in both); ${sql ? `${sql.queries.length} SQL statements per Send, ${sql.queries.length - replayable(sql.queries).length} of them writes in one transaction` : ''}.`;
+    lines.push(head);
+    if (db === 'sqlite') {
+      lines.push(
+        `  - SQLite itself (better-sqlite3's native prepare/run/all, synchronous on the event loop): ${perRequest(area('SQLite engine'))} per Send, and Kysely building and compiling the queries ${perRequest(area('npm: kysely'))}. The ${sql ? replayable(sql.queries).length : 'n'} reads replayed alone take ${sql ? ms(sql.readP50) : 'n/a'} ms, so most of it is the write transaction \`recordUse\` runs on **every** Send — \`UPDATE secrets SET last_used_at\` and the hash-chained \`secret.used\` audit event (\`audit_heads\` upsert, head read, \`audit_events\` insert, head update) — whose COMMIT appends to the WAL on disk.`,
+        `  - \`newId\` (${perRequest(fn('newId'))} per Send): each id calls \`crypto.randomBytes(16)\`, one system call per id, slow on this VM.`,
+      );
+    } else {
+      const waits = (prefix: string) =>
+        data.pgWaits.filter((w) => w.label.startsWith(prefix)).reduce((sum, w) => sum + w.share, 0);
+      lines.push(
+        `  - Sends of one workspace are **serialised by the audit chain**: each \`secret.used\` event locks the workspace's \`audit_heads\` row (\`SELECT … FOR UPDATE\`) until its COMMIT (a WAL fsync with \`synchronous_commit = on\`). Sampled during the run, Hush's connections spent ${(waits('Lock') * 100).toFixed(0)} % of the time waiting for a row lock and ${(waits('IO: WALSync') * 100).toFixed(0)} % in WAL fsync; the event loop was idle ${((1 - profile.busyMs / profile.totalMs) * 100).toFixed(0)} % of the time.`,
+        `  - Every statement is a round trip: Node's socket writes to PostgreSQL (\`writev\` in pg's query submit) are a large part of the ${perRequest(area('Node.js core'))} per Send under *Node.js core*.`,
+      );
+    }
+  }
+  lines.push(
+    '',
+    '*What would fix it* (src/, not changed by this benchmark):',
+    '',
+    '1. Take the audit and last-used writes off the per-Send critical path: append `secret.used` events through a **group commit** (concurrent Sends enqueue their events and await one shared transaction that locks the chain head once, appends all of them and commits once), or record one `secret.used` per secret per actor per interval as API tokens already do for `last_used_at`. On PostgreSQL this removes the per-workspace serialisation; on SQLite it turns one WAL commit per Send into one per batch.',
+    '2. Cache what every Send re-reads — the API token (`api_tokens`), the membership and role, the secret row and its decrypted value per secret version — for a short time, invalidated on change: five reads and their round trips per Send.',
+    '3. Draw `newId` randomness from a pooled buffer (fill 4 KiB with `randomFillSync` and slice, as `crypto.randomUUID` does) instead of one `randomBytes` call per id.',
+    '4. The executor costs of the api-executor scenario apply here too (per-hop `AbortSignal.timeout`, a new `Redactor` per execution).',
+    '',
+    `Even so, a Send does authentication, authorisation, a decryption, the outbound call, redaction and serialisation of a ${count(data.sendResponseBytes)}-byte answer (the forwarder returns ${UPSTREAM_BODY_BYTES} bytes); 0.6× of a route that only forwards needs all of those in roughly the cost of one loopback HTTP request, which points at the caches above (no database round trip on the hot path) rather than at tuning.`,
+    '',
+  );
+  return lines;
+}

@@ -1,0 +1,337 @@
+/**
+ * Scenario "redaction": throughput of the run redactor (`Redactor.redact`)
+ * on realistic JSON bodies of 256 KiB, 1 MiB and 4 MiB with 3 and with
+ * 1,000 secrets (every form of each, as `secretForms` derives them), against
+ * the naive way — `text.replaceAll(form, '[secret:NAME]')` for every form of
+ * every secret. Target (issue "API blocks and workflows"): ≥ 100 MB/s at
+ * 1,000 secrets on 1 MiB, and linear in body size (MB/s about constant).
+ */
+import { Redactor, type SecretToRedact } from '../src/runtime/redactor.js';
+import { secretForms } from '../src/runtime/secret-forms.js';
+import { loadAverage, loadNote, machineLine } from './support/machine.js';
+import { commandLines, count, table } from './support/markdown.js';
+import { progress } from './support/progress.js';
+import type { Scenario, ScenarioOptions, ScenarioResult } from './support/scenario.js';
+import { median, seededRandom } from './support/stats.js';
+import { randomSecretValue } from './support/values.js';
+
+const MIN_MB_PER_S = 100;
+/** The slowest body size must keep this fraction of the fastest size's MB/s. */
+const MIN_LINEARITY = 0.75;
+const SECRET_COUNTS = [3, 1_000];
+const KIB = 1024;
+const BODY_SIZES = [256 * KIB, 1024 * KIB, 4096 * KIB];
+const GATED_SIZE = 1024 * KIB;
+const GATED_SECRETS = 1_000;
+/** One secret occurrence per this many bytes of body: the density stays the same at every size. */
+const BYTES_PER_OCCURRENCE = 64 * KIB;
+/** A timed repetition calls redact until at least this long has passed. */
+const MIN_REP_MS = 400;
+const MB = 1e6;
+
+interface Case {
+  secrets: number;
+  size: number;
+  bytes: number;
+  occurrences: number;
+  patterns: number;
+  buildMs: number;
+  redactor: Rate;
+  naive: Rate;
+  /** Whether the redactor's output equals the naive loop's. */
+  sameAsNaive: boolean;
+}
+
+function sizeName(bytes: number): string {
+  return bytes >= 1024 * KIB ? `${bytes / (1024 * KIB)} MiB` : `${bytes / KIB} KiB`;
+}
+
+function makeSecrets(n: number, seed: number): SecretToRedact[] {
+  const random = seededRandom(seed);
+  return Array.from({ length: n }, (_, i) => ({
+    name: `secret_${String(i).padStart(4, '0')}`,
+    value: randomSecretValue(random),
+  }));
+}
+
+const FIRST = ['Zoë', 'Ada', 'Łukasz', 'Mei', 'Oluwaseun', 'Jürgen', 'Ana', 'Ravi', 'Sofía', 'Kenji'];
+const LAST = ['Müller', 'Lovelace', 'Nowak', 'Chen', 'Adeyemi', 'Schmidt', 'Silva', 'Iyer', 'García', 'Tanaka'];
+const SUBJECTS = [
+  'Printer on the 3rd floor is jammed again',
+  'Cannot log in after password reset',
+  'Invoice #4411 shows the wrong VAT rate',
+  'Feature request: export to CSV',
+  'Webhook deliveries failing with 502',
+  'Billing address change — 東京 office',
+];
+const LOREM =
+  'Lorem ipsum dolor sit amet, consectetur adipiscing elit. Sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris.';
+
+/**
+ * A body that looks like a paginated API answer (tickets with requesters,
+ * tags, descriptions, some non-ASCII), with a secret every
+ * BYTES_PER_OCCURRENCE bytes in one of several encodings an upstream might
+ * echo it in: raw in a field, in a URL query (percent-encoded), inside a
+ * Basic credential (base64 of `user:value`, so the value is shifted inside
+ * a longer base64 string), as hex, as base64url, and JSON-escaped.
+ */
+function makeBody(
+  size: number,
+  secrets: readonly SecretToRedact[],
+  seed: number,
+): { text: string; occurrences: number } {
+  const random = seededRandom(seed);
+  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)] as T;
+  const records: string[] = [];
+  let bytes = 0;
+  let occurrences = 0;
+  let id = 100_000;
+  const encodings: ((v: string) => [string, string])[] = [
+    (v) => ['api_key', v],
+    (v) => ['callback_url', `https://hooks.example.com/in?token=${encodeURIComponent(v)}&retry=3`],
+    (v) => ['authorization', `Basic ${Buffer.from(`svc-user:${v}`).toString('base64')}`],
+    (v) => ['signature', Buffer.from(v).toString('hex')],
+    (v) => ['session', Buffer.from(v).toString('base64url')],
+  ];
+  // JSON-escaped with `\/` (as PHP's json_encode writes it): spliced in after
+  // JSON.stringify, which would otherwise escape the backslash again.
+  const escapedSlash = (v: string) => `"escaped":"${v.replaceAll('/', '\\/')}"`;
+  while (bytes < size) {
+    const record: Record<string, unknown> = {
+      id: id++,
+      type: 'ticket',
+      subject: pick(SUBJECTS),
+      status: pick(['open', 'pending', 'solved']),
+      priority: pick(['low', 'normal', 'high', 'urgent']),
+      requester: {
+        id: Math.floor(random() * 1e9),
+        name: `${pick(FIRST)} ${pick(LAST)}`,
+        email: `user${Math.floor(random() * 1e6)}@example.com`,
+      },
+      tags: [pick(['billing', 'hardware', 'login', 'api']), pick(['p1', 'p2', 'p3'])],
+      created_at: new Date(1_790_000_000_000 + Math.floor(random() * 1e10)).toISOString(),
+      description: LOREM.slice(0, 60 + Math.floor(random() * (LOREM.length - 60))),
+    };
+    let text: string;
+    if (bytes >= (occurrences + 0.5) * BYTES_PER_OCCURRENCE) {
+      const secret = secrets[(occurrences * 7919) % secrets.length] as SecretToRedact;
+      const which = occurrences % (encodings.length + 1);
+      const encode = encodings[which];
+      if (encode) {
+        const [field, encoded] = encode(secret.value);
+        record[field] = encoded;
+        text = JSON.stringify(record);
+      } else {
+        text = `${JSON.stringify(record).slice(0, -1)},${escapedSlash(secret.value)}}`;
+      }
+      occurrences += 1;
+    } else {
+      text = JSON.stringify(record);
+    }
+    records.push(text);
+    bytes += Buffer.byteLength(text) + 1;
+  }
+  return { text: `{"tickets":[${records.join(',')}],"next_page":null}`, occurrences };
+}
+
+interface Rate {
+  /** MB per second of this process's CPU time (median call). */
+  cpu: number;
+  /** MB per second of wall time (median call). */
+  wall: number;
+}
+
+/**
+ * MB/s of `fn(text)` from the median cost of one call. Each repetition calls
+ * `fn` until MIN_REP_MS have passed (at least `minCalls` times). Two clocks:
+ * wall time, and this process's CPU time (user + system, every thread, so
+ * garbage collection on helper threads counts) — the machine may be shared,
+ * and CPU time does not grow while another process holds the core.
+ */
+function throughput(
+  fn: (text: string) => string,
+  text: string,
+  bytes: number,
+  repetitions: number,
+  minCalls: number,
+): Rate {
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let rep = 0; rep < repetitions; rep++) {
+    const start = performance.now();
+    for (let n = 0; n < minCalls || performance.now() - start < MIN_REP_MS; n++) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const out = fn(text);
+      const t1 = performance.now();
+      const c = process.cpuUsage(c0);
+      wall.push(t1 - t0);
+      cpu.push((c.user + c.system) / 1000);
+      if (out.length === 0) throw new Error('empty output');
+    }
+  }
+  const rate = (msPerCall: number) => bytes / MB / (msPerCall / 1000);
+  return { cpu: rate(median(cpu)), wall: rate(median(wall)) };
+}
+
+/** The naive baseline: replaceAll of every form of every secret, one after the other. */
+function naiveRedactor(secrets: readonly SecretToRedact[]): (text: string) => string {
+  const pairs: [string, string][] = [];
+  for (const s of secrets) for (const form of secretForms(s.value)) pairs.push([form, `[secret:${s.name}]`]);
+  return (text) => {
+    let out = text;
+    for (const [form, replacement] of pairs) out = out.replaceAll(form, replacement);
+    return out;
+  };
+}
+
+function runCase(secretCount: number, size: number, options: ScenarioOptions): Case {
+  const secrets = makeSecrets(secretCount, 1000 + secretCount);
+  const { text, occurrences } = makeBody(size, secrets, size);
+  const bytes = Buffer.byteLength(text);
+  const builds: number[] = [];
+  let redactor = Redactor.NONE;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    redactor = new Redactor(secrets);
+    builds.push(performance.now() - t0);
+  }
+  const naive = naiveRedactor(secrets);
+
+  // Correctness first: every occurrence redacted, no value left, same text as the naive loop.
+  const out = redactor.redact(text);
+  const markers = out.split('[secret:').length - 1;
+  if (markers !== occurrences) throw new Error(`redaction: ${markers} markers for ${occurrences} occurrences`);
+  for (const s of secrets) if (out.includes(s.value)) throw new Error(`redaction: ${s.name} left in clear`);
+  const sameAsNaive = naive(text) === out;
+
+  for (let i = 0; i < 3; i++) redactor.redact(text); // warm-up
+  const redactorRate = throughput((t) => redactor.redact(t), text, bytes, options.repetitions, 5);
+  const naiveRate = throughput(naive, text, bytes, options.repetitions, 1);
+  return {
+    secrets: secretCount,
+    size,
+    bytes,
+    occurrences,
+    patterns: redactor.patternCount,
+    buildMs: median(builds),
+    redactor: redactorRate,
+    naive: naiveRate,
+    sameAsNaive,
+  };
+}
+
+export const redaction: Scenario = {
+  id: 'redaction',
+  title: 'Redaction throughput: 3 and 1,000 secrets on 256 KiB – 4 MiB bodies, vs naive replaceAll',
+  async run(options) {
+    const loadAtStart = loadAverage();
+    const cases: Case[] = [];
+    for (const secrets of SECRET_COUNTS) {
+      for (const size of BODY_SIZES) {
+        const c = runCase(secrets, size, options);
+        cases.push(c);
+        progress(
+          `redaction: ${count(secrets)} secrets (${count(c.patterns)} forms), ${sizeName(size)}: redactor ${c.redactor.cpu.toFixed(0)} MB/s (wall ${c.redactor.wall.toFixed(0)}), naive ${c.naive.cpu.toFixed(2)} MB/s`,
+        );
+      }
+    }
+    return report(options, cases, { start: loadAtStart, end: loadAverage() });
+  },
+};
+
+function speedUp(c: Case): string {
+  const r = c.redactor.cpu / c.naive.cpu;
+  return `${r < 10 ? r.toFixed(1) : r.toFixed(0)}×`;
+}
+
+function report(options: ScenarioOptions, cases: Case[], load: { start: number; end: number }): ScenarioResult {
+  const gates: ScenarioResult['gates'] = [];
+  const gated = cases.find((c) => c.secrets === GATED_SECRETS && c.size === GATED_SIZE) as Case;
+  const speedPassed = gated.redactor.cpu >= MIN_MB_PER_S;
+  gates.push({
+    name: `redaction ${count(GATED_SECRETS)} secrets, ${sizeName(GATED_SIZE)}`,
+    passed: speedPassed,
+    detail: `${gated.redactor.cpu.toFixed(0)} MB/s of CPU time, ${gated.redactor.wall.toFixed(0)} MB/s wall (target ≥ ${MIN_MB_PER_S})`,
+  });
+  const linearity = SECRET_COUNTS.map((n) => {
+    const rates = cases.filter((c) => c.secrets === n).map((c) => c.redactor.cpu);
+    const ratio = Math.min(...rates) / Math.max(...rates);
+    const passed = ratio >= MIN_LINEARITY;
+    gates.push({
+      name: `redaction linear in body size, ${count(n)} secrets`,
+      passed,
+      detail: `slowest size ${ratio.toFixed(2)}× the fastest's MB/s (target ≥ ${MIN_LINEARITY})`,
+    });
+    return { n, ratio, passed };
+  });
+  const allPassed = gates.every((g) => g.passed);
+
+  const rows = cases.map((c) => [
+    count(c.secrets),
+    count(c.patterns),
+    sizeName(c.size),
+    String(c.occurrences),
+    c.redactor.cpu.toFixed(0),
+    c.redactor.wall.toFixed(0),
+    c.naive.cpu < 10 ? c.naive.cpu.toFixed(2) : c.naive.cpu.toFixed(1),
+    speedUp(c),
+    ((c.bytes / MB / c.redactor.cpu) * 1000).toFixed(2),
+    c.buildMs.toFixed(c.buildMs < 1 ? 3 : 1),
+    c.sameAsNaive ? 'yes' : 'no',
+  ]);
+  const linearityRows = linearity.map((l) => [
+    count(l.n),
+    ...BODY_SIZES.map((s) => cases.find((c) => c.secrets === l.n && c.size === s)?.redactor.cpu.toFixed(0) ?? 'n/a'),
+    `${l.ratio.toFixed(2)}×`,
+    l.passed ? '✅ pass' : '❌ FAIL',
+  ]);
+
+  const lines = [
+    `Run ${machineLine(options.machine)}.`,
+    '',
+    `**Target:** \`Redactor.redact\` ≥ ${MIN_MB_PER_S} MB/s on a ${sizeName(GATED_SIZE)} body with ${count(GATED_SECRETS)} secrets (all their forms), and linear in body size (the slowest size keeps ≥ ${MIN_LINEARITY}× the fastest size's MB/s). **Result: ${allPassed ? 'pass' : 'FAIL'} — ${gated.redactor.cpu.toFixed(0)} MB/s at ${count(GATED_SECRETS)} secrets on ${sizeName(GATED_SIZE)} (${speedPassed ? 'pass' : 'FAIL'}); size ratio ${linearity.map((l) => `${l.ratio.toFixed(2)}× with ${count(l.n)}`).join(', ')}.**`,
+    '',
+    table(
+      [
+        'secrets',
+        'forms',
+        'body',
+        'occurrences',
+        'Redactor MB/s',
+        'Redactor MB/s (wall)',
+        'naive replaceAll MB/s',
+        'speed-up',
+        'CPU ms per body',
+        'Redactor build ms',
+        'same output',
+      ],
+      rows,
+      ['right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
+    ),
+    '',
+    `The Redactor's cost does not depend on the number of patterns (${SECRET_COUNTS.map((n) => `${count(n)} secrets: ${cases.find((c) => c.secrets === n && c.size === GATED_SIZE)?.redactor.cpu.toFixed(0)} MB/s`).join(', ')} on ${sizeName(GATED_SIZE)}); the naive loop's falls with every form added, so with only a few secrets the two are comparable (${SECRET_COUNTS.map((n) => `${speedUp(cases.find((c) => c.secrets === n && c.size === GATED_SIZE) as Case)} at ${count(n)}`).join(', ')}).`,
+    '',
+    '#### Linearity: Redactor MB/s by body size',
+    '',
+    table(['secrets', ...BODY_SIZES.map(sizeName), 'slowest / fastest', `≥ ${MIN_LINEARITY}×`], linearityRows, [
+      'right',
+      ...BODY_SIZES.map(() => 'right' as const),
+      'right',
+      'left',
+    ]),
+    '',
+    `For reference, from the stack notes (STACK.md, "Multi-pattern redaction": 1,000 random 24-character values, raw form only, 1 MiB, measured earlier on this machine type): \`modern-ahocorasick\` ≈ 9 MB/s, one regex alternation ≈ 2.3 MB/s, a \`replaceAll\` loop ≈ 1 MB/s. \`modern-ahocorasick\` is not installed, so it is not re-measured here.`,
+    '',
+    '#### Method (this scenario)',
+    '',
+    `- Secrets: ${SECRET_COUNTS.map(count).join(' and ')} random 24-character values (letters, digits and \`_-./+\`, seeded), named \`secret_0000\`…; *forms* is the number of distinct patterns the \`Redactor\` indexes (every form from \`secretForms\`: raw, JSON-escaped, percent-encoded, HTML-escaped, base64/base64url at three alignments, hex…).`,
+    `- Bodies: a JSON page of tickets (ids, subjects, statuses, requesters with non-ASCII names, tags, dates, descriptions) of about ${BODY_SIZES.map(sizeName).join(', ')}, with one secret every ${BYTES_PER_OCCURRENCE / KIB} KiB (so the density is the same at every size), cycling through encodings an upstream might echo: raw, percent-encoded in a URL, inside \`Basic base64(user:value)\` (value shifted inside a longer base64 string), hex, base64url, JSON-escaped with \`\\/\`. Sizes are UTF-8 bytes; **MB = 10⁶ bytes**.`,
+    `- Checked before timing: the output has exactly one \`[secret:…]\` per occurrence and no value in clear; *same output* compares it with the naive loop's.`,
+    `- **Redactor:** \`new Redactor(secrets)\` once (build time reported separately, median of 3), then \`redact(body)\` called repeatedly for at least ${MIN_REP_MS} ms (and 5 calls) in each of ${options.repetitions} repetitions, after 3 warm-up calls. **Naive:** the forms of every secret precomputed, then \`text = text.replaceAll(form, '[secret:NAME]')\` for every form of every secret, timed the same way (at least one call per repetition). MB/s is body size ÷ the **median CPU time of one call** (this process's user + system time, garbage collection included) over all calls of all repetitions; *(wall)* is the same with wall time. The gates use CPU time because the machine is shared: another process holding the core stretches wall time but not CPU time. On a quiet machine the two agree.`,
+    `- Single-threaded and synchronous, no I/O; the machine has ${options.machine.cores} cores.`,
+    loadNote(options.machine.cores, load.start, load.end),
+    ...commandLines('redaction'),
+  ];
+  return { markdown: lines.join('\n'), gates };
+}
