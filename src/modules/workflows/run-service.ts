@@ -17,6 +17,7 @@ import type { AuditContext } from '../audit/audit-log.js';
 import { decodeVariableValue } from '../variables/variable-types.js';
 import type { ApiBlock, Block, SetBlock } from './block-schema.js';
 import { createSecretVault, type SecretVault } from './secret-vault.js';
+import { createUsageRecorder } from './usage-recorder.js';
 import { createWorkflowService } from './workflow-service.js';
 
 export const MAX_STEPS_PER_RUN = 100;
@@ -63,6 +64,7 @@ function systemVariables(
 
 export function createRunService(deps: Deps) {
   const { db } = deps;
+  const usage = createUsageRecorder(deps);
   const workflows = createWorkflowService(deps);
 
   /** Custom variables' test (Send) or fallback (run) values, then the caller's overrides. */
@@ -163,7 +165,7 @@ export function createRunService(deps: Deps) {
       const startedAt = nowIso();
       const vars = await initialVariables(actor.workspaceId, 'test', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'TEST', startedAt)) vars.set(k, v);
-      const vault = createSecretVault(deps, actor.workspaceId, audit, runId);
+      const vault = createSecretVault({ ...deps, usage }, actor.workspaceId, audit, runId);
       const result = await executeApiBlock(block, {
         variables: vars,
         loadSecret: (name) => vault.loadSecret(name),
@@ -189,7 +191,7 @@ export function createRunService(deps: Deps) {
       const startedAt = nowIso();
       const vars = await initialVariables(actor.workspaceId, 'fallback', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'PRODUCTION', startedAt)) vars.set(k, v);
-      const vault = createSecretVault(deps, actor.workspaceId, audit, runId);
+      const vault = createSecretVault({ ...deps, usage }, actor.workspaceId, audit, runId);
       await db.transaction().execute((trx) =>
         deps.audit(trx, audit, {
           workspaceId: actor.workspaceId,

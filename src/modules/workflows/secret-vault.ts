@@ -12,8 +12,9 @@ import { decryptSecretValue } from '../../crypto/envelope.js';
 import type { SecretMaterial } from '../../runtime/executor.js';
 import type { AuditContext } from '../audit/audit-log.js';
 import { hostAllowed, parseHostPattern } from '../secrets/allowed-hosts.js';
+import type { UsageRecorder } from './usage-recorder.js';
 
-type Deps = Pick<AppContext, 'db' | 'keyring' | 'audit'>;
+type Deps = Pick<AppContext, 'db' | 'keyring' | 'audit'> & { usage: UsageRecorder };
 
 export function secretUnavailable(name: string): AppError {
   return new AppError(422, 'secret_unavailable', `The secret "${name}" does not exist or is deleted.`);
@@ -124,21 +125,10 @@ export function createSecretVault(
 
     async recordUse(sent, blockId) {
       const fresh = sent.filter((s) => !audited.has(s.id));
-      if (fresh.length === 0) return;
-      const now = nowIso();
-      await db.transaction().execute(async (trx) => {
-        for (const s of fresh) {
-          audited.add(s.id);
-          await trx.updateTable('secrets').set({ last_used_at: now }).where('id', '=', s.id).execute();
-          await deps.audit(trx, audit, {
-            workspaceId,
-            action: 'secret.used',
-            targetType: 'secret',
-            targetId: s.id,
-            data: { name: s.name, blockId, host: s.host, executionId },
-          });
-        }
-      });
+      for (const s of fresh) audited.add(s.id);
+      await deps.usage.record(
+        fresh.map((s) => ({ workspaceId, secretId: s.id, name: s.name, blockId, host: s.host, executionId, audit })),
+      );
     },
   };
 }
