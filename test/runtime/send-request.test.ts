@@ -133,4 +133,22 @@ describe.each(DATABASES)('Send request and runs on $kind', ({ kind, available })
       ).toBe('secret_not_allowed_here');
     },
   );
+
+  it.runIf(available)(
+    'concurrent sends each record their secret use, committed together, and the chain holds',
+    async () => {
+      up.handle((_req, res) => res.end('{}'));
+      const count = async () =>
+        (await t.ctx.db.selectFrom('audit_events').select('id').where('action', '=', 'secret.used').execute()).length;
+      const before = await count();
+      const results = await Promise.all(
+        Array.from({ length: 12 }, () =>
+          team.clients.editor.post(`${ws}/blocks/send`, { block: block({ capture: [] }) }),
+        ),
+      );
+      expect(results.map((r) => r.status)).toEqual(Array(12).fill(200));
+      expect((await count()) - before).toBe(12);
+      expect((await team.owner.get(`${ws}/audit/verify`)).body.ok).toBe(true);
+    },
+  );
 });
