@@ -1,5 +1,6 @@
 /** Audit log, members and roles, API tokens and workspace settings. */
 import { useCallback, useEffect, useState } from 'react';
+import { NEVER_GRANTABLE_TO_CUSTOM_ROLES, PERMISSIONS } from '../../../src/policy/permissions';
 import { del, get, type Page, patch, post, type Role } from '../api';
 import { useSession, useWorkspace } from '../app-state';
 import { ErrorText, Field } from '../components/ui';
@@ -89,21 +90,8 @@ export function AuditPage() {
   );
 }
 
-const GRANTABLE = [
-  'members.manage',
-  'members.read',
-  'roles.manage',
-  'variables.read',
-  'variables.manage',
-  'secrets.read',
-  'secrets.reveal',
-  'secrets.use',
-  'workflows.read',
-  'workflows.edit',
-  'workflows.run',
-  'audit.read',
-  'workspace.manage',
-];
+// What a custom role may hold: the policy table, less what is never grantable.
+const GRANTABLE = PERMISSIONS.filter((p) => !NEVER_GRANTABLE_TO_CUSTOM_ROLES.includes(p));
 
 export function MembersPage() {
   const ws = useWorkspace();
