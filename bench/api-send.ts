@@ -470,6 +470,7 @@ function diagnosis(data: Data, profiledRequests: number): string[] {
     const profile = data.profiles.find((p) => p.db === db)?.profile;
     if (!hush || !base || !profile) continue;
     const area = (prefix: string) => profile.areas.find((a) => a.label.startsWith(prefix))?.ms;
+    const exact = (label: string) => profile.areas.find((a) => a.label === label)?.ms ?? 0;
     const fn = (name: string) => profile.srcFunctions.find((f) => f.label.startsWith(name))?.ms;
     const sql = data.sql.find((q) => q.db === db);
     const head = `- **${DB_LABEL[db]}:** a Send costs this process ${count(hush.run.cpuUsPerRequest)} µs of CPU against ${count(base.run.cpuUsPerRequest)} µs for the forwarder (load generator included in both); ${sql ? `${sql.queries.length} SQL statements per Send, ${sql.queries.length - replayable(sql.queries).length} of them writes in one transaction` : ''}.`;
@@ -482,9 +483,17 @@ function diagnosis(data: Data, profiledRequests: number): string[] {
     } else {
       const waits = (prefix: string) =>
         data.pgWaits.filter((w) => w.label.startsWith(prefix)).reduce((sum, w) => sum + w.share, 0);
+      const locks = waits('Lock');
+      const fsync = waits('IO: WALSync');
+      const clientRead = waits('Client: ClientRead');
+      const idle = ((1 - profile.busyMs / profile.totalMs) * 100).toFixed(0);
+      const chain =
+        "each `secret.used` event locks the workspace's `audit_heads` row (`SELECT … FOR UPDATE`) until its COMMIT, a WAL fsync with `synchronous_commit = on`";
       lines.push(
-        `  - Sends of one workspace are **serialised by the audit chain**: each \`secret.used\` event locks the workspace's \`audit_heads\` row (\`SELECT … FOR UPDATE\`) until its COMMIT (a WAL fsync with \`synchronous_commit = on\`). Sampled during the run, Hush's connections spent ${(waits('Lock') * 100).toFixed(0)} % of the time waiting for a row lock and ${(waits('IO: WALSync') * 100).toFixed(0)} % in WAL fsync; the event loop was idle ${((1 - profile.busyMs / profile.totalMs) * 100).toFixed(0)} % of the time.`,
-        `  - Every statement is a round trip: Node's socket writes to PostgreSQL (\`writev\` in pg's query submit) are a large part of the ${perRequest(area('Node.js core'))} per Send under *Node.js core*.`,
+        locks >= 0.25
+          ? `  - Sends of one workspace are **serialised by the audit chain**: ${chain}. Sampled during the run, Hush's connections spent ${(locks * 100).toFixed(0)} % of the time waiting for a row lock and ${(fsync * 100).toFixed(0)} % in WAL fsync; the event loop was idle ${idle} % of the time.`
+          : `  - PostgreSQL mostly waited for Hush: sampled during the run, Hush's connections spent ${(clientRead * 100).toFixed(0)} % of the time waiting for the next statement (\`ClientRead\`), ${(locks * 100).toFixed(0)} % on row locks and ${(fsync * 100).toFixed(0)} % in WAL fsync — this process was the bottleneck. The audit chain still serialises Sends of one workspace (${chain}); that lock becomes the limit as soon as commits slow down (a busier disk or machine) and shows as \`Lock: transactionid\` waits.`,
+        `  - Every statement is a round trip through pg (a socket write, a wait, a parse): ${sql ? sql.queries.length : 'n'} statements plus BEGIN and COMMIT per Send. Node.js core — the sockets to PostgreSQL, the upstream and the load generator, and HTTP — takes ${perRequest(area('Node.js core'))} per Send, pg and pg-protocol ${perRequest(exact('npm: pg') + exact('npm: pg-protocol') + exact('npm: pg-pool'))}, Kysely ${perRequest(area('npm: kysely'))}.`,
       );
     }
   }
