@@ -97,7 +97,9 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
       ),
 
     async send(hop) {
-      const signal = AbortSignal.timeout(hop.timeoutMs);
+      // undici bounds the wait for headers and between body chunks; the deadline
+      // bounds the whole body (a slow drip), without a timer per request.
+      const deadline = Date.now() + hop.timeoutMs;
       let res: Awaited<ReturnType<typeof request>>;
       try {
         res = await request(hop.url, {
@@ -105,7 +107,6 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
           headers: hop.headers.flat(),
           body: hop.body,
           dispatcher: agent,
-          signal,
           headersTimeout: hop.timeoutMs,
           bodyTimeout: hop.timeoutMs,
           maxRedirections: 0,
@@ -122,6 +123,13 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
       let size = 0;
       try {
         for await (const chunk of res.body) {
+          if (Date.now() > deadline) {
+            res.body.destroy();
+            throw new OutboundFailure(
+              'upstream_timeout',
+              `No complete answer from ${hop.url.host} within ${hop.timeoutMs} ms.`,
+            );
+          }
           size += (chunk as Buffer).length;
           if (size > hop.maxResponseBytes) {
             res.body.destroy();
