@@ -3,7 +3,6 @@
  * made by the app, times as ISO-8601 UTC text (sorts as it reads), booleans
  * as 0/1 integers, JSON as text, bytes as blob/bytea (Buffer either way).
  */
-import type { Generated } from 'kysely';
 
 export interface UsersTable {
   id: string;
@@ -234,6 +233,3 @@ export interface Database {
   workflow_secret_refs: WorkflowSecretRefsTable;
   runs: RunsTable;
 }
-
-/** Kept for future serial columns; the app generates its ids. */
-export type Serial = Generated<number>;

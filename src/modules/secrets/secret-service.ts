@@ -5,12 +5,13 @@
  * touch the database and decrypted only inside `reveal`; nothing here logs,
  * audits or returns a value except reveal's return.
  */
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
 import { decryptSecretValue, encryptSecretValue } from '../../crypto/envelope.js';
 import type { Database, SecretsTable } from '../../db/schema.js';
+import { nameContains } from '../../db/search.js';
 import { authorize, type WorkspaceActor } from '../../policy/policy.js';
 import type { AuditContext } from '../audit/audit-log.js';
 import { claimName, releaseName } from '../variables/variable-names.js';
@@ -69,11 +70,6 @@ function checkHosts(list: string[]): string[] {
 
 function secretDeleted(): AppError {
   return new ConflictError('secret_deleted', 'The secret is deleted; restore it first.');
-}
-
-/** LIKE pattern for a case-insensitive "contains", with wildcards escaped. */
-function containsPattern(q: string): string {
-  return `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 /** Destroys every version's ciphertext and the secret row, and frees its name. */
@@ -140,7 +136,7 @@ export function createSecretService(deps: Deps) {
       authorize(actor, 'secrets.read');
       let q = db.selectFrom('secrets').selectAll().where('workspace_id', '=', actor.workspaceId);
       q = query.deleted ? q.where('deleted_at', 'is not', null) : q.where('deleted_at', 'is', null);
-      if (query.q) q = q.where(sql<boolean>`lower(name) like ${containsPattern(query.q)} escape '\\'`);
+      if (query.q) q = q.where(nameContains(query.q));
       const after = query.after;
       if (after) {
         q = q.where((eb) => eb(eb.refTuple('name', 'id'), '>', eb.tuple(after.name, after.id)));

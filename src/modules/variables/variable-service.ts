@@ -3,11 +3,11 @@
  * fallback value (a run's initial value), sharing the workspace name space
  * with secrets.
  */
-import { sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { NotFoundError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
 import type { VariablesTable } from '../../db/schema.js';
+import { nameContains } from '../../db/search.js';
 import { authorize, type WorkspaceActor } from '../../policy/policy.js';
 import type { AuditContext } from '../audit/audit-log.js';
 import { SYSTEM_VARIABLES } from './system-variables.js';
@@ -59,10 +59,7 @@ export function createVariableService(deps: Deps) {
     ) {
       authorize(actor, 'variables.read');
       let q = db.selectFrom('variables').selectAll().where('workspace_id', '=', actor.workspaceId);
-      if (query.q) {
-        const pattern = `%${query.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-        q = q.where(sql<boolean>`lower(name) like ${pattern} escape '\\'`);
-      }
+      if (query.q) q = q.where(nameContains(query.q));
       const after = query.after;
       if (after) q = q.where((eb) => eb(eb.refTuple('name', 'id'), '>', eb.tuple(after.name, after.id)));
       const rows = await q
