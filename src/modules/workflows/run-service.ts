@@ -81,16 +81,22 @@ export function createRunService(deps: Deps) {
     return vars;
   }
 
+  /** Runs one API block with the execution's secrets, then records which were sent where. */
+  async function execute(block: ApiBlock, vars: Map<string, unknown>, vault: SecretVault): Promise<ApiStepResult> {
+    const result = await executeApiBlock(block, {
+      variables: vars,
+      loadSecret: (name) => vault.loadSecret(name),
+      checkHost: (secret, host, blockId) => vault.checkHost(secret, host, blockId),
+      client: deps.outbound,
+    });
+    await vault.recordUse(result.secretsSent, block.id);
+    return result;
+  }
+
   async function runApiStep(block: ApiBlock, vars: Map<string, unknown>, vault: SecretVault): Promise<StepRecord> {
     const started = performance.now();
     try {
-      const result = await executeApiBlock(block, {
-        variables: vars,
-        loadSecret: (name) => vault.loadSecret(name),
-        checkHost: (secret, host, blockId) => vault.checkHost(secret, host, blockId),
-        client: deps.outbound,
-      });
-      await vault.recordUse(result.secretsSent, block.id);
+      const result = await execute(block, vars, vault);
       return {
         blockId: block.id,
         type: 'api',
@@ -166,13 +172,7 @@ export function createRunService(deps: Deps) {
       const vars = await initialVariables(actor.workspaceId, 'test', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'TEST', startedAt)) vars.set(k, v);
       const vault = createSecretVault({ ...deps, usage }, actor.workspaceId, audit, runId);
-      const result = await executeApiBlock(block, {
-        variables: vars,
-        loadSecret: (name) => vault.loadSecret(name),
-        checkHost: (secret, host, blockId) => vault.checkHost(secret, host, blockId),
-        client: deps.outbound,
-      });
-      await vault.recordUse(result.secretsSent, block.id);
+      const result = await execute(block, vars, vault);
       return {
         ok: result.ok,
         request: result.request,
