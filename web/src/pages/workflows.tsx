@@ -4,7 +4,7 @@
  * protected chip), the Set Values form, routes, and "Send request" with a
  * response viewer whose JSON fields can become capture rules.
  */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useId, useState } from 'react';
 import { ApiError, get, type Page, post, put, type Secret } from '../api';
 import { Link, navigate, useWorkspace } from '../app-state';
 import { ErrorText, Field, Icon, SidePanel } from '../components/ui';
@@ -380,6 +380,38 @@ function ResponseViewer({ result, onCapture }: { result: SendResult; onCapture: 
   );
 }
 
+/** Where a block goes next: another block of the workflow, or the end. */
+function RouteSelect(props: {
+  label: string;
+  block: Block;
+  blocks: Block[];
+  value: string | null;
+  readOnly: boolean;
+  onChange: (next: string | null) => void;
+}) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>{props.label}</label>
+      <select
+        id={id}
+        value={props.value ?? ''}
+        disabled={props.readOnly}
+        onChange={(e) => props.onChange(e.target.value || null)}
+      >
+        <option value="">(end)</option>
+        {props.blocks
+          .filter((x) => x.id !== props.block.id)
+          .map((x) => (
+            <option key={x.id} value={x.id}>
+              {x.name || x.id}
+            </option>
+          ))}
+      </select>
+    </div>
+  );
+}
+
 function ApiBlockForm(props: {
   block: ApiBlock;
   blocks: Block[];
@@ -394,26 +426,7 @@ function ApiBlockForm(props: {
   const [sending, setSending] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const set = (patch: Partial<ApiBlock>) => props.onChange({ ...b, ...patch });
-  const routeSelect = (label: string, value: string | null, onChange: (v: string | null) => void) => (
-    <div className="field">
-      <label htmlFor={`${b.id}-${label}`}>{label}</label>
-      <select
-        id={`${b.id}-${label}`}
-        value={value ?? ''}
-        disabled={props.readOnly}
-        onChange={(e) => onChange(e.target.value || null)}
-      >
-        <option value="">(end)</option>
-        {props.blocks
-          .filter((x) => x.id !== b.id)
-          .map((x) => (
-            <option key={x.id} value={x.id}>
-              {x.name || x.id}
-            </option>
-          ))}
-      </select>
-    </div>
-  );
+
   return (
     <div className="stack">
       <Field label="Block name" value={b.name} readOnly={props.readOnly} onChange={(name) => set({ name })} />
@@ -527,8 +540,22 @@ function ApiBlockForm(props: {
         ))}
       </fieldset>
       <div className="row">
-        {routeSelect('On success', b.onSuccess, (onSuccess) => set({ onSuccess }))}
-        {routeSelect('On error', b.onError, (onError) => set({ onError }))}
+        <RouteSelect
+          label="On success"
+          block={b}
+          blocks={props.blocks}
+          readOnly={props.readOnly}
+          value={b.onSuccess}
+          onChange={(onSuccess) => set({ onSuccess })}
+        />
+        <RouteSelect
+          label="On error"
+          block={b}
+          blocks={props.blocks}
+          readOnly={props.readOnly}
+          value={b.onError}
+          onChange={(onError) => set({ onError })}
+        />
       </div>
       {ws.can('workflows.edit') && (
         <button
@@ -601,24 +628,14 @@ function SetBlockForm(props: { block: SetBlock; blocks: Block[]; onChange: (b: S
           Add assignment
         </button>
       )}
-      <div className="field">
-        <label htmlFor={`${b.id}-next`}>On success</label>
-        <select
-          id={`${b.id}-next`}
-          value={b.onSuccess ?? ''}
-          disabled={props.readOnly}
-          onChange={(e) => props.onChange({ ...b, onSuccess: e.target.value || null })}
-        >
-          <option value="">(end)</option>
-          {props.blocks
-            .filter((x) => x.id !== b.id)
-            .map((x) => (
-              <option key={x.id} value={x.id}>
-                {x.name || x.id}
-              </option>
-            ))}
-        </select>
-      </div>
+      <RouteSelect
+        label="On success"
+        block={b}
+        blocks={props.blocks}
+        readOnly={props.readOnly}
+        value={b.onSuccess}
+        onChange={(onSuccess) => props.onChange({ ...b, onSuccess })}
+      />
     </div>
   );
 }
