@@ -9,6 +9,7 @@ import { openReloadingFileKeyProvider } from '../crypto/reloading-key-provider.j
 import { keyFilePermissionsTooOpen, parseEnvMasterKey, type RootKeyProvider } from '../crypto/root-keys.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { createAuditWriter } from '../modules/audit/audit-log.js';
+import { createWorkspaceCache } from '../modules/workspaces/workspace-cache.js';
 import { createWorkspaceKeyring } from '../modules/workspaces/workspace-keyring.js';
 import { createOutboundClient } from '../runtime/outbound.js';
 import type { Config } from './config.js';
@@ -72,6 +73,7 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     dbKind: database.kind,
     rootKeys,
     keyring: createWorkspaceKeyring(database.db, rootKeys),
+    cache: createWorkspaceCache(database.db),
     audit: createAuditWriter(database.kind),
     passwords: createPasswordHasher(),
     outbound,

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { RootKeyProvider } from '../crypto/root-keys.js';
 import type { DatabaseKind, Db } from '../db/database.js';
 import type { AuditWriter } from '../modules/audit/audit-log.js';
+import type { WorkspaceCache } from '../modules/workspaces/workspace-cache.js';
 import type { WorkspaceKeyring } from '../modules/workspaces/workspace-keyring.js';
 import type { OutboundClient } from '../runtime/outbound.js';
 import type { Config } from './config.js';
@@ -18,6 +19,8 @@ export interface AppContext {
   dbKind: DatabaseKind;
   rootKeys: RootKeyProvider;
   keyring: WorkspaceKeyring;
+  /** Hot-path reads cached per workspace, validated by its change epoch on every request. */
+  cache: WorkspaceCache;
   audit: AuditWriter;
   passwords: PasswordHasher;
   /** The one outbound HTTP client (SSRF-guarded), shared by every execution. */

@@ -114,7 +114,7 @@ export async function buildServer(ctx: AppContext): Promise<App> {
     transform: jsonSchemaTransform,
   });
 
-  const sessions = createSessionStore(ctx.db, ctx.config);
+  const sessions = createSessionStore(ctx.db, ctx.config, ctx.cache);
   registerAuthentication(app, sessions);
   const auth = createAuthService({ ...ctx, sessions });
 

@@ -13,6 +13,7 @@ import {
   Kysely,
   Migrator,
   PostgresDialect,
+  type SqliteDatabase,
   SqliteDialect,
   type SqliteDialectConfig,
   SqliteDriver,
@@ -48,6 +49,35 @@ class HushSqliteDialect extends SqliteDialect {
     return new ImmediateSqliteDriver(this.settings);
   }
 }
+
+/** Prepared statements kept per connection; the SQL Hush issues is a few hundred distinct strings. */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * better-sqlite3 behind Kysely with its prepared statements reused: Kysely
+ * prepares every query afresh, and compiling SQL is most of what a short
+ * query costs in SQLite. Safe to share: Kysely's SQLite driver runs one query
+ * at a time on its single connection, and SQLite re-prepares a cached
+ * statement by itself after a schema change. Least recently used first out.
+ */
+export function withStatementCache(sqlite: SQLite.Database, size = STATEMENT_CACHE_SIZE): SqliteDatabase {
+  const statements = new Map<string, SQLite.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(sql) {
+      let statement = statements.get(sql);
+      if (statement) {
+        statements.delete(sql);
+      } else {
+        statement = sqlite.prepare(sql);
+        if (statements.size >= size) statements.delete(statements.keys().next().value as string);
+      }
+      statements.set(sql, statement);
+      return statement;
+    },
+  };
+}
+
 export type DatabaseKind = Config['database']['kind'];
 
 export interface OpenDatabase {
@@ -66,7 +96,7 @@ export function openDatabase(database: Config['database'], options: { poolSize?:
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new HushSqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Database>({ dialect: new HushSqliteDialect({ database: withStatementCache(sqlite) }) });
     return { db, kind: 'sqlite', close: () => db.destroy() };
   }
   const pool = new pg.Pool({ connectionString: database.url, max: options.poolSize ?? 10 });

@@ -3,6 +3,7 @@
  * made by the app, times as ISO-8601 UTC text (sorts as it reads), booleans
  * as 0/1 integers, JSON as text, bytes as blob/bytea (Buffer either way).
  */
+import type { Generated } from 'kysely';
 
 export interface UsersTable {
   id: string;
@@ -115,6 +116,8 @@ export interface AuditHeadsTable {
   chain: string;
   seq: number;
   hash: string;
+  /** Audited changes so far (not reads or uses): what caches are validated against. */
+  epoch: Generated<number>;
 }
 
 export interface SettingsTable {

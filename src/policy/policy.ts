@@ -14,6 +14,8 @@ export interface WorkspaceActor {
   permissions: ReadonlySet<Permission>;
   /** Set when the request came with a personal API token. */
   tokenId?: string | undefined;
+  /** The workspace's change epoch this request was authorised at (workspace-cache.ts). */
+  epoch: number;
 }
 
 export function permissionsOfSystemRole(role: SystemRole): ReadonlySet<Permission> {

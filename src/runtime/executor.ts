@@ -37,6 +37,12 @@ export interface ExecutionEnv {
   checkHost(secret: SecretMaterial, host: string, blockId: string): Promise<boolean>;
   client: OutboundClient;
   maxResponseBytes?: number;
+  /**
+   * Secrets an earlier step of the same run loaded: redacted from this
+   * block's response and captures too, so an upstream that replays a value
+   * it was sent before cannot hand it to a later step (or another host).
+   */
+  earlierSecrets?: () => readonly SecretMaterial[];
 }
 
 export interface RequestSnapshot {
@@ -228,7 +234,9 @@ function renderJson(
 export async function executeApiBlock(block: ApiBlock, env: ExecutionEnv): Promise<ApiStepResult> {
   const started = performance.now();
   const rendered = await render(block, env);
-  const redactor = new Redactor(rendered.secrets.map((s) => ({ name: s.name, value: s.value })));
+  const toRedact = new Map(rendered.secrets.map((s) => [s.id, s]));
+  for (const s of env.earlierSecrets?.() ?? []) if (!toRedact.has(s.id)) toRedact.set(s.id, s);
+  const redactor = new Redactor([...toRedact.values()].map((s) => ({ name: s.name, value: s.value })));
   const origin = rendered.url.origin;
 
   // The destination must pass the SSRF rules before a secret is pinned to it,

@@ -495,6 +495,10 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
       const c = bearer(token);
       expect((await c.get(`/api/v1/workspaces/${wsA}`)).status).toBe(200);
       await t.ctx.db.updateTable('api_tokens').set({ expires_at: PAST }).where('id', '=', id).execute();
+      // A hand edit of the database bypasses the audited change epoch that
+      // invalidates cached token rows (workspace-cache.ts); every change Hush
+      // makes is audited. Expiry by the clock: test/evidence/abuse-controls.test.ts.
+      t.ctx.cache.clear();
       expectProblem(await c.get(`/api/v1/workspaces/${wsA}`), 401, 'unauthenticated');
       expectProblem(await c.get('/api/v1/me'), 401, 'unauthenticated');
     });

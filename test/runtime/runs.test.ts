@@ -60,10 +60,18 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
       expect(s.status, s.text).toBe(201);
       secretIds[name] = s.body.id;
     }
-    // The upstream: /fail answers 500 echoing what it got; /hang never answers; the rest echo 200.
+    // The upstream: /fail answers 500 echoing what it got; /hang never answers;
+    // /replay answers the Authorization it received last; the rest echo 200.
+    let lastAuth = '';
     up.handle((req, res) => {
       if (req.url.startsWith('/hang')) return;
+      if (req.url.startsWith('/replay')) {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ last: lastAuth }));
+        return;
+      }
       const auth = String(req.headers.authorization ?? '');
+      lastAuth = auth;
       res.statusCode = req.url.startsWith('/fail') ? 500 : 200;
       res.setHeader('content-type', 'application/json');
       res.setHeader('x-echo', auth);
@@ -99,6 +107,31 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
     expect(r.status, r.text).toBe(201);
     return r;
   };
+
+  it.runIf(available)(
+    'an upstream replaying a value sent by an earlier step cannot pass it to a later step or another host',
+    async () => {
+      const id = await save('Replay', [
+        api('call', { onSuccess: 'replay' }),
+        api('replay', {
+          url: `${up.url}/replay`,
+          headers: [],
+          capture: [{ variable: 'got', path: '$.last' }],
+          onSuccess: 'fwd',
+        }),
+        api('fwd', { url: `${up2.url}/fwd`, headers: [{ key: 'X-Fwd', value: '{{got}}' }] }),
+      ]);
+      const before = up2.received.length;
+      const r = await run(id);
+      expect(r.body.status, r.text).toBe('succeeded');
+      const steps = r.body.steps as (Step & { captures: Record<string, unknown> })[];
+      expect(steps[1]?.captures).toEqual({ got: 'Bearer [secret:tok_a]' });
+      const forwarded = up2.received.slice(before);
+      expect(forwarded.map((x) => x.headers['x-fwd'])).toEqual(['Bearer [secret:tok_a]']);
+      expect(formsIn(JSON.stringify(forwarded), A)).toEqual([]);
+      expectNoForm(r, A);
+    },
+  );
 
   it.runIf(available)('a failing step (500 echoing the secret) follows its onError route', async () => {
     const id = await save('On error', [

@@ -7,9 +7,11 @@ import type { Migration } from 'kysely';
 import * as foundation from './0001-foundation.js';
 import * as variablesSecrets from './0002-variables-secrets.js';
 import * as workflowsRuns from './0003-workflows-runs.js';
+import * as changeEpochs from './0004-change-epochs.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
   '0002-variables-secrets': variablesSecrets,
   '0003-workflows-runs': workflowsRuns,
+  '0004-change-epochs': changeEpochs,
 };

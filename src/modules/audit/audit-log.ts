@@ -26,12 +26,43 @@ export interface AuditInput {
   data?: Record<string, string | number | boolean | null | string[]>;
 }
 
-/** Must be given a transaction: the chain head lock lasts until its commit. */
-export type AuditWriter = (trx: Transaction<Database>, ctx: AuditContext, input: AuditInput) => Promise<void>;
+/**
+ * Actions that change nothing a server caches (reads, uses, runs, sign-ins).
+ * Every other action increments its workspace's change epoch, which
+ * invalidates every server's cached tokens, roles, variables and secrets of
+ * that workspace (workspace-cache.ts) — a new action invalidates by default.
+ */
+const NO_CHANGE_ACTIONS: ReadonlySet<string> = new Set([
+  'secret.used',
+  'secret.revealed',
+  'run.started',
+  'run.finished',
+  'auth.login',
+  'auth.login_failed',
+  'auth.logout',
+]);
+
+/** One event to append: who, and what. */
+export interface AuditEntry {
+  ctx: AuditContext;
+  input: AuditInput;
+}
+
+/**
+ * Appends events inside the caller's transaction. Must be given a
+ * transaction: the chain head lock lasts until its commit. `many` appends
+ * several at once (group commit): each chain's head is locked, read and
+ * updated once, and the events go in multi-row inserts.
+ */
+export type AuditWriter = ((trx: Transaction<Database>, ctx: AuditContext, input: AuditInput) => Promise<void>) & {
+  many(trx: Transaction<Database>, entries: readonly AuditEntry[]): Promise<void>;
+};
+
+/** Rows per multi-row INSERT (15 columns each; well under either database's parameter limit). */
+const INSERT_CHUNK = 200;
 
 export function createAuditWriter(kind: DatabaseKind): AuditWriter {
-  return async (trx, ctx, input) => {
-    const chain = input.workspaceId ?? SYSTEM_CHAIN;
+  async function appendToChain(trx: Transaction<Database>, chain: string, entries: readonly AuditEntry[]) {
     await trx
       .insertInto('audit_heads')
       .values({ chain, seq: 0, hash: GENESIS_HASH })
@@ -43,27 +74,58 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
     if (kind === 'postgres') headQuery = headQuery.forUpdate();
     const head = await headQuery.executeTakeFirstOrThrow();
 
-    const event = {
-      id: newId('evt'),
-      chain,
-      seq: Number(head.seq) + 1,
-      at: nowIso(),
-      workspace_id: input.workspaceId,
-      actor_id: ctx.actorId,
-      actor_type: ctx.actorType,
-      action: input.action,
-      target_type: input.targetType ?? null,
-      target_id: input.targetId ?? null,
-      ip: ctx.ip,
-      request_id: ctx.requestId,
-      data: JSON.stringify(input.data ?? {}),
-      prev_hash: head.hash,
-    };
-    const hash = hashEvent(event);
+    let seq = Number(head.seq);
+    let prevHash = head.hash;
+    let changes = 0;
+    const rows = entries.map(({ ctx, input }) => {
+      seq += 1;
+      const event = {
+        id: newId('evt'),
+        chain,
+        seq,
+        at: nowIso(),
+        workspace_id: input.workspaceId,
+        actor_id: ctx.actorId,
+        actor_type: ctx.actorType,
+        action: input.action,
+        target_type: input.targetType ?? null,
+        target_id: input.targetId ?? null,
+        ip: ctx.ip,
+        request_id: ctx.requestId,
+        data: JSON.stringify(input.data ?? {}),
+        prev_hash: prevHash,
+      };
+      prevHash = hashEvent(event);
+      if (!NO_CHANGE_ACTIONS.has(input.action)) changes += 1;
+      return { ...event, hash: prevHash };
+    });
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      await trx
+        .insertInto('audit_events')
+        .values(rows.slice(i, i + INSERT_CHUNK))
+        .execute();
+    }
     await trx
-      .insertInto('audit_events')
-      .values({ ...event, hash })
+      .updateTable('audit_heads')
+      .set((eb) => ({ seq, hash: prevHash, ...(changes > 0 ? { epoch: eb('epoch', '+', changes) } : {}) }))
+      .where('chain', '=', chain)
       .execute();
-    await trx.updateTable('audit_heads').set({ seq: event.seq, hash }).where('chain', '=', chain).execute();
-  };
+  }
+
+  const write = (trx: Transaction<Database>, ctx: AuditContext, input: AuditInput) =>
+    appendToChain(trx, input.workspaceId ?? SYSTEM_CHAIN, [{ ctx, input }]);
+
+  return Object.assign(write, {
+    async many(trx: Transaction<Database>, entries: readonly AuditEntry[]) {
+      const byChain = new Map<string, AuditEntry[]>();
+      for (const entry of entries) {
+        const chain = entry.input.workspaceId ?? SYSTEM_CHAIN;
+        const list = byChain.get(chain);
+        if (list) list.push(entry);
+        else byChain.set(chain, [entry]);
+      }
+      // A fixed lock order (by chain) so two batches never wait on each other's heads.
+      for (const chain of [...byChain.keys()].sort()) await appendToChain(trx, chain, byChain.get(chain) ?? []);
+    },
+  });
 }

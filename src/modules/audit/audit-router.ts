@@ -87,7 +87,7 @@ export async function auditRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const { limit, cursor, ...filter } = request.query;
       const before = decodeCursor(cursor, z.object({ seq: z.number().int().positive() }));
       const page = await service.list(actor, filter, limit, before?.seq);
@@ -107,7 +107,7 @@ export async function auditRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const events = service.export(actor, request.query);
       // Pull the first event before answering so a refusal is still a problem+json.
       const first = await events.next();
@@ -142,7 +142,7 @@ export async function auditRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return service.verify(actor);
     },
   );

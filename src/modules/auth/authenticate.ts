@@ -15,7 +15,8 @@ export function registerAuthentication(app: FastifyInstance, sessions: SessionSt
   app.decorateRequest('principal', null);
 
   app.addHook('onRequest', async (request) => {
-    if (!request.url.startsWith('/api/')) return;
+    // The matched route, not the raw URL: `/%61pi/…` routes to the API too.
+    if (!(request.routeOptions.url ?? request.url).startsWith('/api/')) return;
     const authorization = request.headers.authorization;
     if (authorization !== undefined) {
       const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);

@@ -8,7 +8,14 @@ import type { AuditContext } from '../audit/audit-log.js';
 
 export type Principal =
   | { kind: 'session'; userId: string; sessionHash: string }
-  | { kind: 'token'; userId: string; tokenId: string; workspaceId: string };
+  | {
+      kind: 'token';
+      userId: string;
+      tokenId: string;
+      workspaceId: string;
+      /** The token's workspace change epoch, read once for this request. */
+      epoch: number;
+    };
 
 declare module 'fastify' {
   interface FastifyRequest {

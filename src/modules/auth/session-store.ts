@@ -5,6 +5,7 @@
 import type { Config } from '../../app/config.js';
 import { hashToken, newToken, nowIso, safeEqual } from '../../app/ids.js';
 import type { Db } from '../../db/database.js';
+import type { WorkspaceCache } from '../workspaces/workspace-cache.js';
 
 export const API_TOKEN_PREFIX = 'hush_';
 /** Idle-expiry refreshes are written at most this often per session. */
@@ -22,14 +23,34 @@ export interface SessionStore {
   resolve(sessionToken: string): Promise<{ userId: string; sessionHash: string; csrfHash: string } | null>;
   csrfMatches(csrfHash: string, presented: string): boolean;
   destroy(sessionHash: string, executor?: Db): Promise<void>;
-  resolveApiToken(token: string): Promise<{ userId: string; tokenId: string; workspaceId: string } | null>;
+  resolveApiToken(token: string): Promise<ResolvedApiToken | null>;
 }
+
+export interface ResolvedApiToken {
+  userId: string;
+  tokenId: string;
+  workspaceId: string;
+  /** The workspace's change epoch read for this request (see workspace-cache.ts). */
+  epoch: number;
+}
+
+/** Token hashes whose workspace is known (a token's workspace never changes). */
+const MAX_KNOWN_TOKENS = 50_000;
 
 export function createSessionStore(
   db: Db,
   config: Pick<Config, 'sessionIdleMs' | 'sessionAbsoluteMs'>,
+  cache: WorkspaceCache,
   clock: () => number = Date.now,
 ): SessionStore {
+  const tokenWorkspaces = new Map<string, string>();
+  const loadToken = (tokenHash: string) =>
+    db
+      .selectFrom('api_tokens')
+      .select(['id', 'user_id', 'workspace_id', 'expires_at', 'last_used_at'])
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
+
   return {
     async create(userId, executor = db) {
       const sessionToken = newToken();
@@ -80,22 +101,26 @@ export function createSessionStore(
 
     async resolveApiToken(token) {
       if (!token.startsWith(API_TOKEN_PREFIX)) return null;
-      const row = await db
-        .selectFrom('api_tokens')
-        .select(['id', 'user_id', 'workspace_id', 'expires_at', 'last_used_at'])
-        .where('token_hash', '=', hashToken(token))
-        .executeTakeFirst();
+      const tokenHash = hashToken(token);
+      let workspaceId = tokenWorkspaces.get(tokenHash);
+      if (workspaceId === undefined) {
+        const first = await loadToken(tokenHash);
+        if (!first) return null;
+        workspaceId = first.workspace_id;
+        if (tokenWorkspaces.size >= MAX_KNOWN_TOKENS) tokenWorkspaces.clear();
+        tokenWorkspaces.set(tokenHash, workspaceId);
+      }
+      // The epoch first, then the row: a row is only ever cached under an epoch it is at least as new as.
+      const epoch = await cache.epoch(workspaceId);
+      const row = await cache.get(workspaceId, epoch, `token:${tokenHash}`, () => loadToken(tokenHash));
       if (!row) return null;
       const now = clock();
       if (row.expires_at <= nowIso(now)) return null;
       if (!row.last_used_at || now - Date.parse(row.last_used_at) >= TOUCH_INTERVAL_MS) {
-        await db
-          .updateTable('api_tokens')
-          .set({ last_used_at: nowIso(now) })
-          .where('id', '=', row.id)
-          .execute();
+        row.last_used_at = nowIso(now);
+        await db.updateTable('api_tokens').set({ last_used_at: row.last_used_at }).where('id', '=', row.id).execute();
       }
-      return { userId: row.user_id, tokenId: row.id, workspaceId: row.workspace_id };
+      return { userId: row.user_id, tokenId: row.id, workspaceId: row.workspace_id, epoch };
     },
   };
 }

@@ -200,37 +200,39 @@ export async function rotateWorkspaceKey(
     }
     if (touched === 0) break;
   }
-  if (result.failed === 0) {
-    // Old key versions are retired once nothing is encrypted under them.
-    const used = await db
-      .selectFrom('secret_versions')
-      .select('key_version')
-      .distinct()
-      .where('workspace_id', '=', workspaceId)
-      .execute();
-    const keep = new Set([active, ...used.map((u) => Number(u.key_version))]);
-    const versions = await db
-      .selectFrom('workspace_keys')
-      .select('version')
-      .where('workspace_id', '=', workspaceId)
-      .execute();
-    for (const v of versions) {
-      if (!keep.has(Number(v.version))) {
-        await db
-          .deleteFrom('workspace_keys')
-          .where('workspace_id', '=', workspaceId)
-          .where('version', '=', Number(v.version))
-          .execute();
+  await db.transaction().execute(async (trx) => {
+    if (result.failed === 0) {
+      // Old key versions are retired once nothing is encrypted under them, in the
+      // transaction that records the rotation: servers see both at once (the
+      // event moves the workspace's change epoch, dropping cached ciphertexts).
+      const used = await trx
+        .selectFrom('secret_versions')
+        .select('key_version')
+        .distinct()
+        .where('workspace_id', '=', workspaceId)
+        .execute();
+      const keep = new Set([active, ...used.map((u) => Number(u.key_version))]);
+      const versions = await trx
+        .selectFrom('workspace_keys')
+        .select('version')
+        .where('workspace_id', '=', workspaceId)
+        .execute();
+      for (const v of versions) {
+        if (!keep.has(Number(v.version))) {
+          await trx
+            .deleteFrom('workspace_keys')
+            .where('workspace_id', '=', workspaceId)
+            .where('version', '=', Number(v.version))
+            .execute();
+        }
       }
     }
-    deps.keyring.forget(workspaceId);
-  }
-  await db.transaction().execute((trx) =>
-    deps.audit(trx, SYSTEM, {
+    await deps.audit(trx, SYSTEM, {
       workspaceId,
       action: 'keys.workspace_rotated',
       data: { keyVersion: active, reencrypted: result.done, skipped: result.skipped, failed: result.failed },
-    }),
-  );
+    });
+  });
+  if (result.failed === 0) deps.keyring.forget(workspaceId);
   return { ...result, keyVersion: active };
 }

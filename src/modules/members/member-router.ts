@@ -42,7 +42,7 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const rows = await service.list(actor);
       return { items: rows.map((r) => ({ ...r, roleName: r.roleName ?? r.role })) };
     },
@@ -60,7 +60,7 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       await service.changeRole(actor, auditContextOf(request), request.params.userId, request.body.role);
       return reply.code(204).send(null);
     },
@@ -77,7 +77,7 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       await service.remove(actor, auditContextOf(request), request.params.userId);
       return reply.code(204).send(null);
     },
@@ -98,7 +98,7 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const { invitation, token, url } = await service.invite(actor, auditContextOf(request), request.body);
       return reply.code(201).send({
         id: invitation.id,
@@ -123,7 +123,7 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const rows = await service.listInvitations(actor);
       return {
         items: rows.map((r) => ({
@@ -148,7 +148,7 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       await service.revokeInvitation(actor, auditContextOf(request), request.params.id);
       return reply.code(204).send(null);
     },

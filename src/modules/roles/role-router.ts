@@ -31,7 +31,7 @@ export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return { items: await service.list(actor) };
     },
   );
@@ -52,7 +52,7 @@ export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return reply.code(201).send(await service.create(actor, auditContextOf(request), request.body));
     },
   );
@@ -73,7 +73,7 @@ export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return service.update(actor, auditContextOf(request), request.params.id, request.body);
     },
   );
@@ -89,7 +89,7 @@ export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       await service.remove(actor, auditContextOf(request), request.params.id);
       return reply.code(204).send(null);
     },

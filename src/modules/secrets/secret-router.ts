@@ -62,7 +62,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const { limit, cursor, q, deleted } = request.query;
       const after = decodeCursor(cursor, z.object({ name: z.string(), id: z.string() }));
       const page = await service.list(actor, { q, deleted: deleted === 'true', limit, after });
@@ -92,7 +92,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const { row, warnings } = await service.create(actor, auditContextOf(request), request.body);
       return reply.code(201).send({ ...present(row), warnings });
     },
@@ -109,7 +109,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const row = await service.get(actor, request.params.id);
       reply.header('etag', `"${row.version}"`);
       return present(row);
@@ -138,7 +138,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const ifMatch = parseIfMatch(request.headers['if-match']);
       const row = await service.update(actor, auditContextOf(request), request.params.id, request.body, ifMatch);
       reply.header('etag', `"${row.version}"`);
@@ -159,7 +159,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       await service.remove(actor, auditContextOf(request), request.params.id, request.query.purge === 'true');
       return reply.code(204).send(null);
     },
@@ -176,7 +176,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return present(await service.restore(actor, auditContextOf(request), request.params.id));
     },
   );
@@ -204,7 +204,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const rows = await service.versions(actor, request.params.id);
       return {
         items: rows.map((r) => ({
@@ -238,7 +238,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       // The one response that carries a value: built here, from reveal's return.
       return { value: await service.reveal(actor, auditContextOf(request), request.params.id) };
     },

@@ -64,7 +64,7 @@ export async function tokenRoutes(app: App, ctx: AppContext): Promise<void> {
     },
     async (request, reply) => {
       const userId = requireSessionUser(request);
-      await resolveActor(db, request, request.body.workspaceId);
+      await resolveActor(ctx, request, request.body.workspaceId);
       const token = newToken(API_TOKEN_PREFIX);
       const now = Date.now();
       const row: ApiTokensTable = {

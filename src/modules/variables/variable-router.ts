@@ -44,7 +44,7 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const { limit, cursor, q, kind } = request.query;
       const after = decodeCursor(cursor, z.object({ name: z.string(), id: z.string() }));
       // System variables are few and fixed: they lead the first page.
@@ -77,7 +77,7 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const row = await service.create(actor, auditContextOf(request), request.body);
       return reply.code(201).send(presentVariable(row));
     },
@@ -94,7 +94,7 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return presentVariable(await service.get(actor, request.params.id));
     },
   );
@@ -119,7 +119,7 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return presentVariable(await service.update(actor, auditContextOf(request), request.params.id, request.body));
     },
   );
@@ -135,7 +135,7 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       await service.remove(actor, auditContextOf(request), request.params.id);
       return reply.code(204).send(null);
     },

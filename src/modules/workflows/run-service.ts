@@ -22,7 +22,13 @@ import { createWorkflowService } from './workflow-service.js';
 
 export const MAX_STEPS_PER_RUN = 100;
 
-type Deps = Pick<AppContext, 'db' | 'audit' | 'keyring' | 'outbound'>;
+type Deps = Pick<AppContext, 'db' | 'audit' | 'keyring' | 'outbound' | 'cache'>;
+
+interface VariableRow {
+  name: string;
+  test_value: string | null;
+  fallback_value: string | null;
+}
 
 export interface StepRecord {
   blockId: string;
@@ -68,12 +74,18 @@ export function createRunService(deps: Deps) {
   const workflows = createWorkflowService(deps);
 
   /** Custom variables' test (Send) or fallback (run) values, then the caller's overrides. */
-  async function initialVariables(workspaceId: string, which: 'test' | 'fallback', overrides: Record<string, unknown>) {
-    const rows = await db
-      .selectFrom('variables')
-      .select(['name', 'test_value', 'fallback_value'])
-      .where('workspace_id', '=', workspaceId)
-      .execute();
+  async function initialVariables(
+    actor: WorkspaceActor,
+    which: 'test' | 'fallback',
+    overrides: Record<string, unknown>,
+  ) {
+    const rows = await deps.cache.get<VariableRow[]>(actor.workspaceId, actor.epoch, 'variables', () =>
+      db
+        .selectFrom('variables')
+        .select(['name', 'test_value', 'fallback_value'])
+        .where('workspace_id', '=', actor.workspaceId)
+        .execute(),
+    );
     const vars = new Map<string, unknown>();
     for (const r of rows) vars.set(r.name, decodeVariableValue(which === 'test' ? r.test_value : r.fallback_value));
     // Input is data: it is stored as is and never parsed as a template.
@@ -88,6 +100,7 @@ export function createRunService(deps: Deps) {
       loadSecret: (name) => vault.loadSecret(name),
       checkHost: (secret, host, blockId) => vault.checkHost(secret, host, blockId),
       client: deps.outbound,
+      earlierSecrets: () => vault.loaded(),
     });
     await vault.recordUse(result.secretsSent, block.id);
     return result;
@@ -169,9 +182,9 @@ export function createRunService(deps: Deps) {
       }
       const runId = newId('run');
       const startedAt = nowIso();
-      const vars = await initialVariables(actor.workspaceId, 'test', overrides);
+      const vars = await initialVariables(actor, 'test', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'TEST', startedAt)) vars.set(k, v);
-      const vault = createSecretVault({ ...deps, usage }, actor.workspaceId, audit, runId);
+      const vault = createSecretVault({ ...deps, usage }, actor, audit, runId);
       const result = await execute(block, vars, vault);
       return {
         ok: result.ok,
@@ -189,9 +202,9 @@ export function createRunService(deps: Deps) {
       const blocks = new Map((JSON.parse(workflow.blocks) as Block[]).map((b) => [b.id, b]));
       const runId = newId('run');
       const startedAt = nowIso();
-      const vars = await initialVariables(actor.workspaceId, 'fallback', overrides);
+      const vars = await initialVariables(actor, 'fallback', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'PRODUCTION', startedAt)) vars.set(k, v);
-      const vault = createSecretVault({ ...deps, usage }, actor.workspaceId, audit, runId);
+      const vault = createSecretVault({ ...deps, usage }, actor, audit, runId);
       await db.transaction().execute((trx) =>
         deps.audit(trx, audit, {
           workspaceId: actor.workspaceId,

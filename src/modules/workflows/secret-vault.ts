@@ -14,7 +14,17 @@ import type { AuditContext } from '../audit/audit-log.js';
 import { hostAllowed, parseHostPattern } from '../secrets/allowed-hosts.js';
 import type { UsageRecorder } from './usage-recorder.js';
 
-type Deps = Pick<AppContext, 'db' | 'keyring' | 'audit'> & { usage: UsageRecorder };
+type Deps = Pick<AppContext, 'db' | 'keyring' | 'audit' | 'cache'> & { usage: UsageRecorder };
+
+/** A secret as stored: the row and its current version's ciphertext (never plaintext), cacheable. */
+interface StoredSecret {
+  id: string;
+  name: string;
+  version: number;
+  allowedHosts: readonly string[];
+  keyVersion: number;
+  ciphertext: Buffer;
+}
 
 export function secretUnavailable(name: string): AppError {
   return new AppError(422, 'secret_unavailable', `The secret "${name}" does not exist or is deleted.`);
@@ -29,64 +39,95 @@ export interface SecretVault {
   recordUse(sent: { id: string; name: string; host: string }[], blockId: string): Promise<void>;
 }
 
+/**
+ * `epoch` is the workspace change epoch the request was authorised at: the
+ * secrets an execution loads before its first call are read at it (from
+ * the workspace cache when warm); any loaded after a call (a later step of a
+ * run) read the epoch afresh, so a secret changed meanwhile is never sent in
+ * its old version.
+ */
 export function createSecretVault(
   deps: Deps,
-  workspaceId: string,
+  workspace: { workspaceId: string; epoch: number },
   audit: AuditContext,
   executionId: string,
 ): SecretVault {
   const { db } = deps;
+  const { workspaceId } = workspace;
   const cache = new Map<string, SecretMaterial>();
   const audited = new Set<string>();
+  let requestEpoch: number | undefined = workspace.epoch;
+
+  const loadStored = (lowerName: string) => async (): Promise<StoredSecret | null> => {
+    const row = await db
+      .selectFrom('secrets')
+      .innerJoin('secret_versions', (join) =>
+        join
+          .onRef('secret_versions.secret_id', '=', 'secrets.id')
+          .onRef('secret_versions.version', '=', 'secrets.version'),
+      )
+      .select([
+        'secrets.id',
+        'secrets.name',
+        'secrets.version',
+        'secrets.allowed_hosts',
+        'secret_versions.key_version',
+        'secret_versions.ciphertext',
+      ])
+      .where('secrets.workspace_id', '=', workspaceId)
+      .where(sql<boolean>`lower(secrets.name) = ${lowerName}`)
+      .where('secrets.deleted_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) return null;
+    return {
+      id: row.id,
+      name: row.name,
+      version: Number(row.version),
+      allowedHosts: JSON.parse(row.allowed_hosts) as string[],
+      keyVersion: Number(row.key_version),
+      ciphertext: Buffer.from(row.ciphertext),
+    };
+  };
 
   return {
     async loadSecret(name) {
-      const hit = cache.get(name.toLowerCase());
+      const lowerName = name.toLowerCase();
+      const hit = cache.get(lowerName);
       if (hit) return hit;
-      const row = await db
-        .selectFrom('secrets')
-        .select(['id', 'name', 'version', 'allowed_hosts'])
-        .where('workspace_id', '=', workspaceId)
-        .where(sql<boolean>`lower(name) = ${name.toLowerCase()}`)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
-      if (!row) throw secretUnavailable(name);
-      const version = Number(row.version);
-      const stored = await db
-        .selectFrom('secret_versions')
-        .select(['key_version', 'ciphertext'])
-        .where('secret_id', '=', row.id)
-        .where('version', '=', version)
-        .executeTakeFirst();
+      const epoch = requestEpoch ?? (await deps.cache.epoch(workspaceId));
+      const stored = await deps.cache.get(workspaceId, epoch, `secret:${lowerName}`, loadStored(lowerName));
       if (!stored) throw secretUnavailable(name);
-      const keyVersion = Number(stored.key_version);
-      const dek = await deps.keyring.dataKey(workspaceId, keyVersion);
-      const plaintext = decryptSecretValue(dek, Buffer.from(stored.ciphertext), {
+      const dek = await deps.keyring.dataKey(workspaceId, stored.keyVersion);
+      const plaintext = decryptSecretValue(dek, stored.ciphertext, {
         workspaceId,
-        secretId: row.id,
-        version,
-        keyVersion,
+        secretId: stored.id,
+        version: stored.version,
+        keyVersion: stored.keyVersion,
       });
       const material: SecretMaterial = {
-        id: row.id,
-        name: row.name,
+        id: stored.id,
+        name: stored.name,
         value: plaintext.toString('utf8'),
-        allowedHosts: JSON.parse(row.allowed_hosts) as string[],
+        allowedHosts: [...stored.allowedHosts],
       };
       plaintext.fill(0);
-      cache.set(name.toLowerCase(), material);
+      cache.set(lowerName, material);
       return material;
     },
 
     async checkHost(secret, host, blockId) {
       if (secret.allowedHosts.length > 0) return hostAllowed(secret.allowedHosts, host);
-      const ws = await db
-        .selectFrom('workspaces')
-        .select('secret_host_binding')
-        .where('id', '=', workspaceId)
-        .executeTakeFirstOrThrow();
-      if (ws.secret_host_binding === 'off') return true;
-      if (ws.secret_host_binding === 'required') return false;
+      const epoch = requestEpoch ?? (await deps.cache.epoch(workspaceId));
+      const binding = await deps.cache.get(workspaceId, epoch, 'secret_host_binding', async () => {
+        const ws = await db
+          .selectFrom('workspaces')
+          .select('secret_host_binding')
+          .where('id', '=', workspaceId)
+          .executeTakeFirstOrThrow();
+        return ws.secret_host_binding;
+      });
+      if (binding === 'off') return true;
+      if (binding === 'required') return false;
       const canonical = parseHostPattern(host);
       if (!canonical.ok) return false;
       // Pin on first use: only if the list is still empty (another call may have pinned it).
@@ -124,6 +165,8 @@ export function createSecretVault(
     loaded: () => [...cache.values()],
 
     async recordUse(sent, blockId) {
+      // A call has been made: secrets loaded from now on read the epoch afresh.
+      requestEpoch = undefined;
       const fresh = sent.filter((s) => !audited.has(s.id));
       for (const s of fresh) audited.add(s.id);
       await deps.usage.record(

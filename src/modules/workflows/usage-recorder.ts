@@ -2,8 +2,8 @@
  * Records secret use (`lastUsedAt` and one `secret.used` audit event per
  * secret per execution) with group commit: every execution waits until its
  * events are committed, but executions that finish while a commit is under
- * way share the next transaction — one chain-head lock and one commit for
- * many requests instead of one each.
+ * way, or in the same turn of the event loop, share the next transaction —
+ * one chain-head lock and one commit for many requests instead of one each.
  */
 import type { AppContext } from '../../app/context.js';
 import { nowIso } from '../../app/ids.js';
@@ -62,15 +62,19 @@ export function createUsageRecorder(deps: Pick<AppContext, 'db' | 'audit'>): Usa
               .where('id', 'in', secretIds.slice(i, i + MAX_BATCH))
               .execute();
           }
-          for (const u of batch.uses) {
-            await deps.audit(trx, u.audit, {
-              workspaceId: u.workspaceId,
-              action: 'secret.used',
-              targetType: 'secret',
-              targetId: u.secretId,
-              data: { name: u.name, blockId: u.blockId, host: u.host, executionId: u.executionId },
-            });
-          }
+          await deps.audit.many(
+            trx,
+            batch.uses.map((u) => ({
+              ctx: u.audit,
+              input: {
+                workspaceId: u.workspaceId,
+                action: 'secret.used',
+                targetType: 'secret',
+                targetId: u.secretId,
+                data: { name: u.name, blockId: u.blockId, host: u.host, executionId: u.executionId },
+              },
+            })),
+          );
         });
         batch.resolve();
       } catch (error) {
@@ -86,7 +90,12 @@ export function createUsageRecorder(deps: Pick<AppContext, 'db' | 'audit'>): Usa
       queue ??= nextBatch();
       const batch = queue;
       batch.uses.push(...uses);
-      if (!flushing) void flush();
+      // The flush starts on the next turn of the event loop, so every execution
+      // finishing in this turn joins the same transaction.
+      if (!flushing) {
+        flushing = true;
+        setImmediate(() => void flush());
+      }
       return batch.done;
     },
   };

@@ -46,7 +46,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const after = decodeCursor(request.query.cursor, z.object({ name: z.string(), id: z.string() }));
       const page = await workflows.list(actor, request.query.limit, after);
       const last = page.rows.at(-1);
@@ -69,7 +69,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const { row, warnings } = await workflows.create(actor, auditContextOf(request), request.body);
       return reply.code(201).send(presentWorkflow(row, warnings));
     },
@@ -86,7 +86,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return presentWorkflow(await workflows.get(actor, request.params.id));
     },
   );
@@ -103,7 +103,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const { row, warnings } = await workflows.replace(
         actor,
         auditContextOf(request),
@@ -125,7 +125,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       await workflows.remove(actor, auditContextOf(request), request.params.id);
       return reply.code(204).send(null);
     },
@@ -147,7 +147,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return { items: await workflows.usages(actor, request.params.id) };
     },
   );
@@ -174,7 +174,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return runs.send(actor, auditContextOf(request), request.body.block, request.body.variables);
     },
   );
@@ -191,7 +191,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const row = await runs.run(actor, auditContextOf(request), request.params.id, request.body.variables);
       return reply.code(201).send(presentRun(row));
     },
@@ -212,7 +212,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const before = decodeCursor(request.query.cursor, z.object({ id: z.string() }));
       const page = await runs.list(actor, request.params.id, request.query.limit, before?.id);
       const last = page.rows.at(-1);
@@ -234,7 +234,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return presentRun(await runs.get(actor, request.params.runId));
     },
   );

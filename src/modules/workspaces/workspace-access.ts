@@ -4,6 +4,7 @@
  * scoped to another workspace all look the same: 404, so ids do not leak.
  */
 import type { FastifyRequest } from 'fastify';
+import type { AppContext } from '../../app/context.js';
 import { NotFoundError } from '../../app/errors.js';
 import type { Db } from '../../db/database.js';
 import { isPermission, isSystemRole, type Permission } from '../../policy/permissions.js';
@@ -29,23 +30,44 @@ export function parsePermissions(json: string | undefined): ReadonlySet<Permissi
   );
 }
 
-export async function resolveActor(db: Db, request: FastifyRequest, workspaceId: string): Promise<WorkspaceActor> {
+interface Membership {
+  role: string;
+  permissions: ReadonlySet<Permission>;
+}
+
+/**
+ * The caller's role and permissions in the workspace, from the workspace
+ * cache validated by the change epoch (read here, or already read for an
+ * API token of this workspace): a removed member or an edited role is
+ * refused on the next request, on every server.
+ */
+export async function resolveActor(
+  ctx: Pick<AppContext, 'db' | 'cache'>,
+  request: FastifyRequest,
+  workspaceId: string,
+): Promise<WorkspaceActor> {
   const principal = requirePrincipal(request);
   if (principal.kind === 'token' && principal.workspaceId !== workspaceId) throw new NotFoundError('Workspace');
-  const row = await db
-    .selectFrom('members')
-    .innerJoin('workspaces', 'workspaces.id', 'members.workspace_id')
-    .select(['members.role'])
-    .where('members.workspace_id', '=', workspaceId)
-    .where('members.user_id', '=', principal.userId)
-    .where('workspaces.deleted_at', 'is', null)
-    .executeTakeFirst();
-  if (!row) throw new NotFoundError('Workspace');
+  const { db, cache } = ctx;
+  const epoch = principal.kind === 'token' ? principal.epoch : await cache.epoch(workspaceId);
+  const membership = await cache.get<Membership | null>(workspaceId, epoch, `member:${principal.userId}`, async () => {
+    const row = await db
+      .selectFrom('members')
+      .innerJoin('workspaces', 'workspaces.id', 'members.workspace_id')
+      .select(['members.role'])
+      .where('members.workspace_id', '=', workspaceId)
+      .where('members.user_id', '=', principal.userId)
+      .where('workspaces.deleted_at', 'is', null)
+      .executeTakeFirst();
+    return row ? { role: row.role, permissions: await permissionsOfRole(db, workspaceId, row.role) } : null;
+  });
+  if (!membership) throw new NotFoundError('Workspace');
   return {
     userId: principal.userId,
     workspaceId,
-    role: row.role,
-    permissions: await permissionsOfRole(db, workspaceId, row.role),
+    role: membership.role,
+    permissions: membership.permissions,
     tokenId: principal.kind === 'token' ? principal.tokenId : undefined,
+    epoch,
   };
 }

@@ -73,7 +73,7 @@ export async function workspaceRoutes(app: App, ctx: AppContext): Promise<void> 
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       return { ...presentWorkspace(await service.get(actor), actor.role), permissions: [...actor.permissions].sort() };
     },
   );
@@ -98,7 +98,7 @@ export async function workspaceRoutes(app: App, ctx: AppContext): Promise<void> 
       },
     },
     async (request) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       const row = await service.update(actor, auditContextOf(request), {
         name: request.body.name,
         secretHostBinding: request.body.settings?.secretHostBinding,
@@ -118,7 +118,7 @@ export async function workspaceRoutes(app: App, ctx: AppContext): Promise<void> 
       },
     },
     async (request, reply) => {
-      const actor = await resolveActor(ctx.db, request, request.params.ws);
+      const actor = await resolveActor(ctx, request, request.params.ws);
       await service.remove(actor, auditContextOf(request));
       return reply.code(204).send(null);
     },

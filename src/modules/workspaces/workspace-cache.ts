@@ -1,0 +1,84 @@
+/**
+ * What requests re-read on the hot path — an API token's row, a member's
+ * role and permissions, a workspace's custom variables, a secret's row and
+ * its *ciphertext* — cached per workspace and validated by the workspace's
+ * change epoch.
+ *
+ * The epoch lives next to the audit chain head (`audit_heads.epoch`) and the
+ * audit writer increments it in the same transaction as every audited change
+ * (everything but pure reads and uses, see `audit-log.ts`). Every change to
+ * what is cached here is audited, so a request that reads the epoch (one
+ * point read, the only query on a warm path) sees every change committed
+ * before it, made by this process, another server or the CLI: no cache
+ * entry outlives the change that made it stale, on any node, and there is
+ * nothing to broadcast. Plaintext is never cached: secret entries hold the
+ * ciphertext, decrypted per execution.
+ */
+import type { Db } from '../../db/database.js';
+
+/** Workspaces whose entries are kept; least recently used first out. */
+const MAX_WORKSPACES = 10_000;
+/** Entries per workspace (tokens, members, secrets, variables). */
+const MAX_ENTRIES_PER_WORKSPACE = 2_000;
+
+interface WorkspaceEntries {
+  epoch: number;
+  entries: Map<string, unknown>;
+}
+
+export interface WorkspaceCache {
+  /** The workspace's change epoch as committed now (0 before its first audited change). */
+  epoch(workspaceId: string): Promise<number>;
+  /**
+   * The value cached under `key` for the workspace at `epoch`, or `load()`ed
+   * and cached. Entries of an older epoch are dropped first; a caller holding
+   * an epoch older than the cache's loads without caching.
+   */
+  get<T>(workspaceId: string, epoch: number, key: string, load: () => Promise<T>): Promise<T>;
+  /** Drops everything (tests, restore). */
+  clear(): void;
+}
+
+export function createWorkspaceCache(
+  db: Db,
+  limits: { workspaces?: number; entriesPerWorkspace?: number } = {},
+): WorkspaceCache {
+  const maxWorkspaces = limits.workspaces ?? MAX_WORKSPACES;
+  const maxEntries = limits.entriesPerWorkspace ?? MAX_ENTRIES_PER_WORKSPACE;
+  const workspaces = new Map<string, WorkspaceEntries>();
+
+  function entriesAt(workspaceId: string, epoch: number): Map<string, unknown> | undefined {
+    let ws = workspaces.get(workspaceId);
+    if (ws && ws.epoch > epoch) return undefined;
+    if (ws) workspaces.delete(workspaceId);
+    if (!ws || ws.epoch < epoch) ws = { epoch, entries: new Map() };
+    workspaces.set(workspaceId, ws);
+    if (workspaces.size > maxWorkspaces) workspaces.delete(workspaces.keys().next().value as string);
+    return ws.entries;
+  }
+
+  return {
+    async epoch(workspaceId) {
+      const row = await db
+        .selectFrom('audit_heads')
+        .select('epoch')
+        .where('chain', '=', workspaceId)
+        .executeTakeFirst();
+      return row ? Number(row.epoch) : 0;
+    },
+
+    async get<T>(workspaceId: string, epoch: number, key: string, load: () => Promise<T>): Promise<T> {
+      const entries = entriesAt(workspaceId, epoch);
+      if (entries?.has(key)) return entries.get(key) as T;
+      const value = await load();
+      // The epoch may have moved on while loading; only keep what is still current.
+      if (entries && workspaces.get(workspaceId)?.entries === entries) {
+        if (entries.size >= maxEntries) entries.delete(entries.keys().next().value as string);
+        entries.set(key, value);
+      }
+      return value;
+    },
+
+    clear: () => workspaces.clear(),
+  };
+}
