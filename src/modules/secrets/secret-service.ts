@@ -82,13 +82,20 @@ async function destroySecret(trx: Transaction<Database>, row: SecretsTable): Pro
 export function createSecretService(deps: Deps) {
   const { db, keyring } = deps;
 
-  async function load(workspaceId: string, id: string, trx: Transaction<Database> | AppContext['db'] = db) {
-    const row = await trx
-      .selectFrom('secrets')
-      .selectAll()
-      .where('id', '=', id)
-      .where('workspace_id', '=', workspaceId)
-      .executeTakeFirst();
+  /**
+   * The secret's row. `lock` (inside a transaction that will write it) takes
+   * the row lock on PostgreSQL, so concurrent writers queue and each sees the
+   * version the previous one committed; SQLite's write lock already does.
+   */
+  async function load(
+    workspaceId: string,
+    id: string,
+    trx: Transaction<Database> | AppContext['db'] = db,
+    lock: 'lock' | undefined = undefined,
+  ) {
+    let q = trx.selectFrom('secrets').selectAll().where('id', '=', id).where('workspace_id', '=', workspaceId);
+    if (lock && deps.dbKind === 'postgres') q = q.forUpdate();
+    const row = await q.executeTakeFirst();
     if (!row) throw new NotFoundError('Secret');
     return row satisfies SecretMetadata;
   }
@@ -226,7 +233,7 @@ export function createSecretService(deps: Deps) {
       if (input.value !== undefined) checkValue(input.value);
       const hosts = input.allowedHosts === undefined ? undefined : checkHosts(input.allowedHosts);
       return db.transaction().execute(async (trx) => {
-        const row = await load(actor.workspaceId, id, trx);
+        const row = await load(actor.workspaceId, id, trx, 'lock');
         if (row.deleted_at) throw secretDeleted();
         const version = Number(row.version);
         if (ifMatch !== undefined && ifMatch !== version) {
@@ -330,7 +337,7 @@ export function createSecretService(deps: Deps) {
     async remove(actor: WorkspaceActor, audit: AuditContext, id: string, purge: boolean): Promise<void> {
       authorize(actor, 'secrets.manage');
       await db.transaction().execute(async (trx) => {
-        const row = await load(actor.workspaceId, id, trx);
+        const row = await load(actor.workspaceId, id, trx, 'lock');
         if (purge) {
           await destroySecret(trx, row);
           await deps.audit(trx, audit, {
@@ -362,7 +369,7 @@ export function createSecretService(deps: Deps) {
     async restore(actor: WorkspaceActor, audit: AuditContext, id: string): Promise<SecretMetadata> {
       authorize(actor, 'secrets.manage');
       return db.transaction().execute(async (trx) => {
-        const row = await load(actor.workspaceId, id, trx);
+        const row = await load(actor.workspaceId, id, trx, 'lock');
         if (!row.deleted_at) throw new ConflictError('secret_not_deleted', 'The secret is not deleted.');
         if (Date.parse(row.deleted_at) + deps.config.secretRetentionDays * 86_400_000 <= Date.now()) {
           throw new ConflictError(
