@@ -16,6 +16,7 @@ import {
   retireRootKeysInFile,
 } from '../crypto/root-keys.js';
 import { openDatabase } from '../db/database.js';
+import { withJobLock } from '../db/job-lock.js';
 import { migrations } from '../db/migrations/index.js';
 import { SYSTEM_CHAIN } from '../modules/audit/audit-chain.js';
 import { auditCsvLine, CSV_COLUMNS } from '../modules/audit/audit-router.js';
@@ -149,8 +150,22 @@ function printResult(
   if (r.failed > 0) process.exitCode = 1;
 }
 
+const ROOT_KEYS_BUSY =
+  'another `hush keys rotate-root` or `retire-root` is running on this database; try again once it has finished';
+
 export async function rotateRoot(options: { newKey: boolean }): Promise<void> {
   const config: Config = readConfigOrExit();
+  // The lock is taken before the key file changes: a refused run changes nothing.
+  const lockCtx = await openContext(config);
+  try {
+    const outcome = await withJobLock(lockCtx, 'root-keys', () => rotateRootLocked(config, options));
+    if (!outcome.ran) fail(ROOT_KEYS_BUSY);
+  } finally {
+    await lockCtx.close();
+  }
+}
+
+async function rotateRootLocked(config: Config, options: { newKey: boolean }): Promise<void> {
   if (config.masterKey.kind === 'file' && options.newKey) {
     const id = addRootKeyToFile(config.masterKey.path, true);
     out(`new active root key ${id} added to ${config.masterKey.path} — back the file up now`);
@@ -182,7 +197,11 @@ export async function retireRoot(): Promise<void> {
   const config: Config = readConfigOrExit();
   const ctx = await openContext(config);
   try {
-    const r = await rewrapWorkspaceKeys(ctx, undefined, 'keys.root_retire_checked');
+    const outcome = await withJobLock(ctx, 'root-keys', () =>
+      rewrapWorkspaceKeys(ctx, undefined, 'keys.root_retire_checked'),
+    );
+    if (!outcome.ran) fail(ROOT_KEYS_BUSY);
+    const r = outcome.value;
     printResult(`rewrapped workspace keys under ${r.rootKeyId}`, r);
     if (r.stillInUse.length > 0) {
       out(`still in use, kept: ${r.stillInUse.join(', ')}`);
@@ -222,8 +241,15 @@ export async function rotateWorkspace(workspace: string | undefined, options: { 
       const exists = await ctx.db.selectFrom('workspaces').select('id').where('id', '=', id).executeTakeFirst();
       if (!exists) fail(`no workspace ${id}`);
       const bar = progressBar(`re-encrypt ${id}`);
-      const r = await rotateWorkspaceKey(ctx, id, { progress: (d, t) => bar.update(d, t) });
+      const outcome = await withJobLock(ctx, `workspace-key:${id}`, () =>
+        rotateWorkspaceKey(ctx, id, { progress: (d, t) => bar.update(d, t) }),
+      );
       bar.stop();
+      if (!outcome.ran)
+        fail(
+          `workspace ${id}: another \`hush keys rotate-workspace\` is re-encrypting it; try again once it has finished`,
+        );
+      const r = outcome.value;
       printResult(`workspace ${id} → key version ${r.keyVersion}`, r);
     }
   } finally {

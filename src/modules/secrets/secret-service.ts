@@ -10,6 +10,7 @@ import type { AppContext } from '../../app/context.js';
 import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
 import { decryptSecretValue, encryptSecretValue } from '../../crypto/envelope.js';
+import { withJobLock } from '../../db/job-lock.js';
 import type { Database, SecretsTable } from '../../db/schema.js';
 import { nameContains } from '../../db/search.js';
 import { authorize, type WorkspaceActor } from '../../policy/policy.js';
@@ -456,13 +457,16 @@ export async function purgeExpiredSecrets(
 
 /** Runs the retention sweep now and then every `intervalMs`; returns a stop function. */
 export function startSecretRetentionSweep(
-  deps: Pick<AppContext, 'db' | 'audit' | 'config' | 'log'>,
+  deps: Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'config' | 'log'>,
   intervalMs = 15 * 60_000,
 ): () => void {
   const sweep = () => {
-    purgeExpiredSecrets(deps)
-      .then((n) => {
-        if (n > 0) deps.log.info({ purged: n }, 'purged secrets past their retention window');
+    // Once across every server on the database: the others skip this round.
+    withJobLock(deps, 'secret-retention-sweep', () => purgeExpiredSecrets(deps))
+      .then((outcome) => {
+        if (!outcome.ran) deps.log.debug('retention sweep skipped: another server is running it');
+        else if (outcome.value > 0)
+          deps.log.info({ purged: outcome.value }, 'purged secrets past their retention window');
       })
       .catch((error: unknown) => deps.log.error({ errName: (error as Error)?.name }, 'secret retention sweep failed'));
   };
