@@ -12,7 +12,7 @@
 import { AppError } from '../app/errors.js';
 import type { ApiBlock } from '../modules/workflows/block-schema.js';
 import { analyzeBlock, type BlockField } from './block-fields.js';
-import { parseJsonPath } from './json-path.js';
+import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
 import { type RenderContext, renderTemplate, resolvePath, soleVariable, type Template } from './templates.js';
@@ -408,6 +408,7 @@ function respond(
   const text = rawBody.toString('utf8');
   const response: ResponseSnapshot = { status, headers: toRecord(rawHeaders, redactor), body: redactor.redact(text) };
   const captures: Record<string, unknown> = {};
+  let captureError: { code: string; message: string } | undefined;
   if (block.capture.length > 0) {
     let json: unknown;
     try {
@@ -416,7 +417,14 @@ function respond(
       json = undefined;
     }
     for (const rule of block.capture) {
-      const value = json === undefined ? undefined : resolvePath(json, parseJsonPath(rule.path));
+      let value = json === undefined ? undefined : resolvePath(json, parseJsonPath(rule.path));
+      if (!nestsWithin(value)) {
+        captureError ??= {
+          code: 'capture_too_deep',
+          message: `The value at ${rule.path} nests deeper than ${MAX_VARIABLE_DEPTH} levels.`,
+        };
+        value = null;
+      }
       // Captured values are data from now on, redacted like everything else.
       const redacted = redactor.redactDeep(value ?? null);
       captures[rule.variable] = redacted;
@@ -424,7 +432,7 @@ function respond(
     }
   }
   const ok = status >= 200 && status < 400;
-  return ok
-    ? { ok, response, captures }
-    : { ok, response, captures, error: { code: 'upstream_error', message: `The upstream answered ${status}.` } };
+  if (!ok)
+    return { ok, response, captures, error: { code: 'upstream_error', message: `The upstream answered ${status}.` } };
+  return captureError ? { ok: false, response, captures, error: captureError } : { ok, response, captures };
 }

@@ -4,6 +4,21 @@
  */
 import type { PathStep } from './templates.js';
 
+/** How deep a variable's value (stored, given as run input or captured) may nest. */
+export const MAX_VARIABLE_DEPTH = 32;
+
+/** Whether a JSON value nests at most `max` arrays/objects deep (walked without recursion). */
+export function nestsWithin(value: unknown, max = MAX_VARIABLE_DEPTH): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (current === null || typeof current !== 'object') continue;
+    if (depth >= max) return false;
+    for (const v of Object.values(current)) stack.push([v, depth + 1]);
+  }
+  return true;
+}
+
 export class JsonPathError extends Error {
   override name = 'JsonPathError';
 }

@@ -21,6 +21,7 @@ describe('the redactor', () => {
   it.each([
     ['raw', SECRET],
     ['JSON-escaped', JSON.stringify(SECRET).slice(1, -1)],
+    ['JSON-escaped twice (JSON in a JSON string)', JSON.stringify(JSON.stringify(SECRET).slice(1, -1)).slice(1, -1)],
     ['percent-encoded', encodeURIComponent(SECRET)],
     ['form-encoded', encodeURIComponent(SECRET).replaceAll('%20', '+')],
     ['HTML-escaped', htmlEscape(SECRET)],

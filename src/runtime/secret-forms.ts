@@ -1,6 +1,7 @@
 /**
  * Every encoded form of a secret value that a redactor must catch (SPEC §3
- * "Redaction"): raw; JSON-string-escaped; percent-encoded (and form `+`);
+ * "Redaction"): raw; JSON-string-escaped (once, or twice as JSON inside a
+ * JSON string); percent-encoded (and form `+`);
  * HTML/XML-escaped; base64 and base64url, also at the three byte alignments
  * inside a longer base64 string, padded or not; hex in both cases; and for a
  * multi-line value each trimmed line of 8 or more characters.
@@ -40,15 +41,18 @@ function valueForms(value: string): string[] {
   const bytes = Buffer.from(value, 'utf8');
   const percent = encodeURIComponent(value);
   const b64 = bytes.toString('base64');
+  const json = JSON.stringify(value).slice(1, -1);
   const forms = [
     value,
     // application/x-www-form-urlencoded as URLSearchParams writes it (also escapes ' ! ( ) ~).
     new URLSearchParams([['', value]]).toString().slice(1),
     // UTF-8 bytes read as latin1, as HTTP header values are decoded.
     bytes.toString('latin1'),
-    JSON.stringify(value).slice(1, -1),
+    json,
     jsonAsciiEscape(value),
-    JSON.stringify(value).slice(1, -1).replaceAll('/', '\\/'),
+    json.replaceAll('/', '\\/'),
+    // A JSON string holding JSON (an echoed body embedded in another): escaped twice.
+    JSON.stringify(json).slice(1, -1),
     percent,
     percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
     percent.replaceAll('%20', '+'),

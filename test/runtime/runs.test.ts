@@ -65,6 +65,11 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
     let lastAuth = '';
     up.handle((req, res) => {
       if (req.url.startsWith('/hang')) return;
+      if (req.url.startsWith('/deep')) {
+        res.setHeader('content-type', 'application/json');
+        res.end(`${'['.repeat(10_000)}1${']'.repeat(10_000)}`);
+        return;
+      }
       if (req.url.startsWith('/replay')) {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ last: lastAuth }));
@@ -107,6 +112,29 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
     expect(r.status, r.text).toBe(201);
     return r;
   };
+
+  it.runIf(available)(
+    'a captured value nesting 10,000 deep fails the step (capture_too_deep), never a 500',
+    async () => {
+      const id = await save('Deep', [
+        api('call', { url: `${up.url}/deep`, headers: [], capture: [{ variable: 'deep', path: '$' }] }),
+      ]);
+      const r = await run(id);
+      expect(r.body.status).toBe('failed');
+      expect(r.body.steps[0]).toMatchObject({
+        status: 'failed',
+        error: { code: 'capture_too_deep' },
+        captures: { deep: null },
+      });
+      const deepRun = await team.clients.operator.post(
+        `${ws}/workflows/${id}/runs`,
+        `{"variables":{"input":${'['.repeat(5_000)}1${']'.repeat(5_000)}}}`,
+        { 'content-type': 'application/json' },
+      );
+      expect(deepRun.status, deepRun.text.slice(0, 300)).toBe(422);
+      expect(deepRun.body.code).toBe('validation_failed');
+    },
+  );
 
   it.runIf(available)(
     'an upstream replaying a value sent by an earlier step cannot pass it to a later step or another host',

@@ -4,6 +4,7 @@
  * they hold the protected secret syntax — a secret never lives in a variable.
  */
 import { AppError, ValidationError } from '../../app/errors.js';
+import { MAX_VARIABLE_DEPTH } from '../../runtime/json-path.js';
 import { SECRET_REFERENCE } from './variable-names.js';
 import { VARIABLE_TYPES, type VariableType } from './variable-schemas.js';
 
@@ -49,8 +50,6 @@ function matchesType(type: VariableType, value: unknown): boolean {
       return Array.isArray(value);
   }
 }
-
-export const MAX_VARIABLE_DEPTH = 32;
 
 /**
  * Walks a JSON value without recursion: whether any string (or key) holds a

@@ -10,6 +10,7 @@ import {
   problems,
   workspaceParams,
 } from '../../app/http.js';
+import { MAX_VARIABLE_DEPTH, nestsWithin } from '../../runtime/json-path.js';
 import { auditContextOf } from '../auth/principal.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
 import { apiBlockSchema, workflowInputSchema } from './block-schema.js';
@@ -25,7 +26,13 @@ import {
 import { createWorkflowService, presentWorkflow } from './workflow-service.js';
 
 const workflowParams = workspaceParams.extend({ id: idSchema });
-const inputVariables = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/), z.unknown()).default({});
+/** Input values are data of any JSON shape, nested no deeper than stored variables may be. */
+const inputVariables = z
+  .record(
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/),
+    z.unknown().refine((v) => nestsWithin(v), `must not nest deeper than ${MAX_VARIABLE_DEPTH} levels`),
+  )
+  .default({});
 
 export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
   const workflows = createWorkflowService(ctx);
