@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASES } from '../support/databases.js';
-import { buildTeam, type Team } from '../support/fixtures.js';
+import { buildTeam, inviteAndJoin, type Team } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/harness.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
@@ -40,6 +40,50 @@ describe.each(DATABASES)('Send request and runs on $kind', ({ kind, available })
     capture: [{ variable: 'echoed', path: '$.auth' }],
     ...extra,
   });
+
+  it.runIf(available)(
+    'without secrets.use a saver may edit a workflow but not change a block that sends a secret',
+    async () => {
+      const role = await team.owner.post(`${ws}/roles`, {
+        name: 'Flow tweaker',
+        permissions: ['workflows.read', 'workflows.edit', 'secrets.read', 'variables.read'],
+      });
+      expect(role.status, role.text).toBe(201);
+      const { client: tweaker } = await inviteAndJoin(
+        t,
+        team.owner,
+        team.workspaceId,
+        'tweaker@example.com',
+        role.body.id,
+      );
+      const blocks = [block({ onSuccess: 'after' }), { id: 'after', type: 'set', assignments: [] }];
+      const wf = await team.clients.editor.post(`${ws}/workflows`, { name: 'Guarded', startBlockId: 'call', blocks });
+      expect(wf.status, wf.text).toBe(201);
+      const url = `${ws}/workflows/${wf.body.id}`;
+
+      const renamed = await tweaker.put(url, { name: 'Renamed', startBlockId: 'call', blocks });
+      expect(renamed.status, renamed.text).toBe(200);
+      const otherBlock = [blocks[0], { id: 'after', type: 'set', assignments: [{ variable: 'x', value: '1' }] }];
+      expect((await tweaker.put(url, { name: 'Renamed', startBlockId: 'call', blocks: otherBlock })).status).toBe(200);
+
+      const before = (await team.owner.get(url)).body;
+      for (const change of [
+        { url: 'https://attacker.example/collect' },
+        { method: 'PUT' },
+        { headers: [{ key: 'X-Token', value: 'Bearer {{secret:zendesk_token}}' }] },
+      ]) {
+        const moved = await tweaker.put(url, {
+          name: 'Renamed',
+          startBlockId: 'call',
+          blocks: [block({ onSuccess: 'after', ...change }), otherBlock[1]],
+        });
+        expect(moved.status, moved.text).toBe(403);
+        expect(moved.body.code).toBe('forbidden');
+      }
+      expect((await team.owner.get(url)).body).toEqual(before);
+      expect((await team.clients.editor.delete(url)).status).toBe(204);
+    },
+  );
 
   it.runIf(available)('an editor sends: the upstream gets the value, the editor sees only [secret:NAME]', async () => {
     up.handle((req, res) => {

@@ -138,12 +138,34 @@ export function createWorkflowService(deps: Deps) {
     return new Set([...rows.map((r) => r.name), ...SYSTEM_VARIABLES.map((v) => v.name)]);
   }
 
-  /** Referenced secrets must exist; newly added references need secrets.use. */
-  async function checkSecretRefs(actor: WorkspaceActor, refs: SecretRef[], previous: SecretRef[]): Promise<void> {
-    const key = (r: SecretRef) => `${r.blockId}\u0000${r.field}\u0000${r.secretName.toLowerCase()}`;
-    const before = new Set(previous.map(key));
-    if (refs.some((r) => !before.has(key(r))) && !can(actor, 'secrets.use')) {
-      throw new ForbiddenError('Adding a secret to a block needs the permission "secrets.use".');
+  /**
+   * Referenced secrets must exist. Without secrets.use a saver may neither
+   * add a reference nor change a block that sends a secret in any way (its
+   * URL, method, headers…): that would send the secret somewhere new.
+   */
+  async function checkSecretRefs(
+    actor: WorkspaceActor,
+    refs: SecretRef[],
+    blocks: readonly Block[],
+    existing: WorkflowsTable | undefined,
+  ): Promise<void> {
+    if (refs.length > 0 && !can(actor, 'secrets.use')) {
+      const previous = existing ? await previousRefs(existing.id) : [];
+      const key = (r: SecretRef) => `${r.blockId}\u0000${r.field}\u0000${r.secretName.toLowerCase()}`;
+      const before = new Set(previous.map(key));
+      if (refs.some((r) => !before.has(key(r)))) {
+        throw new ForbiddenError('Adding a secret to a block needs the permission "secrets.use".');
+      }
+      const saved = new Map(
+        existing ? (JSON.parse(existing.blocks) as Block[]).map((b) => [b.id, JSON.stringify(b)]) : [],
+      );
+      const sending = new Set(refs.map((r) => r.blockId));
+      const changed = blocks.find((b) => sending.has(b.id) && saved.get(b.id) !== JSON.stringify(b));
+      if (changed) {
+        throw new ForbiddenError(
+          `Changing block "${changed.id}", which sends a secret, needs the permission "secrets.use".`,
+        );
+      }
     }
     const names = [...new Set(refs.map((r) => r.secretName.toLowerCase()))];
     if (names.length === 0) return;
@@ -189,7 +211,7 @@ export function createWorkflowService(deps: Deps) {
       input.startBlockId,
       await knownVariables(actor.workspaceId),
     );
-    await checkSecretRefs(actor, refs, existing ? await previousRefs(existing.id) : []);
+    await checkSecretRefs(actor, refs, input.blocks, existing);
     const now = nowIso();
     const row: WorkflowsTable = {
       id: existing?.id ?? newId('wf'),
