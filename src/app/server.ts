@@ -6,6 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
@@ -39,6 +40,30 @@ import type { App } from './http.js';
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 export const BODY_LIMIT_BYTES = 2 * 1024 * 1024;
 
+const STRICT_HEADERS =
+  'Cache-Control: no-store\r\n' +
+  "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n" +
+  'X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n';
+
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy(error);
+    return;
+  }
+  const answer =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? problem(431, 'headers_too_large', 'The request headers are too large.')
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? problem(408, 'request_timeout', 'The request took too long to arrive.')
+        : problem(400, 'bad_request', 'The request could not be parsed as HTTP.');
+  const { status, title } = answer;
+  const body = JSON.stringify(answer);
+  socket.end(
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n${STRICT_HEADERS}\r\n${body}`,
+  );
+}
+
 export async function buildServer(ctx: AppContext): Promise<App> {
   const app = Fastify({
     loggerInstance: ctx.log as FastifyBaseLogger,
@@ -62,6 +87,9 @@ export async function buildServer(ctx: AppContext): Promise<App> {
       const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
       sendProblem(reply, problem(status, 'bad_request', 'The request URL or headers are malformed.'));
     },
+    // Requests Node's HTTP parser refuses (CR/LF in a header, oversized
+    // headers, TE with CL…) never reach Fastify: answer them as problem+json too.
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
