@@ -166,7 +166,21 @@ export async function buildServer(ctx: AppContext): Promise<App> {
   // The web UI (built by `npm run build` into dist/web): files, and index.html for app routes.
   const webRoot = path.resolve(import.meta.dirname, '../../dist/web');
   if (existsSync(path.join(webRoot, 'index.html'))) {
-    await app.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: false, index: ['index.html'] });
+    await app.register(fastifyStatic, {
+      root: webRoot,
+      prefix: '/',
+      wildcard: false,
+      index: ['index.html'],
+      // The page is never cached (it names the current bundle); bundle files are
+      // content-hashed, so they may be cached for good.
+      cacheControl: false,
+      setHeaders: (reply, file) => {
+        reply.header(
+          'cache-control',
+          file.includes(`${path.sep}assets${path.sep}`) ? 'public, max-age=31536000, immutable' : 'no-store',
+        );
+      },
+    });
     app.get('/*', { schema: { hide: true } }, (request, reply) => {
       if (request.url.startsWith('/api/')) {
         return sendProblem(

@@ -684,6 +684,11 @@ describe.each(DATABASES)('abuse controls on $kind', ({ kind, available }) => {
           const res = await raw(t, 'GET', url);
           expect(res.headers['content-type'], url).toMatch(/^text\/html/);
           expect(res.text, url).toContain('<div id="root">');
+          // The page names the current bundle: never cached; the hashed bundle files may be.
+          expect(res.headers['cache-control'], url).toBe('no-store');
+        }
+        for (const a of assets) {
+          expect((await raw(t, 'GET', a)).headers['cache-control'], a).toBe('public, max-age=31536000, immutable');
         }
         // With nosniff a script only runs when served with a script type.
         for (const a of assets) {
