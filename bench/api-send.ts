@@ -12,14 +12,14 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { type CompiledQuery, sql } from 'kysely';
-import pg from 'pg';
 import { Agent, request } from 'undici';
 import { registerCleanup } from './support/cleanup.js';
-import { type BenchDatabaseKind, PG_ADMIN_URL } from './support/databases.js';
+import type { BenchDatabaseKind } from './support/databases.js';
 import { type BenchServer, setupOwner, startBenchServer } from './support/hush.js';
 import { closedLoop, type LoadRun, medianLoad, pairedRatio } from './support/load.js';
 import { loadAverage, loadNote, machineLine } from './support/machine.js';
 import { codeBlock, commandLines, count, ms, table } from './support/markdown.js';
+import { samplePostgresWaits } from './support/pg-waits.js';
 import { type ProfileSummary, profileMarkdown, profileWhile } from './support/profile.js';
 import { progress } from './support/progress.js';
 import { describe, recordingContext, replay, replayable } from './support/queries.js';
@@ -72,40 +72,6 @@ interface Data {
   pgWaits: { label: string; share: number }[];
   /** Size of Send's answer body (the forwarder's is UPSTREAM_BODY_BYTES). */
   sendResponseBytes: number;
-}
-
-/**
- * Samples pg_stat_activity for `database` every 20 ms until `done` settles:
- * the wait event (or state) of each of Hush's connections, as shares.
- */
-async function samplePostgresWaits<T>(database: string, done: Promise<T>): Promise<{ label: string; share: number }[]> {
-  const client = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await client.connect();
-  const counts = new Map<string, number>();
-  let finished = false;
-  const settled = done.then(
-    () => {
-      finished = true;
-    },
-    () => {
-      finished = true;
-    },
-  );
-  try {
-    while (!finished) {
-      const { rows } = await client.query<{ what: string; n: number }>(
-        `select coalesce(wait_event_type || ': ' || wait_event, state, 'unknown') as what, count(*)::int as n
-           from pg_stat_activity where datname = $1 and pid <> pg_backend_pid() group by 1`,
-        [database],
-      );
-      for (const r of rows) counts.set(r.what, (counts.get(r.what) ?? 0) + r.n);
-      await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, 20))]);
-    }
-  } finally {
-    await client.end().catch(() => {});
-  }
-  const total = [...counts.values()].reduce((a, b) => a + b, 0);
-  return [...counts].sort((a, b) => b[1] - a[1]).map(([label, n]) => ({ label, share: total > 0 ? n / total : 0 }));
 }
 
 /** The baseline: one route, one undici GET with the header, the upstream's body returned as is. */

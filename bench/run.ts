@@ -3,7 +3,7 @@
  *
  *   npx tsx bench/run.ts [scenario …] [options]
  *
- * Runs the scenarios (all by default), prints progress to stderr, writes
+ * Runs the scenarios (all but the opt-in ones by default), prints progress to stderr, writes
  * docs/PERFORMANCE.md and exits 1 when a scenario's target is missed.
  *
  * Options:
@@ -25,7 +25,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { apiExecutor } from './api-executor.js';
 import { apiSend } from './api-send.js';
+import { memory, memorySoak } from './memory.js';
 import { redaction } from './redaction.js';
+import { scale1m } from './scale-1m.js';
+import { load } from './scale-out.js';
 import { secretsScale } from './secrets-scale.js';
 import { runCleanups } from './support/cleanup.js';
 import { type BenchDatabaseKind, PG_ADMIN_URL } from './support/databases.js';
@@ -35,7 +38,7 @@ import { type ScenarioSection, writePerformanceDoc } from './support/report.js';
 import type { Scenario, ScenarioResult } from './support/scenario.js';
 
 /** Every scenario, in report order. New scenarios are added here. */
-const SCENARIOS: Scenario[] = [secretsScale, apiExecutor, apiSend, redaction];
+const SCENARIOS: Scenario[] = [secretsScale, apiExecutor, apiSend, redaction, load, scale1m, memory, memorySoak];
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -60,12 +63,13 @@ async function main(): Promise<number> {
     },
   });
   if (values.list) {
-    for (const s of SCENARIOS) process.stdout.write(`${s.id}\t${s.title}\n`);
+    for (const s of SCENARIOS) process.stdout.write(`${s.id}\t${s.title}${s.optIn ? ' (run by name only)' : ''}\n`);
     return 0;
   }
   const unknown = positionals.filter((p) => !SCENARIOS.some((s) => s.id === p));
   if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')} (see --list)`);
-  const selected = positionals.length > 0 ? SCENARIOS.filter((s) => positionals.includes(s.id)) : SCENARIOS;
+  const selected =
+    positionals.length > 0 ? SCENARIOS.filter((s) => positionals.includes(s.id)) : SCENARIOS.filter((s) => !s.optIn);
 
   const wanted = (values.db ?? 'sqlite,postgres').split(',').map((d) => d.trim());
   for (const d of wanted) if (d !== 'sqlite' && d !== 'postgres') throw new Error(`--db: unknown database "${d}"`);

@@ -36,6 +36,8 @@ export interface BenchOwner {
   workspaceId: string;
   /** A personal API token (`hush_…`) of the owner, scoped to the workspace. */
   bearer: string;
+  /** The owner's signed-in session (cookie header and CSRF token), e.g. to create more tokens. */
+  session: { cookie: string; csrf: string };
 }
 
 export async function startBenchServer(
@@ -112,5 +114,10 @@ export async function setupOwner(server: BenchServer): Promise<BenchOwner> {
     payload: { name: 'bench', workspaceId: body.workspace.id, expiresInDays: 1 },
   });
   if (token.statusCode !== 201) throw new Error(`token creation failed: ${token.statusCode} ${token.body}`);
-  return { userId: body.user.id, workspaceId: body.workspace.id, bearer: (token.json() as { token: string }).token };
+  return {
+    userId: body.user.id,
+    workspaceId: body.workspace.id,
+    bearer: (token.json() as { token: string }).token,
+    session: { cookie: cookieHeader(cookies), csrf },
+  };
 }

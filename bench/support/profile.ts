@@ -63,6 +63,8 @@ function areaOfFile(file: string): string {
 }
 
 const SQLITE_NATIVE = 'SQLite engine (better-sqlite3 native: prepare, run, all)';
+/** Kysely's SQLite driver, whose executeQuery calls into better-sqlite3. */
+const SQLITE_DRIVER = /[\\/]kysely[\\/].*[\\/]sqlite-driver/;
 
 const SPECIAL = new Map<string, string>([
   ['(garbage collector)', 'GC'],
@@ -126,6 +128,9 @@ export function summarise(profile: Profiler.Profile, top = 14): ProfileSummary {
     const file = fileOf(n.callFrame.url);
     let area: string;
     if (special) area = special;
+    // A profile written by `node --cpu-prof` has no frame for better-sqlite3's C++ methods: their
+    // time is the self time of the JavaScript that called them, Kysely's SQLite executeQuery.
+    else if (file && n.callFrame.functionName === 'executeQuery' && SQLITE_DRIVER.test(file)) area = SQLITE_NATIVE;
     else if (file) area = areaOfFile(file);
     else {
       const p = parent.get(id);
@@ -134,9 +139,8 @@ export function summarise(profile: Profiler.Profile, top = 14): ProfileSummary {
         // Native code (V8 builtins, C++ bindings) is charged to its caller, except
         // better-sqlite3's statements, which are the SQLite engine itself.
         const callerFile = fileOf((byId.get(p) as Node).callFrame.url) ?? '';
-        area = /[\\/](better-sqlite3[\\/]|kysely[\\/].*[\\/]sqlite-driver)/.test(callerFile)
-          ? SQLITE_NATIVE
-          : areaOf(p);
+        area =
+          /[\\/]better-sqlite3[\\/]/.test(callerFile) || SQLITE_DRIVER.test(callerFile) ? SQLITE_NATIVE : areaOf(p);
       }
     }
     areaCache.set(id, area);
@@ -222,4 +226,27 @@ export function profileMarkdown(p: ProfileSummary, requests?: number): string {
       ['left', 'right', ...align, 'right'],
     ),
   ].join('\n');
+}
+
+/**
+ * The part of `profile` between two CLOCK_MONOTONIC instants in µs (e.g.
+ * `process.hrtime.bigint() / 1000n` of any process on this machine: V8's
+ * profile timestamps use the same clock on Linux), so that a profile of a
+ * whole process run (`node --cpu-prof`) can be cut to the measured window.
+ */
+export function sliceProfile(profile: Profiler.Profile, fromUs: number, toUs: number): Profiler.Profile {
+  const samples: number[] = [];
+  const deltas: number[] = [];
+  let t = profile.startTime;
+  let last = fromUs;
+  const all = profile.samples ?? [];
+  const allDeltas = profile.timeDeltas ?? [];
+  for (let i = 0; i < all.length; i++) {
+    t += allDeltas[i] ?? 0;
+    if (t < fromUs || t > toUs) continue;
+    samples.push(all[i] as number);
+    deltas.push(t - last);
+    last = t;
+  }
+  return { ...profile, startTime: fromUs, endTime: toUs, samples, timeDeltas: deltas };
 }

@@ -29,5 +29,7 @@ export interface Scenario {
   /** Stable id: the CLI argument and the section marker in PERFORMANCE.md. */
   id: string;
   title: string;
+  /** Not part of the default suite (too long): runs only when named on the command line. */
+  optIn?: boolean;
   run(options: ScenarioOptions): Promise<ScenarioResult>;
 }

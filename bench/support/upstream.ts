@@ -20,6 +20,8 @@ export interface UpstreamStats {
 }
 
 export interface BenchUpstream {
+  /** The upstream process (for CPU accounting from /proc). */
+  pid: number;
   /** `http://127.0.0.1:<port>` */
   origin: string;
   /** The URL the blocks call. */
@@ -64,6 +66,7 @@ async function startUpstream(): Promise<BenchUpstream> {
 
   let pending: Promise<UpstreamStats> = Promise.resolve({ served: 0, cpuUs: 0 });
   return {
+    pid: child.pid as number,
     origin,
     url: `${origin}/echo`,
     stats() {
