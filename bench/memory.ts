@@ -267,7 +267,8 @@ async function soak(options: ScenarioOptions, totalRuns: number): Promise<Data> 
 
 function heapSection(heap: NonNullable<Data['heap']>): string[] {
   const { warm, collected } = heap;
-  const names = [...new Set([...warm.spaces, ...collected.spaces].map((s) => s.name))];
+  // Spaces that hold nothing here (read-only, shared, …) are left out.
+  const names = [...new Set([...warm.spaces, ...collected.spaces].filter((s) => s.size >= 0.05).map((s) => s.name))];
   const space = (r: HeapReport, name: string) => r.spaces.find((s) => s.name === name);
   const nonHeap = (r: HeapReport, rss: number) => rss - r.heapTotal;
   return [

@@ -19,7 +19,7 @@ import { Redis } from 'ioredis';
 import { type BaselineProcess, startBaseline } from './support/baselines.js';
 import type { BenchDatabaseKind } from './support/databases.js';
 import { hushJob, LIST_SECRETS, type OpKey, prepareSite, SECRET_NAME, type Site } from './support/hush-fixtures.js';
-import { buildHush, createSite, type HushProcess, readServerProfile, startHush } from './support/hush-process.js';
+import { buildHush, call, createSite, type HushProcess, readServerProfile, startHush } from './support/hush-process.js';
 import { type HttpJob, type JobResult, type LoadJob, sharedLoadGenerator } from './support/loadgen.js';
 import { loadAverage, loadNote, machineLine } from './support/machine.js';
 import { commandLines, count, ms, table } from './support/markdown.js';
@@ -56,7 +56,7 @@ const OTHERS = [
   { name: 'Node-RED 4.1', ratio: 0.1 },
 ];
 
-type BaseKey = 'bare' | 'forwarder' | 'forwarder2' | 'pg-read';
+type BaseKey = 'bare' | 'bare-page' | 'forwarder' | 'forwarder2' | 'pg-read';
 type ConfigKey = 'sqlite-1' | 'pg-1' | 'pg-2';
 
 const OP_LABEL: Record<OpKey, string> = {
@@ -68,6 +68,7 @@ const OP_LABEL: Record<OpKey, string> = {
 const OP_BASE: Record<OpKey, BaseKey> = { reveal: 'bare', list: 'bare', send: 'forwarder', run: 'forwarder' };
 const BASE_LABEL: Record<BaseKey, string> = {
   bare: 'bare Fastify route `GET /hello` (small JSON)',
+  'bare-page': 'bare Fastify route `GET /page` answering a copy of a Hush list page (info)',
   forwarder: 'Fastify + undici forwarder, 1 upstream call',
   forwarder2: 'Fastify + undici forwarder, 2 upstream calls in a row (info)',
   'pg-read': `PostgreSQL point read \`SELECT … WHERE id = $1\` (pg pool of ${PG_POOL})`,
@@ -107,6 +108,8 @@ interface Data {
   }[];
   /** µs of Hush CPU per request by config/op (median over repetitions). */
   payload: string;
+  /** Bytes of one list answer (what the bare app's /page serves too). */
+  pageBytes: number;
 }
 
 async function redisReachable(): Promise<boolean> {
@@ -132,6 +135,10 @@ function baselineJob(
   const common = { kind: 'http' as const, label: key, origins: [baseline.origin], connections: CONNECTIONS, seconds };
   if (key === 'bare') {
     return { ...common, method: 'GET', path: '/hello', headers: {}, check: { status: 200, startsWith: '{"value":' } };
+  }
+  if (key === 'bare-page') {
+    const check = { status: 200, startsWith: '{"items":[', includes: [`"name":"${secretName(LIST_SECRETS - 1)}"`] };
+    return { ...common, method: 'GET', path: '/page', headers: {}, check };
   }
   return {
     ...common,
@@ -166,7 +173,7 @@ export const load: Scenario = {
       headers: [{ key: 'Authorization', value: `Bearer {{secret:${SECRET_NAME}}}` }],
     };
     const payload = JSON.stringify({ block });
-    const data: Data = { samples: new Map(), configs: [], redis, buildSeconds, profiles: [], payload };
+    const data: Data = { samples: new Map(), configs: [], redis, buildSeconds, profiles: [], payload, pageBytes: 0 };
     const sites: Site[] = [];
     const seconds = JOB_SECONDS;
 
@@ -187,6 +194,21 @@ export const load: Scenario = {
           data.configs.push({ key: 'pg-1', db: kind, servers: [first], site: prepared });
           data.configs.push({ key: 'pg-2', db: kind, servers: [first, second], site: prepared });
         }
+      }
+
+      // The bare app also serves a copy of a real list page (same payload, no Hush work), for information.
+      const first = data.configs[0];
+      if (first) {
+        const page = await call(
+          first.servers[0]?.origin ?? '',
+          'GET',
+          `/api/v1/workspaces/${first.site.owner.workspaceId}/secrets?limit=${LIST_SECRETS}`,
+          {
+            bearer: first.site.owner.bearer,
+          },
+        );
+        bare.send({ type: 'list-page', page: page.json });
+        data.pageBytes = Buffer.byteLength(page.text);
       }
 
       const groups = (config: Config | null, baseline: BaselineProcess | null): CpuGroup[] => [
@@ -229,6 +251,7 @@ export const load: Scenario = {
       // Warm-up: every server and baseline, every operation (JIT, pools, caches).
       progress(`load: warm-up (${WARMUP_SECONDS} s per server and operation)`);
       await generator.run(baselineJob('bare', bare, value, payload, WARMUP_SECONDS));
+      await generator.run(baselineJob('bare-page', bare, value, payload, WARMUP_SECONDS));
       await generator.run(baselineJob('forwarder', forwarder, value, payload, WARMUP_SECONDS));
       await generator.run(baselineJob('forwarder2', forwarder, value, payload, WARMUP_SECONDS));
       const warmed = new Set<HushProcess>();
@@ -251,6 +274,7 @@ export const load: Scenario = {
         progress(`load: repetition ${rep + 1} of ${options.repetitions}`);
         // Each Hush figure is measured right after its baseline (paired ratios).
         await measure('bare', baselineJob('bare', bare, value, payload, seconds), null, bare);
+        await measure('bare-page', baselineJob('bare-page', bare, value, payload, seconds), null, bare);
         for (const config of data.configs) {
           for (const op of ['reveal', 'list'] as const) {
             const origins = config.servers.map((s) => s.origin);
@@ -419,7 +443,7 @@ function report(options: ScenarioOptions, data: Data, load: { start: number; end
         CONFIG_LABEL[config.key],
         OP_LABEL[op],
         count(med(list, (s) => s.result.reqPerSec)),
-        `${x(ratio)} of ${OP_BASE[op] === 'bare' ? 'bare' : 'forwarder'}`,
+        `${x(ratio)} of ${OP_BASE[op] === 'bare' ? 'bare' : 'forwarder'}${op === 'list' && samples(data, 'bare-page').length > 0 ? ` (${x(paired(data, `${config.key}/list`, 'bare-page'))} of bare page)` : ''}`,
         target === null ? '—' : `≥ ${target}×`,
         verdict,
         ms(med(list, (s) => s.result.p50)),
@@ -466,7 +490,7 @@ function report(options: ScenarioOptions, data: Data, load: { start: number; end
     }
   }
 
-  const baseRows = (['bare', 'forwarder', 'forwarder2', 'pg-read'] as const).flatMap((key) => {
+  const baseRows = (['bare', 'bare-page', 'forwarder', 'forwarder2', 'pg-read'] as const).flatMap((key) => {
     const list = samples(data, key);
     if (list.length === 0) return [];
     const who = key === 'pg-read' ? 'postgres' : 'baseline';
@@ -497,6 +521,7 @@ function report(options: ScenarioOptions, data: Data, load: { start: number; end
     ]);
   };
   cpuRow(`baseline: ${BASE_LABEL.bare}`, samples(data, 'bare'), 'baseline');
+  cpuRow(`baseline: ${BASE_LABEL['bare-page']}`, samples(data, 'bare-page'), 'baseline');
   cpuRow(`baseline: ${BASE_LABEL.forwarder}`, samples(data, 'forwarder'), 'baseline');
   for (const config of data.configs) {
     for (const op of OPS) cpuRow(`${CONFIG_LABEL[config.key]}: ${op}`, samples(data, `${config.key}/${op}`), 'hush');
@@ -541,7 +566,7 @@ function report(options: ScenarioOptions, data: Data, load: { start: number; end
       ['left', 'left', 'right', 'right', 'left', 'left', 'right', 'right', 'right', 'right', 'right'],
     ),
     '',
-    `${CONNECTIONS} connections (one request in flight on each) for ${seconds.toFixed(1)} s per operation and repetition; every figure is the median of ${reps} repetitions; *vs baseline* is the median of the per-repetition ratios, each Hush measurement taken right after its baseline's in the same repetition. *Hush CPU µs/req* is the server processes' CPU time (from /proc) per answered request; *Hush cores* the cores they kept busy. *vs PG point read*: reveal's rate against the plain PostgreSQL point read (context, not a target).`,
+    `${CONNECTIONS} connections (one request in flight on each) for ${seconds.toFixed(1)} s per operation and repetition; every figure is the median of ${reps} repetitions; *vs baseline* is the median of the per-repetition ratios, each Hush measurement taken right after its baseline's in the same repetition. *Hush CPU µs/req* is the server processes' CPU time (from /proc) per answered request; *Hush cores* the cores they kept busy. *vs PG point read*: reveal's rate against the plain PostgreSQL point read (context, not a target). *of bare page* (list): against the bare Fastify app serving a copy of the same ${count(data.pageBytes)}-byte page — the same payload without Hush's work (information, not the target's baseline).`,
     '',
     '#### Baselines (same run, same machine, each its own process)',
     '',
@@ -572,7 +597,7 @@ function report(options: ScenarioOptions, data: Data, load: { start: number; end
             ['left', 'right', 'right', 'right', 'left', 'right', 'right', 'right', 'right', 'right'],
           ),
           '',
-          `The machine has ${options.machine.cores} cores, shared by the Hush processes, the load generator, the upstream, PostgreSQL and Redis. A second process can only add throughput if there are idle cores for it: *machine busy cores* shows how close to ${options.machine.cores} the one-process run already was, and *Hush CPU µs/req* whether the per-request cost changed (if it stays flat, the processes do not contend with each other — they lack cores). ${SCALE_OUT_OP} is the gated workload: read-only (no audit write, no row lock), its cost is JSON serialisation of 100 secrets in Node, so PostgreSQL is not what limits it.`,
+          scaleOutNote(data, options),
           '',
         ]
       : []),
@@ -602,7 +627,7 @@ function report(options: ScenarioOptions, data: Data, load: { start: number; end
     `- **Hush** runs as deployed: \`src/\` compiled with \`tsconfig.build.json\` (tsc, as \`npm run build\`; ${data.buildSeconds.toFixed(1)} s) and started as \`node dist/cli/hush.js serve\` child processes with \`HUSH_LOG_LEVEL=silent\`, \`HUSH_OUTBOUND_ALLOW_CIDRS=127.0.0.0/8\`, \`HUSH_REVEAL_LIMIT_PER_MIN=${REVEAL_LIMIT}\` (the configuration maximum; no 429 was answered — every answer is checked). One SQLite site (one process: its file is the deployment's single node) and one PostgreSQL database served by one process, then by two (different ports, same database and master key${data.redis ? `, \`HUSH_REDIS_URL=${REDIS_URL}\` so the reveal limit is counted across both` : '; Redis was not reachable, so each process counted rate limits alone'}). The web UI is not built into this copy (the API is what is measured).`,
     `- **Data**, set up over HTTP: first-run setup, a personal API token (every measured request uses \`Authorization: Bearer\`), ${LIST_SECRETS} masked secrets \`${secretName(0)}\`…, a secret \`${SECRET_NAME}\` allowed on 127.0.0.1 and a workflow \`first\` (API: GET the upstream with \`Authorization: Bearer {{secret:${SECRET_NAME}}}\`, capture \`$.request\`) → \`note\` (Set Values) → \`second\` (API: the same call with an \`X-Note\` header from the variable).`,
     `- **Operations and checks** (the first wrong answer stops the run): reveal \`POST …/secrets/:id/reveal\` rotating over the ${LIST_SECRETS} secrets, the value compared with the one stored; list \`GET …/secrets?limit=${LIST_SECRETS}\`, first and last names present, no value; Send \`POST …/blocks/send\` with \`${data.payload.replace(/http:\/\/127\.0\.0\.1:\d+/, 'http://127.0.0.1:<port>')}\`, \`ok: true\`, the echoed header as \`Bearer [secret:${SECRET_NAME}]\`, the value nowhere; run \`POST …/workflows/:id/runs\` with \`{}\`, 201, \`succeeded\`, redacted echo, the value nowhere.`,
-    `- **Baselines**, each its own process: a bare \`Fastify({ logger: false })\` with \`GET /hello\` answering a ${'{"value":…}'} JSON of a reveal's size; a forwarder (\`POST /forward\`, same request body as Send, one undici \`GET <upstream>\` with the bearer value through an \`Agent\` configured like Hush's outbound client; \`/forward2\` makes two calls in a row); a PostgreSQL point read \`select id, name, version from secrets where id = $1\` (rotating over the ${LIST_SECRETS} ids) through a pg pool of ${PG_POOL} driven by ${CONNECTIONS} closed loops in the load generator process. Upstream: the run's shared child process answering ${UPSTREAM_BODY_BYTES} bytes of JSON that echo Authorization.`,
+    `- **Baselines**, each its own process: a bare \`Fastify({ logger: false })\` with \`GET /hello\` answering a ${'{"value":…}'} JSON of a reveal's size (and \`GET /page\`, information only: a copy of a real list page of ${count(data.pageBytes)} bytes, returned as an object for Fastify to serialise); a forwarder (\`POST /forward\`, same request body as Send, one undici \`GET <upstream>\` with the bearer value through an \`Agent\` configured like Hush's outbound client; \`/forward2\` makes two calls in a row); a PostgreSQL point read \`select id, name, version from secrets where id = $1\` (rotating over the ${LIST_SECRETS} ids) through a pg pool of ${PG_POOL} driven by ${CONNECTIONS} closed loops in the load generator process. Upstream: the run's shared child process answering ${UPSTREAM_BODY_BYTES} bytes of JSON that echo Authorization.`,
     `- **Load generator**: autocannon 8 as a library in its own child process, ${CONNECTIONS} keep-alive connections spread evenly over the target's processes, one request in flight per connection; ${WARMUP_SECONDS} s of warm-up per server process and operation, then ${reps} repetitions of ${seconds.toFixed(1)} s per operation (kept short so that the whole suite stays within 10 minutes). req/s = answers ÷ wall time; p50/p99 over every answer (nearest rank).`,
     `- **CPU** is read from /proc (utime + stime) for each process group around every measurement. The load generator costs CPU on the same ${options.machine.cores} cores: its µs per request is listed with the baselines, and the ceiling a baseline reaches here is partly the load generator's.`,
     `- A missed per-request target (and every run) is explained by a CPU profile of a separate \`hush serve\` started with \`node --cpu-prof\` (V8 sampling profiler, no change to src/) for one more measurement of that operation after ${PROFILE_WARMUP_SECONDS} s of warm-up, cut to the measured window (start-up and warm-up excluded); its samples are charged to src/ files, npm packages and Node.js core as in the other scenarios. On PostgreSQL, \`pg_stat_activity\` of the database is sampled meanwhile.`,
@@ -610,6 +635,25 @@ function report(options: ScenarioOptions, data: Data, load: { start: number; end
     ...commandLines('load'),
   ];
   return { markdown: lines.join('\n'), gates };
+}
+
+/** Why two processes did (not) scale, from this run's CPU figures for the gated workload. */
+function scaleOutNote(data: Data, options: ScenarioOptions): string {
+  const one = samples(data, `pg-1/${SCALE_OUT_OP}`);
+  const two = samples(data, `pg-2/${SCALE_OUT_OP}`);
+  const cores = options.machine.cores;
+  const busy1 = med(one, (s) => s.cpu.machineCores);
+  const busy2 = med(two, (s) => s.cpu.machineCores);
+  const us1 = usPerRequest(one, 'hush');
+  const us2 = usPerRequest(two, 'hush');
+  const pg1 = med(one, (s) => s.cpu.cores.get('postgres') ?? Number.NaN);
+  const hush1 = med(one, (s) => s.cpu.cores.get('hush') ?? Number.NaN);
+  const idle = cores - busy1;
+  return [
+    `The machine has ${cores} cores, shared by the Hush processes, the load generator, the upstream, PostgreSQL and Redis; a second process can only add throughput with cores to spare. ${SCALE_OUT_OP} is the gated workload because it is read-only (no audit write, no row lock): with one process, Hush kept ${c2(hush1)} cores busy and PostgreSQL ${c2(pg1)}, so the database is not what limits it — Hush's single event loop is (≈ 1 core).`,
+    `With one process the machine was already busy ${c2(busy1)} of ${cores} cores, which leaves at most ${c2(Math.max(0, idle))} core for a second one: at the one-process cost per request that allows about ${x(1 + Math.max(0, idle) / Math.max(hush1, 0.01))} the one-process rate, below ${MIN_SCALE_OUT}× before anything else.`,
+    `With two processes the machine was busy ${c2(busy2)} cores and each request cost Hush ${count(us2)} µs of CPU instead of ${count(us1)} µs (${x(us2 / us1)}) — plausibly because two event loops each see half the requests per wake-up (less work per system call) and preempt each other, the load generator and PostgreSQL on the same cores. ${MIN_SCALE_OUT}× needs cores the second process can have to itself — e.g. two processes on a machine with 4+ cores, or the load generator on another machine.`,
+  ].join(' ');
 }
 
 function diagnosis(data: Data, options: ScenarioOptions): string[] {

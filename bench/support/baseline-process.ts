@@ -4,7 +4,9 @@
  *
  *   bare       a bare Fastify app with one route, `GET /hello`, answering a
  *              small JSON object (the size of a reveal's answer): the
- *              framework's ceiling for reveal and list.
+ *              framework's ceiling for reveal and list. `GET /page` answers
+ *              a copy of a real list page (for information: the same
+ *              payload without Hush's work).
  *   forwarder  a bare Fastify app whose `POST /forward` sends one
  *              `GET <upstream>` with `Authorization: Bearer <value>`
  *              through an undici Agent (configured like Hush's outbound
@@ -23,6 +25,13 @@ const app = Fastify({ logger: false });
 if (mode === 'bare') {
   const answer = { value: 'sk_bench_000000_q7Zp2xVw9LmT4sRbq7Zp2xVw9LmT4sRb' };
   app.get('/hello', async () => answer);
+  // A copy of a real list answer (100 secrets), sent over IPC once Hush is set up:
+  // the same payload serialised by Fastify alone (JSON.stringify, no schema).
+  let page: unknown = { items: [] };
+  process.on('message', (m: { type?: string; page?: unknown }) => {
+    if (m.type === 'list-page') page = m.page;
+  });
+  app.get('/page', async () => page);
 } else if (mode === 'forwarder' && upstreamUrl && authorization) {
   const agent = new Agent({ keepAliveTimeout: 10_000, connections: 128 });
   const forward = async () => {

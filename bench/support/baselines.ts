@@ -5,6 +5,8 @@ import { registerCleanup } from './cleanup.js';
 export interface BaselineProcess {
   pid: number;
   origin: string;
+  /** A message to the baseline process (e.g. the list page the bare app serves on /page). */
+  send(message: object): void;
   stop(): Promise<void>;
 }
 
@@ -28,5 +30,12 @@ export async function startBaseline(mode: 'bare' | 'forwarder', args: string[] =
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`the ${mode} baseline exited early (code ${code})`)));
   });
-  return { pid: child.pid as number, origin: `http://127.0.0.1:${port}`, stop };
+  return {
+    pid: child.pid as number,
+    origin: `http://127.0.0.1:${port}`,
+    send: (message) => {
+      child.send(message);
+    },
+    stop,
+  };
 }

@@ -91,6 +91,9 @@ async function runHttp(job: HttpJob): Promise<JobResult> {
     connections: job.connections,
     pipelining: 1,
     timeout: 30,
+    // autocannon checks its stop flag once per sample interval (default 1 s, so a 1.5 s run
+    // would last 2 s): sample every 100 ms so that a timed run ends on time.
+    sampleInt: 100,
     requests: [request],
     ...(job.amount !== undefined ? { amount: job.amount } : { duration: job.seconds ?? 3 }),
   };
