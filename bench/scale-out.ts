@@ -254,6 +254,8 @@ export const load: Scenario = {
       await generator.run(baselineJob('bare-page', bare, value, payload, WARMUP_SECONDS));
       await generator.run(baselineJob('forwarder', forwarder, value, payload, WARMUP_SECONDS));
       await generator.run(baselineJob('forwarder2', forwarder, value, payload, WARMUP_SECONDS));
+      const pgWarm = pgJob(WARMUP_SECONDS);
+      if (pgWarm) await generator.run(pgWarm);
       const warmed = new Set<HushProcess>();
       for (const config of data.configs) {
         for (const server of config.servers) {

@@ -124,43 +124,57 @@ async function runHttp(job: HttpJob): Promise<JobResult> {
   };
 }
 
+/**
+ * One pool per database and size, kept open between jobs: its server processes then
+ * live across the parent's CPU readings (a pool closed at the end of a job would take
+ * their CPU time with it).
+ */
+const pools = new Map<string, pg.Pool>();
+
+async function poolFor(url: string, size: number): Promise<pg.Pool> {
+  const key = `${size} ${url}`;
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = new pg.Pool({ connectionString: url, max: size, idleTimeoutMillis: 0 });
+    pool.on('error', () => {});
+    pools.set(key, pool);
+    // Open every connection first: connecting is not what is measured.
+    const clients = await Promise.all(Array.from({ length: size }, () => (pool as pg.Pool).connect()));
+    for (const c of clients) c.release();
+  }
+  return pool;
+}
+
 async function runPg(job: PgJob): Promise<JobResult> {
-  const pool = new pg.Pool({ connectionString: job.url, max: job.poolSize });
+  const pool = await poolFor(job.url, job.poolSize);
   const latencies = new Latencies();
   let firstError: string | null = null;
-  try {
-    // Open every connection first: connecting is not what is measured.
-    const clients = await Promise.all(Array.from({ length: job.poolSize }, () => pool.connect()));
-    for (const c of clients) c.release();
-    let rotation = 0;
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    const end = t0 + (job.seconds ?? 3) * 1000;
-    const loop = async () => {
-      while (firstError === null && performance.now() < end) {
-        const params = job.params[rotation++ % job.params.length] as unknown[];
-        const s = performance.now();
-        const res = await pool.query(job.sql, params);
-        latencies.push(performance.now() - s);
-        if (res.rowCount !== 1) firstError = `${job.label}: ${res.rowCount} rows for ${JSON.stringify(params)}`;
-      }
-    };
-    await Promise.all(Array.from({ length: job.connections }, loop));
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    const sorted = latencies.sorted();
-    return {
-      requests: sorted.length,
-      seconds,
-      reqPerSec: sorted.length / seconds,
-      p50: percentile(sorted, 50),
-      p99: percentile(sorted, 99),
-      cpuSeconds: (cpu.user + cpu.system) / 1e6,
-      error: firstError,
-    };
-  } finally {
-    await pool.end();
-  }
+  let rotation = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const end = t0 + (job.seconds ?? 3) * 1000;
+  const loop = async () => {
+    while (firstError === null && performance.now() < end) {
+      const params = job.params[rotation++ % job.params.length] as unknown[];
+      const s = performance.now();
+      const res = await pool.query(job.sql, params);
+      latencies.push(performance.now() - s);
+      if (res.rowCount !== 1) firstError = `${job.label}: ${res.rowCount} rows for ${JSON.stringify(params)}`;
+    }
+  };
+  await Promise.all(Array.from({ length: job.connections }, loop));
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const sorted = latencies.sorted();
+  return {
+    requests: sorted.length,
+    seconds,
+    reqPerSec: sorted.length / seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    error: firstError,
+  };
 }
 
 process.on('message', (message: { type: 'run'; id: number; job: LoadJob }) => {
@@ -176,5 +190,7 @@ process.on('message', (message: { type: 'run'; id: number; job: LoadJob }) => {
       }),
   );
 });
-process.on('disconnect', () => process.exit(0));
+process.on('disconnect', () => {
+  void Promise.all([...pools.values()].map((p) => p.end().catch(() => {}))).finally(() => process.exit(0));
+});
 process.send?.({ type: 'ready' });
