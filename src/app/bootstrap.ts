@@ -9,6 +9,7 @@ import { openReloadingFileKeyProvider } from '../crypto/reloading-key-provider.j
 import { keyFilePermissionsTooOpen, parseEnvMasterKey, type RootKeyProvider } from '../crypto/root-keys.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { createAuditWriter } from '../modules/audit/audit-log.js';
+import { createAuditQueue } from '../modules/audit/audit-queue.js';
 import { createWorkspaceCache } from '../modules/workspaces/workspace-cache.js';
 import { createWorkspaceKeyring } from '../modules/workspaces/workspace-keyring.js';
 import { createOutboundClient } from '../runtime/outbound.js';
@@ -67,6 +68,7 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
       throw new StartupError('HUSH_REDIS_URL: Redis is not reachable');
     }
   }
+  const audit = createAuditWriter(database.kind);
   return {
     config,
     db: database.db,
@@ -74,7 +76,8 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     rootKeys,
     keyring: createWorkspaceKeyring(database.db, rootKeys),
     cache: createWorkspaceCache(database.db),
-    audit: createAuditWriter(database.kind),
+    audit,
+    auditQueue: createAuditQueue({ db: database.db, audit }),
     passwords: createPasswordHasher(),
     outbound,
     redis,

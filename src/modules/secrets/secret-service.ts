@@ -22,7 +22,7 @@ import type { SecretMetadata } from './secret-presenter.js';
 export const MAX_SECRET_BYTES = 64 * 1024;
 export const SHORT_SECRET_BYTES = 8;
 
-type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'keyring' | 'config'>;
+type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'auditQueue' | 'keyring' | 'config'>;
 
 export interface CreateSecretInput {
   name: string;
@@ -321,15 +321,19 @@ export function createSecretService(deps: Deps) {
         version,
         keyVersion,
       });
-      await db.transaction().execute((trx) =>
-        deps.audit(trx, audit, {
-          workspaceId: actor.workspaceId,
-          action: 'secret.revealed',
-          targetType: 'secret',
-          targetId: id,
-          data: { name: row.name, version },
-        }),
-      );
+      // Answered only once the event is committed (group commit: one transaction for concurrent reveals).
+      await deps.auditQueue.append([
+        {
+          ctx: audit,
+          input: {
+            workspaceId: actor.workspaceId,
+            action: 'secret.revealed',
+            targetType: 'secret',
+            targetId: id,
+            data: { name: row.name, version },
+          },
+        },
+      ]);
       const value = plaintext.toString('utf8');
       plaintext.fill(0);
       return value;

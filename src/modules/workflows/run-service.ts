@@ -17,12 +17,11 @@ import type { AuditContext } from '../audit/audit-log.js';
 import { decodeVariableValue } from '../variables/variable-types.js';
 import type { ApiBlock, Block, SetBlock } from './block-schema.js';
 import { createSecretVault, type SecretVault } from './secret-vault.js';
-import { createUsageRecorder } from './usage-recorder.js';
 import { createWorkflowService } from './workflow-service.js';
 
 export const MAX_STEPS_PER_RUN = 100;
 
-type Deps = Pick<AppContext, 'db' | 'audit' | 'keyring' | 'outbound' | 'cache'>;
+type Deps = Pick<AppContext, 'db' | 'audit' | 'auditQueue' | 'keyring' | 'outbound' | 'cache'>;
 
 interface VariableRow {
   name: string;
@@ -70,7 +69,6 @@ function systemVariables(
 
 export function createRunService(deps: Deps) {
   const { db } = deps;
-  const usage = createUsageRecorder(deps);
   const workflows = createWorkflowService(deps);
 
   /** Custom variables' test (Send) or fallback (run) values, then the caller's overrides. */
@@ -184,7 +182,7 @@ export function createRunService(deps: Deps) {
       const startedAt = nowIso();
       const vars = await initialVariables(actor, 'test', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'TEST', startedAt)) vars.set(k, v);
-      const vault = createSecretVault({ ...deps, usage }, actor, audit, runId);
+      const vault = createSecretVault(deps, actor, audit, runId);
       const result = await execute(block, vars, vault);
       return {
         ok: result.ok,
@@ -204,16 +202,19 @@ export function createRunService(deps: Deps) {
       const startedAt = nowIso();
       const vars = await initialVariables(actor, 'fallback', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'PRODUCTION', startedAt)) vars.set(k, v);
-      const vault = createSecretVault({ ...deps, usage }, actor, audit, runId);
-      await db.transaction().execute((trx) =>
-        deps.audit(trx, audit, {
-          workspaceId: actor.workspaceId,
-          action: 'run.started',
-          targetType: 'run',
-          targetId: runId,
-          data: { workflowId },
-        }),
-      );
+      const vault = createSecretVault(deps, actor, audit, runId);
+      await deps.auditQueue.append([
+        {
+          ctx: audit,
+          input: {
+            workspaceId: actor.workspaceId,
+            action: 'run.started',
+            targetType: 'run',
+            targetId: runId,
+            data: { workflowId },
+          },
+        },
+      ]);
 
       const steps: StepRecord[] = [];
       let status: 'succeeded' | 'failed' = 'succeeded';

@@ -12,9 +12,8 @@ import { decryptSecretValue } from '../../crypto/envelope.js';
 import type { SecretMaterial } from '../../runtime/executor.js';
 import type { AuditContext } from '../audit/audit-log.js';
 import { hostAllowed, parseHostPattern } from '../secrets/allowed-hosts.js';
-import type { UsageRecorder } from './usage-recorder.js';
 
-type Deps = Pick<AppContext, 'db' | 'keyring' | 'audit' | 'cache'> & { usage: UsageRecorder };
+type Deps = Pick<AppContext, 'db' | 'keyring' | 'audit' | 'auditQueue' | 'cache'>;
 
 /** A secret as stored: the row and its current version's ciphertext (never plaintext), cacheable. */
 interface StoredSecret {
@@ -169,8 +168,18 @@ export function createSecretVault(
       requestEpoch = undefined;
       const fresh = sent.filter((s) => !audited.has(s.id));
       for (const s of fresh) audited.add(s.id);
-      await deps.usage.record(
-        fresh.map((s) => ({ workspaceId, secretId: s.id, name: s.name, blockId, host: s.host, executionId, audit })),
+      await deps.auditQueue.append(
+        fresh.map((s) => ({
+          ctx: audit,
+          input: {
+            workspaceId,
+            action: 'secret.used',
+            targetType: 'secret',
+            targetId: s.id,
+            data: { name: s.name, blockId, host: s.host, executionId },
+          },
+        })),
+        fresh.map((s) => s.id),
       );
     },
   };
