@@ -1,25 +1,37 @@
 /**
  * Audit events that record a read or a use rather than a change —
  * `secret.used` (one per secret per execution, with the secrets' `lastUsedAt`),
- * `secret.revealed`, `run.started` — appended with group commit: each caller
+ * `secret.revealed`, `run.started`, and `run.finished` with its run record —
+ * appended with group commit: each caller
  * waits until its events are committed (a reveal answers only then), but
  * callers arriving in the same turn of the event loop, or while a commit is
  * under way, share the next transaction: one chain-head lock and one commit
  * for many requests instead of one each. On PostgreSQL that is what keeps a
  * busy workspace's chain head from serialising every request.
  */
+
+import type { Transaction } from 'kysely';
 import { nowIso } from '../../app/ids.js';
 import type { Db } from '../../db/database.js';
+import type { Database } from '../../db/schema.js';
 import type { AuditEntry, AuditWriter } from './audit-log.js';
 
+export interface QueuedWrites {
+  /** Secrets whose `lastUsedAt` becomes now. */
+  secretsUsed?: readonly string[];
+  /** Inserts that belong with the events (a run record); they run in the batch's transaction. */
+  alongside?: (trx: Transaction<Database>) => Promise<void>;
+}
+
 export interface AuditQueue {
-  /** Appends `entries`, and sets `lastUsedAt` of `secretsUsed`; resolves once committed. */
-  append(entries: readonly AuditEntry[], secretsUsed?: readonly string[]): Promise<void>;
+  /** Appends `entries` (and `writes`) in the next shared transaction; resolves once committed. */
+  append(entries: readonly AuditEntry[], writes?: QueuedWrites): Promise<void>;
 }
 
 interface Batch {
   entries: AuditEntry[];
   secretsUsed: Set<string>;
+  alongside: ((trx: Transaction<Database>) => Promise<void>)[];
   done: Promise<void>;
   resolve(): void;
   reject(error: unknown): void;
@@ -39,7 +51,7 @@ export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQue
       resolve = res;
       reject = rej;
     });
-    return { entries: [], secretsUsed: new Set(), done, resolve, reject };
+    return { entries: [], secretsUsed: new Set(), alongside: [], done, resolve, reject };
   }
 
   async function flush(): Promise<void> {
@@ -57,6 +69,7 @@ export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQue
               .where('id', 'in', ids.slice(i, i + MAX_IDS))
               .execute();
           }
+          for (const write of batch.alongside) await write(trx);
           await deps.audit.many(trx, batch.entries);
         });
         batch.resolve();
@@ -68,12 +81,14 @@ export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQue
   }
 
   return {
-    append(entries, secretsUsed = []) {
-      if (entries.length === 0 && secretsUsed.length === 0) return Promise.resolve();
+    append(entries, writes = {}) {
+      const secretsUsed = writes.secretsUsed ?? [];
+      if (entries.length === 0 && secretsUsed.length === 0 && !writes.alongside) return Promise.resolve();
       queue ??= nextBatch();
       const batch = queue;
       batch.entries.push(...entries);
       for (const id of secretsUsed) batch.secretsUsed.add(id);
+      if (writes.alongside) batch.alongside.push(writes.alongside);
       // The flush starts on the next turn of the event loop, so every caller
       // finishing in this turn joins the same transaction.
       if (!flushing) {

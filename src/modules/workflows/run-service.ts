@@ -264,16 +264,28 @@ export function createRunService(deps: Deps) {
         variables: JSON.stringify(redactor.redactDeep(variables)),
         steps: JSON.stringify(redactor.redactDeep(steps)),
       };
-      await db.transaction().execute(async (trx) => {
-        await trx.insertInto('runs').values(row).execute();
-        await deps.audit(trx, audit, {
-          workspaceId: actor.workspaceId,
-          action: 'run.finished',
-          targetType: 'run',
-          targetId: runId,
-          data: { workflowId, status, steps: steps.length },
-        });
-      });
+      await deps.auditQueue.append(
+        [
+          {
+            ctx: audit,
+            input: {
+              workspaceId: actor.workspaceId,
+              action: 'run.finished',
+              targetType: 'run',
+              targetId: runId,
+              data: { workflowId, status, steps: steps.length },
+            },
+          },
+        ],
+        {
+          alongside: (trx) =>
+            trx
+              .insertInto('runs')
+              .values(row)
+              .execute()
+              .then(() => undefined),
+        },
+      );
       return row;
     },
 

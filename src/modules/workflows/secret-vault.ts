@@ -179,7 +179,7 @@ export function createSecretVault(
             data: { name: s.name, blockId, host: s.host, executionId },
           },
         })),
-        fresh.map((s) => s.id),
+        { secretsUsed: fresh.map((s) => s.id) },
       );
     },
   };
