@@ -35,7 +35,12 @@ const DEFAULT_RUNS = 20_000;
 const SOAK_RUNS = 100_000;
 const WARMUP_REQUESTS = 500;
 /** After each chunk: wait, then take the minimum of a few samples (GC settles; no --expose-gc as deployed). */
-const PAUSE_MS = 1_500;
+/**
+ * Idle means no request for this long: `hush serve` runs one full collection
+ * once it has been quiet for 10–20 s (src/cli/idle-gc.ts), as it would on a
+ * deployed server between bursts.
+ */
+const PAUSE_MS = 22_000;
 const SAMPLES = 5;
 const SAMPLE_GAP_MS = 300;
 
@@ -404,7 +409,7 @@ function report(
     '#### Method (this scenario)',
     '',
     `- \`hush serve\` as deployed: \`src/\` compiled with \`tsconfig.build.json\`, \`node dist/cli/hush.js serve\` (no tsx, no flags), on ${DB_LABEL[data.db]}, \`HUSH_LOG_LEVEL=silent\`; set up over HTTP as in the load scenario (owner, token, 100 secrets, the secret \`tok\`, the workflow).`,
-    `- RSS is \`VmRSS\` from \`/proc/<pid>/status\` (with \`RssAnon\` and \`RssFile\`), in ${MIB} (the targets' "MB" read as MiB). Each reading is the **minimum of ${SAMPLES} samples ${SAMPLE_GAP_MS} ms apart after ${(PAUSE_MS / 1000).toFixed(1)} s without requests**, so that garbage collection settles as it would on a deployed server (no \`--expose-gc\`); the peak while a chunk runs is sampled every 250 ms.`,
+    `- RSS is \`VmRSS\` from \`/proc/<pid>/status\` (with \`RssAnon\` and \`RssFile\`), in ${MIB} (the targets' "MB" read as MiB). Each reading is the **minimum of ${SAMPLES} samples ${SAMPLE_GAP_MS} ms apart after ${(PAUSE_MS / 1000).toFixed(1)} s without requests**, so that the server's own idle collection (one full GC after 10–20 s without requests, \`src/cli/idle-gc.ts\`) has run, as it would on a deployed server; the peak while a chunk runs is sampled every 250 ms.`,
     `- Idle: after start-up and a warm-up of ${WARMUP_REQUESTS} requests of each operation (reveal, list, Send, run). Soak: workflow runs (\`POST …/workflows/:id/runs\`, every answer checked: 201, succeeded, the echoed secret redacted) sent by the load generator process (autocannon) in chunks of ${count(CHUNK)}, RSS read after each chunk; the growth target compares the last reading with the one after ${count(REFERENCE_RUNS)} runs.`,
     id === 'memory'
       ? `- **Shortened soak in the default suite:** ${count(data.totalRuns)} runs here (at ~${count(data.runsPerSecond)} runs/s the issue's 100,000 take ~${count(SOAK_RUNS / data.runsPerSecond)} s, too long for a suite that must finish in 10 minutes). The full soak is its own scenario, not run by default: \`npx tsx bench/run.ts memory-soak\` (same as \`npm run bench -- memory-soak\`), which writes its own section below.`

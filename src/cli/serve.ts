@@ -6,6 +6,7 @@ import { buildServer } from '../app/server.js';
 import { prepareSetup } from '../modules/auth/auth-service.js';
 import { startSecretRetentionSweep } from '../modules/secrets/secret-service.js';
 import { fail, readConfigOrExit } from './context.js';
+import { collectWhenIdle } from './idle-gc.js';
 
 export async function serve(): Promise<void> {
   const config = readConfigOrExit();
@@ -18,6 +19,7 @@ export async function serve(): Promise<void> {
     throw error;
   }
   const app = await buildServer(ctx);
+  const idle = collectWhenIdle(app);
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
@@ -35,12 +37,15 @@ export async function serve(): Promise<void> {
     // Printed to the terminal on purpose, once per start, while setup is pending.
     process.stdout.write(`\nHush is not set up yet. Open this URL to create the first owner:\n\n  ${setupUrl}\n\n`);
   }
+  // Start-up's garbage (migrations, route schemas, the OpenAPI document) goes now, not at the first busy moment.
+  setImmediate(() => idle.collect());
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
     stopSweep();
+    idle.stop();
     await app.close();
     await ctx.close();
     process.exit(0);
