@@ -443,36 +443,22 @@ function diagnosis(data: Data, profiledRequests: number): string[] {
     lines.push(head);
     if (db === 'sqlite') {
       lines.push(
-        `  - SQLite itself (better-sqlite3's native prepare/run/all, synchronous on the event loop): ${perRequest(area('SQLite engine'))} per Send, and Kysely building and compiling the queries ${perRequest(area('npm: kysely'))}. The ${sql ? replayable(sql.queries).length : 'n'} reads replayed alone take ${sql ? ms(sql.readP50) : 'n/a'} ms, so most of it is the write transaction \`recordUse\` runs on **every** Send — \`UPDATE secrets SET last_used_at\` and the hash-chained \`secret.used\` audit event (\`audit_heads\` upsert, head read, \`audit_events\` insert, head update) — whose COMMIT appends to the WAL on disk.`,
-        `  - \`newId\` (${perRequest(fn('newId'))} per Send): each id calls \`crypto.randomBytes(16)\`, one system call per id, slow on this VM.`,
+        `  - SQLite itself (better-sqlite3's native run/all, synchronous on the event loop): ${perRequest(area('SQLite engine'))} per Send, Kysely building the queries ${perRequest(area('npm: kysely'))}. A warm Send reads one row (the workspace's change epoch); its \`secret.used\` event and \`lastUsedAt\` go into a group-committed transaction shared with the Sends of the same event-loop turn.`,
       );
     } else {
       const waits = (prefix: string) =>
         data.pgWaits.filter((w) => w.label.startsWith(prefix)).reduce((sum, w) => sum + w.share, 0);
-      const locks = waits('Lock');
-      const fsync = waits('IO: WALSync');
-      const clientRead = waits('Client: ClientRead');
-      const idle = ((1 - profile.busyMs / profile.totalMs) * 100).toFixed(0);
-      const chain =
-        "each `secret.used` event locks the workspace's `audit_heads` row (`SELECT … FOR UPDATE`) until its COMMIT, a WAL fsync with `synchronous_commit = on`";
       lines.push(
-        locks >= 0.25
-          ? `  - Sends of one workspace are **serialised by the audit chain**: ${chain}. Sampled during the run, Hush's connections spent ${(locks * 100).toFixed(0)} % of the time waiting for a row lock and ${(fsync * 100).toFixed(0)} % in WAL fsync; the event loop was idle ${idle} % of the time.`
-          : `  - PostgreSQL mostly waited for Hush: sampled during the run, Hush's connections spent ${(clientRead * 100).toFixed(0)} % of the time waiting for the next statement (\`ClientRead\`), ${(locks * 100).toFixed(0)} % on row locks and ${(fsync * 100).toFixed(0)} % in WAL fsync — this process was the bottleneck. The audit chain still serialises Sends of one workspace (${chain}); that lock becomes the limit as soon as commits slow down (a busier disk or machine) and shows as \`Lock: transactionid\` waits.`,
-        `  - Every statement is a round trip through pg (a socket write, a wait, a parse): ${sql ? sql.queries.length : 'n'} statements plus BEGIN and COMMIT per Send. Node.js core — the sockets to PostgreSQL, the upstream and the load generator, and HTTP — takes ${perRequest(area('Node.js core'))} per Send, pg and pg-protocol ${perRequest(exact('npm: pg') + exact('npm: pg-protocol') + exact('npm: pg-pool'))}, Kysely ${perRequest(area('npm: kysely'))}.`,
+        `  - Sampled during the run, Hush's connections spent ${(waits('Client: ClientRead') * 100).toFixed(0)} % of the time waiting for Hush's next statement (\`ClientRead\`), ${(waits('Lock') * 100).toFixed(0)} % on row locks and ${(waits('IO: WALSync') * 100).toFixed(0)} % in WAL fsync: this process, not the database, is the limit. Node.js core — sockets to PostgreSQL, the upstream and the load generator, HTTP, crypto — takes ${perRequest(area('Node.js core'))} per Send, pg and pg-protocol ${perRequest(exact('npm: pg') + exact('npm: pg-protocol') + exact('npm: pg-pool'))}, Kysely ${perRequest(area('npm: kysely'))}.`,
       );
     }
+    lines.push(
+      `  - Hush's own work per Send: \`executeApiBlock\` ${perRequest(fn('executeApiBlock'))} (of which the outbound call ${perRequest(fn('send — src/runtime/outbound'))}, the run's \`Redactor\` ${perRequest(fn('Redactor'))}), the secret's decryption ${perRequest(fn('decryptSecretValue'))}, the token ${perRequest(fn('resolveApiToken'))}, the audit append ${perRequest(fn('appendToChain'))}.`,
+    );
   }
   lines.push(
     '',
-    '*What would fix it* (src/, not changed by this benchmark):',
-    '',
-    '1. Take the audit and last-used writes off the per-Send critical path: append `secret.used` events through a **group commit** (concurrent Sends enqueue their events and await one shared transaction that locks the chain head once, appends all of them and commits once), or record one `secret.used` per secret per actor per interval as API tokens already do for `last_used_at`. On PostgreSQL this removes the per-workspace serialisation; on SQLite it turns one WAL commit per Send into one per batch.',
-    '2. Cache what every Send re-reads — the API token (`api_tokens`), the membership and role, the secret row and its decrypted value per secret version — for a short time, invalidated on change: five reads and their round trips per Send.',
-    '3. Draw `newId` randomness from a pooled buffer (fill 4 KiB with `randomFillSync` and slice, as `crypto.randomUUID` does) instead of one `randomBytes` call per id.',
-    '4. The executor costs of the api-executor scenario apply here too (per-hop `AbortSignal.timeout`, a new `Redactor` per execution).',
-    '',
-    `Even so, a Send does authentication, authorisation, a decryption, the outbound call, redaction and serialisation of a ${count(data.sendResponseBytes)}-byte answer (the forwarder returns ${UPSTREAM_BODY_BYTES} bytes); 0.6× of a route that only forwards needs all of those in roughly the cost of one loopback HTTP request, which points at the caches above (no database round trip on the hot path) rather than at tuning.`,
+    '*Done already* (src/): prepared statements are reused on SQLite; the token, membership, variables and the secret row with its ciphertext are cached per workspace and validated by one epoch read; `secret.used` is group-committed with one chain-head lock per batch; id randomness is pooled; no timer per request. *Left*: what remains is spread thin — HTTP and crypto in Node.js core, zod validation and serialisation of a larger answer, a decryption (plaintext is never cached, SPEC §3), rendering, redaction and the audit hash chain. 0.6× of a route that only forwards leaves a Send about the cost of one loopback HTTP request for all of it; the figures above show how far off that is, and no single step is large enough to close it.',
     '',
   );
   return lines;

@@ -15,6 +15,7 @@ import {
 } from 'kysely';
 import type { AppContext } from '../../src/app/context.js';
 import type { Db } from '../../src/db/database.js';
+import { createAuditQueue } from '../../src/modules/audit/audit-queue.js';
 
 export class QueryRecorder implements KyselyPlugin {
   readonly queries: CompiledQuery[] = [];
@@ -38,7 +39,9 @@ export class QueryRecorder implements KyselyPlugin {
 /** The context with a recording database, for a second, recording server. */
 export function recordingContext(ctx: AppContext): { ctx: AppContext; recorder: QueryRecorder } {
   const recorder = new QueryRecorder(ctx.db);
-  return { ctx: { ...ctx, db: ctx.db.withPlugin(recorder) }, recorder };
+  const db = ctx.db.withPlugin(recorder);
+  // The group-committed audit writes go through their own queue: give it the recording database too.
+  return { ctx: { ...ctx, db, auditQueue: createAuditQueue({ db, audit: ctx.audit }) }, recorder };
 }
 
 /** Read-only statements that are safe to replay (no locking reads). */

@@ -20,7 +20,7 @@ export interface IdleCollector {
 }
 
 /** Call before the server listens (it adds a request hook). */
-export function collectWhenIdle(app: FastifyInstance, quietMs = 10_000): IdleCollector {
+export function collectWhenIdle(app: FastifyInstance, quietMs = 5_000): IdleCollector {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as unknown;
   if (typeof gc !== 'function') return { collect: () => {}, stop: () => {} };
