@@ -8,45 +8,18 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASES } from '../support/databases.js';
 import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
-import { PASSWORD, type Reply, SETUP_TOKEN, startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+import {
+  cookieHeader,
+  PASSWORD,
+  type Reply,
+  raw,
+  SETUP_TOKEN,
+  startTestApp,
+  type TestApp,
+  type TestClient,
+} from '../support/harness.js';
 
 const PAST = '2000-01-01T00:00:00.000Z';
-
-/** One request with exactly the headers given: no cookie jar, no automatic CSRF header. */
-async function raw(
-  t: TestApp,
-  method: string,
-  url: string,
-  options: { headers?: Record<string, string>; payload?: unknown; remoteAddress?: string } = {},
-): Promise<Reply> {
-  const res = await t.app.inject({
-    method: method as 'GET',
-    url,
-    headers: options.headers ?? {},
-    ...(options.remoteAddress ? { remoteAddress: options.remoteAddress } : {}),
-    ...(options.payload === undefined
-      ? {}
-      : typeof options.payload === 'string'
-        ? { payload: options.payload }
-        : { payload: options.payload as object }),
-  });
-  let body: unknown;
-  try {
-    body = res.body ? JSON.parse(res.body) : undefined;
-  } catch {
-    body = undefined;
-  }
-  return { status: res.statusCode, headers: res.headers, body, text: res.body };
-}
-
-function cookieHeader(c: TestClient, overrides: Record<string, string | undefined> = {}): string {
-  const jar = new Map(c.cookies);
-  for (const [k, v] of Object.entries(overrides)) {
-    if (v === undefined) jar.delete(k);
-    else jar.set(k, v);
-  }
-  return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-}
 
 function setCookies(res: Reply): string[] {
   const h = res.headers['set-cookie'];

@@ -44,7 +44,16 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashToken } from '../../src/app/ids.js';
 import { DATABASES } from '../support/databases.js';
 import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
-import { PASSWORD, type Reply, SETUP_TOKEN, startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+import {
+  cookieHeader,
+  PASSWORD,
+  type Reply,
+  raw,
+  SETUP_TOKEN,
+  startTestApp,
+  type TestApp,
+  type TestClient,
+} from '../support/harness.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
 const WEB_ROOT = path.resolve(import.meta.dirname, '../../dist/web');
@@ -57,41 +66,6 @@ const MINUTE = 60_000;
 // ---------------------------------------------------------------------------
 // Plumbing
 // ---------------------------------------------------------------------------
-
-/** One request with exactly the headers given: no cookie jar, no automatic CSRF header. */
-async function raw(
-  t: TestApp,
-  method: string,
-  url: string,
-  options: { headers?: Record<string, string>; payload?: unknown } = {},
-): Promise<Reply> {
-  const res = await t.app.inject({
-    method: method as 'GET',
-    url,
-    headers: options.headers ?? {},
-    ...(options.payload === undefined
-      ? {}
-      : typeof options.payload === 'string'
-        ? { payload: options.payload }
-        : { payload: options.payload as object }),
-  });
-  let body: unknown;
-  try {
-    body = res.body ? JSON.parse(res.body) : undefined;
-  } catch {
-    body = undefined;
-  }
-  return { status: res.statusCode, headers: res.headers, body, text: res.body };
-}
-
-function cookieHeader(c: TestClient, overrides: Record<string, string | undefined> = {}): string {
-  const jar = new Map(c.cookies);
-  for (const [k, v] of Object.entries(overrides)) {
-    if (v === undefined) jar.delete(k);
-    else jar.set(k, v);
-  }
-  return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-}
 
 function expectProblem(res: Reply, status: number, code: string, label = ''): void {
   expect(res.status, `${label} ${res.text}`).toBe(status);

@@ -125,3 +125,40 @@ export async function startTestApp(kind: DatabaseKindUnderTest, env: Record<stri
     },
   };
 }
+
+/** One request with exactly the headers given: no cookie jar, no automatic CSRF header. */
+export async function raw(
+  t: TestApp,
+  method: string,
+  url: string,
+  options: { headers?: Record<string, string>; payload?: unknown; remoteAddress?: string } = {},
+): Promise<Reply> {
+  const res = await t.app.inject({
+    method: method as 'GET',
+    url,
+    headers: options.headers ?? {},
+    ...(options.remoteAddress ? { remoteAddress: options.remoteAddress } : {}),
+    ...(options.payload === undefined
+      ? {}
+      : typeof options.payload === 'string'
+        ? { payload: options.payload }
+        : { payload: options.payload as object }),
+  });
+  let body: unknown;
+  try {
+    body = res.body ? JSON.parse(res.body) : undefined;
+  } catch {
+    body = undefined;
+  }
+  return { status: res.statusCode, headers: res.headers, body, text: res.body };
+}
+
+/** The client's cookies as a Cookie header, with some replaced (a value) or dropped (undefined). */
+export function cookieHeader(c: TestClient, overrides: Record<string, string | undefined> = {}): string {
+  const jar = new Map(c.cookies);
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === undefined) jar.delete(k);
+    else jar.set(k, v);
+  }
+  return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+}
