@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId, nowIso } from '../../src/app/ids.js';
 import { type Permission, SYSTEM_ROLE_PERMISSIONS, SYSTEM_ROLES } from '../../src/policy/permissions.js';
 import { DATABASES } from '../support/databases.js';
-import { buildTeam, type Team } from '../support/fixtures.js';
+import { buildTeam, insertMember, type Team } from '../support/fixtures.js';
 import { startTestApp, type TestApp, type TestClient } from '../support/harness.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
@@ -25,28 +25,6 @@ interface RouteCase {
   permission: Permission | null;
   /** Builds a fresh target (as the owner / directly in the DB) and the request. */
   prepare(t: TestApp, team: Team, ws: string): Promise<Prepared>;
-}
-
-async function insertMember(t: TestApp, ws: string, role: string): Promise<string> {
-  const id = newId('usr');
-  const now = nowIso();
-  await t.ctx.db
-    .insertInto('users')
-    .values({
-      id,
-      email: `${id}@example.com`,
-      email_normalized: `${id}@example.com`,
-      name: id,
-      password_hash: 'x',
-      created_at: now,
-      updated_at: now,
-    })
-    .execute();
-  await t.ctx.db
-    .insertInto('members')
-    .values({ workspace_id: ws, user_id: id, role, created_at: now, updated_at: now })
-    .execute();
-  return id;
 }
 
 async function createRole(team: Team, ws: string): Promise<string> {

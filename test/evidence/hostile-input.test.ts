@@ -47,10 +47,9 @@ import { readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newId, nowIso } from '../../src/app/ids.js';
 import { canaryForms } from '../support/canary.js';
 import { DATABASES } from '../support/databases.js';
-import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
+import { insertMember as insertMemberRow, inviteAndJoin, setupOwner } from '../support/fixtures.js';
 import { PASSWORD, startTestApp, type TestApp, type TestClient } from '../support/harness.js';
 import {
   assertProperty,
@@ -178,27 +177,7 @@ describe.each(DATABASES)('hostile input on every route, $kind', ({ kind, availab
   let serial = 0;
   const unique = (p: string) => `${p}_${Date.now().toString(36)}_${serial++}`;
 
-  async function insertMember(workspaceId: string, role: string): Promise<string> {
-    const id = newId('usr');
-    const now = nowIso();
-    await t.ctx.db
-      .insertInto('users')
-      .values({
-        id,
-        email: `${id}@example.com`,
-        email_normalized: `${id}@example.com`,
-        name: id,
-        password_hash: 'x',
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
-    await t.ctx.db
-      .insertInto('members')
-      .values({ workspace_id: workspaceId, user_id: id, role, created_at: now, updated_at: now })
-      .execute();
-    return id;
-  }
+  const insertMember = (workspaceId: string, role: string) => insertMemberRow(t, workspaceId, role);
 
   beforeAll(async () => {
     if (!available) return;

@@ -1,5 +1,6 @@
 /** Builds the people tests need, through the public API. */
 import { expect } from 'vitest';
+import { newId, nowIso } from '../../src/app/ids.js';
 import { SYSTEM_ROLES, type SystemRole } from '../../src/policy/permissions.js';
 import { PASSWORD, SETUP_TOKEN, type TestApp, type TestClient } from './harness.js';
 
@@ -59,4 +60,30 @@ export async function buildTeam(t: TestApp): Promise<Team> {
   const left = await outsiderInvite.client.delete(`/api/v1/workspaces/${workspaceId}/members/${outsiderInvite.userId}`);
   expect(left.status, left.text).toBe(204);
   return { workspaceId, owner, ownerId, clients, userIds, outsider: outsiderInvite.client, anonymous: t.client() };
+}
+
+/**
+ * A member with `role` written straight into the database (a bare user, no
+ * password): for tests that need many members or a role the API would refuse.
+ */
+export async function insertMember(t: TestApp, ws: string, role: string): Promise<string> {
+  const id = newId('usr');
+  const now = nowIso();
+  await t.ctx.db
+    .insertInto('users')
+    .values({
+      id,
+      email: `${id}@example.com`,
+      email_normalized: `${id}@example.com`,
+      name: id,
+      password_hash: 'x',
+      created_at: now,
+      updated_at: now,
+    })
+    .execute();
+  await t.ctx.db
+    .insertInto('members')
+    .values({ workspace_id: ws, user_id: id, role, created_at: now, updated_at: now })
+    .execute();
+  return id;
 }
