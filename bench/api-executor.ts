@@ -12,7 +12,7 @@
  */
 import { BlockList } from 'node:net';
 import { Agent, request } from 'undici';
-import { apiBlockSchema, DEFAULT_TIMEOUT_MS } from '../src/modules/workflows/block-schema.js';
+import { apiBlockSchema } from '../src/modules/workflows/block-schema.js';
 import { analyzeBlock } from '../src/runtime/block-fields.js';
 import {
   DEFAULT_MAX_RESPONSE_BYTES,
@@ -49,7 +49,7 @@ interface Client {
 }
 
 interface MicroCost {
-  key: 'signal' | 'forms' | 'redactor' | 'redact' | 'analyze' | 'executor';
+  key: 'forms' | 'redactor' | 'redact' | 'analyze' | 'executor';
   label: string;
   us: number;
 }
@@ -209,11 +209,6 @@ export const apiExecutor: Scenario = {
       });
       const redactor = new Redactor([{ name: SECRET_NAME, value }]);
       const micro: MicroCost[] = [
-        {
-          key: 'signal',
-          label: '`AbortSignal.timeout(10 000)` (outbound.ts, once per hop)',
-          us: microCost(() => AbortSignal.timeout(block.timeoutMs)),
-        },
         { key: 'forms', label: '`secretForms(value)` (24 characters)', us: microCost(() => secretForms(value)) },
         {
           key: 'redactor',
@@ -346,8 +341,8 @@ function diagnosis(base: Measured, measured: Measured[], micro: MicroCost[]): st
     '',
     `Per request this process spends ${us(b)} of CPU on a plain undici request, ${us(o)} through Hush's outbound client and ${us(e)} through the executor. ${MIN_RATIO}× of undici leaves the executor a budget of about ${us(budget)} per request on top of the request itself.`,
     '',
-    `- **Outbound client (+${us(o - b)} over undici):** \`send()\` creates \`AbortSignal.timeout(timeoutMs)\` for every hop (${cost('signal').toFixed(1)} µs to create) and gives it to undici, which adds and removes an abort listener on it per request; the signal's timer stays armed for the whole timeout (${DEFAULT_TIMEOUT_MS / 1000} s by default) after the response, so at ${count(exec.run.reqPerSec)} req/s about ${count((exec.run.reqPerSec * DEFAULT_TIMEOUT_MS) / 1000)} timers and signals are alive at any time and feed the GC. *Fix:* no per-hop signal — undici's \`headersTimeout\`/\`bodyTimeout\` (already set) bound the waits, and an overall deadline can be checked while the body chunks are read (destroy the body when it passes).`,
-    `- **Executor (+${us(e - o)} over the outbound client):** every execution builds a new \`Redactor\` (${cost('redactor').toFixed(1)} µs, of which \`secretForms\` ${cost('forms').toFixed(1)} µs), redacts the ${UPSTREAM_BODY_BYTES}-byte body (${cost('redact').toFixed(1)} µs), renders the block (\`analyzeBlock\` ${cost('analyze').toFixed(1)} µs plus templates and \`new URL\`), redacts the request snapshot and every response header, and allocates the result; all of it, without I/O, is ${cost('executor').toFixed(1)} µs per call (stub client). *Fix:* derive a secret's forms once per secret version rather than per execution (e.g. next to the cached data key, bounded and short-lived) or make \`secretForms\` cheaper (it builds ~20 encodings with Buffers, regexes and \`URLSearchParams\`).`,
+    `- **Outbound client (+${us(o - b)} over undici):** the SSRF check of the resolved address in undici's connector (once per connection) and the response-size and deadline checks while the body is read; there is no timer or \`AbortSignal\` per request (undici's \`headersTimeout\`/\`bodyTimeout\` bound the waits).`,
+    `- **Executor (+${us(e - o)} over the outbound client):** every execution builds a new \`Redactor\` (${cost('redactor').toFixed(1)} µs, of which \`secretForms\` ${cost('forms').toFixed(1)} µs), redacts the ${UPSTREAM_BODY_BYTES}-byte body (${cost('redact').toFixed(1)} µs), renders the block (\`analyzeBlock\` ${cost('analyze').toFixed(1)} µs plus templates and \`new URL\`), redacts the request snapshot and every response header, and allocates the result; all of it, without I/O, is ${cost('executor').toFixed(1)} µs per call (stub client). The forms are derived from the plaintext, so they are built per execution: caching them would keep plaintext-equivalent material in memory between executions, which SPEC §3 rules out; \`secretForms\` itself could be made cheaper (it builds ~20 encodings with Buffers, regexes and \`URLSearchParams\`), worth a few µs.`,
     `- ${cost('executor') > budget ? `The executor's own work without I/O (${cost('executor').toFixed(1)} µs, of which redacting the response ${cost('redact').toFixed(1)} µs) already exceeds the ${us(budget)} budget: against a loopback upstream that answers in tens of microseconds, ${MIN_RATIO}× of a bare undici request is out of reach for any executor that renders, redacts and records each call in JavaScript, whatever the fixes above save.` : `The executor's own work without I/O (${cost('executor').toFixed(1)} µs) fits the ${us(budget)} budget, so the fixes above should be enough.`} In latency terms the executor adds about ${us(e - b)} of CPU per call, ${((e - b) / 10).toFixed(0)} % of a call to an upstream that takes 1 ms; a throughput ratio against a loopback echo mostly measures that fixed cost, so the target should name the upstream it assumes (latency, TLS) or be stated as CPU per call.`,
     '',
   ];
