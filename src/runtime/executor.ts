@@ -84,6 +84,8 @@ interface Rendered {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** HTTP/1.1 header values are ISO-8859-1 bytes. */
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 const FORBIDDEN_HEADER_CHARS = /[\r\n\0]/;
 
 function refuse(code: string, message: string, status = 422): AppError {
@@ -165,6 +167,9 @@ async function render(block: ApiBlock, env: ExecutionEnv): Promise<Rendered> {
       throw refuse('invalid_header', `Header name "${key.slice(0, 64)}" is not valid.`);
     if (FORBIDDEN_HEADER_CHARS.test(value))
       throw refuse('invalid_header', `The value of header "${key}" holds a line break or NUL.`);
+    // HTTP/1.1 carries header values as ISO-8859-1 bytes; anything beyond must be encoded first.
+    if (BEYOND_LATIN1.test(value))
+      throw refuse('invalid_header', `The value of header "${key}" holds characters beyond ISO-8859-1; encode them.`);
     headers.push([key, value]);
     if (valueField.template.secrets.length > 0) secretHeaders.add(key.toLowerCase());
   });
