@@ -4,7 +4,8 @@
  * they hold the protected secret syntax — a secret never lives in a variable.
  */
 import { AppError, ValidationError } from '../../app/errors.js';
-import { MAX_VARIABLE_DEPTH } from '../../runtime/json-path.js';
+import { jsonStrings } from '../../runtime/block-fields.js';
+import { MAX_VARIABLE_DEPTH, nestsWithin } from '../../runtime/json-path.js';
 import { SECRET_REFERENCE } from './variable-names.js';
 import { VARIABLE_TYPES, type VariableType } from './variable-schemas.js';
 
@@ -51,25 +52,14 @@ function matchesType(type: VariableType, value: unknown): boolean {
   }
 }
 
-/**
- * Walks a JSON value without recursion: whether any string (or key) holds a
- * secret reference, and whether it nests deeper than MAX_VARIABLE_DEPTH.
- */
+/** Whether a value nests deeper than MAX_VARIABLE_DEPTH, and whether any string (or key) holds a secret reference. */
 function inspect(value: unknown): { secretReference: boolean; tooDeep: boolean } {
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop() as [unknown, number];
-    if (typeof current === 'string') {
-      if (SECRET_REFERENCE.test(current)) return { secretReference: true, tooDeep: false };
-    } else if (current !== null && typeof current === 'object') {
-      if (depth >= MAX_VARIABLE_DEPTH) return { secretReference: false, tooDeep: true };
-      for (const [k, v] of Object.entries(current)) {
-        if (!Array.isArray(current) && SECRET_REFERENCE.test(k)) return { secretReference: true, tooDeep: false };
-        stack.push([v, depth + 1]);
-      }
-    }
-  }
-  return { secretReference: false, tooDeep: false };
+  if (!nestsWithin(value)) return { secretReference: false, tooDeep: true };
+  let secretReference = false;
+  jsonStrings(value, (text) => {
+    secretReference ||= SECRET_REFERENCE.test(text);
+  });
+  return { secretReference, tooDeep: false };
 }
 
 /**
