@@ -91,7 +91,7 @@ async function memoryProbe(entry: string, env: Record<string, string>): Promise<
     '@node-rs/argon2',
     '@fastify/swagger',
     'fastify-type-provider-zod',
-    '@fastify/helmet',
+    'helmet',
     '@fastify/rate-limit',
     '@fastify/cookie',
     '@fastify/static',

@@ -9,7 +9,6 @@ import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import cookie from '@fastify/cookie';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
@@ -20,6 +19,7 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import helmet from 'helmet';
 import { sql } from 'kysely';
 import { auditRoutes } from '../modules/audit/audit-router.js';
 import { authRoutes } from '../modules/auth/auth-router.js';
@@ -96,12 +96,9 @@ export async function buildServer(ctx: AppContext): Promise<App> {
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
 
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-    reply.header('cache-control', 'no-store');
-  });
-
-  await app.register(helmet, {
+  // Security headers: helmet's middleware, built once (its Fastify plugin
+  // rebuilds it, CSP parsing included, on every request).
+  const securityHeaders = helmet({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -119,6 +116,11 @@ export async function buildServer(ctx: AppContext): Promise<App> {
     },
     referrerPolicy: { policy: 'no-referrer' },
     strictTransportSecurity: ctx.config.secureCookies,
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    reply.header('cache-control', 'no-store');
+    securityHeaders(request.raw, reply.raw, (error) => done(error as Error | undefined));
   });
   await app.register(cookie);
   // Counted in Redis when configured, so a limit holds across every server.
