@@ -5,6 +5,7 @@
 import type {
   FastifyBaseLogger,
   FastifyInstance,
+  FastifyReply,
   RawReplyDefaultExpression,
   RawRequestDefaultExpression,
   RawServerDefault,
@@ -20,6 +21,15 @@ export type App = FastifyInstance<
   FastifyBaseLogger,
   ZodTypeProvider
 >;
+
+/**
+ * Answers with a JSON body serialised earlier through the route's own
+ * response schema (a cached page, see page-cache.ts): Fastify sends a Buffer
+ * as is, without serialising it again.
+ */
+export function sendSerialized(reply: FastifyReply, json: Buffer): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(json);
+}
 
 export const idSchema = z
   .string()

@@ -16,6 +16,8 @@ export interface WorkspaceActor {
   tokenId?: string | undefined;
   /** The workspace's change epoch this request was authorised at (workspace-cache.ts). */
   epoch: number;
+  /** The workspace's audit sequence read with the epoch (workspace-cache.ts). */
+  seq: number;
 }
 
 export function permissionsOfSystemRole(role: SystemRole): ReadonlySet<Permission> {

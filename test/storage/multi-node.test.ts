@@ -214,6 +214,77 @@ describe('two servers on one PostgreSQL', () => {
     },
   );
 
+  it.runIf(available)(
+    'a reveal on one server answers the value and state the other just wrote, never a cached older one',
+    async () => {
+      // A member of its own (the reveal limit is per user): four reveals, all on B, each after a write on A.
+      const invite = await owner.session.post(`${ws}/invitations`, { email: 'revealer@example.com', role: 'admin' });
+      expect(invite.status, invite.text).toBe(201);
+      const revealerA = new HushClient(`${a.origin}/api/v1`);
+      const joined = await revealerA.post('/invitations/accept', {
+        token: invite.body.token,
+        name: 'Rita Revealer',
+        password: PASSWORD,
+      });
+      expect(joined.status, joined.text).toBe(201);
+      const revealerB = revealerA.at(b.origin);
+
+      const created = await revealerA.post(`${ws}/secrets`, {
+        name: 'reveal_probe',
+        visibility: 'masked',
+        value: 'r-0',
+      });
+      expect(created.status, created.text).toBe(201);
+      const id = created.body.id as string;
+      const reveal = () => revealerB.post(`${ws}/secrets/${id}/reveal`);
+      expect((await reveal()).body).toEqual({ value: 'r-0' });
+      expect((await revealerA.patch(`${ws}/secrets/${id}`, { value: 'r-1' })).status).toBe(200);
+      expect((await reveal()).body).toEqual({ value: 'r-1' });
+      expect((await revealerA.request('DELETE', `${ws}/secrets/${id}`)).status).toBe(204);
+      expectCode(await reveal(), 409, 'secret_deleted');
+      expect((await revealerA.post(`${ws}/secrets/${id}/restore`)).status).toBe(200);
+      expect((await revealerA.patch(`${ws}/secrets/${id}`, { value: 'r-2' })).status).toBe(200);
+      expect((await reveal()).body).toEqual({ value: 'r-2' });
+    },
+  );
+
+  it.runIf(available)(
+    'a secrets list cached on one server shows every change and use made through the other at once',
+    async () => {
+      const list = async (server: HushServer) => {
+        const page = await ownerOn(server).get(`${ws}/secrets?limit=100`);
+        expect(page.status, page.text).toBe(200);
+        return page.body.items.find((s: { name: string }) => s.name === 'list_probe') ?? null;
+      };
+      const created = await ownerOn(a).post(`${ws}/secrets`, {
+        name: 'list_probe',
+        visibility: 'masked',
+        value: 'probe-value',
+        allowedHosts: ['127.0.0.1'],
+      });
+      expect(created.status, created.text).toBe(201);
+      const id = created.body.id as string;
+      // Twice on A, so its page is cached for the current head.
+      expect((await list(a))?.lastUsedAt).toBeNull();
+      expect((await list(a))?.version).toBe(1);
+
+      expect((await ownerOn(b).patch(`${ws}/secrets/${id}`, { description: 'moved on B' })).status).toBe(200);
+      expect(await list(a)).toMatchObject({ description: 'moved on B', version: 1, lastUsedAt: null });
+
+      // A use on B (no change epoch, only the audit sequence moves) shows as lastUsedAt on A.
+      expect((await send(ownerOn(b), 'list_probe')).received).toEqual(['Bearer probe-value']);
+      const used = await list(a);
+      expect(typeof used?.lastUsedAt).toBe('string');
+
+      expect((await ownerOn(b).request('DELETE', `${ws}/secrets/${id}`)).status).toBe(204);
+      expect(await list(a)).toBeNull();
+      const deleted = await ownerOn(a).get(`${ws}/secrets?deleted=true`);
+      expect(deleted.body.items.map((s: { id: string }) => s.id)).toContain(id);
+      expect((await ownerOn(b).post(`${ws}/secrets/${id}/restore`)).status).toBe(200);
+      expect((await list(a))?.deletedAt).toBeNull();
+    },
+  );
+
   it.runIf(available)('a token revoked on one server is refused by the other at once', async () => {
     const ids = async () => ((await owner.session.get('/tokens')).body.items as { id: string }[]).map((t) => t.id);
     const before = await ids();

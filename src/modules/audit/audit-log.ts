@@ -63,16 +63,20 @@ const INSERT_CHUNK = 200;
 
 export function createAuditWriter(kind: DatabaseKind): AuditWriter {
   async function appendToChain(trx: Transaction<Database>, chain: string, entries: readonly AuditEntry[]) {
-    await trx
-      .insertInto('audit_heads')
-      .values({ chain, seq: 0, hash: GENESIS_HASH })
-      .onConflict((oc) => oc.column('chain').doNothing())
-      .execute();
     // On PostgreSQL the row lock serialises writers of one chain until commit;
     // SQLite serialises every writer already.
     let headQuery = trx.selectFrom('audit_heads').select(['seq', 'hash']).where('chain', '=', chain);
     if (kind === 'postgres') headQuery = headQuery.forUpdate();
-    const head = await headQuery.executeTakeFirstOrThrow();
+    let head = await headQuery.executeTakeFirst();
+    if (!head) {
+      // The chain's first event (two first writers may race: one insert wins, both then lock it).
+      await trx
+        .insertInto('audit_heads')
+        .values({ chain, seq: 0, hash: GENESIS_HASH })
+        .onConflict((oc) => oc.column('chain').doNothing())
+        .execute();
+      head = await headQuery.executeTakeFirstOrThrow();
+    }
 
     let seq = Number(head.seq);
     let prevHash = head.hash;

@@ -15,6 +15,8 @@ export type Principal =
       workspaceId: string;
       /** The token's workspace change epoch, read once for this request. */
       epoch: number;
+      /** The token's workspace audit sequence, read with the epoch. */
+      seq: number;
     };
 
 declare module 'fastify' {

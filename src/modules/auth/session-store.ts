@@ -32,6 +32,8 @@ export interface ResolvedApiToken {
   workspaceId: string;
   /** The workspace's change epoch read for this request (see workspace-cache.ts). */
   epoch: number;
+  /** The workspace's audit sequence read with it. */
+  seq: number;
 }
 
 /** Token hashes whose workspace is known (a token's workspace never changes). */
@@ -111,7 +113,7 @@ export function createSessionStore(
         tokenWorkspaces.set(tokenHash, workspaceId);
       }
       // The epoch first, then the row: a row is only ever cached under an epoch it is at least as new as.
-      const epoch = await cache.epoch(workspaceId);
+      const { epoch, seq } = await cache.head(workspaceId);
       const row = await cache.get(workspaceId, epoch, `token:${tokenHash}`, () => loadToken(tokenHash));
       if (!row) return null;
       const now = clock();
@@ -120,7 +122,7 @@ export function createSessionStore(
         row.last_used_at = nowIso(now);
         await db.updateTable('api_tokens').set({ last_used_at: row.last_used_at }).where('id', '=', row.id).execute();
       }
-      return { userId: row.user_id, tokenId: row.id, workspaceId: row.workspace_id, epoch };
+      return { userId: row.user_id, tokenId: row.id, workspaceId: row.workspace_id, epoch, seq };
     },
   };
 }

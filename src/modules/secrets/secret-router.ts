@@ -10,15 +10,19 @@ import {
   paginationQuery,
   plainText,
   problems,
+  sendSerialized,
   workspaceParams,
 } from '../../app/http.js';
+import { authorize } from '../../policy/policy.js';
 import { auditContextOf } from '../auth/principal.js';
 import { variableNameSchema } from '../variables/variable-names.js';
+import { createPageCache } from '../workspaces/page-cache.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
 import { presentSecret, secretSchema } from './secret-presenter.js';
 import { createSecretService, MAX_SECRET_BYTES } from './secret-service.js';
 
 const secretParams = workspaceParams.extend({ id: idSchema });
+const secretPage = z.object({ items: z.array(secretSchema), nextCursor: z.string().nullable() });
 const hostList = z.array(z.string().max(300)).max(100);
 const description = plainText(500);
 // The byte limit is checked precisely in the service; this bounds parsing.
@@ -42,6 +46,7 @@ function parseIfMatch(header: string | undefined): number | undefined {
 export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
   const service = createSecretService(ctx);
   const present = (row: Parameters<typeof presentSecret>[0]) => presentSecret(row, ctx.config.secretRetentionDays);
+  const pages = createPageCache();
 
   app.get(
     '/workspaces/:ws/secrets',
@@ -56,21 +61,33 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
           deleted: z.enum(['true', 'false']).default('false'),
         }),
         response: {
-          200: z.object({ items: z.array(secretSchema), nextCursor: z.string().nullable() }),
+          200: secretPage,
           ...problems(401, 403, 404, 422),
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
+      authorize(actor, 'secrets.read');
       const { limit, cursor, q, deleted } = request.query;
       const after = decodeCursor(cursor, z.object({ name: z.string(), id: z.string() }));
-      const page = await service.list(actor, { q, deleted: deleted === 'true', limit, after });
-      const last = page.rows.at(-1);
-      return {
-        items: page.rows.map(present),
-        nextCursor: page.hasMore && last ? encodeCursor({ name: last.name, id: last.id }) : null,
-      };
+      // The same page for the same workspace head: served as stored (page-cache.ts).
+      const key = `secrets\n${deleted}\n${limit}\n${q ?? ''}\n${cursor ?? ''}`;
+      let body = pages.get(actor.workspaceId, actor, key);
+      if (body === undefined) {
+        const page = await service.list(actor, { q, deleted: deleted === 'true', limit, after });
+        const last = page.rows.at(-1);
+        body = Buffer.from(
+          JSON.stringify(
+            z.encode(secretPage, {
+              items: page.rows.map(present),
+              nextCursor: page.hasMore && last ? encodeCursor({ name: last.name, id: last.id }) : null,
+            }),
+          ),
+        );
+        pages.set(actor.workspaceId, actor, key, body);
+      }
+      return sendSerialized(reply, body);
     },
   );
 

@@ -22,7 +22,7 @@ import type { SecretMetadata } from './secret-presenter.js';
 export const MAX_SECRET_BYTES = 64 * 1024;
 export const SHORT_SECRET_BYTES = 8;
 
-type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'auditQueue' | 'keyring' | 'config'>;
+type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'auditQueue' | 'keyring' | 'config' | 'cache'>;
 
 export interface CreateSecretInput {
   name: string;
@@ -297,25 +297,51 @@ export function createSecretService(deps: Deps) {
     /** The one place a stored value is decrypted for a person. */
     async reveal(actor: WorkspaceActor, audit: AuditContext, id: string): Promise<string> {
       authorize(actor, 'secrets.reveal');
-      const row = await load(actor.workspaceId, id);
-      if (row.visibility !== 'masked') {
+      // The row and its current ciphertext (never plaintext), cached at the epoch the request was authorised at.
+      const stored = await deps.cache.get(actor.workspaceId, actor.epoch, `reveal:${id}`, async () => {
+        const row = await db
+          .selectFrom('secrets')
+          .leftJoin('secret_versions', (join) =>
+            join
+              .onRef('secret_versions.secret_id', '=', 'secrets.id')
+              .onRef('secret_versions.version', '=', 'secrets.version'),
+          )
+          .select([
+            'secrets.name',
+            'secrets.visibility',
+            'secrets.version',
+            'secrets.deleted_at',
+            'secret_versions.key_version',
+            'secret_versions.ciphertext',
+          ])
+          .where('secrets.id', '=', id)
+          .where('secrets.workspace_id', '=', actor.workspaceId)
+          .executeTakeFirst();
+        return row
+          ? {
+              name: row.name,
+              visibility: row.visibility,
+              version: Number(row.version),
+              deleted: row.deleted_at !== null,
+              keyVersion: row.key_version === null ? null : Number(row.key_version),
+              ciphertext: row.ciphertext === null ? null : Buffer.from(row.ciphertext),
+            }
+          : null;
+      });
+      if (!stored) throw new NotFoundError('Secret');
+      if (stored.visibility !== 'masked') {
         throw new ForbiddenError(
           'This secret is restricted: its value is never shown, to anyone.',
           'secret_restricted',
         );
       }
-      if (row.deleted_at) throw secretDeleted();
-      const version = Number(row.version);
-      const stored = await db
-        .selectFrom('secret_versions')
-        .select(['key_version', 'ciphertext'])
-        .where('secret_id', '=', id)
-        .where('version', '=', version)
-        .executeTakeFirst();
-      if (!stored) throw new AppError(500, 'decrypt_failed', `Secret ${id} has no stored version ${version}.`);
-      const keyVersion = Number(stored.key_version);
+      if (stored.deleted) throw secretDeleted();
+      const { version, keyVersion, ciphertext } = stored;
+      if (keyVersion === null || ciphertext === null) {
+        throw new AppError(500, 'decrypt_failed', `Secret ${id} has no stored version ${version}.`);
+      }
       const dek = await keyring.dataKey(actor.workspaceId, keyVersion);
-      const plaintext = decryptSecretValue(dek, Buffer.from(stored.ciphertext), {
+      const plaintext = decryptSecretValue(dek, ciphertext, {
         workspaceId: actor.workspaceId,
         secretId: id,
         version,
@@ -330,7 +356,7 @@ export function createSecretService(deps: Deps) {
             action: 'secret.revealed',
             targetType: 'secret',
             targetId: id,
-            data: { name: row.name, version },
+            data: { name: stored.name, version },
           },
         },
       ]);

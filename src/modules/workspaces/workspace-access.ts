@@ -49,7 +49,7 @@ export async function resolveActor(
   const principal = requirePrincipal(request);
   if (principal.kind === 'token' && principal.workspaceId !== workspaceId) throw new NotFoundError('Workspace');
   const { db, cache } = ctx;
-  const epoch = principal.kind === 'token' ? principal.epoch : await cache.epoch(workspaceId);
+  const { epoch, seq } = principal.kind === 'token' ? principal : await cache.head(workspaceId);
   const membership = await cache.get<Membership | null>(workspaceId, epoch, `member:${principal.userId}`, async () => {
     const row = await db
       .selectFrom('members')
@@ -69,5 +69,6 @@ export async function resolveActor(
     permissions: membership.permissions,
     tokenId: principal.kind === 'token' ? principal.tokenId : undefined,
     epoch,
+    seq,
   };
 }

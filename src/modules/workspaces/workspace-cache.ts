@@ -26,7 +26,21 @@ interface WorkspaceEntries {
   entries: Map<string, unknown>;
 }
 
+/** Where a workspace stands now: its change epoch and the last sequence number of its audit chain. */
+export interface WorkspaceHead {
+  /** Audited changes so far (0 before the first). */
+  epoch: number;
+  /**
+   * Every audit event so far, uses and reads included (`secret.used` moves a
+   * secret's `lastUsedAt` in the event's transaction): what a cache of
+   * anything that shows `lastUsedAt` is validated against.
+   */
+  seq: number;
+}
+
 export interface WorkspaceCache {
+  /** The workspace's change epoch and audit sequence as committed now; one point read. */
+  head(workspaceId: string): Promise<WorkspaceHead>;
   /** The workspace's change epoch as committed now (0 before its first audited change). */
   epoch(workspaceId: string): Promise<number>;
   /**
@@ -58,13 +72,17 @@ export function createWorkspaceCache(
   }
 
   return {
-    async epoch(workspaceId) {
+    async head(workspaceId) {
       const row = await db
         .selectFrom('audit_heads')
-        .select('epoch')
+        .select(['epoch', 'seq'])
         .where('chain', '=', workspaceId)
         .executeTakeFirst();
-      return row ? Number(row.epoch) : 0;
+      return row ? { epoch: Number(row.epoch), seq: Number(row.seq) } : { epoch: 0, seq: 0 };
+    },
+
+    async epoch(workspaceId) {
+      return (await this.head(workspaceId)).epoch;
     },
 
     async get<T>(workspaceId: string, epoch: number, key: string, load: () => Promise<T>): Promise<T> {
