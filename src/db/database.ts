@@ -7,6 +7,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import {
+  type Compilable,
   CompiledQuery,
   type DatabaseConnection,
   type Driver,
@@ -27,6 +28,20 @@ import type { Database } from './schema.js';
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export type Db = Kysely<Database>;
+
+/**
+ * A query compiled once and run with new parameters on each call, for the
+ * few statements on every request's path, where Kysely's compilation (AST,
+ * freezing, SQL text) costs more than the query itself. `query` is built
+ * with stand-in values; each call binds its parameters in placeholder order.
+ */
+export function compiledOnce<Row, Params extends unknown[]>(
+  db: Db,
+  query: Compilable<Row>,
+): (...parameters: Params) => Promise<Row[]> {
+  const compiled = query.compile();
+  return async (...parameters) => (await db.executeQuery<Row>({ ...compiled, parameters })).rows;
+}
 
 /**
  * SQLite transactions start with BEGIN IMMEDIATE: a transaction that reads

@@ -14,7 +14,7 @@
  * nothing to broadcast. Plaintext is never cached: secret entries hold the
  * ciphertext, decrypted per execution.
  */
-import type { Db } from '../../db/database.js';
+import { compiledOnce, type Db } from '../../db/database.js';
 
 /** Workspaces whose entries are kept; least recently used first out. */
 const MAX_WORKSPACES = 10_000;
@@ -60,6 +60,10 @@ export function createWorkspaceCache(
   const maxWorkspaces = limits.workspaces ?? MAX_WORKSPACES;
   const maxEntries = limits.entriesPerWorkspace ?? MAX_ENTRIES_PER_WORKSPACE;
   const workspaces = new Map<string, WorkspaceEntries>();
+  const readHead = compiledOnce<{ epoch: number; seq: number }, [chain: string]>(
+    db,
+    db.selectFrom('audit_heads').select(['epoch', 'seq']).where('chain', '=', ''),
+  );
 
   function entriesAt(workspaceId: string, epoch: number): Map<string, unknown> | undefined {
     let ws = workspaces.get(workspaceId);
@@ -73,11 +77,7 @@ export function createWorkspaceCache(
 
   return {
     async head(workspaceId) {
-      const row = await db
-        .selectFrom('audit_heads')
-        .select(['epoch', 'seq'])
-        .where('chain', '=', workspaceId)
-        .executeTakeFirst();
+      const [row] = await readHead(workspaceId);
       return row ? { epoch: Number(row.epoch), seq: Number(row.seq) } : { epoch: 0, seq: 0 };
     },
 
