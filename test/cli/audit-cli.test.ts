@@ -208,17 +208,20 @@ describe.each(DATABASES)('hush audit on $kind', ({ kind, available }) => {
   });
 
   it.runIf(available)('export --format csv: a header and one row per event', async () => {
-    const all = await ctx.db.selectFrom('audit_events').select(['chain', 'seq', 'action', 'hash']).execute();
+    const all = await ctx.db.selectFrom('audit_events').select(['chain', 'seq', 'id', 'action', 'hash']).execute();
     const r = await runHush(['audit', 'export', '--format', 'csv'], site.env);
     expect(r.code, describeRun(r)).toBe(0);
     const rows = r.stdout.split('\r\n').filter(Boolean);
-    expect(rows[0]).toBe('chain,seq,at,action,actorType,actorId,actorEmail,targetType,targetId,ip,requestId,data,hash');
+    expect(rows[0]).toBe(
+      'chain,seq,id,at,action,actorType,actorId,actorEmail,targetType,targetId,ip,requestId,data,hash',
+    );
     expect(rows.length - 1).toBe(all.length);
-    // The CSV has no event id column; (chain, seq) and the hash identify each event.
+    // Each row names its event by id (what `audit verify` reports) as well as by (chain, seq).
     const byKey = new Map(rows.slice(1).map((row) => [row.split(',', 2).join(','), row]));
     for (const e of all) {
       const row = byKey.get(`${e.chain},${e.seq}`);
-      expect(row?.split(',')[3]).toBe(e.action);
+      expect(row?.split(',')[2]).toBe(e.id);
+      expect(row?.split(',')[4]).toBe(e.action);
       expect(row?.endsWith(`,${e.hash}`)).toBe(true);
     }
     for (const value of VALUES) expect(r.stdout).not.toContain(value);

@@ -44,6 +44,7 @@ const eventSchema = z.object({
 
 export const CSV_COLUMNS = [
   'seq',
+  'id',
   'at',
   'action',
   'actorType',
