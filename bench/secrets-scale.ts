@@ -198,7 +198,11 @@ async function runOnDatabase(
   out: { measurements: Measurement[]; loads: BulkLoad[]; plans: Plan[] },
 ): Promise<void> {
   progress(`secrets-scale: ${kind}: starting server`);
-  const server = await startBenchServer(kind, { HUSH_REVEAL_LIMIT_PER_MIN: REVEAL_LIMIT });
+  const server = await startBenchServer(kind, {
+    HUSH_REVEAL_LIMIT_PER_MIN: REVEAL_LIMIT,
+    // The question is how the database path scales: every list is answered from the database.
+    HUSH_LIST_CACHE_MB: '0',
+  });
   try {
     const owner = await setupOwner(server);
     const rec = recordingContext(server.ctx);
@@ -422,7 +426,7 @@ function report(
     `- One fresh database per engine (SQLite file in a temp dir; PostgreSQL \`hush_bench_<random>\`, dropped WITH (FORCE) at the end), migrated by Hush itself; setup through \`POST /api/v1/setup\`, then a personal API token; every measured request uses \`Authorization: Bearer\`.`,
     `- One workspace grows ${sizes.map((s) => sizeLabel(s)).join(' → ')} secrets named \`secret_000000\`…; rows as the secret service writes them (\`secrets\`, \`secret_versions\`, \`variable_names\`), values encrypted by \`encryptSecretValue\` under the workspace DEK. PostgreSQL gets \`ANALYZE\` after each step (what autovacuum would do shortly); SQLite is left without statistics, as Hush leaves it.`,
     `- Operations: **list, first page** \`GET …/secrets?limit=${PAGE}\`; **list, middle page** the same with the cursor the API issues after item N/2 − 1 (deeper at each size); **reveal** \`POST …/secrets/:id/reveal\` of a uniformly random secret (seeded), value checked; **search** \`?q=${SEARCH}\` (exactly ${PAGE} matches at every size) is reported for information only — a substring search cannot use an index.`,
-    `- Per size and operation: ${options.warmup} warm-up requests after each bulk load (${Math.max(options.warmup, FIRST_WARMUP)} before the first size, to warm V8 up; cut short after ${WARMUP_MAX_MS / 1000} s for slow operations), then ${options.repetitions} repetitions × ${options.requests} sequential requests, interleaved across operations (the information-only search: ${Math.min(options.requests, INFO_REQUESTS)} requests per repetition and ${INFO_SQL_REPLAYS} SQL replays, to keep the whole suite within its 10-minute budget; it is not gated). Every response is checked (status, page contents, revealed value). Reveal runs with \`HUSH_REVEAL_LIMIT_PER_MIN=${REVEAL_LIMIT}\` (the configuration maximum) so the limiter never answers 429.`,
+    `- Per size and operation: ${options.warmup} warm-up requests after each bulk load (${Math.max(options.warmup, FIRST_WARMUP)} before the first size, to warm V8 up; cut short after ${WARMUP_MAX_MS / 1000} s for slow operations), then ${options.repetitions} repetitions × ${options.requests} sequential requests, interleaved across operations (the information-only search: ${Math.min(options.requests, INFO_REQUESTS)} requests per repetition and ${INFO_SQL_REPLAYS} SQL replays, to keep the whole suite within its 10-minute budget; it is not gated). Every response is checked (status, page contents, revealed value). Reveal runs with \`HUSH_REVEAL_LIMIT_PER_MIN=${REVEAL_LIMIT}\` (the configuration maximum) so the limiter never answers 429, and with \`HUSH_LIST_CACHE_MB=0\`: every list is read from the database and serialised (the page cache, on by default, would answer repeated pages without either; the **load** scenario measures it).`,
     `- Reveal writes one hash-chained audit event per call, as in production; the bulk-loaded secrets have no \`secret.created\` audit events.`,
     '',
     `<details><summary>Query plans at ${sizeLabel(largest)} secrets</summary>`,

@@ -24,6 +24,8 @@ describe('configuration', () => {
     expect(c.loginLimitPerMin).toBe(10);
     expect(c.revealLimitPerMin).toBe(60);
     expect(c.secretRetentionDays).toBe(7);
+    expect(c.listCacheBytes).toBe(4 * 1024 * 1024);
+    expect(loadConfig({ HUSH_LIST_CACHE_MB: '0' }, '/srv').listCacheBytes).toBe(0);
   });
 
   it('reads PostgreSQL, an https public URL (secure cookies) and allowed CIDRs', () => {
@@ -54,6 +56,7 @@ describe('configuration', () => {
     [{ HUSH_LOGIN_LIMIT_PER_MIN: '0' }, /^HUSH_LOGIN_LIMIT_PER_MIN: must be at least 1$/],
     [{ HUSH_MASTER_KEY: 'a', HUSH_MASTER_KEY_FILE: '/k' }, /^HUSH_MASTER_KEY: set either/],
     [{ HUSH_REDIS_URL: 'localhost:6379' }, /^HUSH_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL$/],
+    [{ HUSH_LIST_CACHE_MB: '2048' }, /^HUSH_LIST_CACHE_MB: must be at most 1024$/],
   ])('refuses %o with one line naming the variable', (env, expected) => {
     const message = errorOf(env);
     expect(message).toMatch(expected);

@@ -51,6 +51,7 @@ const envSchema = z.object({
   HUSH_SESSION_IDLE_MINUTES: intInRange(1, 525_600).default(12 * 60),
   HUSH_SESSION_ABSOLUTE_HOURS: intInRange(1, 8_760).default(7 * 24),
   HUSH_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  HUSH_LIST_CACHE_MB: intInRange(0, 1024).default(4),
 });
 
 export interface OutboundAllowList {
@@ -78,6 +79,8 @@ export interface Config {
   sessionIdleMs: number;
   sessionAbsoluteMs: number;
   trustProxy: boolean;
+  /** Bytes of serialised list pages each server keeps (0: none; see page-cache.ts). */
+  listCacheBytes: number;
 }
 
 /** Raised for a configuration problem; the CLI prints `message` as the one line. */
@@ -156,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     sessionIdleMs: e.HUSH_SESSION_IDLE_MINUTES * 60_000,
     sessionAbsoluteMs: e.HUSH_SESSION_ABSOLUTE_HOURS * 3_600_000,
     trustProxy: e.HUSH_TRUST_PROXY === 'true',
+    listCacheBytes: e.HUSH_LIST_CACHE_MB * 1024 * 1024,
   };
 }
 

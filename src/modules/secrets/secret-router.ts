@@ -46,7 +46,7 @@ function parseIfMatch(header: string | undefined): number | undefined {
 export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
   const service = createSecretService(ctx);
   const present = (row: Parameters<typeof presentSecret>[0]) => presentSecret(row, ctx.config.secretRetentionDays);
-  const pages = createPageCache();
+  const pages = createPageCache(ctx.config.listCacheBytes);
 
   app.get(
     '/workspaces/:ws/secrets',

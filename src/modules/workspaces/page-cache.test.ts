@@ -6,7 +6,7 @@ const at = (seq: number, epoch = 1) => ({ epoch, seq });
 
 describe('page cache', () => {
   it('answers only for exactly the head a page was stored at', () => {
-    const pages = createPageCache();
+    const pages = createPageCache(4096);
     pages.set('ws_a', at(5), 'k', body('five'));
     expect(pages.get('ws_a', at(5), 'k')?.toString()).toBe('five');
     expect(pages.get('ws_a', at(6), 'k')).toBeUndefined();
@@ -16,7 +16,7 @@ describe('page cache', () => {
   });
 
   it('keeps a newer page when a slower request stores an older one, and replaces an older one', () => {
-    const pages = createPageCache();
+    const pages = createPageCache(4096);
     pages.set('ws', at(7), 'k', body('seven'));
     pages.set('ws', at(6), 'k', body('six'));
     expect(pages.get('ws', at(7), 'k')?.toString()).toBe('seven');
@@ -36,5 +36,11 @@ describe('page cache', () => {
     pages.set('ws', at(1), 'big', body('big', 251));
     expect(pages.get('ws', at(1), 'big')).toBeUndefined();
     expect(pages.get('ws', at(1), 'p5')).toBeDefined();
+  });
+
+  it('keeps nothing when its budget is 0 (HUSH_LIST_CACHE_MB=0)', () => {
+    const pages = createPageCache(0);
+    pages.set('ws', at(1), 'k', body('tiny'));
+    expect(pages.get('ws', at(1), 'k')).toBeUndefined();
   });
 });

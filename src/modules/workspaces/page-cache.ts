@@ -15,9 +15,6 @@
  */
 import type { WorkspaceHead } from './workspace-cache.js';
 
-/** Total bytes of cached bodies per server. */
-const MAX_BYTES = 4 * 1024 * 1024;
-
 interface Page extends WorkspaceHead {
   body: Buffer;
 }
@@ -29,7 +26,8 @@ export interface PageCache {
   set(workspaceId: string, head: WorkspaceHead, key: string, body: Buffer): void;
 }
 
-export function createPageCache(maxBytes = MAX_BYTES): PageCache {
+/** A cache of at most `maxBytes` of bodies (HUSH_LIST_CACHE_MB; 0 keeps nothing). */
+export function createPageCache(maxBytes: number): PageCache {
   const pages = new Map<string, Page>();
   let bytes = 0;
 
@@ -50,7 +48,7 @@ export function createPageCache(maxBytes = MAX_BYTES): PageCache {
     },
 
     set(workspaceId, head, key, body) {
-      if (body.length > maxBytes / 4) return;
+      if (body.length > maxBytes / 4) return; // also: a cache of 0 bytes keeps nothing
       const id = `${workspaceId}\n${key}`;
       const existing = pages.get(id);
       if (existing) {
