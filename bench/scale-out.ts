@@ -38,6 +38,13 @@ const CONNECTIONS = 32;
 const JOB_SECONDS = 1.5;
 const WARMUP_SECONDS = 0.75;
 const PROFILE_WARMUP_SECONDS = 0.5;
+/**
+ * Unmeasured load of the same job right before each measurement: after a
+ * switch of workload (another operation, another server) a process needs a
+ * moment for its JIT and heap to settle, and a short measurement would
+ * mostly see that. Baselines get the same.
+ */
+const SETTLE_SECONDS = 0.5;
 const REDIS_URL = process.env.HUSH_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Configuration maximum (HUSH_REVEAL_LIMIT_PER_MIN): the limiter must never answer 429 here. */
 const REVEAL_LIMIT = '100000';
@@ -221,6 +228,11 @@ export const load: Scenario = {
       ];
       const measure = async (key: string, job: LoadJob, config: Config | null, baseline: BaselineProcess | null) => {
         const g = groups(config, baseline);
+        await generator.run(
+          job.kind === 'http'
+            ? { ...job, seconds: SETTLE_SECONDS, amount: undefined }
+            : { ...job, seconds: SETTLE_SECONDS },
+        );
         const before = cpuSnapshot(g);
         const result = await generator.run(job);
         const cpu = cpuBetween(before, cpuSnapshot(g));
@@ -630,7 +642,7 @@ function report(options: ScenarioOptions, data: Data, load: { start: number; end
     `- **Data**, set up over HTTP: first-run setup, a personal API token (every measured request uses \`Authorization: Bearer\`), ${LIST_SECRETS} masked secrets \`${secretName(0)}\`…, a secret \`${SECRET_NAME}\` allowed on 127.0.0.1 and a workflow \`first\` (API: GET the upstream with \`Authorization: Bearer {{secret:${SECRET_NAME}}}\`, capture \`$.request\`) → \`note\` (Set Values) → \`second\` (API: the same call with an \`X-Note\` header from the variable).`,
     `- **Operations and checks** (the first wrong answer stops the run): reveal \`POST …/secrets/:id/reveal\` rotating over the ${LIST_SECRETS} secrets, the value compared with the one stored; list \`GET …/secrets?limit=${LIST_SECRETS}\`, first and last names present, no value (nothing changes the workspace meanwhile, so after the first request every list is answered from the page cache, with the default \`HUSH_LIST_CACHE_MB\`: authentication, the permission check and one point read of the workspace's audit head, then the stored bytes); Send \`POST …/blocks/send\` with \`${data.payload.replace(/http:\/\/127\.0\.0\.1:\d+/, 'http://127.0.0.1:<port>')}\`, \`ok: true\`, the echoed header as \`Bearer [secret:${SECRET_NAME}]\`, the value nowhere; run \`POST …/workflows/:id/runs\` with \`{}\`, 201, \`succeeded\`, redacted echo, the value nowhere.`,
     `- **Baselines**, each its own process: a bare \`Fastify({ logger: false })\` with \`GET /hello\` answering a ${'{"value":…}'} JSON of a reveal's size (and \`GET /page\`, information only: a copy of a real list page of ${count(data.pageBytes)} bytes, returned as an object for Fastify to serialise); a forwarder (\`POST /forward\`, same request body as Send, one undici \`GET <upstream>\` with the bearer value through an \`Agent\` configured like Hush's outbound client; \`/forward2\` makes two calls in a row); a PostgreSQL point read \`select id, name, version from secrets where id = $1\` (rotating over the ${LIST_SECRETS} ids) through a pg pool of ${PG_POOL} driven by ${CONNECTIONS} closed loops in the load generator process. Upstream: the run's shared child process answering ${UPSTREAM_BODY_BYTES} bytes of JSON that echo Authorization.`,
-    `- **Load generator**: autocannon 8 as a library in its own child process, ${CONNECTIONS} keep-alive connections spread evenly over the target's processes, one request in flight per connection; ${WARMUP_SECONDS} s of warm-up per server process and operation, then ${reps} repetitions of ${seconds.toFixed(1)} s per operation (kept short so that the whole suite stays within 10 minutes). req/s = answers ÷ wall time; p50/p99 over every answer (nearest rank).`,
+    `- **Load generator**: autocannon 8 as a library in its own child process, ${CONNECTIONS} keep-alive connections spread evenly over the target's processes, one request in flight per connection; ${WARMUP_SECONDS} s of warm-up per server process and operation, then ${reps} repetitions of ${seconds.toFixed(1)} s per operation, each right after ${SETTLE_SECONDS} s of the same load unmeasured (a process switching workloads needs a moment for its JIT and heap to settle; baselines get the same) (kept short so that the whole suite stays within 10 minutes). req/s = answers ÷ wall time; p50/p99 over every answer (nearest rank).`,
     `- **CPU** is read from /proc (utime + stime) for each process group around every measurement. The load generator costs CPU on the same ${options.machine.cores} cores: its µs per request is listed with the baselines, and the ceiling a baseline reaches here is partly the load generator's.`,
     `- A missed per-request target (and every run) is explained by a CPU profile of a separate \`hush serve\` started with \`node --cpu-prof\` (V8 sampling profiler, no change to src/) for one more measurement of that operation after ${PROFILE_WARMUP_SECONDS} s of warm-up, cut to the measured window (start-up and warm-up excluded); its samples are charged to src/ files, npm packages and Node.js core as in the other scenarios. On PostgreSQL, \`pg_stat_activity\` of the database is sampled meanwhile.`,
     loadNote(options.machine.cores, load.start, load.end),
