@@ -243,15 +243,41 @@ describe.runIf(enabled)(SUITE, () => {
     await page.getByRole('button', { name: 'Remove secret zendesk_token' }).focus();
     await page.keyboard.press('Enter');
     await page.getByRole('button', { name: 'Remove secret zendesk_token' }).waitFor({ state: 'detached' });
-    await page.getByRole('button', { name: 'Add secret' }).focus();
+    // The WAI-ARIA combobox pattern: focus stays in the search box, arrows move the active option
+    // (aria-activedescendant, aria-selected), Enter picks it, Escape closes; focus returns to the button.
+    const activeOption = () =>
+      page.evaluate<string>(
+        `document.getElementById(document.activeElement?.getAttribute('aria-activedescendant') ?? '')?.textContent?.trim() ?? ''`,
+      );
+    const addSecret = page.getByRole('button', { name: 'Add secret' });
+    await addSecret.focus();
     await page.keyboard.press('Enter');
-    await page.keyboard.press('Tab');
+    const listbox = page.getByRole('listbox', { name: 'Secrets' });
+    await listbox.waitFor();
     expect(await focusedName()).toBe('Search secrets');
+    expect(await page.getByRole('combobox', { name: 'Search secrets' }).getAttribute('aria-expanded')).toBe('true');
+    expect(await activeOption()).toBe('crm_key');
+    await page.keyboard.press('ArrowDown');
+    expect(await activeOption()).toBe('zendesk_token');
+    expect(await listbox.getByRole('option', { selected: true }).textContent()).toContain('zendesk_token');
+    await page.keyboard.press('ArrowDown'); // stays on the last option
+    expect(await activeOption()).toBe('zendesk_token');
+    await page.keyboard.press('Home');
+    expect(await activeOption()).toBe('crm_key');
+    await page.keyboard.press('Escape');
+    await listbox.waitFor({ state: 'detached' });
+    expect(await focusedName()).toBe('Add secret');
+    expect(await page.getByRole('button', { name: /^Remove secret/ }).count()).toBe(0);
+
+    await page.keyboard.press('Enter');
+    await listbox.waitFor();
     await page.keyboard.type('zendesk');
-    await page.keyboard.press('Tab');
-    expect(await focusedName()).toContain('zendesk_token');
+    expect(await listbox.getByRole('option').allTextContents()).toEqual([expect.stringContaining('zendesk_token')]);
+    expect(await activeOption()).toBe('zendesk_token');
     await page.keyboard.press('Enter');
     await page.getByRole('button', { name: 'Remove secret zendesk_token' }).waitFor();
+    await listbox.waitFor({ state: 'detached' });
+    expect(await focusedName()).toBe('Add secret');
     await context.close();
   });
 

@@ -4,7 +4,7 @@
  * protected chip), the Set Values form, routes, and "Send request" with a
  * response viewer whose JSON fields can become capture rules.
  */
-import { useCallback, useEffect, useId, useState } from 'react';
+import { useCallback, useEffect, useId, useRef, useState } from 'react';
 import { ApiError, get, type Page, post, put, type Secret } from '../api';
 import { Link, navigate, useWorkspace } from '../app-state';
 import { ErrorText, Field, Icon, SidePanel } from '../components/ui';
@@ -116,13 +116,50 @@ function SecretField(props: {
   const after = match ? props.value.slice(match.index + match[0].length) : '';
   const [open, setOpen] = useState(false);
   const [q, setQ] = useState('');
+  const [active, setActive] = useState(0);
   const [creating, setCreating] = useState<string | null>(null);
   const [editing, setEditing] = useState<Secret | null>(null);
+  const toggle = useRef<HTMLButtonElement>(null);
+  const search = useRef<HTMLInputElement>(null);
+  const listId = useId();
+  const shown = props.secrets.filter((s) => s.name.toLowerCase().includes(q.toLowerCase()));
+  const current = shown[Math.min(active, shown.length - 1)];
+  const optionId = (s: Secret) => `${listId}-${s.id}`;
+  const close = () => {
+    setOpen(false);
+    toggle.current?.focus();
+  };
   const choose = (name: string) => {
     props.onChange(`${before}{{secret:${name}}}${after}`);
-    setOpen(false);
+    close();
   };
-  const shown = props.secrets.filter((s) => s.name.toLowerCase().includes(q.toLowerCase()));
+  // Opening moves focus to the search box, the combobox that drives the list.
+  useEffect(() => {
+    if (open) search.current?.focus();
+  }, [open]);
+  useEffect(() => {
+    document.getElementById(current ? optionId(current) : '')?.scrollIntoView?.({ block: 'nearest' });
+  });
+  /** The combobox keys of the WAI-ARIA pattern: arrows, Home/End, Enter picks, Escape closes. */
+  const onSearchKey = (e: React.KeyboardEvent<HTMLInputElement>) => {
+    const last = shown.length - 1;
+    const moves: Record<string, number> = {
+      ArrowDown: Math.min(active + 1, last),
+      ArrowUp: Math.max(active - 1, 0),
+      Home: 0,
+      End: last,
+    };
+    if (e.key in moves && shown.length > 0) {
+      e.preventDefault();
+      setActive(Math.max(0, moves[e.key] as number));
+    } else if (e.key === 'Enter' && current) {
+      e.preventDefault();
+      choose(current.name);
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      close();
+    }
+  };
   return (
     <div className="field secret-field">
       <span className="label">{props.label}</span>
@@ -159,11 +196,15 @@ function SecretField(props: {
         )}
         {!props.readOnly && ws.can('secrets.use') && (
           <button
+            ref={toggle}
             type="button"
             className="ghost"
             aria-haspopup="listbox"
             aria-expanded={open}
-            onClick={() => setOpen(!open)}
+            onClick={() => {
+              setActive(0);
+              setOpen(!open);
+            }}
           >
             Add secret
           </button>
@@ -172,19 +213,34 @@ function SecretField(props: {
       {open && (
         <div className="dropdown">
           <input
+            ref={search}
+            role="combobox"
             aria-label="Search secrets"
+            aria-expanded={shown.length > 0}
+            aria-controls={listId}
+            aria-autocomplete="list"
+            aria-activedescendant={current ? optionId(current) : undefined}
             placeholder="Search secrets"
             value={q}
-            onChange={(e) => setQ(e.target.value)}
+            onChange={(e) => {
+              setQ(e.target.value);
+              setActive(0);
+            }}
+            onKeyDown={onSearchKey}
           />
-          {/* Options hold only their name: a listbox may own nothing but options, and an option no buttons. */}
-          <div role="listbox" aria-label="Secrets" className="options">
+          {/* Options hold only their name: a listbox may own nothing but options, and an option no buttons.
+              Focus stays in the search box; the active option is announced through aria-activedescendant. */}
+          <div role="listbox" id={listId} aria-label="Secrets" className="options">
             {shown.map((s) => (
               <div
                 key={s.id}
+                id={optionId(s)}
                 role="option"
-                aria-selected={match?.[1] === s.name}
-                tabIndex={0}
+                aria-selected={s === current}
+                className={s === current ? 'active' : undefined}
+                // Out of the tab order (the combobox keeps focus), yet an assistive technology that moves
+                // focus onto an option can still pick it.
+                tabIndex={-1}
                 onClick={() => choose(s.name)}
                 onKeyDown={(e) => (e.key === 'Enter' || e.key === ' ') && choose(s.name)}
               >
