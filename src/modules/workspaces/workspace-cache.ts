@@ -53,17 +53,80 @@ export interface WorkspaceCache {
   clear(): void;
 }
 
+/** Workspaces per shared head read (`in (…)` list). */
+const MAX_SHARED_READ = 500;
+
+interface HeadWaiter {
+  resolve(head: WorkspaceHead): void;
+  reject(error: unknown): void;
+}
+
+const toHead = (row: { epoch: number | string; seq: number | string } | undefined): WorkspaceHead =>
+  row ? { epoch: Number(row.epoch), seq: Number(row.seq) } : { epoch: 0, seq: 0 };
+
 export function createWorkspaceCache(
   db: Db,
-  limits: { workspaces?: number; entriesPerWorkspace?: number } = {},
+  options: {
+    workspaces?: number;
+    entriesPerWorkspace?: number;
+    /**
+     * Requests that ask for heads in the same turn of the event loop share
+     * one query, sent after the last of them asked (so it sees every commit
+     * any of them could have to see). Worth it where a query is a network
+     * round trip (PostgreSQL); SQLite answers in-process.
+     */
+    shareHeadReads?: boolean;
+  } = {},
 ): WorkspaceCache {
-  const maxWorkspaces = limits.workspaces ?? MAX_WORKSPACES;
-  const maxEntries = limits.entriesPerWorkspace ?? MAX_ENTRIES_PER_WORKSPACE;
+  const maxWorkspaces = options.workspaces ?? MAX_WORKSPACES;
+  const maxEntries = options.entriesPerWorkspace ?? MAX_ENTRIES_PER_WORKSPACE;
   const workspaces = new Map<string, WorkspaceEntries>();
   const readHead = compiledOnce<{ epoch: number; seq: number }, [chain: string]>(
     db,
     db.selectFrom('audit_heads').select(['epoch', 'seq']).where('chain', '=', ''),
   );
+  /** Requests waiting for the next shared head read, by workspace. */
+  let gathering: Map<string, HeadWaiter[]> | undefined;
+
+  async function readShared(batch: Map<string, HeadWaiter[]>): Promise<void> {
+    try {
+      const ids = [...batch.keys()];
+      const heads = new Map<string, WorkspaceHead>();
+      if (ids.length === 1) {
+        const [row] = await readHead(ids[0] as string);
+        heads.set(ids[0] as string, toHead(row));
+      } else {
+        for (let i = 0; i < ids.length; i += MAX_SHARED_READ) {
+          const rows = await db
+            .selectFrom('audit_heads')
+            .select(['chain', 'epoch', 'seq'])
+            .where('chain', 'in', ids.slice(i, i + MAX_SHARED_READ))
+            .execute();
+          for (const row of rows) heads.set(row.chain, toHead(row));
+        }
+      }
+      for (const [id, waiters] of batch) for (const w of waiters) w.resolve(heads.get(id) ?? toHead(undefined));
+    } catch (error) {
+      for (const waiters of batch.values()) for (const w of waiters) w.reject(error);
+    }
+  }
+
+  function sharedHead(workspaceId: string): Promise<WorkspaceHead> {
+    return new Promise((resolve, reject) => {
+      if (!gathering) {
+        const batch = new Map<string, HeadWaiter[]>();
+        gathering = batch;
+        // Sent once this turn's requests have all asked; a request arriving later waits for the next read.
+        setImmediate(() => {
+          gathering = undefined;
+          void readShared(batch);
+        });
+      }
+      const waiters = gathering.get(workspaceId);
+      if (waiters) waiters.push({ resolve, reject });
+      else gathering.set(workspaceId, [{ resolve, reject }]);
+    });
+  }
 
   function entriesAt(workspaceId: string, epoch: number): Map<string, unknown> | undefined {
     let ws = workspaces.get(workspaceId);
@@ -77,8 +140,8 @@ export function createWorkspaceCache(
 
   return {
     async head(workspaceId) {
-      const [row] = await readHead(workspaceId);
-      return row ? { epoch: Number(row.epoch), seq: Number(row.seq) } : { epoch: 0, seq: 0 };
+      if (options.shareHeadReads) return sharedHead(workspaceId);
+      return toHead((await readHead(workspaceId))[0]);
     },
 
     async epoch(workspaceId) {
