@@ -57,6 +57,7 @@ describe('configuration', () => {
     [{ HUSH_MASTER_KEY: 'a', HUSH_MASTER_KEY_FILE: '/k' }, /^HUSH_MASTER_KEY: set either/],
     [{ HUSH_REDIS_URL: 'localhost:6379' }, /^HUSH_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL$/],
     [{ HUSH_LIST_CACHE_MB: '2048' }, /^HUSH_LIST_CACHE_MB: must be at most 1024$/],
+    [{ HUSH_METRICS_TOKEN: 'short' }, /^HUSH_METRICS_TOKEN: must be at least 16 characters$/],
   ])('refuses %o with one line naming the variable', (env, expected) => {
     const message = errorOf(env);
     expect(message).toMatch(expected);

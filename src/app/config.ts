@@ -52,6 +52,7 @@ const envSchema = z.object({
   HUSH_SESSION_ABSOLUTE_HOURS: intInRange(1, 8_760).default(7 * 24),
   HUSH_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
   HUSH_LIST_CACHE_MB: intInRange(0, 1024).default(4),
+  HUSH_METRICS_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').max(256).optional(),
 });
 
 export interface OutboundAllowList {
@@ -81,6 +82,8 @@ export interface Config {
   trustProxy: boolean;
   /** Bytes of serialised list pages each server keeps (0: none; see page-cache.ts). */
   listCacheBytes: number;
+  /** When set, GET /metrics answers only with this Bearer token. */
+  metricsToken: string | undefined;
 }
 
 /** Raised for a configuration problem; the CLI prints `message` as the one line. */
@@ -160,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     sessionAbsoluteMs: e.HUSH_SESSION_ABSOLUTE_HOURS * 3_600_000,
     trustProxy: e.HUSH_TRUST_PROXY === 'true',
     listCacheBytes: e.HUSH_LIST_CACHE_MB * 1024 * 1024,
+    metricsToken: e.HUSH_METRICS_TOKEN,
   };
 }
 

@@ -36,6 +36,7 @@ import { workspaceRoutes } from '../modules/workspaces/workspace-router.js';
 import type { AppContext } from './context.js';
 import { problem, registerErrorHandler, sendProblem } from './error-handler.js';
 import type { App } from './http.js';
+import { registerMetrics } from './metrics.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 export const BODY_LIMIT_BYTES = 2 * 1024 * 1024;
@@ -194,6 +195,7 @@ export async function buildServer(ctx: AppContext): Promise<App> {
     });
   }
 
+  registerMetrics(app, { token: ctx.config.metricsToken });
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     try {

@@ -736,6 +736,11 @@ describe.each(DATABASES)('leak end to end on $kind', ({ kind, available }) => {
       ledger.add('upstream-other:requests the other origin received', JSON.stringify(ups.other.received));
       expect(ups.other.received.some((r) => r.url === '/land')).toBe(true);
 
+      // What a metrics scraper sees after all of the above.
+      const metrics = await world.t.app.inject({ method: 'GET', url: '/metrics' });
+      expect(metrics.statusCode).toBe(200);
+      ledger.add('metrics:GET /metrics', metrics.body);
+
       // The server log, at debug.
       const log = world.t.logs.join('\n');
       expect(world.t.logs.some((l) => l.includes('"level":20'))).toBe(true);
