@@ -66,7 +66,22 @@ export async function doctor(): Promise<void> {
           fix: `chmod 600 ${file}`,
         });
     }
-  } else checks.push({ ok: true, what: 'root keys come from HUSH_MASTER_KEY' });
+  } else {
+    // The same parse `serve` does, so doctor never calls a key serve would refuse "ok".
+    try {
+      const provider = parseEnvMasterKey(config.masterKey.value);
+      checks.push({
+        ok: true,
+        what: `root keys come from HUSH_MASTER_KEY: ${provider.keyIds().length} key(s), active ${provider.activeKeyId()}`,
+      });
+    } catch (error) {
+      checks.push({
+        ok: false,
+        what: `HUSH_MASTER_KEY is unusable: ${(error as Error).message}`,
+        fix: 'set it to base64 32-byte keys, comma-separated, active first — the ones your data was made with',
+      });
+    }
+  }
 
   const database = openDatabase(config.database, { poolSize: 1 });
   try {
@@ -87,9 +102,10 @@ export async function doctor(): Promise<void> {
             fix: 'start `hush serve` once (it migrates at start)',
           },
     );
-    const keyFileMissing =
-      config.masterKey.kind === 'file' && checks.some((c) => !c.ok && c.what.includes('is missing'));
-    if (pending.length === 0 && !keyFileMissing) {
+    const keysUnusable = checks.some(
+      (c) => !c.ok && (c.what.includes('is missing') || c.what.startsWith('HUSH_MASTER_KEY is unusable')),
+    );
+    if (pending.length === 0 && !keysUnusable) {
       const keys = await openContext(config);
       const rows = await keys.db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
       const missing = rows.map((r) => r.root_key_id).filter((id) => !keys.rootKeys.hasKey(id));

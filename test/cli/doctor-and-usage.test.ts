@@ -100,6 +100,24 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
     expect(r.stdout).toContain('      fix: check HUSH_DATABASE_URL and that the server runs');
   });
 
+  it.runIf(available)('HUSH_MASTER_KEY that serve would refuse: FAIL naming it, never its value', async () => {
+    const bad = 'not-base64-at-all!!';
+    const r = await runHush(['doctor'], { ...site.env, HUSH_MASTER_KEY: bad });
+    expect(r.code, describeRun(r)).toBe(1);
+    const lines = r.stdout.split('\n');
+    const at = lines.indexOf('FAIL  HUSH_MASTER_KEY is unusable: HUSH_MASTER_KEY is not base64');
+    expect(at, r.stdout).toBeGreaterThan(-1);
+    expect(lines[at + 1]).toMatch(/^ {6}fix: set it to base64 32-byte keys/);
+    expect(`${r.stdout}${r.stderr}`).not.toContain(bad);
+    // A well-formed key that wraps none of this site's workspace keys is caught by the next check.
+    const other = Buffer.alloc(32, 7).toString('base64');
+    const wrong = await runHush(['doctor'], { ...site.env, HUSH_MASTER_KEY: other });
+    expect(wrong.code, describeRun(wrong)).toBe(1);
+    expect(wrong.stdout).toMatch(/^ok {4}root keys come from HUSH_MASTER_KEY: 1 key\(s\), active /m);
+    expect(wrong.stdout).toContain('FAIL  workspace keys wrapped by root keys that are not loaded');
+    expect(`${wrong.stdout}${wrong.stderr}`).not.toContain(other);
+  });
+
   it.runIf(available)('bad configuration: exit 1 and one line naming the variable', async () => {
     const r = await runHush(['doctor'], { ...site.env, HUSH_PORT: 'eighty' });
     expect(r.code, describeRun(r)).toBe(1);
