@@ -331,11 +331,15 @@ describe.each(DATABASES)('secrets on $kind', ({ kind, available }) => {
     it.runIf(available)('after a purge the name is free again', async () => {
       const first = await createSecret({ name: 'Reusable' });
       expect((await owner.delete(secretUrl(first.id))).status).toBe(204);
-      expectProblem(
-        await owner.post(secretsUrl(), { name: 'REUSABLE', visibility: 'masked', value: 'x-reuse-value' }),
-        409,
-        'name_taken',
+      const held = await owner.post(secretsUrl(), { name: 'REUSABLE', visibility: 'masked', value: 'x-reuse-value' });
+      expectProblem(held, 409, 'name_taken');
+      // The detail says what to do: the name is held by a deleted secret (a variable gets the same).
+      expect(held.body.detail).toBe(
+        'The name "REUSABLE" is held by a deleted secret until it is purged: restore it, or purge it to free the name.',
       );
+      const asVariable = await owner.post(`/api/v1/workspaces/${ws}/variables`, { name: 'reusable', type: 'text' });
+      expectProblem(asVariable, 409, 'name_taken');
+      expect(asVariable.body.detail).toContain('held by a deleted secret');
       expect((await owner.delete(`${secretUrl(first.id)}?purge=true`)).status).toBe(204);
       const second = await createSecret({ name: 'REUSABLE' });
       expect(second.id).not.toBe(first.id);

@@ -16,7 +16,7 @@ import {
   signIn,
   startBrowserApp,
 } from '../support/browser.js';
-import { setupOwner } from '../support/fixtures.js';
+import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
 import type { TestClient } from '../support/harness.js';
 
 const SUITE = 'Delete a secret and read the audit log in the browser';
@@ -35,11 +35,13 @@ describe.runIf(enabled)(SUITE, () => {
   let hush: BrowserApp;
   let owner: TestClient;
   let ws: string;
+  let workspaceId: string;
 
   beforeAll(async () => {
     [browser, hush] = await Promise.all([launchBrowser(), startBrowserApp()]);
     const setup = await setupOwner(hush.t, OWNER);
     owner = setup.owner;
+    workspaceId = setup.workspaceId;
     ws = `/api/v1/workspaces/${setup.workspaceId}`;
     for (const name of [USED, UNUSED]) {
       const res = await owner.post(`${ws}/secrets`, { name, visibility: 'masked', value: VALUE });
@@ -135,5 +137,63 @@ describe.runIf(enabled)(SUITE, () => {
     await page.getByRole('button', { name: 'Verify chain' }).click();
     await page.getByRole('status').filter({ hasText: 'Chain intact' }).waitFor();
     await context.close();
+  });
+
+  it('a deleted secret comes back with Undo or Restore, and is purged only after a confirmation', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    const modal = page.getByRole('dialog', { name: 'Delete secret' });
+    const tab = (name: RegExp) => page.getByRole('tab', { name });
+
+    // Undo right after deleting.
+    await secretRow(page, UNUSED).getByRole('button', { name: 'Delete' }).click();
+    await modal.getByRole('button', { name: 'Delete', exact: true }).click();
+    await secretRow(page, UNUSED).waitFor({ state: 'detached' });
+    const status = page.getByRole('status').filter({ hasText: `Deleted ${UNUSED}` });
+    await status.getByText(/restored until .*\d/).waitFor(); // the server's purge time, not a placeholder
+    await status.getByRole('button', { name: 'Undo' }).click();
+    await secretRow(page, UNUSED).waitFor();
+    await status.waitFor({ state: 'detached' });
+
+    // Restore from the Deleted tab.
+    await secretRow(page, UNUSED).getByRole('button', { name: 'Delete' }).click();
+    await modal.getByRole('button', { name: 'Delete', exact: true }).click();
+    await secretRow(page, UNUSED).waitFor({ state: 'detached' });
+    await tab(/^Deleted \(2\)$/).click();
+    const deletedRow = secretRow(page, UNUSED);
+    expect(await deletedRow.textContent()).toMatch(/deleted secret/);
+    expect(await deletedRow.getByRole('button', { name: 'Reveal value' }).count()).toBe(0);
+    await deletedRow.getByRole('button', { name: 'Restore' }).click();
+    await tab(/^Deleted \(1\)$/).waitFor();
+    await secretRow(page, UNUSED).waitFor({ state: 'detached' });
+    await tab(/^All$/).click();
+    await secretRow(page, UNUSED).waitFor();
+
+    // Purge: Cancel keeps it; Purge destroys it and frees the name.
+    await tab(/^Deleted \(1\)$/).click();
+    const purge = page.getByRole('dialog', { name: 'Purge secret' });
+    await secretRow(page, USED).getByRole('button', { name: 'Purge now' }).click();
+    expect(await purge.textContent()).toContain('cannot be undone');
+    await purge.getByRole('button', { name: 'Cancel' }).click();
+    await purge.waitFor({ state: 'hidden' });
+    expect((await owner.get(`${ws}/secrets?deleted=true`)).body.items.map((s: { name: string }) => s.name)).toEqual([
+      USED,
+    ]);
+    await secretRow(page, USED).getByRole('button', { name: 'Purge now' }).click();
+    await purge.getByRole('button', { name: 'Purge', exact: true }).click();
+    await purge.waitFor({ state: 'hidden' });
+    await tab(/^Deleted \(0\)$/).waitFor();
+    expect((await owner.get(`${ws}/secrets?deleted=true`)).body.items).toEqual([]);
+    const again = await owner.post(`${ws}/secrets`, { name: USED, visibility: 'masked', value: VALUE });
+    expect(again.status, again.text).toBe(201);
+    await context.close();
+
+    // An Editor (no secrets.manage) has no Deleted tab.
+    await inviteAndJoin(hush.t, owner, workspaceId, 'editor@example.com', 'editor');
+    const editor = await openPage(browser, hush.baseUrl);
+    await signIn(editor.page, 'editor@example.com');
+    await editor.page.getByRole('tab', { name: 'Secrets' }).waitFor();
+    expect(await editor.page.getByRole('tab', { name: /^Deleted/ }).count()).toBe(0);
+    await editor.context.close();
   });
 });

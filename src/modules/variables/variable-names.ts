@@ -39,10 +39,20 @@ export async function claimName(
   const nameLower = name.toLowerCase();
   const existing = await trx
     .selectFrom('variable_names')
-    .select('owner_id')
-    .where('workspace_id', '=', workspaceId)
-    .where('name_lower', '=', nameLower)
+    .leftJoin('secrets', (join) =>
+      join.onRef('secrets.id', '=', 'variable_names.owner_id').on('variable_names.owner_kind', '=', 'secret'),
+    )
+    .select(['variable_names.owner_id', 'secrets.deleted_at'])
+    .where('variable_names.workspace_id', '=', workspaceId)
+    .where('variable_names.name_lower', '=', nameLower)
     .executeTakeFirst();
+  if (existing?.deleted_at) {
+    // Same code, but the one thing the user can do about it.
+    throw new ConflictError(
+      'name_taken',
+      `The name "${name}" is held by a deleted secret until it is purged: restore it, or purge it to free the name.`,
+    );
+  }
   if (existing) throw nameTaken(name);
   try {
     await trx

@@ -9,7 +9,7 @@ import { del, get, type Page, patch, post, type Secret, type Usage, type Variabl
 import { useWorkspace } from '../app-state';
 import { Dots, ErrorText, Field, Icon, Modal, SidePanel } from '../components/ui';
 
-type Tab = 'all' | 'custom' | 'system' | 'secrets';
+type Tab = 'all' | 'custom' | 'system' | 'secrets' | 'deleted';
 const REVEAL_MS = 20_000;
 
 function RevealableValue({ secret }: { secret: Secret }) {
@@ -240,7 +240,11 @@ function VariableForm(props: { variable?: Variable; onSaved: () => void }) {
   );
 }
 
-export function DeleteSecretModal(props: { secret: Secret | null; onClose: () => void; onDeleted: () => void }) {
+export function DeleteSecretModal(props: {
+  secret: Secret | null;
+  onClose: () => void;
+  onDeleted: (deleted: Secret) => void;
+}) {
   const ws = useWorkspace();
   const [usages, setUsages] = useState<Usage[] | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -288,7 +292,7 @@ export function DeleteSecretModal(props: { secret: Secret | null; onClose: () =>
               onClick={async () => {
                 try {
                   await del(`/workspaces/${ws.id}/secrets/${secret.id}`);
-                  props.onDeleted();
+                  props.onDeleted(secret);
                 } catch (err) {
                   setError(err);
                 }
@@ -314,24 +318,39 @@ export function VariablesPage() {
     null,
   );
   const [deleting, setDeleting] = useState<Secret | null>(null);
+  const [purging, setPurging] = useState<Secret | null>(null);
+  const [deleted, setDeleted] = useState<Secret[]>([]);
+  /** The last secret deleted here, with an Undo until something else happens. */
+  const [justDeleted, setJustDeleted] = useState<Secret | null>(null);
   const canSecrets = ws.can('secrets.read');
+  const canManage = ws.can('secrets.manage');
 
   const load = useCallback(async () => {
     try {
       const search = q ? `&q=${encodeURIComponent(q)}` : '';
-      const [vars, secs] = await Promise.all([
+      const none = Promise.resolve({ items: [] as Secret[], nextCursor: null });
+      const [vars, secs, gone] = await Promise.all([
         get<Page<Variable>>(`/workspaces/${ws.id}/variables?limit=200${search}`),
-        canSecrets
-          ? get<Page<Secret>>(`/workspaces/${ws.id}/secrets?limit=200${search}`)
-          : Promise.resolve({ items: [], nextCursor: null }),
+        canSecrets ? get<Page<Secret>>(`/workspaces/${ws.id}/secrets?limit=200${search}`) : none,
+        canManage ? get<Page<Secret>>(`/workspaces/${ws.id}/secrets?deleted=true&limit=200${search}`) : none,
       ]);
       setVariables(vars.items);
       setSecrets(secs.items);
+      setDeleted(gone.items);
       setError(null);
     } catch (err) {
       setError(err);
     }
-  }, [ws.id, q, canSecrets]);
+  }, [ws.id, q, canSecrets, canManage]);
+  const restore = async (secret: Secret) => {
+    try {
+      await post(`/workspaces/${ws.id}/secrets/${secret.id}/restore`, {});
+      setJustDeleted(null);
+      await load();
+    } catch (err) {
+      setError(err);
+    }
+  };
   useEffect(() => {
     void load();
   }, [load]);
@@ -341,9 +360,11 @@ export function VariablesPage() {
     ['custom', 'Custom'],
     ['system', 'System'],
     ...(canSecrets ? ([['secrets', 'Secrets']] as [Tab, string][]) : []),
+    ...(canManage ? ([['deleted', `Deleted (${deleted.length})`]] as [Tab, string][]) : []),
   ];
   const showVars = variables.filter((v) => tab === 'all' || tab === v.kind);
   const showSecrets = tab === 'all' || tab === 'secrets' ? secrets : [];
+  const showDeleted = tab === 'deleted' ? deleted : [];
 
   return (
     <section>
@@ -389,6 +410,21 @@ export function VariablesPage() {
         </label>
       </div>
       <ErrorText error={error} />
+      {justDeleted && (
+        <p role="status" className="notice">
+          Deleted <code>{justDeleted.name}</code>. It can be restored until{' '}
+          {justDeleted.purgeAt ? new Date(justDeleted.purgeAt).toLocaleString() : 'it is purged'} (tab “Deleted”).{' '}
+          <button type="button" className="ghost small" onClick={() => void restore(justDeleted)}>
+            Undo
+          </button>
+        </p>
+      )}
+      {tab === 'deleted' && (
+        <p className="muted">
+          Deleted secrets keep their name and their blocks fail with <code>secret_unavailable</code> until they are
+          restored; each is purged — every version destroyed — at the time shown.
+        </p>
+      )}
       <table className="list">
         <thead>
           <tr>
@@ -426,6 +462,28 @@ export function VariablesPage() {
                     </button>
                   </>
                 )}
+              </td>
+            </tr>
+          ))}
+          {showDeleted.map((s) => (
+            <tr key={s.id} data-deleted-secret={s.name}>
+              <th scope="row">
+                <code>{s.name}</code>
+              </th>
+              <td>
+                <span className="badge deleted">deleted secret · {s.visibility}</span>
+              </td>
+              <td>
+                <span className="muted">purged {s.purgeAt ? new Date(s.purgeAt).toLocaleString() : 'soon'}</span>
+              </td>
+              <td>{s.description}</td>
+              <td className="row-actions">
+                <button type="button" className="ghost" onClick={() => void restore(s)}>
+                  Restore
+                </button>
+                <button type="button" className="ghost danger" onClick={() => setPurging(s)}>
+                  Purge now
+                </button>
               </td>
             </tr>
           ))}
@@ -529,11 +587,47 @@ export function VariablesPage() {
       <DeleteSecretModal
         secret={deleting}
         onClose={() => setDeleting(null)}
-        onDeleted={() => {
+        onDeleted={(gone) => {
           setDeleting(null);
-          void load();
+          setJustDeleted({ ...gone, purgeAt: null });
+          void load().then(() =>
+            // The server's purge time for it, once the deleted list has it.
+            get<Secret>(`/workspaces/${ws.id}/secrets/${gone.id}`).then(setJustDeleted, () => undefined),
+          );
         }}
       />
+      <Modal open={purging !== null} onOpenChange={(o) => !o && setPurging(null)} title="Purge secret">
+        {purging && (
+          <>
+            <p>
+              Purge <strong>{purging.name}</strong> now? Every version of its value is destroyed and its name is freed.
+              This cannot be undone.
+            </p>
+            <div className="actions">
+              <button type="button" className="ghost" onClick={() => setPurging(null)}>
+                Cancel
+              </button>
+              <button
+                type="button"
+                className="danger"
+                onClick={async () => {
+                  try {
+                    await del(`/workspaces/${ws.id}/secrets/${purging.id}?purge=true`);
+                    setPurging(null);
+                    setJustDeleted(null);
+                    await load();
+                  } catch (err) {
+                    setError(err);
+                    setPurging(null);
+                  }
+                }}
+              >
+                Purge
+              </button>
+            </div>
+          </>
+        )}
+      </Modal>
     </section>
   );
 }
