@@ -140,6 +140,49 @@ describe.runIf(enabled)(SUITE, () => {
     await context.close();
   });
 
+  it('an editor adds a secret to a JSON body where the cursor is; the upstream gets it inside the JSON', async () => {
+    const { context, page, network } = await openPage(browser, hush.baseUrl);
+    await signIn(page, EDITOR);
+    await goTo(page, 'Workflows');
+    await page.getByLabel('New workflow name').fill('Refund note');
+    await page.getByRole('button', { name: 'Create workflow' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Refund note' }).waitFor();
+    await page.getByRole('button', { name: 'Add API block' }).click();
+    await page.getByLabel('Method').selectOption('POST');
+    await page.getByLabel('URL', { exact: true }).fill(`${up.url}/api/v2/refunds`);
+    await page.getByLabel('Body', { exact: true }).selectOption('json');
+    const body = page.getByLabel('JSON body');
+    const addSecret = page.getByRole('button', { name: 'Add secret' });
+    const listbox = page.getByRole('listbox', { name: 'Secrets' });
+
+    // Inside a string: the reference goes in as it is, where the cursor was.
+    await body.fill('{"ticket":"","note":"late"}');
+    await body.evaluate((el: HTMLTextAreaElement) => el.setSelectionRange(11, 11));
+    await addSecret.click();
+    await listbox.getByRole('option', { name: MASKED }).click();
+    await listbox.waitFor({ state: 'detached' });
+    expect(await body.inputValue()).toBe(`{"ticket":"{{secret:${MASKED}}}","note":"late"}`);
+
+    await page.getByRole('button', { name: 'Send request' }).click();
+    const response = page.getByRole('region', { name: 'Response' });
+    await response.getByRole('heading', { name: /^Status 200/ }).waitFor();
+    const received = up.received.at(-1);
+    expect(received?.url).toBe('/api/v2/refunds');
+    expect(JSON.parse(received?.body ?? '{}')).toEqual({ ticket: values.masked, note: 'late' });
+
+    // Outside any string: it becomes a string of its own.
+    await body.fill('{"ticket":}');
+    await body.evaluate((el: HTMLTextAreaElement) => el.setSelectionRange(10, 10));
+    await addSecret.click();
+    await page.keyboard.type(MASKED);
+    await page.keyboard.press('Enter');
+    expect(await body.inputValue()).toBe(`{"ticket":"{{secret:${MASKED}}}"}`);
+
+    expect((await leaksInDom(page, values)).hits).toEqual([]);
+    expect(leaksInNetwork(await network.all(), values).hits).toEqual([]);
+    await context.close();
+  });
+
   it('a viewer sees no secret: no names in the DOM, no Secrets tab, no successful call to …/secrets', async () => {
     const { context, page, network } = await openPage(browser, hush.baseUrl);
     await signIn(page, VIEWER);

@@ -101,19 +101,21 @@ export function WorkflowsPage() {
   );
 }
 
-/** A field that may hold one secret: text before, a protected chip, text after. */
-function SecretField(props: {
-  label: string;
-  value: string;
-  onChange: (v: string) => void;
+/**
+ * "Add secret": a button that opens a combobox of the workspace's secrets
+ * (WAI-ARIA pattern: focus stays in the search box, arrows move the active
+ * option, Enter picks, Escape closes, focus returns to the button), with
+ * "Create new secret" and "Edit a value" for those who may manage secrets.
+ * What a pick does is the caller's: replace a chip, insert at a cursor.
+ */
+function SecretPicker(props: {
   secrets: Secret[];
   onSecretsChanged: () => void;
-  readOnly?: boolean;
+  onPick: (name: string) => void;
+  /** Called before the dropdown opens (e.g. to remember a cursor). */
+  onOpen?: () => void;
 }) {
   const ws = useWorkspace();
-  const match = SECRET_REF.exec(props.value);
-  const before = match ? props.value.slice(0, match.index) : props.value;
-  const after = match ? props.value.slice(match.index + match[0].length) : '';
   const [open, setOpen] = useState(false);
   const [q, setQ] = useState('');
   const [active, setActive] = useState(0);
@@ -130,7 +132,7 @@ function SecretField(props: {
     toggle.current?.focus();
   };
   const choose = (name: string) => {
-    props.onChange(`${before}{{secret:${name}}}${after}`);
+    props.onPick(name);
     close();
   };
   // Opening moves focus to the search box, the combobox that drives the list.
@@ -160,56 +162,23 @@ function SecretField(props: {
       close();
     }
   };
+  if (!ws.can('secrets.use')) return null;
   return (
-    <div className="field secret-field">
-      <span className="label">{props.label}</span>
-      <div className="secret-field-row">
-        <input
-          aria-label={props.label}
-          value={before}
-          readOnly={props.readOnly}
-          onChange={(e) => props.onChange(`${e.target.value}${match ? match[0] : ''}${after}`)}
-        />
-        {match && (
-          <span className="chip">
-            <span className="sr-only">Secret </span>
-            <Icon name="lock" /> {match[1]}
-            {!props.readOnly && (
-              <button
-                type="button"
-                className="chip-x"
-                aria-label={`Remove secret ${match[1]}`}
-                onClick={() => props.onChange(`${before}${after}`)}
-              >
-                ×
-              </button>
-            )}
-          </span>
-        )}
-        {match && (
-          <input
-            aria-label={`${props.label} (after the secret)`}
-            value={after}
-            readOnly={props.readOnly}
-            onChange={(e) => props.onChange(`${before}${match[0]}${e.target.value}`)}
-          />
-        )}
-        {!props.readOnly && ws.can('secrets.use') && (
-          <button
-            ref={toggle}
-            type="button"
-            className="ghost"
-            aria-haspopup="listbox"
-            aria-expanded={open}
-            onClick={() => {
-              setActive(0);
-              setOpen(!open);
-            }}
-          >
-            Add secret
-          </button>
-        )}
-      </div>
+    <>
+      <button
+        ref={toggle}
+        type="button"
+        className="ghost"
+        aria-haspopup="listbox"
+        aria-expanded={open}
+        onClick={() => {
+          if (!open) props.onOpen?.();
+          setActive(0);
+          setOpen(!open);
+        }}
+      >
+        Add secret
+      </button>
       {open && (
         <div className="dropdown">
           <input
@@ -297,6 +266,130 @@ function SecretField(props: {
           />
         )}
       </SidePanel>
+    </>
+  );
+}
+
+/** A field that may hold one secret: text before, a protected chip, text after. */
+function SecretField(props: {
+  label: string;
+  value: string;
+  onChange: (v: string) => void;
+  secrets: Secret[];
+  onSecretsChanged: () => void;
+  readOnly?: boolean;
+}) {
+  const match = SECRET_REF.exec(props.value);
+  const before = match ? props.value.slice(0, match.index) : props.value;
+  const after = match ? props.value.slice(match.index + match[0].length) : '';
+  return (
+    <div className="field secret-field">
+      <span className="label">{props.label}</span>
+      <div className="secret-field-row">
+        <input
+          aria-label={props.label}
+          value={before}
+          readOnly={props.readOnly}
+          onChange={(e) => props.onChange(`${e.target.value}${match ? match[0] : ''}${after}`)}
+        />
+        {match && (
+          <span className="chip">
+            <span className="sr-only">Secret </span>
+            <Icon name="lock" /> {match[1]}
+            {!props.readOnly && (
+              <button
+                type="button"
+                className="chip-x"
+                aria-label={`Remove secret ${match[1]}`}
+                onClick={() => props.onChange(`${before}${after}`)}
+              >
+                ×
+              </button>
+            )}
+          </span>
+        )}
+        {match && (
+          <input
+            aria-label={`${props.label} (after the secret)`}
+            value={after}
+            readOnly={props.readOnly}
+            onChange={(e) => props.onChange(`${before}${match[0]}${e.target.value}`)}
+          />
+        )}
+        {!props.readOnly && (
+          <SecretPicker
+            secrets={props.secrets}
+            onSecretsChanged={props.onSecretsChanged}
+            onPick={(name) => props.onChange(`${before}{{secret:${name}}}${after}`)}
+          />
+        )}
+      </div>
+    </div>
+  );
+}
+
+/** Whether `offset` in `json` falls inside a string literal (an odd number of unescaped quotes before it). */
+function insideJsonString(json: string, offset: number): boolean {
+  let inside = false;
+  for (let i = 0; i < offset; i++) {
+    const c = json[i];
+    if (c === '\\' && inside) i++;
+    else if (c === '"') inside = !inside;
+  }
+  return inside;
+}
+
+/**
+ * The JSON body, with "Add secret" inserting `{{secret:NAME}}` where the
+ * cursor was — inside a string as it is, elsewhere as a string of its own —
+ * since a template lives in a JSON string value and each value holds at most
+ * one secret (the server says so when saving).
+ */
+function JsonBodyField(props: {
+  value: string;
+  onChange: (v: string) => void;
+  secrets: Secret[];
+  onSecretsChanged: () => void;
+  readOnly: boolean;
+}) {
+  const id = useId();
+  const area = useRef<HTMLTextAreaElement>(null);
+  const cursor = useRef<{ start: number; end: number } | null>(null);
+  return (
+    <div className="field secret-field">
+      <label htmlFor={id}>JSON body</label>
+      <textarea
+        id={id}
+        ref={area}
+        rows={4}
+        value={props.value}
+        readOnly={props.readOnly}
+        aria-describedby={`${id}-hint`}
+        onChange={(e) => props.onChange(e.target.value)}
+      />
+      <small id={`${id}-hint`} className="hint">
+        Templates go inside strings: {'{"token":"{{secret:NAME}}","n":"{{count}}"}'}
+      </small>
+      {!props.readOnly && (
+        <div className="secret-field-row">
+          <SecretPicker
+            secrets={props.secrets}
+            onSecretsChanged={props.onSecretsChanged}
+            onOpen={() => {
+              const a = area.current;
+              cursor.current = a ? { start: a.selectionStart, end: a.selectionEnd } : null;
+            }}
+            onPick={(name) => {
+              const text = props.value;
+              const at = cursor.current ?? { start: text.length, end: text.length };
+              const reference = `{{secret:${name}}}`;
+              const inserted = insideJsonString(text, at.start) ? reference : `"${reference}"`;
+              props.onChange(`${text.slice(0, at.start)}${inserted}${text.slice(at.end)}`);
+              cursor.current = null;
+            }}
+          />
+        </div>
+      )}
     </div>
   );
 }
@@ -560,13 +653,12 @@ function ApiBlockForm(props: {
           onSecretsChanged={props.onSecretsChanged}
         />
       ) : b.body.mode === 'json' ? (
-        <Field
-          label="JSON body"
-          multiline
+        <JsonBodyField
           value={b.body.content ?? ''}
           readOnly={props.readOnly}
           onChange={(content) => set({ body: { mode: 'json', content } })}
-          hint='Templates go inside strings: {"token":"{{secret:NAME}}","n":"{{count}}"}'
+          secrets={props.secrets}
+          onSecretsChanged={props.onSecretsChanged}
         />
       ) : null}
       <Field
