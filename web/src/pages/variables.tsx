@@ -324,6 +324,12 @@ export function VariablesPage() {
   const [justDeleted, setJustDeleted] = useState<Secret | null>(null);
   const canSecrets = ws.can('secrets.read');
   const canManage = ws.can('secrets.manage');
+  /** Where each list's next page starts (null: all loaded). */
+  const [cursors, setCursors] = useState<{ vars: string | null; secrets: string | null; deleted: string | null }>({
+    vars: null,
+    secrets: null,
+    deleted: null,
+  });
 
   const load = useCallback(async () => {
     try {
@@ -337,11 +343,39 @@ export function VariablesPage() {
       setVariables(vars.items);
       setSecrets(secs.items);
       setDeleted(gone.items);
+      setCursors({ vars: vars.nextCursor, secrets: secs.nextCursor, deleted: gone.nextCursor });
       setError(null);
     } catch (err) {
       setError(err);
     }
   }, [ws.id, q, canSecrets, canManage]);
+  /** The next page of every list that has one, appended. */
+  const more = async () => {
+    try {
+      const search = q ? `&q=${encodeURIComponent(q)}` : '';
+      const next = (path: string, cursor: string | null) =>
+        cursor ? get<Page<Secret | Variable>>(`${path}?limit=200${search}&cursor=${encodeURIComponent(cursor)}`) : null;
+      const [vars, secs, gone] = await Promise.all([
+        next(`/workspaces/${ws.id}/variables`, cursors.vars),
+        next(`/workspaces/${ws.id}/secrets`, cursors.secrets),
+        cursors.deleted
+          ? get<Page<Secret>>(
+              `/workspaces/${ws.id}/secrets?deleted=true&limit=200${search}&cursor=${encodeURIComponent(cursors.deleted)}`,
+            )
+          : null,
+      ]);
+      if (vars) setVariables((v) => [...v, ...(vars.items as Variable[])]);
+      if (secs) setSecrets((s) => [...s, ...(secs.items as Secret[])]);
+      if (gone) setDeleted((d) => [...d, ...gone.items]);
+      setCursors({
+        vars: vars ? vars.nextCursor : null,
+        secrets: secs ? secs.nextCursor : null,
+        deleted: gone ? gone.nextCursor : null,
+      });
+    } catch (err) {
+      setError(err);
+    }
+  };
   const restore = async (secret: Secret) => {
     try {
       await post(`/workspaces/${ws.id}/secrets/${secret.id}/restore`, {});
@@ -360,7 +394,7 @@ export function VariablesPage() {
     ['custom', 'Custom'],
     ['system', 'System'],
     ...(canSecrets ? ([['secrets', 'Secrets']] as [Tab, string][]) : []),
-    ...(canManage ? ([['deleted', `Deleted (${deleted.length})`]] as [Tab, string][]) : []),
+    ...(canManage ? ([['deleted', `Deleted (${deleted.length}${cursors.deleted ? '+' : ''})`]] as [Tab, string][]) : []),
   ];
   const showVars = variables.filter((v) => tab === 'all' || tab === v.kind);
   const showSecrets = tab === 'all' || tab === 'secrets' ? secrets : [];
@@ -528,6 +562,13 @@ export function VariablesPage() {
           ))}
         </tbody>
       </table>
+      {(cursors.vars || cursors.secrets || (tab === 'deleted' && cursors.deleted)) && (
+        <p className="actions">
+          <button type="button" className="ghost" onClick={() => void more()}>
+            Load more
+          </button>
+        </p>
+      )}
 
       <SidePanel
         open={panel !== null}

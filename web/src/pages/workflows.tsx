@@ -124,7 +124,20 @@ function SecretPicker(props: {
   const toggle = useRef<HTMLButtonElement>(null);
   const search = useRef<HTMLInputElement>(null);
   const listId = useId();
-  const shown = props.secrets.filter((s) => s.name.toLowerCase().includes(q.toLowerCase()));
+  /** The server's matches for the search (the editor loads only the first page of secrets). */
+  const [found, setFound] = useState<{ q: string; items: Secret[] } | null>(null);
+  useEffect(() => {
+    if (!open || q === '') return;
+    const timer = setTimeout(() => {
+      get<Page<Secret>>(`/workspaces/${ws.id}/secrets?limit=50&q=${encodeURIComponent(q)}`).then(
+        (r) => setFound({ q, items: r.items }),
+        () => undefined, // the local filter stays
+      );
+    }, 150);
+    return () => clearTimeout(timer);
+  }, [open, q, ws.id]);
+  const local = props.secrets.filter((s) => s.name.toLowerCase().includes(q.toLowerCase()));
+  const shown = q !== '' && found?.q === q ? found.items : local;
   const current = shown[Math.min(active, shown.length - 1)];
   const optionId = (s: Secret) => `${listId}-${s.id}`;
   const close = () => {
