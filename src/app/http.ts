@@ -58,6 +58,59 @@ export const paginationQuery = {
   cursor: z.string().max(200).optional(),
 };
 
+/**
+ * Pagination for lists bounded by nature (a user's tokens and workspaces, a
+ * workspace's members, roles and invitations, a secret's versions and
+ * usages): the same `?limit=&cursor=` → `{items, nextCursor}` shape as every
+ * list, paged over the list read whole. The default page holds them all
+ * unless there are more than 200.
+ */
+export const boundedPaginationQuery = {
+  limit: z.coerce.number().int().min(1).max(200).default(200),
+  cursor: z.string().max(400).optional(),
+};
+
+export type SortKey = readonly (string | number)[];
+
+function compareKeys(a: SortKey, b: SortKey): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === y) continue;
+    if (x === undefined) return -1;
+    if (y === undefined) return 1;
+    if (typeof x !== typeof y) return typeof x === 'number' ? -1 : 1;
+    return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+const sortKeyCursor = z
+  .array(z.union([z.string().max(300), z.number()]))
+  .min(1)
+  .max(6);
+
+/**
+ * One page of `items` in the order of `key` (ascending; negate a number for
+ * newest first). The cursor is the last item's key, so a page boundary holds
+ * when items are added or removed in between.
+ */
+export function pageInMemory<T>(
+  items: readonly T[],
+  key: (item: T) => SortKey,
+  page: { limit: number; cursor?: string | undefined },
+): { items: T[]; nextCursor: string | null } {
+  const after = decodeCursor(page.cursor, sortKeyCursor);
+  const sorted = items.map((item) => ({ item, key: key(item) })).sort((a, b) => compareKeys(a.key, b.key));
+  const rest = after === undefined ? sorted : sorted.filter((e) => compareKeys(e.key, after) > 0);
+  const taken = rest.slice(0, page.limit);
+  const last = taken.at(-1);
+  return {
+    items: taken.map((e) => e.item),
+    nextCursor: rest.length > page.limit && last ? encodeCursor(last.key) : null,
+  };
+}
+
 export function encodeCursor(value: unknown): string {
   return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
 }

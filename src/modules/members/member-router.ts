@@ -3,9 +3,11 @@ import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
 import {
   type App,
+  boundedPaginationQuery,
   displayNameSchema,
   emailSchema,
   idSchema,
+  pageInMemory,
   plainText,
   problems,
   userSchema,
@@ -36,15 +38,23 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
     {
       schema: {
         tags: ['members'],
-        summary: 'Members and their roles (members.read)',
+        summary: 'Members and their roles, by email (members.read)',
         params: workspaceParams,
-        response: { 200: z.object({ items: z.array(memberSchema) }), ...problems(401, 403, 404) },
+        querystring: z.strictObject(boundedPaginationQuery),
+        response: {
+          200: z.object({ items: z.array(memberSchema), nextCursor: z.string().nullable() }),
+          ...problems(401, 403, 404, 422),
+        },
       },
     },
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const rows = await service.list(actor);
-      return { items: rows.map((r) => ({ ...r, roleName: r.roleName ?? r.role })) };
+      return pageInMemory(
+        rows.map((r) => ({ ...r, roleName: r.roleName ?? r.role })),
+        (m) => [m.email.toLowerCase(), m.userId],
+        request.query,
+      );
     },
   );
 
@@ -117,23 +127,29 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
     {
       schema: {
         tags: ['members'],
-        summary: 'Pending invitations (members.manage)',
+        summary: 'Pending invitations, newest first (members.manage)',
         params: workspaceParams,
-        response: { 200: z.object({ items: z.array(invitationSchema) }), ...problems(401, 403, 404) },
+        querystring: z.strictObject(boundedPaginationQuery),
+        response: {
+          200: z.object({ items: z.array(invitationSchema), nextCursor: z.string().nullable() }),
+          ...problems(401, 403, 404, 422),
+        },
       },
     },
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const rows = await service.listInvitations(actor);
-      return {
-        items: rows.map((r) => ({
+      return pageInMemory(
+        rows.map((r) => ({
           id: r.id,
           email: r.email,
           role: r.role,
           createdAt: r.created_at,
           expiresAt: r.expires_at,
         })),
-      };
+        (i) => [-Date.parse(i.createdAt), i.id],
+        request.query,
+      );
     },
   );
 

@@ -1,7 +1,15 @@
 /** HTTP routes for custom roles. */
 import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
-import { type App, idSchema, plainText, problems, workspaceParams } from '../../app/http.js';
+import {
+  type App,
+  boundedPaginationQuery,
+  idSchema,
+  pageInMemory,
+  plainText,
+  problems,
+  workspaceParams,
+} from '../../app/http.js';
 import { PERMISSIONS } from '../../policy/permissions.js';
 import { auditContextOf } from '../auth/principal.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
@@ -25,14 +33,19 @@ export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
     {
       schema: {
         tags: ['roles'],
-        summary: 'System and custom roles (members.read)',
+        summary: 'System roles, then custom roles by name (members.read)',
         params: workspaceParams,
-        response: { 200: z.object({ items: z.array(roleSchema) }), ...problems(401, 403, 404) },
+        querystring: z.strictObject(boundedPaginationQuery),
+        response: {
+          200: z.object({ items: z.array(roleSchema), nextCursor: z.string().nullable() }),
+          ...problems(401, 403, 404, 422),
+        },
       },
     },
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
-      return { items: await service.list(actor) };
+      const roles = await service.list(actor);
+      return pageInMemory(roles, (r) => [r.system ? roles.indexOf(r) : roles.length, r.name, r.id], request.query);
     },
   );
 

@@ -4,9 +4,11 @@ import type { AppContext } from '../../app/context.js';
 import { RateLimitedError, ValidationError } from '../../app/errors.js';
 import {
   type App,
+  boundedPaginationQuery,
   decodeCursor,
   encodeCursor,
   idSchema,
+  pageInMemory,
   paginationQuery,
   plainText,
   problems,
@@ -205,6 +207,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
         tags: ['secrets'],
         summary: "Metadata of a secret's versions, newest first (secrets.read); never values",
         params: secretParams,
+        querystring: z.strictObject(boundedPaginationQuery),
         response: {
           200: z.object({
             items: z.array(
@@ -215,22 +218,25 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
                 createdBy: z.string().nullable(),
               }),
             ),
+            nextCursor: z.string().nullable(),
           }),
-          ...problems(401, 403, 404),
+          ...problems(401, 403, 404, 422),
         },
       },
     },
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const rows = await service.versions(actor, request.params.id);
-      return {
-        items: rows.map((r) => ({
+      return pageInMemory(
+        rows.map((r) => ({
           version: Number(r.version),
           keyVersion: Number(r.key_version),
           createdAt: r.created_at,
           createdBy: r.created_by,
         })),
-      };
+        (v) => [-v.version],
+        request.query,
+      );
     },
   );
 

@@ -9,7 +9,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
 import { ForbiddenError, NotFoundError } from '../../app/errors.js';
-import { type App, idSchema, plainText, problems } from '../../app/http.js';
+import { type App, boundedPaginationQuery, idSchema, pageInMemory, plainText, problems } from '../../app/http.js';
 import { hashToken, newId, newToken, nowIso } from '../../app/ids.js';
 import type { ApiTokensTable } from '../../db/schema.js';
 import { auditContextOf, requirePrincipal } from '../auth/principal.js';
@@ -97,8 +97,12 @@ export async function tokenRoutes(app: App, ctx: AppContext): Promise<void> {
     {
       schema: {
         tags: ['tokens'],
-        summary: "List the caller's API tokens (never the token itself)",
-        response: { 200: z.object({ items: z.array(tokenSchema) }), ...problems(401, 403) },
+        summary: "List the caller's API tokens, newest first (never the token itself)",
+        querystring: z.strictObject(boundedPaginationQuery),
+        response: {
+          200: z.object({ items: z.array(tokenSchema), nextCursor: z.string().nullable() }),
+          ...problems(401, 403, 422),
+        },
       },
     },
     async (request) => {
@@ -109,7 +113,7 @@ export async function tokenRoutes(app: App, ctx: AppContext): Promise<void> {
         .where('user_id', '=', userId)
         .orderBy('created_at', 'desc')
         .execute();
-      return { items: rows.map(presentToken) };
+      return pageInMemory(rows.map(presentToken), (t) => [-Date.parse(t.createdAt), t.id], request.query);
     },
   );
 

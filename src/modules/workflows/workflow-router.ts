@@ -3,9 +3,11 @@ import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
 import {
   type App,
+  boundedPaginationQuery,
   decodeCursor,
   encodeCursor,
   idSchema,
+  pageInMemory,
   paginationQuery,
   problems,
   workspaceParams,
@@ -143,19 +145,22 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
     {
       schema: {
         tags: ['secrets'],
-        summary: 'Blocks that reference a secret (secrets.read)',
+        summary: 'Blocks that reference a secret, by workflow (secrets.read)',
         params: workflowParams,
+        querystring: z.strictObject(boundedPaginationQuery),
         response: {
-          200: z.object({
-            items: z.array(usageSchema),
-          }),
-          ...problems(401, 403, 404),
+          200: z.object({ items: z.array(usageSchema), nextCursor: z.string().nullable() }),
+          ...problems(401, 403, 404, 422),
         },
       },
     },
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
-      return { items: await workflows.usages(actor, request.params.id) };
+      return pageInMemory(
+        await workflows.usages(actor, request.params.id),
+        (u) => [u.workflowName, u.workflowId, u.blockId, u.field],
+        request.query,
+      );
     },
   );
 

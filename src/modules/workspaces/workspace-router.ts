@@ -2,7 +2,14 @@
 import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
 import { ForbiddenError } from '../../app/errors.js';
-import { type App, displayNameSchema, problems, workspaceParams } from '../../app/http.js';
+import {
+  type App,
+  boundedPaginationQuery,
+  displayNameSchema,
+  pageInMemory,
+  problems,
+  workspaceParams,
+} from '../../app/http.js';
 import { auditContextOf, requirePrincipal } from '../auth/principal.js';
 import { resolveActor } from './workspace-access.js';
 import { createWorkspaceService, presentWorkspace, SECRET_HOST_BINDINGS } from './workspace-service.js';
@@ -26,10 +33,14 @@ export async function workspaceRoutes(app: App, ctx: AppContext): Promise<void> 
     {
       schema: {
         tags: ['workspaces'],
-        summary: "The caller's workspaces",
+        summary: "The caller's workspaces, oldest first",
+        querystring: z.strictObject(boundedPaginationQuery),
         response: {
-          200: z.object({ items: z.array(z.object({ id: z.string(), name: z.string(), role: z.string() })) }),
-          ...problems(401),
+          200: z.object({
+            items: z.array(z.object({ id: z.string(), name: z.string(), role: z.string() })),
+            nextCursor: z.string().nullable(),
+          }),
+          ...problems(401, 422),
         },
       },
     },
@@ -39,7 +50,8 @@ export async function workspaceRoutes(app: App, ctx: AppContext): Promise<void> 
         principal.userId,
         principal.kind === 'token' ? principal.workspaceId : undefined,
       );
-      return { items: rows.map((r) => ({ id: r.id, name: r.name, role: r.role })) };
+      const page = pageInMemory(rows, (r) => [r.created_at, r.id], request.query);
+      return { items: page.items.map((r) => ({ id: r.id, name: r.name, role: r.role })), nextCursor: page.nextCursor };
     },
   );
 
