@@ -259,4 +259,70 @@ describe.runIf(enabled)(SUITE, () => {
     await headers.getByRole('button', { name: `Remove secret ${MASKED}` }).waitFor();
     await context.close();
   });
+
+  it('an editor renames a workflow, moves its start, edits capture rules, removes a block and deletes it', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, EDITOR);
+    await goTo(page, 'Workflows');
+    await page.getByLabel('New workflow name').fill('Editor tools');
+    await page.getByRole('button', { name: 'Create workflow' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Editor tools' }).waitFor();
+    await page.getByRole('button', { name: 'Add API block' }).click();
+    await page.getByRole('button', { name: 'Add Set Values block' }).click();
+    const blocks = page.getByRole('complementary', { name: 'Blocks' });
+
+    // The Set Values block (selected, as just added) becomes the start.
+    await page.getByRole('button', { name: 'Start here' }).click();
+    await page.getByText('The workflow starts here.').waitFor();
+    expect(await blocks.getByRole('button', { name: /Set values/ }).textContent()).toContain('start');
+    expect(await blocks.getByRole('button', { name: /API call/ }).textContent()).not.toContain('start');
+
+    // Capture rules by hand: add two, remove the first.
+    await blocks.getByRole('button', { name: /API call/ }).click();
+    await page.getByRole('button', { name: 'Add capture rule' }).click();
+    await page.getByLabel('Capture 1 variable').fill('first');
+    await page.getByLabel('Capture 1 path').fill('$.a');
+    await page.getByRole('button', { name: 'Add capture rule' }).click();
+    await page.getByLabel('Capture 2 variable').fill('second');
+    await page.getByLabel('Capture 2 path').fill('$.b');
+    await page.getByRole('button', { name: 'Remove capture 1' }).click();
+    expect(await page.getByLabel('Capture 1 variable').inputValue()).toBe('second');
+    expect(await page.getByLabel('Capture 2 variable').count()).toBe(0);
+
+    await page.getByLabel('Workflow name').fill('Editor tools v2');
+    await page.getByLabel('URL', { exact: true }).fill(`${up.url}/x`);
+    await page.getByRole('button', { name: 'Save workflow' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+    const ws = `/api/v1/workspaces/${wsId}`;
+    const list = (await ownerClient.get(`${ws}/workflows?limit=200`)).body.items as { id: string; name: string }[];
+    const id = list.find((w) => w.name === 'Editor tools v2')?.id;
+    expect(id).toBeDefined();
+    let saved = (await ownerClient.get(`${ws}/workflows/${id}`)).body;
+    const setBlock = saved.blocks.find((b: { type: string }) => b.type === 'set');
+    const apiBlock = saved.blocks.find((b: { type: string }) => b.type === 'api');
+    expect(saved.startBlockId).toBe(setBlock.id);
+    expect(apiBlock.capture).toEqual([{ variable: 'second', path: '$.b' }]);
+
+    // Removing the start block moves the start to the block left.
+    await blocks.getByRole('button', { name: /Set values/ }).click();
+    await page.getByRole('button', { name: 'Remove block' }).click();
+    expect(await blocks.getByRole('button').count()).toBeGreaterThanOrEqual(1);
+    await page.getByRole('button', { name: 'Save workflow' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+    saved = (await ownerClient.get(`${ws}/workflows/${id}`)).body;
+    expect(saved.blocks.map((b: { id: string }) => b.id)).toEqual([apiBlock.id]);
+    expect(saved.startBlockId).toBe(apiBlock.id);
+
+    // Delete, behind a confirmation.
+    await page.getByRole('button', { name: 'Delete workflow' }).click();
+    const modal = page.getByRole('dialog', { name: 'Delete workflow' });
+    await modal.getByRole('button', { name: 'Cancel' }).click();
+    await modal.waitFor({ state: 'hidden' });
+    expect((await ownerClient.get(`${ws}/workflows/${id}`)).status).toBe(200);
+    await page.getByRole('button', { name: 'Delete workflow' }).click();
+    await modal.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Workflows' }).waitFor();
+    expect((await ownerClient.get(`${ws}/workflows/${id}`)).status).toBe(404);
+    await context.close();
+  });
 });

@@ -394,7 +394,9 @@ export function VariablesPage() {
     ['custom', 'Custom'],
     ['system', 'System'],
     ...(canSecrets ? ([['secrets', 'Secrets']] as [Tab, string][]) : []),
-    ...(canManage ? ([['deleted', `Deleted (${deleted.length}${cursors.deleted ? '+' : ''})`]] as [Tab, string][]) : []),
+    ...(canManage
+      ? ([['deleted', `Deleted (${deleted.length}${cursors.deleted ? '+' : ''})`]] as [Tab, string][])
+      : []),
   ];
   const showVars = variables.filter((v) => tab === 'all' || tab === v.kind);
   const showSecrets = tab === 'all' || tab === 'secrets' ? secrets : [];

@@ -5,9 +5,9 @@
  * response viewer whose JSON fields can become capture rules.
  */
 import { useCallback, useEffect, useId, useRef, useState } from 'react';
-import { ApiError, get, type Page, post, put, type Secret } from '../api';
+import { ApiError, del, get, type Page, post, put, type Secret } from '../api';
 import { Link, navigate, useWorkspace } from '../app-state';
-import { ErrorText, Field, Icon, SidePanel } from '../components/ui';
+import { ErrorText, Field, Icon, Modal, SidePanel } from '../components/ui';
 import { SecretForm } from './variables';
 
 interface Pair {
@@ -697,8 +697,27 @@ function ApiBlockForm(props: {
               readOnly={props.readOnly}
               onChange={(path) => set({ capture: b.capture.map((x, j) => (j === i ? { ...x, path } : x)) })}
             />
+            {!props.readOnly && (
+              <button
+                type="button"
+                className="ghost"
+                aria-label={`Remove capture ${i + 1}`}
+                onClick={() => set({ capture: b.capture.filter((_, j) => j !== i) })}
+              >
+                Remove
+              </button>
+            )}
           </div>
         ))}
+        {!props.readOnly && (
+          <button
+            type="button"
+            className="ghost"
+            onClick={() => set({ capture: [...b.capture, { variable: '', path: '$.' }] })}
+          >
+            Add capture rule
+          </button>
+        )}
       </fieldset>
       <div className="row">
         <RouteSelect
@@ -808,6 +827,7 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
   const [secrets, setSecrets] = useState<Secret[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState<string | null>(null);
+  const [confirmDelete, setConfirmDelete] = useState(false);
   const readOnly = !ws.can('workflows.edit');
   const loadSecrets = useCallback(async () => {
     if (ws.can('secrets.read')) setSecrets((await get<Page<Secret>>(`/workspaces/${ws.id}/secrets?limit=200`)).items);
@@ -844,6 +864,19 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
     setWf({ ...wf, blocks: [...wf.blocks, nb], startBlockId: wf.startBlockId ?? id });
     setSelected(id);
   };
+  /** Removes a block and every route to it; the start moves to the first block left. */
+  const removeBlock = (id: string) => {
+    const unroute = (to: string | null) => (to === id ? null : to);
+    const blocks = wf.blocks
+      .filter((b) => b.id !== id)
+      .map((b) =>
+        b.type === 'api'
+          ? { ...b, onSuccess: unroute(b.onSuccess), onError: unroute(b.onError) }
+          : { ...b, onSuccess: unroute(b.onSuccess) },
+      );
+    setWf({ ...wf, blocks, startBlockId: wf.startBlockId === id ? (blocks[0]?.id ?? null) : wf.startBlockId });
+    setSelected(blocks[0]?.id ?? null);
+  };
   return (
     <section>
       <header className="page-head">
@@ -875,6 +908,39 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
           </button>
         )}
       </header>
+      {!readOnly && (
+        <div className="toolbar">
+          <Field label="Workflow name" value={wf.name} onChange={(name) => setWf({ ...wf, name })} />
+          <button type="button" className="ghost danger" onClick={() => setConfirmDelete(true)}>
+            Delete workflow
+          </button>
+        </div>
+      )}
+      <Modal open={confirmDelete} onOpenChange={setConfirmDelete} title="Delete workflow">
+        <p>
+          Delete the workflow <strong>{wf.name}</strong>? Its blocks go with it; its runs stay in the run history.
+        </p>
+        <div className="actions">
+          <button type="button" className="ghost" onClick={() => setConfirmDelete(false)}>
+            Cancel
+          </button>
+          <button
+            type="button"
+            className="danger"
+            onClick={async () => {
+              try {
+                await del(`/workspaces/${ws.id}/workflows/${wf.id}`);
+                navigate(`/w/${ws.id}/workflows`);
+              } catch (err) {
+                setConfirmDelete(false);
+                setError(err);
+              }
+            }}
+          >
+            Delete
+          </button>
+        </div>
+      </Modal>
       {saved && <p role="status">{saved}</p>}
       {error instanceof ApiError && (
         <div className="error" role="alert">
@@ -919,6 +985,20 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
           )}
         </aside>
         <div className="block-form">
+          {block && !readOnly && (
+            <div className="toolbar">
+              {wf.startBlockId === block.id ? (
+                <span className="muted">The workflow starts here.</span>
+              ) : (
+                <button type="button" className="ghost" onClick={() => setWf({ ...wf, startBlockId: block.id })}>
+                  Start here
+                </button>
+              )}
+              <button type="button" className="ghost danger" onClick={() => removeBlock(block.id)}>
+                Remove block
+              </button>
+            </div>
+          )}
           {block?.type === 'api' && (
             <ApiBlockForm
               block={block}
