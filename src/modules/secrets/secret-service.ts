@@ -10,6 +10,7 @@ import type { AppContext } from '../../app/context.js';
 import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
 import { decryptSecretValue, encryptSecretValue } from '../../crypto/envelope.js';
+import type { Db } from '../../db/database.js';
 import { withJobLock } from '../../db/job-lock.js';
 import type { Database, SecretsTable } from '../../db/schema.js';
 import { nameContains } from '../../db/search.js';
@@ -67,6 +68,21 @@ function checkHosts(list: string[]): string[] {
     throw new ValidationError(`body.allowedHosts: ${errors[0]?.message ?? 'is invalid'}`, errors);
   }
   return parsed.hosts;
+}
+
+/**
+ * Secrets joined to their current version's row (key version, ciphertext —
+ * never plaintext). A left join: a secret whose current version row is
+ * missing comes back with nulls, for the caller to call what it is.
+ */
+export function secretsWithCurrentVersion(db: Db) {
+  return db
+    .selectFrom('secrets')
+    .leftJoin('secret_versions', (join) =>
+      join
+        .onRef('secret_versions.secret_id', '=', 'secrets.id')
+        .onRef('secret_versions.version', '=', 'secrets.version'),
+    );
 }
 
 function secretDeleted(): AppError {
@@ -299,13 +315,7 @@ export function createSecretService(deps: Deps) {
       authorize(actor, 'secrets.reveal');
       // The row and its current ciphertext (never plaintext), cached at the epoch the request was authorised at.
       const stored = await deps.cache.get(actor.workspaceId, actor.epoch, `reveal:${id}`, async () => {
-        const row = await db
-          .selectFrom('secrets')
-          .leftJoin('secret_versions', (join) =>
-            join
-              .onRef('secret_versions.secret_id', '=', 'secrets.id')
-              .onRef('secret_versions.version', '=', 'secrets.version'),
-          )
+        const row = await secretsWithCurrentVersion(db)
           .select([
             'secrets.name',
             'secrets.visibility',

@@ -12,6 +12,7 @@ import { decryptSecretValue } from '../../crypto/envelope.js';
 import type { SecretMaterial } from '../../runtime/executor.js';
 import type { AuditContext } from '../audit/audit-log.js';
 import { hostAllowed, parseHostPattern } from '../secrets/allowed-hosts.js';
+import { secretsWithCurrentVersion } from '../secrets/secret-service.js';
 
 type Deps = Pick<AppContext, 'db' | 'keyring' | 'audit' | 'auditQueue' | 'cache'>;
 
@@ -58,13 +59,7 @@ export function createSecretVault(
   let requestEpoch: number | undefined = workspace.epoch;
 
   const loadStored = (lowerName: string) => async (): Promise<StoredSecret | null> => {
-    const row = await db
-      .selectFrom('secrets')
-      .innerJoin('secret_versions', (join) =>
-        join
-          .onRef('secret_versions.secret_id', '=', 'secrets.id')
-          .onRef('secret_versions.version', '=', 'secrets.version'),
-      )
+    const row = await secretsWithCurrentVersion(db)
       .select([
         'secrets.id',
         'secrets.name',
@@ -77,7 +72,8 @@ export function createSecretVault(
       .where(sql<boolean>`lower(secrets.name) = ${lowerName}`)
       .where('secrets.deleted_at', 'is', null)
       .executeTakeFirst();
-    if (!row) return null;
+    // No current version row: nothing that could be sent (as for a missing secret).
+    if (!row || row.key_version === null || row.ciphertext === null) return null;
     return {
       id: row.id,
       name: row.name,

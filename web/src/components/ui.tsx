@@ -114,6 +114,34 @@ export function Modal(props: {
   return <NativeDialog {...props} className="modal" />;
 }
 
+/**
+ * A modal that asks before an irreversible or destructive action: the
+ * question, Cancel, and a danger button named for the action. `onConfirm`
+ * failing keeps nothing half-done here: the caller shows its error.
+ */
+export function ConfirmModal(props: {
+  open: boolean;
+  title: string;
+  confirmLabel: string;
+  onCancel: () => void;
+  onConfirm: () => Promise<void>;
+  children: ReactNode;
+}) {
+  return (
+    <Modal open={props.open} onOpenChange={(o) => !o && props.onCancel()} title={props.title}>
+      {props.children}
+      <div className="actions">
+        <button type="button" className="ghost" onClick={props.onCancel}>
+          Cancel
+        </button>
+        <button type="button" className="danger" onClick={() => void props.onConfirm()}>
+          {props.confirmLabel}
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
 /** A fixed row of dots: the same for every secret, never the value's length. */
 export function Dots() {
   return (

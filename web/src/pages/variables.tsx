@@ -7,7 +7,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { del, get, type Page, patch, post, type Secret, type Usage, type Variable } from '../api';
 import { useWorkspace } from '../app-state';
-import { Dots, ErrorText, Field, Icon, Modal, SidePanel } from '../components/ui';
+import { ConfirmModal, Dots, ErrorText, Field, Icon, Modal, SidePanel } from '../components/ui';
 
 type Tab = 'all' | 'custom' | 'system' | 'secrets' | 'deleted';
 const REVEAL_MS = 20_000;
@@ -639,38 +639,28 @@ export function VariablesPage() {
           );
         }}
       />
-      <Modal open={purging !== null} onOpenChange={(o) => !o && setPurging(null)} title="Purge secret">
-        {purging && (
-          <>
-            <p>
-              Purge <strong>{purging.name}</strong> now? Every version of its value is destroyed and its name is freed.
-              This cannot be undone.
-            </p>
-            <div className="actions">
-              <button type="button" className="ghost" onClick={() => setPurging(null)}>
-                Cancel
-              </button>
-              <button
-                type="button"
-                className="danger"
-                onClick={async () => {
-                  try {
-                    await del(`/workspaces/${ws.id}/secrets/${purging.id}?purge=true`);
-                    setPurging(null);
-                    setJustDeleted(null);
-                    await load();
-                  } catch (err) {
-                    setError(err);
-                    setPurging(null);
-                  }
-                }}
-              >
-                Purge
-              </button>
-            </div>
-          </>
-        )}
-      </Modal>
+      <ConfirmModal
+        open={purging !== null}
+        title="Purge secret"
+        confirmLabel="Purge"
+        onCancel={() => setPurging(null)}
+        onConfirm={async () => {
+          if (!purging) return;
+          try {
+            await del(`/workspaces/${ws.id}/secrets/${purging.id}?purge=true`);
+            setJustDeleted(null);
+            await load();
+          } catch (err) {
+            setError(err);
+          }
+          setPurging(null);
+        }}
+      >
+        <p>
+          Purge <strong>{purging?.name}</strong> now? Every version of its value is destroyed and its name is freed.
+          This cannot be undone.
+        </p>
+      </ConfirmModal>
     </section>
   );
 }

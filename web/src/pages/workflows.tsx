@@ -7,7 +7,7 @@
 import { useCallback, useEffect, useId, useRef, useState } from 'react';
 import { ApiError, del, get, type Page, post, put, type Secret } from '../api';
 import { Link, navigate, useWorkspace } from '../app-state';
-import { ErrorText, Field, Icon, Modal, SidePanel } from '../components/ui';
+import { ConfirmModal, ErrorText, Field, Icon, SidePanel } from '../components/ui';
 import { SecretForm } from './variables';
 
 interface Pair {
@@ -916,31 +916,25 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
           </button>
         </div>
       )}
-      <Modal open={confirmDelete} onOpenChange={setConfirmDelete} title="Delete workflow">
+      <ConfirmModal
+        open={confirmDelete}
+        title="Delete workflow"
+        confirmLabel="Delete"
+        onCancel={() => setConfirmDelete(false)}
+        onConfirm={async () => {
+          try {
+            await del(`/workspaces/${ws.id}/workflows/${wf.id}`);
+            navigate(`/w/${ws.id}/workflows`);
+          } catch (err) {
+            setConfirmDelete(false);
+            setError(err);
+          }
+        }}
+      >
         <p>
           Delete the workflow <strong>{wf.name}</strong>? Its blocks go with it; its runs stay in the run history.
         </p>
-        <div className="actions">
-          <button type="button" className="ghost" onClick={() => setConfirmDelete(false)}>
-            Cancel
-          </button>
-          <button
-            type="button"
-            className="danger"
-            onClick={async () => {
-              try {
-                await del(`/workspaces/${ws.id}/workflows/${wf.id}`);
-                navigate(`/w/${ws.id}/workflows`);
-              } catch (err) {
-                setConfirmDelete(false);
-                setError(err);
-              }
-            }}
-          >
-            Delete
-          </button>
-        </div>
-      </Modal>
+      </ConfirmModal>
       {saved && <p role="status">{saved}</p>}
       {error instanceof ApiError && (
         <div className="error" role="alert">
