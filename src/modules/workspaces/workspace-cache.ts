@@ -138,14 +138,16 @@ export function createWorkspaceCache(
     return ws.entries;
   }
 
+  async function head(workspaceId: string): Promise<WorkspaceHead> {
+    if (options.shareHeadReads) return sharedHead(workspaceId);
+    return toHead((await readHead(workspaceId))[0]);
+  }
+
   return {
-    async head(workspaceId) {
-      if (options.shareHeadReads) return sharedHead(workspaceId);
-      return toHead((await readHead(workspaceId))[0]);
-    },
+    head,
 
     async epoch(workspaceId) {
-      return (await this.head(workspaceId)).epoch;
+      return (await head(workspaceId)).epoch;
     },
 
     async get<T>(workspaceId: string, epoch: number, key: string, load: () => Promise<T>): Promise<T> {
