@@ -136,6 +136,23 @@ describe.runIf(enabled)(SUITE, () => {
 
     await page.getByRole('button', { name: 'Verify chain' }).click();
     await page.getByRole('status').filter({ hasText: 'Chain intact' }).waitFor();
+
+    // Who and when: another member's action shows only under their name; a window in the future is empty.
+    await page.getByLabel('Action').fill('');
+    const other = await inviteAndJoin(hush.t, owner, workspaceId, 'auditor@example.com', 'admin');
+    const made = await other.client.post(`${ws}/secrets`, { name: 'auditor_key', visibility: 'masked', value: VALUE });
+    expect(made.status, made.text).toBe(201);
+    await page.reload();
+    await page.getByLabel('Who').selectOption({ label: 'auditor@example.com' });
+    await table.getByRole('cell', { name: 'workspace.created', exact: true }).waitFor({ state: 'detached' });
+    const who = await table.getByRole('row').allTextContents();
+    expect(who.slice(1).length).toBeGreaterThanOrEqual(1);
+    for (const row of who.slice(1)) expect(row).toContain('auditor@example.com');
+    await page.getByLabel('Who').selectOption({ label: 'Anyone' });
+    await table.getByRole('cell', { name: 'workspace.created', exact: true }).waitFor();
+    await page.getByLabel('From').fill('2999-01-01T00:00');
+    await table.getByRole('cell', { name: 'workspace.created', exact: true }).waitFor({ state: 'detached' });
+    expect(await table.getByRole('row').count()).toBe(1); // the header row only
     await context.close();
   });
 

@@ -20,16 +20,39 @@ interface AuditEvent {
 export function AuditPage() {
   const ws = useWorkspace();
   const [action, setAction] = useState('');
+  const [actor, setActor] = useState('');
+  const [since, setSince] = useState('');
+  const [until, setUntil] = useState('');
+  const [people, setPeople] = useState<{ userId: string; email: string }[]>([]);
   const [items, setItems] = useState<AuditEvent[]>([]);
+  const [next, setNext] = useState<string | null>(null);
   const [verdict, setVerdict] = useState<{ ok: boolean; checked: number; brokenAt?: string } | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const filter = action ? `&action=${encodeURIComponent(action)}` : '';
+  // datetime-local fields hold local time; the API takes ISO instants.
+  const instant = (local: string) => (local && !Number.isNaN(Date.parse(local)) ? new Date(local).toISOString() : '');
+  const filter = [
+    ['action', action],
+    ['actorId', actor],
+    ['since', instant(since)],
+    ['until', instant(until)],
+  ]
+    .filter(([, v]) => v)
+    .map(([k, v]) => `&${k}=${encodeURIComponent(v as string)}`)
+    .join('');
   useEffect(() => {
     void get<Page<AuditEvent>>(`/workspaces/${ws.id}/audit?limit=200${filter}`).then((r) => {
       setItems(r.items);
+      setNext(r.nextCursor);
       setError(null);
     }, setError);
   }, [ws.id, filter]);
+  useEffect(() => {
+    if (ws.can('members.read'))
+      void get<Page<{ userId: string; email: string }>>(`/workspaces/${ws.id}/members`).then(
+        (r) => setPeople(r.items),
+        () => undefined,
+      );
+  }, [ws]);
   return (
     <section>
       <header className="page-head">
@@ -44,6 +67,21 @@ export function AuditPage() {
       </header>
       <div className="toolbar">
         <Field label="Action" value={action} onChange={setAction} placeholder="secret.* or secret.revealed" />
+        {people.length > 0 && (
+          <div className="field">
+            <label htmlFor="audit-actor">Who</label>
+            <select id="audit-actor" value={actor} onChange={(e) => setActor(e.target.value)}>
+              <option value="">Anyone</option>
+              {people.map((p) => (
+                <option key={p.userId} value={p.userId}>
+                  {p.email}
+                </option>
+              ))}
+            </select>
+          </div>
+        )}
+        <Field label="From" type="datetime-local" value={since} onChange={setSince} />
+        <Field label="To" type="datetime-local" value={until} onChange={setUntil} />
         <button
           type="button"
           className="ghost"
@@ -86,6 +124,27 @@ export function AuditPage() {
           ))}
         </tbody>
       </table>
+      {next && (
+        <p className="actions">
+          <button
+            type="button"
+            className="ghost"
+            onClick={async () => {
+              try {
+                const r = await get<Page<AuditEvent>>(
+                  `/workspaces/${ws.id}/audit?limit=200${filter}&cursor=${encodeURIComponent(next)}`,
+                );
+                setItems((old) => [...old, ...r.items]);
+                setNext(r.nextCursor);
+              } catch (err) {
+                setError(err);
+              }
+            }}
+          >
+            Load more
+          </button>
+        </p>
+      )}
     </section>
   );
 }
