@@ -580,6 +580,7 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
     it.runIf(available)('every response carries a request id and the security headers', async () => {
       const responses: [string, Reply][] = [
         ['GET /healthz', await raw(t, 'GET', '/healthz')],
+        ['GET /metrics', await raw(t, 'GET', '/metrics')],
         ['GET /api/v1/setup', await raw(t, 'GET', '/api/v1/setup')],
         ['GET /api/v1/me (401)', await raw(t, 'GET', '/api/v1/me')],
         ['GET /api/v1/me (200)', await owner.get('/api/v1/me')],
