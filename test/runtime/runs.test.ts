@@ -243,6 +243,38 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
       expect(r2.body.status).toBe('failed');
       expect(r2.body.steps[0].error.code).toBe('secret_unavailable');
       expect(up.received.length).toBe(received);
+
+      // The workflow stays editable: a reference it already had may name the deleted secret (a
+      // warning says the block fails until it is restored); a new one may not.
+      const kept = [api('call', { headers: [{ key: 'X-Key', value: '{{secret:temp_token}}' }] })];
+      const renamed = await team.clients.editor.put(`${ws}/workflows/${usesTemp}`, {
+        name: 'Uses temp, renamed',
+        startBlockId: 'call',
+        blocks: kept,
+      });
+      expect(renamed.status, renamed.text).toBe(200);
+      expect(renamed.body.warnings).toEqual([
+        {
+          path: 'blocks[id=call].headers.0.value',
+          message:
+            'the secret "temp_token" does not exist or is deleted: this block fails with secret_unavailable until it is restored',
+        },
+      ]);
+      for (const blocks of [
+        // the same reference moved to another field, or added to another block, is new
+        [api('call', { headers: [], query: [{ key: 'key', value: '{{secret:temp_token}}' }] })],
+        [...kept, api('more', { headers: [{ key: 'X-Key', value: '{{secret:temp_token}}' }] })],
+        [api('call', { headers: [{ key: 'X-Key', value: '{{secret:never_was}}' }] })],
+      ]) {
+        const refused = await team.clients.editor.put(`${ws}/workflows/${usesTemp}`, {
+          name: 'Uses temp, renamed',
+          startBlockId: 'call',
+          blocks,
+        });
+        expect(refused.status, refused.text).toBe(422);
+        expect(refused.body.code).toBe('secret_unavailable');
+      }
+      expect((await team.owner.get(`${ws}/workflows/${usesTemp}`)).body.name).toBe('Uses temp, renamed');
     },
   );
 

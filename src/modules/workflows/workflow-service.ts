@@ -139,20 +139,23 @@ export function createWorkflowService(deps: Deps) {
   }
 
   /**
-   * Referenced secrets must exist. Without secrets.use a saver may neither
-   * add a reference nor change a block that sends a secret in any way (its
-   * URL, method, headers…): that would send the secret somewhere new.
+   * A new reference must name a secret that exists. One the workflow already
+   * had may name a secret deleted since: the save goes through with a
+   * warning, and runs of that block fail with `secret_unavailable` until it
+   * is restored (SPEC §2) — so a workflow stays editable after a delete.
+   * Without secrets.use a saver may neither add a reference nor change a
+   * block that sends a secret in any way (its URL, method, headers…): that
+   * would send the secret somewhere new.
    */
   async function checkSecretRefs(
     actor: WorkspaceActor,
     refs: SecretRef[],
     blocks: readonly Block[],
     existing: WorkflowsTable | undefined,
-  ): Promise<void> {
+  ): Promise<Warning[]> {
+    const key = (r: SecretRef) => `${r.blockId}\u0000${r.field}\u0000${r.secretName.toLowerCase()}`;
+    const before = new Set((refs.length > 0 && existing ? await previousRefs(existing.id) : []).map(key));
     if (refs.length > 0 && !can(actor, 'secrets.use')) {
-      const previous = existing ? await previousRefs(existing.id) : [];
-      const key = (r: SecretRef) => `${r.blockId}\u0000${r.field}\u0000${r.secretName.toLowerCase()}`;
-      const before = new Set(previous.map(key));
       if (refs.some((r) => !before.has(key(r)))) {
         throw new ForbiddenError('Adding a secret to a block needs the permission "secrets.use".');
       }
@@ -168,7 +171,7 @@ export function createWorkflowService(deps: Deps) {
       }
     }
     const names = [...new Set(refs.map((r) => r.secretName.toLowerCase()))];
-    if (names.length === 0) return;
+    if (names.length === 0) return [];
     const rows = await db
       .selectFrom('secrets')
       .select(sql<string>`lower(name)`.as('n'))
@@ -177,7 +180,8 @@ export function createWorkflowService(deps: Deps) {
       .where(sql<boolean>`lower(name) in (${sql.join(names)})`)
       .execute();
     const found = new Set(rows.map((r) => r.n));
-    const missing = refs.find((r) => !found.has(r.secretName.toLowerCase()));
+    const unavailable = refs.filter((r) => !found.has(r.secretName.toLowerCase()));
+    const missing = unavailable.find((r) => !before.has(key(r)));
     if (missing) {
       throw new AppError(
         422,
@@ -193,6 +197,10 @@ export function createWorkflowService(deps: Deps) {
         },
       );
     }
+    return unavailable.map((r) => ({
+      path: `blocks[id=${r.blockId}].${r.field}`,
+      message: `the secret "${r.secretName}" does not exist or is deleted: this block fails with secret_unavailable until it is restored`,
+    }));
   }
 
   async function previousRefs(workflowId: string): Promise<SecretRef[]> {
@@ -211,7 +219,7 @@ export function createWorkflowService(deps: Deps) {
       input.startBlockId,
       await knownVariables(actor.workspaceId),
     );
-    await checkSecretRefs(actor, refs, input.blocks, existing);
+    warnings.push(...(await checkSecretRefs(actor, refs, input.blocks, existing)));
     const now = nowIso();
     const row: WorkflowsTable = {
       id: existing?.id ?? newId('wf'),
