@@ -67,7 +67,8 @@ export const paginationQuery = {
  */
 export const boundedPaginationQuery = {
   limit: z.coerce.number().int().min(1).max(200).default(200),
-  cursor: z.string().max(400).optional(),
+  // A key may hold a name or an email (≤ 254 characters, up to 3 UTF-8 bytes each), base64url-encoded.
+  cursor: z.string().max(4096).optional(),
 };
 
 export type SortKey = readonly (string | number)[];
@@ -86,7 +87,7 @@ function compareKeys(a: SortKey, b: SortKey): number {
 }
 
 const sortKeyCursor = z
-  .array(z.union([z.string().max(300), z.number()]))
+  .array(z.union([z.string().max(1024), z.number()]))
   .min(1)
   .max(6);
 

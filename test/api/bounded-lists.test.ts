@@ -40,6 +40,29 @@ describe.each(DATABASES)('bounded lists on $kind', ({ kind, available }) => {
     for (const value of ['v-2', 'v-3', 'v-4']) {
       expect((await owner.patch(`${ws}/secrets/${secretId}`, { value })).status).toBe(200);
     }
+    // A long, non-ASCII workflow name and a long JSON key: their usages' cursors must still round-trip.
+    const longKey = 'k'.repeat(150);
+    const long = await owner.post(`${ws}/workflows`, {
+      name: `Zürich ${'é'.repeat(190)}`,
+      startBlockId: 'a',
+      blocks: [
+        {
+          id: 'a',
+          type: 'api',
+          method: 'POST',
+          url: 'https://api.example.com/x',
+          body: { mode: 'json', content: `{"${longKey}":"{{secret:paged}}","${longKey}2":"x"}` },
+        },
+        {
+          id: 'b',
+          type: 'api',
+          method: 'POST',
+          url: 'https://api.example.com/y',
+          body: { mode: 'json', content: `{"${longKey}":"{{secret:paged}}"}` },
+        },
+      ],
+    });
+    expect(long.status, long.text).toBe(201);
     for (const name of ['Beta flow', 'Alpha flow']) {
       const wf = await owner.post(`${ws}/workflows`, {
         name,
@@ -64,7 +87,7 @@ describe.each(DATABASES)('bounded lists on $kind', ({ kind, available }) => {
     { name: 'roles', url: `${ws}/roles`, min: 9 },
     { name: 'invitations', url: `${ws}/invitations`, min: 3 },
     { name: 'versions', url: `${ws}/secrets/${secretId}/versions`, min: 4 },
-    { name: 'usages', url: `${ws}/secrets/${secretId}/usages`, min: 4 },
+    { name: 'usages', url: `${ws}/secrets/${secretId}/usages`, min: 6 },
   ];
 
   async function walk(client: TestClient, url: string, limit: number): Promise<unknown[]> {
@@ -100,12 +123,32 @@ describe.each(DATABASES)('bounded lists on $kind', ({ kind, available }) => {
     const roles = (await team.owner.get(`${ws}/roles`)).body.items.map((r: { name: string }) => r.name);
     expect(roles).toEqual(['owner', 'admin', 'editor', 'manager', 'operator', 'viewer', 'Audit', 'Finance', 'Support']);
     const usages = (await team.owner.get(`${ws}/secrets/${secretId}/usages`)).body.items;
-    expect(usages.map((u: { workflowName: string }) => u.workflowName)).toEqual([
-      'Alpha flow',
-      'Alpha flow',
-      'Beta flow',
-      'Beta flow',
+    expect(usages.map((u: { workflowName: string }) => u.workflowName.slice(0, 6))).toEqual([
+      'Alpha ',
+      'Alpha ',
+      'Beta f',
+      'Beta f',
+      'Zürich',
+      'Zürich',
     ]);
+  });
+
+  it.runIf(available)('a roles page boundary holds when custom roles are added or removed meanwhile', async () => {
+    const names = async () => (await team.owner.get(`${ws}/roles`)).body.items.map((r: { name: string }) => r.name);
+    const first = await team.owner.get(`${ws}/roles?limit=7`); // the six system roles and "Audit"
+    expect(first.body.items.at(-1).name).toBe('Audit');
+    const added = await team.owner.post(`${ws}/roles`, { name: 'Zeta', permissions: ['workflows.read'] });
+    expect(added.status).toBe(201);
+    const afterAdd = await team.owner.get(`${ws}/roles?cursor=${encodeURIComponent(first.body.nextCursor)}`);
+    expect(afterAdd.body.items.map((r: { name: string }) => r.name)).toEqual(['Finance', 'Support', 'Zeta']);
+    expect((await team.owner.delete(`${ws}/roles/${added.body.id}`)).status).toBe(204);
+    const finance = (await team.owner.get(`${ws}/roles`)).body.items.find(
+      (r: { name: string }) => r.name === 'Finance',
+    );
+    expect((await team.owner.delete(`${ws}/roles/${finance.id}`)).status).toBe(204);
+    const afterRemove = await team.owner.get(`${ws}/roles?cursor=${encodeURIComponent(first.body.nextCursor)}`);
+    expect(afterRemove.body.items.map((r: { name: string }) => r.name)).toEqual(['Support']);
+    expect(await names()).toEqual(['owner', 'admin', 'editor', 'manager', 'operator', 'viewer', 'Audit', 'Support']);
   });
 
   it.runIf(available)('a page boundary holds when the item it ended on is removed', async () => {

@@ -260,9 +260,23 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
             'the secret "temp_token" does not exist or is deleted: this block fails with secret_unavailable until it is restored',
         },
       ]);
+      // Rows are positional: removing or adding a row above the kept reference keeps it the block's.
+      const shifted = await team.clients.editor.put(`${ws}/workflows/${usesTemp}`, {
+        name: 'Uses temp, renamed',
+        startBlockId: 'call',
+        blocks: [
+          api('call', {
+            headers: [
+              { key: 'Accept', value: 'application/json' },
+              { key: 'X-Key', value: '{{secret:temp_token}}' },
+            ],
+          }),
+        ],
+      });
+      expect(shifted.status, shifted.text).toBe(200);
+      expect(shifted.body.warnings.map((w: { path: string }) => w.path)).toEqual(['blocks[id=call].headers.1.value']);
       for (const blocks of [
-        // the same reference moved to another field, or added to another block, is new
-        [api('call', { headers: [], query: [{ key: 'key', value: '{{secret:temp_token}}' }] })],
+        // the same secret added to another block, or a secret that never existed, is new
         [...kept, api('more', { headers: [{ key: 'X-Key', value: '{{secret:temp_token}}' }] })],
         [api('call', { headers: [{ key: 'X-Key', value: '{{secret:never_was}}' }] })],
       ]) {

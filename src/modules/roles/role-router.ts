@@ -10,7 +10,7 @@ import {
   problems,
   workspaceParams,
 } from '../../app/http.js';
-import { PERMISSIONS } from '../../policy/permissions.js';
+import { PERMISSIONS, SYSTEM_ROLES, type SystemRole } from '../../policy/permissions.js';
 import { auditContextOf } from '../auth/principal.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
 import { roleSchema } from './role-schemas.js';
@@ -45,7 +45,12 @@ export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const roles = await service.list(actor);
-      return pageInMemory(roles, (r) => [r.system ? roles.indexOf(r) : roles.length, r.name, r.id], request.query);
+      // System roles keep their fixed order; custom roles follow by name (a key that never depends on how many exist).
+      return pageInMemory(
+        roles,
+        (r) => [r.system ? SYSTEM_ROLES.indexOf(r.id as SystemRole) : SYSTEM_ROLES.length, r.name, r.id],
+        request.query,
+      );
     },
   );
 

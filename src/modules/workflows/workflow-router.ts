@@ -1,4 +1,5 @@
 /** HTTP routes for workflows, Send request, runs and secret usages. */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
 import {
@@ -158,7 +159,13 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       const actor = await resolveActor(ctx, request, request.params.ws);
       return pageInMemory(
         await workflows.usages(actor, request.params.id),
-        (u) => [u.workflowName, u.workflowId, u.blockId, u.field],
+        // A field path can be as long as a JSON key; its digest keeps the cursor short and the order total.
+        (u) => [
+          u.workflowName,
+          u.workflowId,
+          u.blockId,
+          createHash('sha256').update(u.field).digest('hex').slice(0, 16),
+        ],
         request.query,
       );
     },

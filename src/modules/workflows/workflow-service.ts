@@ -139,8 +139,9 @@ export function createWorkflowService(deps: Deps) {
   }
 
   /**
-   * A new reference must name a secret that exists. One the workflow already
-   * had may name a secret deleted since: the save goes through with a
+   * A new reference must name a secret that exists. One the block already
+   * had (in any of its fields, since rows are positional) may name a secret
+   * deleted since: the save goes through with a
    * warning, and runs of that block fail with `secret_unavailable` until it
    * is restored (SPEC §2) — so a workflow stays editable after a delete.
    * Without secrets.use a saver may neither add a reference nor change a
@@ -154,7 +155,11 @@ export function createWorkflowService(deps: Deps) {
     existing: WorkflowsTable | undefined,
   ): Promise<Warning[]> {
     const key = (r: SecretRef) => `${r.blockId}\u0000${r.field}\u0000${r.secretName.toLowerCase()}`;
-    const before = new Set((refs.length > 0 && existing ? await previousRefs(existing.id) : []).map(key));
+    // A kept reference to a deleted secret is the block's, wherever its rows moved (fields are positional).
+    const kept = (r: SecretRef) => `${r.blockId}\u0000${r.secretName.toLowerCase()}`;
+    const previous = refs.length > 0 && existing ? await previousRefs(existing.id) : [];
+    const before = new Set(previous.map(key));
+    const keptBefore = new Set(previous.map(kept));
     if (refs.length > 0 && !can(actor, 'secrets.use')) {
       if (refs.some((r) => !before.has(key(r)))) {
         throw new ForbiddenError('Adding a secret to a block needs the permission "secrets.use".');
@@ -181,7 +186,7 @@ export function createWorkflowService(deps: Deps) {
       .execute();
     const found = new Set(rows.map((r) => r.n));
     const unavailable = refs.filter((r) => !found.has(r.secretName.toLowerCase()));
-    const missing = unavailable.find((r) => !before.has(key(r)));
+    const missing = unavailable.find((r) => !keptBefore.has(kept(r)));
     if (missing) {
       throw new AppError(
         422,

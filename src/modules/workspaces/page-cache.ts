@@ -17,6 +17,16 @@ import type { WorkspaceHead } from './workspace-cache.js';
 
 interface Page extends WorkspaceHead {
   body: Buffer;
+  /** What the entry holds in memory, key and bookkeeping included (see cost). */
+  cost: number;
+}
+
+/** Map entry, object and Buffer bookkeeping per page, on top of its key and body. */
+const ENTRY_OVERHEAD = 256;
+
+/** Bytes an entry holds: its body, its key (UTF-16) and a fixed overhead, so many tiny pages stay bounded. */
+function cost(id: string, body: Buffer): number {
+  return body.length + id.length * 2 + ENTRY_OVERHEAD;
 }
 
 export interface PageCache {
@@ -26,14 +36,14 @@ export interface PageCache {
   set(workspaceId: string, head: WorkspaceHead, key: string, body: Buffer): void;
 }
 
-/** A cache of at most `maxBytes` of bodies (HUSH_LIST_CACHE_MB; 0 keeps nothing). */
+/** A cache of at most `maxBytes` (bodies, keys and bookkeeping; HUSH_LIST_CACHE_MB; 0 keeps nothing). */
 export function createPageCache(maxBytes: number): PageCache {
   const pages = new Map<string, Page>();
   let bytes = 0;
 
   function drop(id: string, page: Page): void {
     pages.delete(id);
-    bytes -= page.body.length;
+    bytes -= page.cost;
   }
 
   return {
@@ -48,15 +58,16 @@ export function createPageCache(maxBytes: number): PageCache {
     },
 
     set(workspaceId, head, key, body) {
-      if (body.length > maxBytes / 4) return; // also: a cache of 0 bytes keeps nothing
       const id = `${workspaceId}\n${key}`;
+      const size = cost(id, body);
+      if (size > maxBytes / 4) return; // also: a cache of 0 bytes keeps nothing
       const existing = pages.get(id);
       if (existing) {
         if (existing.seq > head.seq) return;
         drop(id, existing);
       }
-      pages.set(id, { epoch: head.epoch, seq: head.seq, body });
-      bytes += body.length;
+      pages.set(id, { epoch: head.epoch, seq: head.seq, body, cost: size });
+      bytes += size;
       for (const [oldest, page] of pages) {
         if (bytes <= maxBytes) break;
         drop(oldest, page);
