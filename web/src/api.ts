@@ -71,6 +71,20 @@ export const patch = <T>(path: string, body: unknown, headers?: Record<string, s
 export const put = <T>(path: string, body: unknown) => api<T>('PUT', path, body);
 export const del = <T>(path: string) => api<T>('DELETE', path);
 
+/** Every item of a list, following `nextCursor` (for lists the UI must show whole: members, roles, usages…). */
+export async function getAll<T>(path: string): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  for (let pages = 0; pages < 100; pages++) {
+    const sep = path.includes('?') ? '&' : '?';
+    const page: Page<T> = await get<Page<T>>(cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path);
+    items.push(...page.items);
+    cursor = page.nextCursor;
+    if (cursor === null) break;
+  }
+  return items;
+}
+
 // Shapes the UI reads (the server's OpenAPI document is the reference).
 export interface User {
   id: string;

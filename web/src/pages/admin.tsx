@@ -1,7 +1,7 @@
 /** Audit log, members and roles, API tokens and workspace settings. */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { NEVER_GRANTABLE_TO_CUSTOM_ROLES, PERMISSIONS } from '../../../src/policy/permissions';
-import { del, get, type Page, patch, post, type Role } from '../api';
+import { del, get, getAll, type Page, patch, post, type Role } from '../api';
 import { useSession, useWorkspace } from '../app-state';
 import { ErrorText, Field } from '../components/ui';
 
@@ -39,19 +39,23 @@ export function AuditPage() {
     .filter(([, v]) => v)
     .map(([k, v]) => `&${k}=${encodeURIComponent(v as string)}`)
     .join('');
+  // The filter the shown rows belong to: an answer for an older filter (or a "Load more" begun under it) is dropped.
+  const current = useRef(filter);
+  current.current = filter;
   useEffect(() => {
-    void get<Page<AuditEvent>>(`/workspaces/${ws.id}/audit?limit=200${filter}`).then((r) => {
-      setItems(r.items);
-      setNext(r.nextCursor);
-      setError(null);
-    }, setError);
+    void get<Page<AuditEvent>>(`/workspaces/${ws.id}/audit?limit=200${filter}`).then(
+      (r) => {
+        if (current.current !== filter) return;
+        setItems(r.items);
+        setNext(r.nextCursor);
+        setError(null);
+      },
+      (err) => current.current === filter && setError(err),
+    );
   }, [ws.id, filter]);
   useEffect(() => {
     if (ws.can('members.read'))
-      void get<Page<{ userId: string; email: string }>>(`/workspaces/${ws.id}/members`).then(
-        (r) => setPeople(r.items),
-        () => undefined,
-      );
+      void getAll<{ userId: string; email: string }>(`/workspaces/${ws.id}/members`).then(setPeople, () => undefined);
   }, [ws]);
   return (
     <section>
@@ -130,10 +134,13 @@ export function AuditPage() {
             type="button"
             className="ghost"
             onClick={async () => {
+              const asked = filter;
+              setNext(null); // one "Load more" at a time
               try {
                 const r = await get<Page<AuditEvent>>(
-                  `/workspaces/${ws.id}/audit?limit=200${filter}&cursor=${encodeURIComponent(next)}`,
+                  `/workspaces/${ws.id}/audit?limit=200${asked}&cursor=${encodeURIComponent(next)}`,
                 );
+                if (current.current !== asked) return;
                 setItems((old) => [...old, ...r.items]);
                 setNext(r.nextCursor);
               } catch (err) {
@@ -168,8 +175,8 @@ export function MembersPage() {
   const load = useCallback(async () => {
     if (!ws.can('members.read')) return;
     const [m, r] = await Promise.all([
-      get<{ items: typeof members }>(`/workspaces/${ws.id}/members`),
-      get<{ items: Role[] }>(`/workspaces/${ws.id}/roles`),
+      getAll<(typeof members)[number]>(`/workspaces/${ws.id}/members`).then((items) => ({ items })),
+      getAll<Role>(`/workspaces/${ws.id}/roles`).then((items) => ({ items })),
     ]);
     setMembers(m.items);
     setRoles(r.items);
@@ -333,7 +340,7 @@ export function TokensPage() {
   const [days, setDays] = useState('30');
   const [created, setCreated] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const load = useCallback(async () => setItems((await get<{ items: typeof items }>('/tokens')).items), []);
+  const load = useCallback(async () => setItems(await getAll<(typeof items)[number]>('/tokens')), []);
   useEffect(() => {
     void load().catch(setError);
   }, [load]);

@@ -5,7 +5,7 @@
  * confirmation that lists the blocks using the secret.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { del, get, type Page, patch, post, type Secret, type Usage, type Variable } from '../api';
+import { del, get, getAll, type Page, patch, post, type Secret, type Usage, type Variable } from '../api';
 import { useWorkspace } from '../app-state';
 import { ConfirmModal, Dots, ErrorText, Field, Icon, Modal, SidePanel } from '../components/ui';
 
@@ -251,11 +251,7 @@ export function DeleteSecretModal(props: {
   const secret = props.secret;
   useEffect(() => {
     setUsages(null);
-    if (secret)
-      void get<{ items: Usage[] }>(`/workspaces/${ws.id}/secrets/${secret.id}/usages`).then(
-        (r) => setUsages(r.items),
-        setError,
-      );
+    if (secret) void getAll<Usage>(`/workspaces/${ws.id}/secrets/${secret.id}/usages`).then(setUsages, setError);
   }, [secret, ws.id]);
   return (
     <Modal open={secret !== null} onOpenChange={(o) => !o && props.onClose()} title="Delete secret">
@@ -349,8 +345,11 @@ export function VariablesPage() {
       setError(err);
     }
   }, [ws.id, q, canSecrets, canManage]);
-  /** The next page of every list that has one, appended. */
+  /** The next page of every list that has one, appended (one at a time: the button is gone meanwhile). */
+  const [loadingMore, setLoadingMore] = useState(false);
   const more = async () => {
+    if (loadingMore) return;
+    setLoadingMore(true);
     try {
       const search = q ? `&q=${encodeURIComponent(q)}` : '';
       const next = (path: string, cursor: string | null) =>
@@ -374,6 +373,8 @@ export function VariablesPage() {
       });
     } catch (err) {
       setError(err);
+    } finally {
+      setLoadingMore(false);
     }
   };
   const restore = async (secret: Secret) => {
@@ -564,7 +565,7 @@ export function VariablesPage() {
           ))}
         </tbody>
       </table>
-      {(cursors.vars || cursors.secrets || (tab === 'deleted' && cursors.deleted)) && (
+      {!loadingMore && (cursors.vars || cursors.secrets || (tab === 'deleted' && cursors.deleted)) && (
         <p className="actions">
           <button type="button" className="ghost" onClick={() => void more()}>
             Load more
@@ -634,8 +635,11 @@ export function VariablesPage() {
           setDeleting(null);
           setJustDeleted({ ...gone, purgeAt: null });
           void load().then(() =>
-            // The server's purge time for it, once the deleted list has it.
-            get<Secret>(`/workspaces/${ws.id}/secrets/${gone.id}`).then(setJustDeleted, () => undefined),
+            // The server's purge time for it — unless it was restored (Undo) meanwhile.
+            get<Secret>(`/workspaces/${ws.id}/secrets/${gone.id}`).then(
+              (fresh) => setJustDeleted((shown) => (shown?.id === fresh.id && fresh.deletedAt ? fresh : shown)),
+              () => undefined,
+            ),
           );
         }}
       />
