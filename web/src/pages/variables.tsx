@@ -327,14 +327,25 @@ export function VariablesPage() {
     deleted: null,
   });
 
+  /** One page (200) of one of the panel's lists, for the current search; after `cursor` when given. */
+  const pageOf = useCallback(
+    <T,>(list: 'vars' | 'secrets' | 'deleted', cursor?: string | null): Promise<Page<T>> => {
+      const path =
+        list === 'vars'
+          ? `/workspaces/${ws.id}/variables?limit=200`
+          : `/workspaces/${ws.id}/secrets?${list === 'deleted' ? 'deleted=true&' : ''}limit=200`;
+      const search = q ? `&q=${encodeURIComponent(q)}` : '';
+      return get<Page<T>>(`${path}${search}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    },
+    [ws.id, q],
+  );
   const load = useCallback(async () => {
     try {
-      const search = q ? `&q=${encodeURIComponent(q)}` : '';
       const none = Promise.resolve({ items: [] as Secret[], nextCursor: null });
       const [vars, secs, gone] = await Promise.all([
-        get<Page<Variable>>(`/workspaces/${ws.id}/variables?limit=200${search}`),
-        canSecrets ? get<Page<Secret>>(`/workspaces/${ws.id}/secrets?limit=200${search}`) : none,
-        canManage ? get<Page<Secret>>(`/workspaces/${ws.id}/secrets?deleted=true&limit=200${search}`) : none,
+        pageOf<Variable>('vars'),
+        canSecrets ? pageOf<Secret>('secrets') : none,
+        canManage ? pageOf<Secret>('deleted') : none,
       ]);
       setVariables(vars.items);
       setSecrets(secs.items);
@@ -344,27 +355,20 @@ export function VariablesPage() {
     } catch (err) {
       setError(err);
     }
-  }, [ws.id, q, canSecrets, canManage]);
+  }, [pageOf, canSecrets, canManage]);
   /** The next page of every list that has one, appended (one at a time: the button is gone meanwhile). */
   const [loadingMore, setLoadingMore] = useState(false);
   const more = async () => {
     if (loadingMore) return;
     setLoadingMore(true);
     try {
-      const search = q ? `&q=${encodeURIComponent(q)}` : '';
-      const next = (path: string, cursor: string | null) =>
-        cursor ? get<Page<Secret | Variable>>(`${path}?limit=200${search}&cursor=${encodeURIComponent(cursor)}`) : null;
       const [vars, secs, gone] = await Promise.all([
-        next(`/workspaces/${ws.id}/variables`, cursors.vars),
-        next(`/workspaces/${ws.id}/secrets`, cursors.secrets),
-        cursors.deleted
-          ? get<Page<Secret>>(
-              `/workspaces/${ws.id}/secrets?deleted=true&limit=200${search}&cursor=${encodeURIComponent(cursors.deleted)}`,
-            )
-          : null,
+        cursors.vars ? pageOf<Variable>('vars', cursors.vars) : null,
+        cursors.secrets ? pageOf<Secret>('secrets', cursors.secrets) : null,
+        cursors.deleted ? pageOf<Secret>('deleted', cursors.deleted) : null,
       ]);
-      if (vars) setVariables((v) => [...v, ...(vars.items as Variable[])]);
-      if (secs) setSecrets((s) => [...s, ...(secs.items as Secret[])]);
+      if (vars) setVariables((v) => [...v, ...vars.items]);
+      if (secs) setSecrets((s) => [...s, ...secs.items]);
       if (gone) setDeleted((d) => [...d, ...gone.items]);
       setCursors({
         vars: vars ? vars.nextCursor : null,
