@@ -130,6 +130,95 @@ describe('the redactor', () => {
     );
   });
 
+  it('matches a plain leftmost-longest reference, by scan and by automaton alike (property)', () => {
+    const alphabet = fc.constantFrom('a', 'b', 'a', '%', 'Y', 'Q', '=');
+    fc.assert(
+      fc.property(
+        fc.array(fc.string({ unit: alphabet, minLength: 1, maxLength: 14 }), { minLength: 1, maxLength: 3 }),
+        fc.array(fc.tuple(fc.string({ unit: alphabet, maxLength: 12 }), fc.nat(200)), { maxLength: 8 }),
+        (values, pieces) => {
+          const secrets = values.map((value, i) => ({ name: `s${i}`, value }));
+          const forms = new Map<string, string>();
+          for (const { name, value } of secrets)
+            for (const form of secretForms(value)) if (!forms.has(form)) forms.set(form, `[secret:${name}]`);
+          const all = [...forms.keys()];
+          const text = pieces.map(([filler, pick]) => `${filler}${all[pick % all.length]}`).join('');
+          const expected = referenceRedact(text, forms);
+          expect(new Redactor(secrets).redact(text)).toBe(expected);
+          expect(new Redactor(secrets, { verifyBudgetPerChar: 0 }).redact(text)).toBe(expected);
+        },
+      ),
+      { numRuns: 600 },
+    );
+  });
+
+  it('skips through ordinary text with the few forms of one execution, and agrees with the automaton', () => {
+    const value = 'sk_live_4f9a8b7c6d5e4f3a2b1c';
+    const r = new Redactor([{ name: 'tok', value }]);
+    const automaton = new Redactor([{ name: 'tok', value }], { verifyBudgetPerChar: 0 });
+    const body = JSON.stringify({
+      id: 'evt_1',
+      echo: { authorization: `Bearer ${value}`, basic: Buffer.from(`user:${value}`).toString('base64') },
+      note: 'lorem ipsum '.repeat(80),
+      hex: Buffer.from(value).toString('hex'),
+    });
+    const out = r.redact(body);
+    expect(out).toBe(automaton.redact(body));
+    expect(out).not.toContain(value);
+    expect(out.split('[secret:tok]').length - 1).toBe(3);
+    expect(r.stats.automatonScans).toBe(0);
+  });
+
+  it('stays linear on text built to defeat the scan: the near-miss budget hands over to the automaton', () => {
+    // A value that repeats one short pattern, and an upstream answering that pattern over and over:
+    // every position matches the first thousands of characters of the value, then fails.
+    const value = `${'a'.repeat(2_000)}b`;
+    const r = new Redactor([{ name: 'silly', value }]);
+    const n = 200_000;
+    const text = `${'a'.repeat(n)}${value}${'a'.repeat(3_000)}`;
+    const out = r.redact(text);
+    expect(out).toBe(`${'a'.repeat(n)}[secret:silly]${'a'.repeat(3_000)}`);
+    expect(r.stats.automatonScans).toBe(1);
+    // Without the budget this would compare about n × 2,000 characters.
+    expect(r.stats.nearMissChars).toBeLessThanOrEqual(8 * text.length + 4096 + value.length * 4);
+  });
+
+  it('computes exactly the forms of the plain definition, shortcuts and all (property)', () => {
+    const tricky = fc.constantFrom(
+      '"',
+      '\\',
+      '/',
+      '%',
+      ' ',
+      '+',
+      '!',
+      "'",
+      '(',
+      ')',
+      '~',
+      '*',
+      '&',
+      '<',
+      '>',
+      '\n',
+      '\u007f',
+      'é',
+      '€',
+      '😀',
+      '=',
+    );
+    const value = fc.oneof(
+      fc.string({ minLength: 1, maxLength: 40, unit: 'binary' }),
+      fc.string({ minLength: 1, maxLength: 40, unit: fc.oneof(tricky, fc.constantFrom('a', 'Z', '0')) }),
+    );
+    fc.assert(
+      fc.property(value, (v) => {
+        expect(new Set(secretForms(v))).toEqual(new Set(plainSecretForms(v)));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
   it('a base64 core only holds characters fixed by the value', () => {
     const bytes = Buffer.from('secret-value');
     for (const shift of [0, 1, 2] as const) {
@@ -140,3 +229,74 @@ describe('the redactor', () => {
     }
   });
 });
+
+/** Leftmost-longest replacement by brute force: the specification the redactor must meet. */
+function referenceRedact(text: string, forms: Map<string, string>): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    let best = '';
+    for (const form of forms.keys()) if (form.length > best.length && text.startsWith(form, i)) best = form;
+    if (best) {
+      out += forms.get(best);
+      i += best.length;
+    } else {
+      out += text[i];
+      i += 1;
+    }
+  }
+  return out;
+}
+
+/**
+ * The forms by their plain definition, every encoding computed (the
+ * implementation skips those that cannot differ from the value).
+ */
+function plainSecretForms(value: string): string[] {
+  const htmlEscape = (v: string, quote: string, apos: string) =>
+    v.replace(/[&<>"']/g, (c) =>
+      c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '"' ? quote : apos,
+    );
+  const valueForms = (v: string): string[] => {
+    const bytes = Buffer.from(v, 'utf8');
+    const percent = encodeURIComponent(v);
+    const b64 = bytes.toString('base64');
+    const json = JSON.stringify(v).slice(1, -1);
+    const forms = [
+      v,
+      new URLSearchParams([['', v]]).toString().slice(1),
+      bytes.toString('latin1'),
+      json,
+      json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+      json.replaceAll('/', '\\/'),
+      JSON.stringify(json).slice(1, -1),
+      percent,
+      percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+      percent.replaceAll('%20', '+'),
+      htmlEscape(v, '&quot;', '&#39;'),
+      htmlEscape(v, '&#34;', '&#x27;'),
+      htmlEscape(v, '&quot;', '&apos;'),
+      b64,
+      b64.replace(/=+$/, ''),
+      bytes.toString('base64url'),
+      bytes.toString('hex'),
+      bytes.toString('hex').toUpperCase(),
+    ];
+    for (const shift of [0, 1, 2]) {
+      const text = Buffer.concat([Buffer.alloc(shift), bytes, Buffer.alloc(2)]).toString('base64');
+      const first = Math.ceil((shift * 8) / 6);
+      const last = Math.floor(((shift + bytes.length) * 8) / 6);
+      const core = last > first ? text.slice(first, last) : '';
+      forms.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
+    }
+    return forms;
+  };
+  const forms = new Set<string>([value]);
+  const sources = [value];
+  if (/[\r\n]/.test(value)) {
+    for (const line of value.split(/\r\n|\r|\n/)) if (line.trim().length >= 8) sources.push(line.trim());
+  }
+  for (const source of sources)
+    for (const form of valueForms(source)) if (form.length >= 4 || form === value) forms.add(form);
+  return [...forms];
+}

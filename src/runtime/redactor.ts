@@ -1,24 +1,53 @@
 /**
  * The redactor: replaces every form of every secret value used in a run with
- * `[secret:NAME]`, in one left-to-right pass whose cost is linear in the text
- * and independent of how many secrets or forms there are.
+ * `[secret:NAME]`, in one left-to-right pass. At each position the longest
+ * form starting there wins; after a replacement the scan resumes past it
+ * (leftmost-longest, non-overlapping).
  *
- * How: patterns are indexed by a hash of their first W characters (W = their
- * length, at most 8). The scan keeps a rolling hash of the W characters at
- * each position per distinct W (almost always just W = 8), looks the hash up
- * in an open table held in typed arrays, and verifies candidates with
- * `startsWith`, longest first, so the leftmost-longest form wins. After a
- * replacement the scan resumes past it.
+ * How: forms are indexed by a hash of their first W characters (W = their
+ * length, at most 8). The scan looks the hash of the W characters at a
+ * position up in an open table held in typed arrays and verifies candidates,
+ * longest first. Two ways to move along the text:
+ * - a skip table (Wu–Manber): for the two characters ending the window, how
+ *   far the scan may jump before any form could start — for the few dozen
+ *   forms of one execution most positions are jumped over;
+ * - a rolling hash, one position at a time, when the forms are too many for
+ *   the skip table to skip (hundreds of secrets).
+ *
+ * Cost is linear in the text whatever it holds: candidates that share a
+ * form's first W characters but then differ are verified character by
+ * character, and a text built to make that expensive (a form that repeats one
+ * short pattern, echoed over and over) exhausts a budget of compared
+ * characters; the rest of the text is then scanned by an Aho–Corasick
+ * automaton over the reversed forms, which finds the longest form starting at
+ * every position in one right-to-left pass — the same result in linear time.
  */
-import { secretForms } from './secret-forms.js';
+import { secretFormSet } from './secret-forms.js';
 
 export interface SecretToRedact {
   name: string;
   value: string;
 }
 
+export interface RedactorOptions {
+  /**
+   * Characters the verification of near-misses may compare per character of
+   * text (plus a fixed allowance) before the scan switches to the automaton.
+   * Tests set 0 to run the automaton on every text.
+   */
+  verifyBudgetPerChar?: number;
+}
+
 const MAX_WINDOW = 8;
 const BASE = 0x01000193; // FNV prime: a good multiplier for a polynomial hash
+const DEFAULT_BUDGET_PER_CHAR = 2;
+const BUDGET_ALLOWANCE = 4096;
+/** Wu–Manber blocks are two characters, hashed into a table of at most this size… */
+const MAX_SKIP_SIZE = 4096;
+/** …and at least this many slots per block of the forms (a sparse table skips further). */
+const SKIP_SLOTS_PER_BLOCK = 8;
+/** The skip table is used while at most this share of its blocks say "no skip". */
+const MAX_ZERO_SHIFT_SHARE = 0.25;
 
 interface Bucket {
   window: number;
@@ -40,6 +69,10 @@ function slot(h: number, mask: number): number {
   return (Math.imul(h, 0x9e3779b1) >>> 0) & mask;
 }
 
+function blockKey(first: number, second: number, mask: number): number {
+  return ((first << 5) ^ second) & mask;
+}
+
 export class Redactor {
   /** A redactor that changes nothing (no secrets in play). */
   static readonly NONE = new Redactor([]);
@@ -47,13 +80,25 @@ export class Redactor {
   private readonly patterns: string[] = [];
   private readonly replacements: string[] = [];
   private readonly buckets: Bucket[] = [];
+  /** Wu–Manber shifts for the one-bucket case, or null when they would not skip. */
+  private readonly skip: Uint8Array | null = null;
+  private readonly skipMask: number = 0;
+  private readonly budgetPerChar: number;
+  private automaton: ReverseAutomaton | undefined;
+  /** Characters compared by failed verifications during the current scan. */
+  private work = 0;
+  /** Where the current scan ran out of budget (the automaton goes on from there), or -1. */
+  private resumeAt = -1;
+  /** Cumulative scan figures (for tests and benchmarks): never text, never values. */
+  readonly stats = { nearMissChars: 0, automatonScans: 0 };
 
-  constructor(secrets: readonly SecretToRedact[]) {
+  constructor(secrets: readonly SecretToRedact[], options: RedactorOptions = {}) {
+    this.budgetPerChar = options.verifyBudgetPerChar ?? DEFAULT_BUDGET_PER_CHAR;
     // Longest name wins when two secrets share a form; shorter patterns are
     // inserted first so each chain lists candidates longest first.
     const seen = new Map<string, string>();
     for (const secret of secrets) {
-      for (const form of secretForms(secret.value)) if (!seen.has(form)) seen.set(form, `[secret:${secret.name}]`);
+      for (const form of secretFormSet(secret.value)) if (!seen.has(form)) seen.set(form, `[secret:${secret.name}]`);
     }
     const entries = [...seen].sort((a, b) => a[0].length - b[0].length);
     const byWindow = new Map<number, number[]>();
@@ -87,6 +132,13 @@ export class Redactor {
       }
       this.buckets.push(bucket);
     }
+    const only = this.buckets[0];
+    if (this.buckets.length === 1 && only && only.window >= 3) {
+      let size = 256;
+      while (size < MAX_SKIP_SIZE && size < this.patterns.length * (only.window - 1) * SKIP_SLOTS_PER_BLOCK) size *= 2;
+      this.skipMask = size - 1;
+      this.skip = this.skipTable(only.window, size);
+    }
   }
 
   get patternCount(): number {
@@ -96,94 +148,21 @@ export class Redactor {
   /** The text with every secret form replaced; the same string when nothing matched. */
   redact(text: string): string {
     if (this.buckets.length === 0 || text.length === 0) return text;
-    if (this.buckets.length === 1) return this.redactOneWindow(text, this.buckets[0] as Bucket);
-    return this.redactManyWindows(text);
-  }
-
-  /** The fast path: every pattern has the same window (the usual case). */
-  private redactOneWindow(text: string, b: Bucket): string {
-    const { window, outFactor, mask, heads, next, hashes } = b;
-    const n = text.length;
-    if (n < window) return text;
+    this.work = 0;
+    this.resumeAt = this.budgetPerChar === 0 ? 0 : -1;
     const parts: string[] = [];
-    let copied = 0;
-    let i = 0;
-    let h = hashAt(text, 0, window);
-    for (;;) {
-      let best = -1;
-      for (let p = heads[slot(h, mask)] as number; p !== -1; p = next[p] as number) {
-        if (hashes[p] === h && text.startsWith(this.patterns[p] as string, i)) {
-          best = p;
-          break; // chains are longest first
-        }
-      }
-      if (best !== -1) {
-        if (i > copied) parts.push(text.slice(copied, i));
-        parts.push(this.replacements[best] as string);
-        i += (this.patterns[best] as string).length;
-        copied = i;
-        if (i + window > n) break;
-        h = hashAt(text, i, window);
-        continue;
-      }
-      if (i + window >= n) break;
-      h = (Math.imul(h - Math.imul(text.charCodeAt(i), outFactor), BASE) + text.charCodeAt(i + window)) | 0;
-      i += 1;
-    }
+    const copied =
+      this.resumeAt === 0
+        ? 0
+        : this.buckets.length > 1
+          ? this.scanManyWindows(text, parts)
+          : this.skip
+            ? this.scanSkipping(text, this.buckets[0] as Bucket, this.skip, parts)
+            : this.scanRolling(text, this.buckets[0] as Bucket, parts);
+    this.stats.nearMissChars += this.work;
+    if (this.resumeAt !== -1) return this.finishWithAutomaton(text, this.resumeAt, copied, parts);
     if (copied === 0) return text;
-    if (copied < n) parts.push(text.slice(copied));
-    return parts.join('');
-  }
-
-  /** Several windows (some secret forms shorter than 8): one rolling hash each. */
-  private redactManyWindows(text: string): string {
-    const n = text.length;
-    const buckets = this.buckets;
-    const hs = buckets.map((b) => (n >= b.window ? hashAt(text, 0, b.window) : 0));
-    const parts: string[] = [];
-    let copied = 0;
-    let i = 0;
-    while (i < n) {
-      let best = -1;
-      let bestLength = 0;
-      for (let k = 0; k < buckets.length; k++) {
-        const b = buckets[k] as Bucket;
-        if (i + b.window > n) continue;
-        const h = hs[k] as number;
-        for (let p = b.heads[slot(h, b.mask)] as number; p !== -1; p = b.next[p] as number) {
-          const pattern = this.patterns[p] as string;
-          if (pattern.length <= bestLength) break;
-          if (b.hashes[p] === h && text.startsWith(pattern, i)) {
-            best = p;
-            bestLength = pattern.length;
-            break;
-          }
-        }
-      }
-      if (best !== -1) {
-        if (i > copied) parts.push(text.slice(copied, i));
-        parts.push(this.replacements[best] as string);
-        i += bestLength;
-        copied = i;
-        for (let k = 0; k < buckets.length; k++) {
-          const b = buckets[k] as Bucket;
-          if (i + b.window <= n) hs[k] = hashAt(text, i, b.window);
-        }
-        continue;
-      }
-      for (let k = 0; k < buckets.length; k++) {
-        const b = buckets[k] as Bucket;
-        if (i + b.window < n) {
-          hs[k] =
-            (Math.imul((hs[k] as number) - Math.imul(text.charCodeAt(i), b.outFactor), BASE) +
-              text.charCodeAt(i + b.window)) |
-            0;
-        }
-      }
-      i += 1;
-    }
-    if (copied === 0) return text;
-    if (copied < n) parts.push(text.slice(copied));
+    if (copied < text.length) parts.push(text.slice(copied));
     return parts.join('');
   }
 
@@ -202,5 +181,339 @@ export class Redactor {
       return out;
     }
     return value;
+  }
+
+  /**
+   * Wu–Manber shifts over the forms' first `window` characters: for each
+   * two-character block (hashed), how far the window may move before the
+   * block could end a form's window. Null when too many blocks say 0.
+   */
+  private skipTable(window: number, size: number): Uint8Array | null {
+    const shift = new Uint8Array(size).fill(window - 1);
+    let zeros = 0;
+    for (const pattern of this.patterns) {
+      for (let j = 0; j + 1 < window; j++) {
+        const key = blockKey(pattern.charCodeAt(j), pattern.charCodeAt(j + 1), size - 1);
+        const s = window - 2 - j;
+        if (s < (shift[key] as number)) {
+          if (s === 0) zeros++;
+          shift[key] = s;
+        }
+      }
+      if (zeros > size * MAX_ZERO_SHIFT_SHARE) return null;
+    }
+    return shift;
+  }
+
+  /**
+   * The longest form starting at `i` among the candidates whose window hash
+   * is `h` and which are longer than `longerThan`; -1 when none. Failed
+   * verifications count the characters they compared.
+   */
+  /**
+   * Whether form `p` starts at `i`. Compared here rather than with
+   * startsWith, so that a near miss is paid once and counted in `work`.
+   */
+  private matches(text: string, i: number, p: number): boolean {
+    const pattern = this.patterns[p] as string;
+    const end = Math.min(pattern.length, text.length - i);
+    let k = 0;
+    while (k < end && text.charCodeAt(i + k) === pattern.charCodeAt(k)) k++;
+    if (k === pattern.length) return true;
+    this.work += k + 1;
+    return false;
+  }
+
+  /** Near-miss characters a scan of `n` characters may compare before the automaton takes over. */
+  private budget(n: number): number {
+    return this.budgetPerChar * n + BUDGET_ALLOWANCE;
+  }
+
+  /*
+   * The scans below append the text up to each form and its replacement to
+   * `parts` and return how far the text was copied. When the budget runs out
+   * at position i they set `resumeAt` = i and stop: no form starts between
+   * the copied end and i. Chains list candidates longest first, so the first
+   * that matches is the longest form starting at i.
+   */
+
+  private scanSkipping(text: string, b: Bucket, shift: Uint8Array, parts: string[]): number {
+    const n = text.length;
+    const limit = this.budget(n);
+    const { window, mask, heads, next, hashes } = b;
+    const skipMask = this.skipMask;
+    let copied = 0;
+    let i = 0;
+    while (i + window <= n) {
+      const s = shift[blockKey(text.charCodeAt(i + window - 2), text.charCodeAt(i + window - 1), skipMask)] as number;
+      if (s !== 0) {
+        i += s;
+        continue;
+      }
+      const h = hashAt(text, i, window);
+      let best = -1;
+      for (let p = heads[slot(h, mask)] as number; p !== -1; p = next[p] as number) {
+        if (hashes[p] === h && this.matches(text, i, p)) {
+          best = p;
+          break;
+        }
+      }
+      if (best === -1) {
+        if (this.work > limit) {
+          this.resumeAt = i;
+          return copied;
+        }
+        i += 1;
+        continue;
+      }
+      if (i > copied) parts.push(text.slice(copied, i));
+      parts.push(this.replacements[best] as string);
+      i += (this.patterns[best] as string).length;
+      copied = i;
+    }
+    return copied;
+  }
+
+  /** Every pattern has the same window, too many forms to skip: a rolling hash. */
+  private scanRolling(text: string, b: Bucket, parts: string[]): number {
+    const { window, outFactor, mask, heads, next, hashes } = b;
+    const n = text.length;
+    if (n < window) return 0;
+    const limit = this.budget(n);
+    let copied = 0;
+    let i = 0;
+    let h = hashAt(text, 0, window);
+    for (;;) {
+      let best = -1;
+      for (let p = heads[slot(h, mask)] as number; p !== -1; p = next[p] as number) {
+        if (hashes[p] === h) {
+          if (this.matches(text, i, p)) {
+            best = p;
+            break;
+          }
+          if (this.work > limit) {
+            this.resumeAt = i;
+            return copied;
+          }
+        }
+      }
+      if (best !== -1) {
+        if (i > copied) parts.push(text.slice(copied, i));
+        parts.push(this.replacements[best] as string);
+        i += (this.patterns[best] as string).length;
+        copied = i;
+        if (i + window > n) break;
+        h = hashAt(text, i, window);
+        continue;
+      }
+      if (i + window >= n) break;
+      h = (Math.imul(h - Math.imul(text.charCodeAt(i), outFactor), BASE) + text.charCodeAt(i + window)) | 0;
+      i += 1;
+    }
+    return copied;
+  }
+
+  /** Several windows (some secret forms shorter than 8): one rolling hash each. */
+  private scanManyWindows(text: string, parts: string[]): number {
+    const n = text.length;
+    const limit = this.budget(n);
+    const buckets = this.buckets;
+    const hs = buckets.map((b) => (n >= b.window ? hashAt(text, 0, b.window) : 0));
+    let copied = 0;
+    let i = 0;
+    while (i < n) {
+      let best = -1;
+      let bestLength = 0;
+      for (let k = 0; k < buckets.length; k++) {
+        const b = buckets[k] as Bucket;
+        if (i + b.window > n) continue;
+        const h = hs[k] as number;
+        for (let p = b.heads[slot(h, b.mask)] as number; p !== -1; p = b.next[p] as number) {
+          const length = (this.patterns[p] as string).length;
+          if (length <= bestLength) break;
+          if (b.hashes[p] === h && this.matches(text, i, p)) {
+            best = p;
+            bestLength = length;
+            break;
+          }
+        }
+      }
+      if (best !== -1) {
+        if (i > copied) parts.push(text.slice(copied, i));
+        parts.push(this.replacements[best] as string);
+        i += bestLength;
+        copied = i;
+        for (let k = 0; k < buckets.length; k++) {
+          const b = buckets[k] as Bucket;
+          if (i + b.window <= n) hs[k] = hashAt(text, i, b.window);
+        }
+        continue;
+      }
+      if (this.work > limit) {
+        this.resumeAt = i;
+        return copied;
+      }
+      for (let k = 0; k < buckets.length; k++) {
+        const b = buckets[k] as Bucket;
+        if (i + b.window < n) {
+          hs[k] =
+            (Math.imul((hs[k] as number) - Math.imul(text.charCodeAt(i), b.outFactor), BASE) +
+              text.charCodeAt(i + b.window)) |
+            0;
+        }
+      }
+      i += 1;
+    }
+    return copied;
+  }
+
+  /** Redacts `text` from `from` on with the automaton; `parts` holds the text up to `copied`. */
+  private finishWithAutomaton(text: string, from: number, copiedBefore: number, parts: string[]): string {
+    this.stats.automatonScans += 1;
+    this.automaton ??= new ReverseAutomaton(this.patterns);
+    const longest = this.automaton.longestFormsFrom(text, from);
+    let copied = copiedBefore;
+    let i = from;
+    while (i < text.length) {
+      const p = longest[i - from] as number;
+      if (p === -1) {
+        i += 1;
+        continue;
+      }
+      if (i > copied) parts.push(text.slice(copied, i));
+      parts.push(this.replacements[p] as string);
+      i += (this.patterns[p] as string).length;
+      copied = i;
+    }
+    if (copied === 0) return text;
+    if (copied < text.length) parts.push(text.slice(copied));
+    return parts.join('');
+  }
+}
+
+/**
+ * An Aho–Corasick automaton over the reversed forms. Scanning a text from
+ * its end towards `from`, the state after reading position i is the longest
+ * reversed form prefix that ends the reversed text read so far; the longest
+ * whole form on its suffix chain is the longest form *starting* at i. Linear
+ * in the text (each step follows at most as many failure links as it moved
+ * forward) and in the forms' total length.
+ *
+ * Transitions live in one open-addressing table keyed by (state, UTF-16
+ * code unit), in typed arrays.
+ */
+class ReverseAutomaton {
+  private readonly fail: Int32Array;
+  /** The longest form on each state's suffix chain (itself included), or -1. */
+  private readonly best: Int32Array;
+  private readonly keyState: Int32Array;
+  private readonly keyChar: Int32Array;
+  private readonly target: Int32Array;
+  private readonly mask: number;
+
+  constructor(patterns: readonly string[]) {
+    let total = 1;
+    for (const p of patterns) total += p.length;
+    let size = 16;
+    while (size < total * 2) size *= 2;
+    this.mask = size - 1;
+    this.keyState = new Int32Array(size).fill(-1);
+    this.keyChar = new Int32Array(size);
+    this.target = new Int32Array(size);
+    const parent = new Int32Array(total);
+    const via = new Int32Array(total);
+    const depth = new Int32Array(total);
+    const terminal = new Int32Array(total).fill(-1);
+    let states = 1;
+    // Patterns are sorted shortest first; a longer one on the same state (impossible:
+    // equal reversed strings are equal forms, and forms are distinct) would overwrite.
+    patterns.forEach((pattern, index) => {
+      let state = 0;
+      for (let k = pattern.length - 1; k >= 0; k--) {
+        const c = pattern.charCodeAt(k);
+        let next = this.go(state, c);
+        if (next === -1) {
+          next = states++;
+          parent[next] = state;
+          via[next] = c;
+          depth[next] = (depth[state] as number) + 1;
+          this.put(state, c, next);
+        }
+        state = next;
+      }
+      terminal[state] = index;
+    });
+    // Failure links are set in breadth-first (depth) order: a counting sort of the states by depth.
+    let deepest = 0;
+    for (let s = 1; s < states; s++) deepest = Math.max(deepest, depth[s] as number);
+    const firstAt = new Int32Array(deepest + 2);
+    for (let s = 1; s < states; s++)
+      firstAt[(depth[s] as number) + 1] = (firstAt[(depth[s] as number) + 1] as number) + 1;
+    for (let d = 1; d < firstAt.length; d++) firstAt[d] = (firstAt[d] as number) + (firstAt[d - 1] as number);
+    const order = new Int32Array(states - 1);
+    for (let s = 1; s < states; s++) {
+      const d = depth[s] as number;
+      order[firstAt[d] as number] = s;
+      firstAt[d] = (firstAt[d] as number) + 1;
+    }
+    this.fail = new Int32Array(states);
+    this.best = new Int32Array(states).fill(-1);
+    for (const state of order) {
+      const up = parent[state] as number;
+      const c = via[state] as number;
+      let f = 0;
+      if (up !== 0) {
+        let candidate = this.fail[up] as number;
+        for (;;) {
+          const next = this.go(candidate, c);
+          if (next !== -1) {
+            f = next;
+            break;
+          }
+          if (candidate === 0) break;
+          candidate = this.fail[candidate] as number;
+        }
+      }
+      this.fail[state] = f;
+      this.best[state] = terminal[state] !== -1 ? (terminal[state] as number) : (this.best[f] as number);
+    }
+  }
+
+  private go(state: number, c: number): number {
+    let s = (Math.imul(state, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b)) & this.mask;
+    for (;;) {
+      const key = this.keyState[s] as number;
+      if (key === -1) return -1;
+      if (key === state && this.keyChar[s] === c) return this.target[s] as number;
+      s = (s + 1) & this.mask;
+    }
+  }
+
+  private put(state: number, c: number, next: number): void {
+    let s = (Math.imul(state, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b)) & this.mask;
+    while (this.keyState[s] !== -1) s = (s + 1) & this.mask;
+    this.keyState[s] = state;
+    this.keyChar[s] = c;
+    this.target[s] = next;
+  }
+
+  /** For each position from `from` on (index i - from), the longest form starting there, or -1. */
+  longestFormsFrom(text: string, from: number): Int32Array {
+    const out = new Int32Array(text.length - from);
+    let state = 0;
+    for (let i = text.length - 1; i >= from; i--) {
+      const c = text.charCodeAt(i);
+      for (;;) {
+        const next = this.go(state, c);
+        if (next !== -1) {
+          state = next;
+          break;
+        }
+        if (state === 0) break;
+        state = this.fail[state] as number;
+      }
+      out[i - from] = this.best[state] as number;
+    }
+    return out;
   }
 }
