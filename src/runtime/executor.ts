@@ -71,6 +71,9 @@ export interface ApiStepResult {
   redactor: Redactor;
 }
 
+/** What a step came to, before the parts every result shares. */
+type StepOutcome = Omit<ApiStepResult, 'request' | 'durationMs' | 'secretsSent' | 'redactor'>;
+
 interface Rendered {
   url: URL;
   method: string;
@@ -276,15 +279,19 @@ export async function executeApiBlock(block: ApiBlock, env: ExecutionEnv): Promi
   let headers = rendered.headers;
   let body = rendered.body;
   let carriesSecrets = rendered.secrets.length > 0;
-  const finish = (
-    partial: Omit<ApiStepResult, 'request' | 'durationMs' | 'secretsSent' | 'redactor'>,
-  ): ApiStepResult => ({
-    ...partial,
-    request: snapshot,
-    durationMs: Math.round((performance.now() - started) * 10) / 10,
-    secretsSent,
-    redactor,
-  });
+  const finish = (partial: StepOutcome): ApiStepResult => {
+    const result: ApiStepResult = {
+      ok: partial.ok,
+      request: snapshot,
+      response: partial.response,
+      captures: partial.captures,
+      durationMs: Math.round((performance.now() - started) * 10) / 10,
+      secretsSent,
+      redactor,
+    };
+    if (partial.error) result.error = partial.error;
+    return result;
+  };
 
   try {
     for (let hop = 0; ; hop++) {
@@ -409,7 +416,7 @@ function respond(
   rawBody: Buffer,
   redactor: Redactor,
   env: ExecutionEnv,
-): Omit<ApiStepResult, 'request' | 'durationMs' | 'secretsSent' | 'redactor'> {
+): StepOutcome {
   const text = rawBody.toString('utf8');
   const response: ResponseSnapshot = { status, headers: toRecord(rawHeaders, redactor), body: redactor.redact(text) };
   const captures: Record<string, unknown> = {};

@@ -9,7 +9,7 @@
 import { lookup } from 'node:dns';
 import { type BlockList, isIP } from 'node:net';
 import { Agent, buildConnector, request, errors as undiciErrors } from 'undici';
-import { checkAddress } from './address-guard.js';
+import { type AddressVerdict, checkAddress } from './address-guard.js';
 
 export type OutboundFailureCode =
   | 'outbound_blocked'
@@ -54,8 +54,23 @@ export interface OutboundClient {
   close(): Promise<void>;
 }
 
+/** Address verdicts remembered per client. */
+const VERDICTS_KEPT = 1024;
+
 export function createOutboundClient(options: { allow: BlockList; connectTimeoutMs?: number }): OutboundClient {
   const base = buildConnector({ timeout: options.connectTimeoutMs ?? 10_000 });
+  // An address's verdict depends only on the address and the allow list: kept
+  // for the addresses seen last (most calls go to a few hosts).
+  const verdicts = new Map<string, AddressVerdict>();
+  const verdictFor = (address: string): AddressVerdict => {
+    let verdict = verdicts.get(address);
+    if (verdict === undefined) {
+      if (verdicts.size >= VERDICTS_KEPT) verdicts.clear();
+      verdict = checkAddress(address, options.allow);
+      verdicts.set(address, verdict);
+    }
+    return verdict;
+  };
   const blocked = (host: string, reason: string) =>
     new OutboundFailure('outbound_blocked', `Refused to connect to ${host}: ${reason}.`);
 
@@ -63,7 +78,7 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
   const resolveChecked = (host: string, done: (error: OutboundFailure | null, address?: string) => void) => {
     const literal = host.startsWith('[') ? host.slice(1, -1) : host;
     if (isIP(literal)) {
-      const verdict = checkAddress(literal, options.allow);
+      const verdict = verdictFor(literal);
       return done(verdict.allowed ? null : blocked(host, verdict.reason), literal);
     }
     lookup(host, { all: true, verbatim: true }, (error, addresses) => {
@@ -71,7 +86,7 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
         return done(new OutboundFailure('upstream_unreachable', `Could not resolve ${host}.`));
       // Any forbidden answer refuses the host: no picking a "good" record.
       for (const a of addresses) {
-        const verdict = checkAddress(a.address, options.allow);
+        const verdict = verdictFor(a.address);
         if (!verdict.allowed) return done(blocked(`${host} (${a.address})`, verdict.reason));
       }
       done(null, (addresses[0] as { address: string }).address);
