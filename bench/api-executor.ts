@@ -12,18 +12,9 @@
  */
 import { BlockList } from 'node:net';
 import { Agent, request } from 'undici';
-import { apiBlockSchema } from '../src/modules/workflows/block-schema.js';
-import { analyzeBlock } from '../src/runtime/block-fields.js';
-import {
-  DEFAULT_MAX_RESPONSE_BYTES,
-  type ExecutionEnv,
-  executeApiBlock,
-  type SecretMaterial,
-} from '../src/runtime/executor.js';
-import { createOutboundClient } from '../src/runtime/outbound.js';
-import { Redactor } from '../src/runtime/redactor.js';
-import { secretForms } from '../src/runtime/secret-forms.js';
+import type { ExecutionEnv, SecretMaterial } from '../src/runtime/executor.js';
 import { registerCleanup } from './support/cleanup.js';
+import { compiled } from './support/compiled.js';
 import { closedLoop, type LoadRun, medianLoad, pairedRatio } from './support/load.js';
 import { loadAverage, loadNote, machineLine } from './support/machine.js';
 import { commandLines, count, ms, table } from './support/markdown.js';
@@ -65,11 +56,41 @@ interface Measured {
   upstreamCpuUs: number;
 }
 
+/** The executor and its parts as shipped (support/compiled.ts). */
+async function executorModules() {
+  const [blockSchema, blockFields, executor, outbound, redactor, forms] = await Promise.all([
+    compiled<typeof import('../src/modules/workflows/block-schema.js')>('modules/workflows/block-schema.js'),
+    compiled<typeof import('../src/runtime/block-fields.js')>('runtime/block-fields.js'),
+    compiled<typeof import('../src/runtime/executor.js')>('runtime/executor.js'),
+    compiled<typeof import('../src/runtime/outbound.js')>('runtime/outbound.js'),
+    compiled<typeof import('../src/runtime/redactor.js')>('runtime/redactor.js'),
+    compiled<typeof import('../src/runtime/secret-forms.js')>('runtime/secret-forms.js'),
+  ]);
+  return {
+    apiBlockSchema: blockSchema.apiBlockSchema,
+    analyzeBlock: blockFields.analyzeBlock,
+    DEFAULT_MAX_RESPONSE_BYTES: executor.DEFAULT_MAX_RESPONSE_BYTES,
+    executeApiBlock: executor.executeApiBlock,
+    createOutboundClient: outbound.createOutboundClient,
+    Redactor: redactor.Redactor,
+    secretForms: forms.secretForms,
+  };
+}
+
 export const apiExecutor: Scenario = {
   id: 'api-executor',
   title: 'API blocks: executor throughput vs plain undici (one secret, 1 KiB echoed response)',
   async run(options) {
     const loadAtStart = loadAverage();
+    const {
+      apiBlockSchema,
+      analyzeBlock,
+      DEFAULT_MAX_RESPONSE_BYTES,
+      executeApiBlock,
+      createOutboundClient,
+      Redactor,
+      secretForms,
+    } = await executorModules();
     const upstream = await sharedUpstream();
     const value = randomSecretValue(seededRandom(2026));
     const header = `Bearer ${value}`;

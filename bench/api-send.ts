@@ -214,7 +214,7 @@ async function runOnDatabase(
     data.profiles.push({ db: kind, profile });
 
     // The SQL one Send runs, through a second server on a recording context.
-    const rec = recordingContext(server.ctx);
+    const rec = await recordingContext(server.ctx);
     const recordingApp = await server.build(rec.ctx);
     try {
       rec.recorder.clear();

@@ -11,9 +11,10 @@
  */
 import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
+import { buildHush } from './support/compiled.js';
 import type { BenchDatabaseKind } from './support/databases.js';
 import { hushJob, type OpKey, prepareSite, type Site } from './support/hush-fixtures.js';
-import { buildHush, createSite, freePort, type HushProcess, type HushSite, startHush } from './support/hush-process.js';
+import { createSite, freePort, type HushProcess, type HushSite, startHush } from './support/hush-process.js';
 import { connectInspector, type HeapReport } from './support/inspector.js';
 import { sharedLoadGenerator } from './support/loadgen.js';
 import { loadAverage, loadNote, machineLine } from './support/machine.js';

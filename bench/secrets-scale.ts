@@ -205,7 +205,7 @@ async function runOnDatabase(
   });
   try {
     const owner = await setupOwner(server);
-    const rec = recordingContext(server.ctx);
+    const rec = await recordingContext(server.ctx);
     const recordingApp = await server.build(rec.ctx);
     const recording: Recording = {
       app: recordingApp,

@@ -11,54 +11,18 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Profiler } from 'node:inspector';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { registerCleanup } from './cleanup.js';
+import { buildHush, sourceOfCompiled } from './compiled.js';
 import { type BenchDatabaseKind, createPostgresDatabase } from './databases.js';
-import { progress } from './progress.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..', '..');
-const BUILD_DIR = path.join(ROOT, 'node_modules', '.cache', 'hush-bench', 'dist');
 const SETUP_TOKEN = `bench-setup-${randomBytes(12).toString('hex')}`;
 const PASSWORD = 'benchmark password, not a secret';
-
-let built: Promise<{ entry: string; seconds: number }> | undefined;
-
-/** Compiles src/ once per run (tsc -p tsconfig.build.json into the cache dir); the entry point. */
-export function buildHush(): Promise<{ entry: string; seconds: number }> {
-  built ??= (async () => {
-    const t0 = performance.now();
-    rmSync(BUILD_DIR, { recursive: true, force: true });
-    const tsc = path.join(ROOT, 'node_modules', '.bin', 'tsc');
-    const result = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-      const child = spawn(tsc, ['-p', 'tsconfig.build.json', '--outDir', BUILD_DIR, '--sourceMap', 'false'], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout?.on('data', (d: Buffer) => {
-        output += d.toString();
-      });
-      child.stderr?.on('data', (d: Buffer) => {
-        output += d.toString();
-      });
-      child.once('error', reject);
-      child.once('close', (code) => resolve({ code, output }));
-    });
-    const entry = path.join(BUILD_DIR, 'cli', 'hush.js');
-    if (!existsSync(entry)) throw new Error(`compiling src/ produced no ${entry}:\n${result.output}`);
-    // tsc emits despite type errors (src/ may be mid-edit by someone else): say so, run anyway.
-    if (result.code !== 0) progress(`NOTICE: tsc reported errors compiling src/; running what it emitted`);
-    const seconds = (performance.now() - t0) / 1000;
-    progress(`compiled src/ for hush serve in ${seconds.toFixed(1)} s (${path.relative(ROOT, BUILD_DIR)})`);
-    return { entry, seconds };
-  })();
-  return built;
-}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -271,11 +235,10 @@ export function readServerProfile(dir: string): Profiler.Profile {
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error(`no .cpuprofile in ${dir}`);
   const profile = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Profiler.Profile;
-  const built = pathToFileURL(BUILD_DIR).href;
-  const src = pathToFileURL(path.join(ROOT, 'src')).href;
   for (const node of profile.nodes) {
     const url = node.callFrame.url;
-    if (url.startsWith(built)) node.callFrame.url = `${src}${url.slice(built.length).replace(/\.js$/, '.ts')}`;
+    const source = url.startsWith('file:') ? sourceOfCompiled(fileURLToPath(url)) : null;
+    if (source) node.callFrame.url = pathToFileURL(source).href;
   }
   return profile;
 }

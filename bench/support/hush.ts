@@ -1,6 +1,7 @@
 /**
  * An in-process Hush for benchmarks, built exactly as the server builds
- * itself (loadConfig → createAppContext → buildServer), on a fresh database,
+ * itself (loadConfig → createAppContext → buildServer) from the compiled
+ * src/ (support/compiled.ts), on a fresh database,
  * with logging silenced. Requests go through fastify.inject: the whole HTTP
  * stack (routing, auth hook, zod validation and serialisation) without
  * network noise.
@@ -9,14 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createAppContext } from '../../src/app/bootstrap.js';
-import { loadConfig } from '../../src/app/config.js';
 import type { AppContext } from '../../src/app/context.js';
 import type { App } from '../../src/app/http.js';
-import { createLogger } from '../../src/app/logger.js';
-import { buildServer } from '../../src/app/server.js';
-import { prepareSetup } from '../../src/modules/auth/auth-service.js';
 import { registerCleanup } from './cleanup.js';
+import { compiled } from './compiled.js';
 import { type BenchDatabaseKind, createPostgresDatabase } from './databases.js';
 
 const SETUP_TOKEN = `bench-setup-${randomBytes(12).toString('hex')}`;
@@ -46,6 +43,15 @@ export async function startBenchServer(
 ): Promise<BenchServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'hush-bench-'));
   const removeDir = registerCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
+  const [{ createAppContext }, { loadConfig }, { createLogger }, { buildServer }, { prepareSetup }] = await Promise.all(
+    [
+      compiled<typeof import('../../src/app/bootstrap.js')>('app/bootstrap.js'),
+      compiled<typeof import('../../src/app/config.js')>('app/config.js'),
+      compiled<typeof import('../../src/app/logger.js')>('app/logger.js'),
+      compiled<typeof import('../../src/app/server.js')>('app/server.js'),
+      compiled<typeof import('../../src/modules/auth/auth-service.js')>('modules/auth/auth-service.js'),
+    ],
+  );
   const pgDb = kind === 'postgres' ? await createPostgresDatabase() : undefined;
   const config = loadConfig({
     HUSH_DATA_DIR: dataDir,

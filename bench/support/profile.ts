@@ -11,10 +11,9 @@ import type { Profiler } from 'node:inspector';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ROOT, sourceOfCompiled } from './compiled.js';
 import { table } from './markdown.js';
 import { progress } from './progress.js';
-
-const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 export interface TimeShare {
   label: string;
@@ -48,8 +47,9 @@ function fileOf(url: string): string | null {
 }
 
 /** The area a frame with a file belongs to. */
-function areaOfFile(file: string): string {
-  if (file.startsWith('node:')) return 'Node.js core (node:*)';
+function areaOfFile(compiledOrSource: string): string {
+  if (compiledOrSource.startsWith('node:')) return 'Node.js core (node:*)';
+  const file = sourceOfCompiled(compiledOrSource) ?? compiledOrSource;
   const nm = file.lastIndexOf(`${path.sep}node_modules${path.sep}`);
   if (nm !== -1) {
     const parts = file.slice(nm + 14).split(path.sep);

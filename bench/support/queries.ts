@@ -15,7 +15,7 @@ import {
 } from 'kysely';
 import type { AppContext } from '../../src/app/context.js';
 import type { Db } from '../../src/db/database.js';
-import { createAuditQueue } from '../../src/modules/audit/audit-queue.js';
+import { compiled } from './compiled.js';
 
 export class QueryRecorder implements KyselyPlugin {
   readonly queries: CompiledQuery[] = [];
@@ -37,7 +37,9 @@ export class QueryRecorder implements KyselyPlugin {
 }
 
 /** The context with a recording database, for a second, recording server. */
-export function recordingContext(ctx: AppContext): { ctx: AppContext; recorder: QueryRecorder } {
+export async function recordingContext(ctx: AppContext): Promise<{ ctx: AppContext; recorder: QueryRecorder }> {
+  const { createAuditQueue } =
+    await compiled<typeof import('../../src/modules/audit/audit-queue.js')>('modules/audit/audit-queue.js');
   const recorder = new QueryRecorder(ctx.db);
   const db = ctx.db.withPlugin(recorder);
   // The group-committed audit writes go through their own queue: give it the recording database too.
