@@ -27,6 +27,8 @@ export function base64Core(bytes: Buffer, shift: 0 | 1 | 2): string {
 }
 
 const HTML_SPECIAL = /[&<>"']/;
+/** What JSON.stringify escapes: quote, backslash, control characters, (lone) surrogates. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly the characters JSON escapes
 const JSON_SPECIAL = /["\\\u0000-\u001f\ud800-\udfff]/;
 /** What the ASCII-only JSON escaping (`\\uXXXX`) rewrites. */
 const JSON_ASCII_ESCAPED = /[\u007f-\uffff]/;
@@ -66,7 +68,10 @@ function valueForms(value: string): string[] {
   if (json.includes('/')) forms.push(json.replaceAll('/', '\\/'));
   if (percent.length !== value.length) {
     // Lower-case hex, and form encoding's `+` for spaces.
-    forms.push(percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()), percent.replaceAll('%20', '+'));
+    forms.push(
+      percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+      percent.replaceAll('%20', '+'),
+    );
   }
   // application/x-www-form-urlencoded as URLSearchParams writes it: also escapes ! ' ( ) ~.
   forms.push(
