@@ -43,7 +43,7 @@ const WARMUP_REQUESTS = 500;
  * once it has been quiet for 5–10 s (src/cli/idle-gc.ts), as it would on a
  * deployed server between bursts.
  */
-const PAUSE_MS = 22_000;
+const PAUSE_MS = 15_000;
 const SAMPLES = 5;
 const SAMPLE_GAP_MS = 300;
 

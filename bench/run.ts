@@ -38,7 +38,7 @@ import { type ScenarioSection, writePerformanceDoc } from './support/report.js';
 import type { Scenario, ScenarioResult } from './support/scenario.js';
 
 /** Every scenario, in report order. New scenarios are added here. */
-const SCENARIOS: Scenario[] = [secretsScale, apiExecutor, apiSend, redaction, load, scale1m, memory, memorySoak];
+const SCENARIOS: Scenario[] = [redaction, apiExecutor, secretsScale, apiSend, load, scale1m, memory, memorySoak];
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;

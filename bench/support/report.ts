@@ -44,7 +44,8 @@ function machineSection(m: MachineInfo): string {
   );
 }
 
-const METHOD = `- Hush runs **in process** in most scenarios, built as the server builds itself (\`loadConfig\` → \`createAppContext\` → \`buildServer\`, migrations included) with \`HUSH_LOG_LEVEL=silent\`; requests go through \`fastify.inject\`, i.e. the whole HTTP stack (routing, authentication hook, zod validation and serialisation) without sockets, so the numbers show the server's own cost, free of network noise.
+const METHOD = `- Every scenario measures **the code users run**: \`src/\` compiled by \`tsc -p tsconfig.build.json\` (as \`npm run build\` does) once per run, not tsx's on-the-fly transform (the harness runs under tsx, which wraps every closure it creates in a keep-names call; \`bench/support/compiled.ts\`).
+- Hush runs **in process** in most scenarios, built as the server builds itself (\`loadConfig\` → \`createAppContext\` → \`buildServer\`, migrations included) with \`HUSH_LOG_LEVEL=silent\`; requests go through \`fastify.inject\`, i.e. the whole HTTP stack (routing, authentication hook, zod validation and serialisation) without sockets, so the numbers show the server's own cost, free of network noise.
 - The **load** and **memory** scenarios run Hush **as deployed** instead: \`src/\` compiled with \`tsconfig.build.json\` and started as \`node dist/cli/hush.js serve\` child processes, driven over real sockets by a load generator (autocannon) in a process of its own, next to baselines that each run in their own process too.
 - Opt-in scenarios (too long for the default suite, e.g. \`memory-soak\`) run only when named: \`npm run bench -- <scenario>\`; \`npm run bench -- --list\` lists them all.
 - Each engine gets a **fresh database**: a SQLite file in a temp dir (WAL, \`synchronous=NORMAL\`, as Hush opens it) or a new PostgreSQL database on the local server (pool of 10, as Hush opens it), dropped at the end.
