@@ -31,17 +31,18 @@ export interface SecretToRedact {
 
 export interface RedactorOptions {
   /**
-   * Characters the verification of near-misses may compare per character of
-   * text (plus a fixed allowance) before the scan switches to the automaton.
-   * Tests set 0 to run the automaton on every text.
+   * Characters the verification of near misses may compare in one text —
+   * `perChar` × its length + `allowance` — before the scan hands the rest of
+   * the text to the automaton. Tests shrink it to switch anywhere.
    */
-  verifyBudgetPerChar?: number;
+  nearMissBudget?: { perChar: number; allowance: number };
+  /** Tests: every text goes through the automaton alone, from its start. */
+  automatonOnly?: boolean;
 }
 
 const MAX_WINDOW = 8;
 const BASE = 0x01000193; // FNV prime: a good multiplier for a polynomial hash
-const DEFAULT_BUDGET_PER_CHAR = 2;
-const BUDGET_ALLOWANCE = 4096;
+const DEFAULT_BUDGET = { perChar: 2, allowance: 4096 };
 /** Wu–Manber blocks are two characters, hashed into a table of at most this size… */
 const MAX_SKIP_SIZE = 4096;
 /** …and at least this many slots per block of the forms (a sparse table skips further). */
@@ -83,7 +84,8 @@ export class Redactor {
   /** Wu–Manber shifts for the one-bucket case, or null when they would not skip. */
   private readonly skip: Uint8Array | null = null;
   private readonly skipMask: number = 0;
-  private readonly budgetPerChar: number;
+  private readonly nearMissBudget: { perChar: number; allowance: number };
+  private readonly automatonOnly: boolean;
   private automaton: ReverseAutomaton | undefined;
   /** Characters compared by failed verifications during the current scan. */
   private work = 0;
@@ -93,9 +95,10 @@ export class Redactor {
   readonly stats = { nearMissChars: 0, automatonScans: 0 };
 
   constructor(secrets: readonly SecretToRedact[], options: RedactorOptions = {}) {
-    this.budgetPerChar = options.verifyBudgetPerChar ?? DEFAULT_BUDGET_PER_CHAR;
-    // Longest name wins when two secrets share a form; shorter patterns are
-    // inserted first so each chain lists candidates longest first.
+    this.nearMissBudget = options.nearMissBudget ?? DEFAULT_BUDGET;
+    this.automatonOnly = options.automatonOnly ?? false;
+    // When two secrets share a form the first one names it; shorter patterns
+    // are inserted first so each chain lists candidates longest first.
     const seen = new Map<string, string>();
     for (const secret of secrets) {
       for (const form of secretFormSet(secret.value)) if (!seen.has(form)) seen.set(form, `[secret:${secret.name}]`);
@@ -149,7 +152,7 @@ export class Redactor {
   redact(text: string): string {
     if (this.buckets.length === 0 || text.length === 0) return text;
     this.work = 0;
-    this.resumeAt = this.budgetPerChar === 0 ? 0 : -1;
+    this.resumeAt = this.automatonOnly ? 0 : -1;
     const parts: string[] = [];
     const copied =
       this.resumeAt === 0
@@ -206,11 +209,6 @@ export class Redactor {
   }
 
   /**
-   * The longest form starting at `i` among the candidates whose window hash
-   * is `h` and which are longer than `longerThan`; -1 when none. Failed
-   * verifications count the characters they compared.
-   */
-  /**
    * Whether form `p` starts at `i`. Compared here rather than with
    * startsWith, so that a near miss is paid once and counted in `work`.
    */
@@ -226,15 +224,17 @@ export class Redactor {
 
   /** Near-miss characters a scan of `n` characters may compare before the automaton takes over. */
   private budget(n: number): number {
-    return this.budgetPerChar * n + BUDGET_ALLOWANCE;
+    return this.nearMissBudget.perChar * n + this.nearMissBudget.allowance;
   }
 
   /*
    * The scans below append the text up to each form and its replacement to
    * `parts` and return how far the text was copied. When the budget runs out
-   * at position i they set `resumeAt` = i and stop: no form starts between
-   * the copied end and i. Chains list candidates longest first, so the first
-   * that matches is the longest form starting at i.
+   * at position i — checked after every failed verification, so no path
+   * escapes it — they set `resumeAt` = i and stop: no form starts between the
+   * copied end and i (the automaton looks at i again). Chains list
+   * candidates longest first, so the first that matches is the longest form
+   * starting at i.
    */
 
   private scanSkipping(text: string, b: Bucket, shift: Uint8Array, parts: string[]): number {
@@ -253,16 +253,17 @@ export class Redactor {
       const h = hashAt(text, i, window);
       let best = -1;
       for (let p = heads[slot(h, mask)] as number; p !== -1; p = next[p] as number) {
-        if (hashes[p] === h && this.matches(text, i, p)) {
+        if (hashes[p] !== h) continue;
+        if (this.matches(text, i, p)) {
           best = p;
           break;
         }
-      }
-      if (best === -1) {
         if (this.work > limit) {
           this.resumeAt = i;
           return copied;
         }
+      }
+      if (best === -1) {
         i += 1;
         continue;
       }
@@ -331,10 +332,15 @@ export class Redactor {
         for (let p = b.heads[slot(h, b.mask)] as number; p !== -1; p = b.next[p] as number) {
           const length = (this.patterns[p] as string).length;
           if (length <= bestLength) break;
-          if (b.hashes[p] === h && this.matches(text, i, p)) {
+          if (b.hashes[p] !== h) continue;
+          if (this.matches(text, i, p)) {
             best = p;
             bestLength = length;
             break;
+          }
+          if (this.work > limit) {
+            this.resumeAt = i;
+            return copied;
           }
         }
       }
@@ -348,10 +354,6 @@ export class Redactor {
           if (i + b.window <= n) hs[k] = hashAt(text, i, b.window);
         }
         continue;
-      }
-      if (this.work > limit) {
-        this.resumeAt = i;
-        return copied;
       }
       for (let k = 0; k < buckets.length; k++) {
         const b = buckets[k] as Bucket;
@@ -407,7 +409,7 @@ class ReverseAutomaton {
   /** The longest form on each state's suffix chain (itself included), or -1. */
   private readonly best: Int32Array;
   private readonly keyState: Int32Array;
-  private readonly keyChar: Int32Array;
+  private readonly keyChar: Uint16Array;
   private readonly target: Int32Array;
   private readonly mask: number;
 
@@ -418,10 +420,10 @@ class ReverseAutomaton {
     while (size < total * 2) size *= 2;
     this.mask = size - 1;
     this.keyState = new Int32Array(size).fill(-1);
-    this.keyChar = new Int32Array(size);
+    this.keyChar = new Uint16Array(size);
     this.target = new Int32Array(size);
     const parent = new Int32Array(total);
-    const via = new Int32Array(total);
+    const via = new Uint16Array(total);
     const depth = new Int32Array(total);
     const terminal = new Int32Array(total).fill(-1);
     let states = 1;
