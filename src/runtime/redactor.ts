@@ -222,6 +222,13 @@ export class Redactor {
     return false;
   }
 
+  /** Appends the text from `copied` to `i`, then form `p`'s replacement; where the text goes on. */
+  private replace(text: string, parts: string[], copied: number, i: number, p: number): number {
+    if (i > copied) parts.push(text.slice(copied, i));
+    parts.push(this.replacements[p] as string);
+    return i + (this.patterns[p] as string).length;
+  }
+
   /** Near-miss characters a scan of `n` characters may compare before the automaton takes over. */
   private budget(n: number): number {
     return this.nearMissBudget.perChar * n + this.nearMissBudget.allowance;
@@ -267,10 +274,7 @@ export class Redactor {
         i += 1;
         continue;
       }
-      if (i > copied) parts.push(text.slice(copied, i));
-      parts.push(this.replacements[best] as string);
-      i += (this.patterns[best] as string).length;
-      copied = i;
+      i = copied = this.replace(text, parts, copied, i, best);
     }
     return copied;
   }
@@ -299,10 +303,7 @@ export class Redactor {
         }
       }
       if (best !== -1) {
-        if (i > copied) parts.push(text.slice(copied, i));
-        parts.push(this.replacements[best] as string);
-        i += (this.patterns[best] as string).length;
-        copied = i;
+        i = copied = this.replace(text, parts, copied, i, best);
         if (i + window > n) break;
         h = hashAt(text, i, window);
         continue;
@@ -345,10 +346,7 @@ export class Redactor {
         }
       }
       if (best !== -1) {
-        if (i > copied) parts.push(text.slice(copied, i));
-        parts.push(this.replacements[best] as string);
-        i += bestLength;
-        copied = i;
+        i = copied = this.replace(text, parts, copied, i, best);
         for (let k = 0; k < buckets.length; k++) {
           const b = buckets[k] as Bucket;
           if (i + b.window <= n) hs[k] = hashAt(text, i, b.window);
@@ -382,10 +380,7 @@ export class Redactor {
         i += 1;
         continue;
       }
-      if (i > copied) parts.push(text.slice(copied, i));
-      parts.push(this.replacements[p] as string);
-      i += (this.patterns[p] as string).length;
-      copied = i;
+      i = copied = this.replace(text, parts, copied, i, p);
     }
     if (copied === 0) return text;
     if (copied < text.length) parts.push(text.slice(copied));
