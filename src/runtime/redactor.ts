@@ -458,21 +458,18 @@ class ReverseAutomaton {
     for (const state of order) {
       const up = parent[state] as number;
       const c = via[state] as number;
-      let f = 0;
-      if (up !== 0) {
-        let candidate = this.fail[up] as number;
-        for (;;) {
-          const next = this.go(candidate, c);
-          if (next !== -1) {
-            f = next;
-            break;
-          }
-          if (candidate === 0) break;
-          candidate = this.fail[candidate] as number;
-        }
-      }
+      const f = up === 0 ? 0 : this.step(this.fail[up] as number, c);
       this.fail[state] = f;
       this.best[state] = terminal[state] !== -1 ? (terminal[state] as number) : (this.best[f] as number);
+    }
+  }
+
+  /** The state after reading `c` in `state`: its transition, or its failure chain's first; the root if none. */
+  private step(state: number, c: number): number {
+    for (let s = state; ; s = this.fail[s] as number) {
+      const next = this.go(s, c);
+      if (next !== -1) return next;
+      if (s === 0) return 0;
     }
   }
 
@@ -499,16 +496,7 @@ class ReverseAutomaton {
     const out = new Int32Array(text.length - from);
     let state = 0;
     for (let i = text.length - 1; i >= from; i--) {
-      const c = text.charCodeAt(i);
-      for (;;) {
-        const next = this.go(state, c);
-        if (next !== -1) {
-          state = next;
-          break;
-        }
-        if (state === 0) break;
-        state = this.fail[state] as number;
-      }
+      state = this.step(state, text.charCodeAt(i));
       out[i - from] = this.best[state] as number;
     }
     return out;
