@@ -371,16 +371,13 @@ export class Redactor {
   private finishWithAutomaton(text: string, from: number, copiedBefore: number, parts: string[]): string {
     this.stats.automatonScans += 1;
     this.automaton ??= new ReverseAutomaton(this.patterns);
-    const longest = this.automaton.longestFormsFrom(text, from);
+    // Positions where some form starts, last first, each with its longest form.
+    const { starts, forms } = this.automaton.formsStartingFrom(text, from);
     let copied = copiedBefore;
-    let i = from;
-    while (i < text.length) {
-      const p = longest[i - from] as number;
-      if (p === -1) {
-        i += 1;
-        continue;
-      }
-      i = copied = this.replace(text, parts, copied, i, p);
+    for (let k = starts.length - 1; k >= 0; k--) {
+      const i = starts[k] as number;
+      if (i < copied) continue; // inside a form already replaced
+      copied = this.replace(text, parts, copied, i, forms[k] as number);
     }
     if (copied === 0) return text;
     if (copied < text.length) parts.push(text.slice(copied));
@@ -491,14 +488,23 @@ class ReverseAutomaton {
     this.target[s] = next;
   }
 
-  /** For each position from `from` on (index i - from), the longest form starting there, or -1. */
-  longestFormsFrom(text: string, from: number): Int32Array {
-    const out = new Int32Array(text.length - from);
+  /**
+   * Every position from `from` on where a form starts, from the last to the
+   * first, with the longest form starting there (memory in proportion to
+   * the matches, not to the text).
+   */
+  formsStartingFrom(text: string, from: number): { starts: number[]; forms: number[] } {
+    const starts: number[] = [];
+    const forms: number[] = [];
     let state = 0;
     for (let i = text.length - 1; i >= from; i--) {
       state = this.step(state, text.charCodeAt(i));
-      out[i - from] = this.best[state] as number;
+      const form = this.best[state] as number;
+      if (form !== -1) {
+        starts.push(i);
+        forms.push(form);
+      }
     }
-    return out;
+    return { starts, forms };
   }
 }
