@@ -148,6 +148,13 @@ export class Redactor {
     return this.patterns.length;
   }
 
+  /** How texts are scanned (for tests and benchmarks): skip table, rolling hash, or one rolling hash per window length. */
+  get scanMode(): 'skip' | 'rolling' | 'windows' | 'none' {
+    if (this.buckets.length === 0) return 'none';
+    if (this.buckets.length > 1) return 'windows';
+    return this.skip ? 'skip' : 'rolling';
+  }
+
   /** The text with every secret form replaced; the same string when nothing matched. */
   redact(text: string): string {
     if (this.buckets.length === 0 || text.length === 0) return text;
