@@ -247,6 +247,16 @@ describe('the redactor', () => {
     expect(r.stats.nearMissChars).toBeLessThanOrEqual(2 * n + 4096 + 4 * 4_010);
   });
 
+  it('does not hand ordinary text to the automaton: near misses on a shared prefix are charged what they compared', () => {
+    // A PEM private key in play, and a response full of certificates: every "-----BEGIN " is a near miss.
+    const key = `-----BEGIN PRIVATE KEY-----\n${randomBytes(1_200).toString('base64').replace(/.{64}/g, '$&\n')}\n-----END PRIVATE KEY-----`;
+    const r = new Redactor([{ name: 'signing_key', value: key }]);
+    const cert = `-----BEGIN CERTIFICATE-----\n${randomBytes(1_200).toString('base64')}\n-----END CERTIFICATE-----\n`;
+    const body = JSON.stringify({ chain: cert.repeat(40) });
+    expect(r.redact(body)).toBe(body);
+    expect(r.stats.automatonScans).toBe(0);
+  });
+
   it('computes exactly the forms of the plain definition, shortcuts and all (property)', () => {
     const tricky = fc.constantFrom(
       '"',
