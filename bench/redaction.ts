@@ -160,37 +160,54 @@ interface Rate {
   wall: number;
 }
 
+/** Wall and CPU milliseconds of single calls, gathered over repetitions. */
+interface Samples {
+  wall: number[];
+  cpu: number[];
+}
+
 /**
- * MB/s of `fn(text)` from the median cost of one call. Each repetition calls
- * `fn` until MIN_REP_MS have passed (at least `minCalls` times). Two clocks:
- * wall time, and this process's CPU time (user + system, every thread, so
- * garbage collection on helper threads counts) — the machine may be shared,
- * and CPU time does not grow while another process holds the core.
+ * One repetition: calls `fn(text)` until MIN_REP_MS have passed (at least
+ * `minCalls` times), adding each call's cost to `into`. Two clocks: wall
+ * time, and this process's CPU time (user + system, every thread, so garbage
+ * collection on helper threads counts) — the machine may be shared, and CPU
+ * time does not grow while another process holds the core.
  */
-function throughput(
-  fn: (text: string) => string,
-  text: string,
-  bytes: number,
+function timeRepetition(fn: (text: string) => string, text: string, minCalls: number, into: Samples): void {
+  const start = performance.now();
+  for (let n = 0; n < minCalls || performance.now() - start < MIN_REP_MS; n++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const out = fn(text);
+    const t1 = performance.now();
+    const c = process.cpuUsage(c0);
+    into.wall.push(t1 - t0);
+    into.cpu.push((c.user + c.system) / 1000);
+    if (out.length === 0) throw new Error('empty output');
+  }
+}
+
+/** MB/s from the median cost of one call. */
+function rateOf(samples: Samples, bytes: number): Rate {
+  const rate = (msPerCall: number) => bytes / MB / (msPerCall / 1000);
+  return { cpu: rate(median(samples.cpu)), wall: rate(median(samples.wall)) };
+}
+
+/**
+ * Times every subject's repetitions interleaved — repetition 1 of each, then
+ * repetition 2 of each (starting with the next subject)… — so that a slow
+ * spell of a shared machine spreads over all sizes instead of one.
+ */
+function interleaved(
+  subjects: readonly { fn: (text: string) => string; text: string; minCalls: number; samples: Samples }[],
   repetitions: number,
-  minCalls: number,
-): Rate {
-  const wall: number[] = [];
-  const cpu: number[] = [];
+): void {
   for (let rep = 0; rep < repetitions; rep++) {
-    const start = performance.now();
-    for (let n = 0; n < minCalls || performance.now() - start < MIN_REP_MS; n++) {
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      const out = fn(text);
-      const t1 = performance.now();
-      const c = process.cpuUsage(c0);
-      wall.push(t1 - t0);
-      cpu.push((c.user + c.system) / 1000);
-      if (out.length === 0) throw new Error('empty output');
+    for (let k = 0; k < subjects.length; k++) {
+      const s = subjects[(k + rep) % subjects.length] as (typeof subjects)[number];
+      timeRepetition(s.fn, s.text, s.minCalls, s.samples);
     }
   }
-  const rate = (msPerCall: number) => bytes / MB / (msPerCall / 1000);
-  return { cpu: rate(median(cpu)), wall: rate(median(wall)) };
 }
 
 /** The naive baseline: replaceAll of every form of every secret, one after the other. */
@@ -204,7 +221,17 @@ function naiveRedactor({ secretForms }: Modules, secrets: readonly SecretToRedac
   };
 }
 
-function runCase(m: Modules, secretCount: number, size: number, options: ScenarioOptions): Case {
+interface PreparedCase {
+  meta: Omit<Case, 'redactor' | 'naive'>;
+  text: string;
+  redact: (text: string) => string;
+  naive: (text: string) => string;
+  redactorSamples: Samples;
+  naiveSamples: Samples;
+}
+
+/** Builds the case's secrets, body and Redactor, and checks the output before anything is timed. */
+function prepareCase(m: Modules, secretCount: number, size: number): PreparedCase {
   const { Redactor } = m;
   const secrets = makeSecrets(secretCount, 1000 + secretCount);
   const { text, occurrences } = makeBody(size, secrets, size);
@@ -224,21 +251,23 @@ function runCase(m: Modules, secretCount: number, size: number, options: Scenari
   if (markers !== occurrences) throw new Error(`redaction: ${markers} markers for ${occurrences} occurrences`);
   for (const s of secrets) if (out.includes(s.value)) throw new Error(`redaction: ${s.name} left in clear`);
   const sameAsNaive = naive(text) === out;
-
   for (let i = 0; i < 3; i++) redactor.redact(text); // warm-up
-  const redactorRate = throughput((t) => redactor.redact(t), text, bytes, options.repetitions, 5);
-  const naiveRate = throughput(naive, text, bytes, options.repetitions, 1);
   return {
-    secrets: secretCount,
-    size,
-    bytes,
-    occurrences,
-    patterns: redactor.patternCount,
-    scan: redactor.scanMode,
-    buildMs: median(builds),
-    redactor: redactorRate,
-    naive: naiveRate,
-    sameAsNaive,
+    meta: {
+      secrets: secretCount,
+      size,
+      bytes,
+      occurrences,
+      patterns: redactor.patternCount,
+      scan: redactor.scanMode,
+      buildMs: median(builds),
+      sameAsNaive,
+    },
+    text,
+    redact: (t) => redactor.redact(t),
+    naive,
+    redactorSamples: { wall: [], cpu: [] },
+    naiveSamples: { wall: [], cpu: [] },
   };
 }
 
@@ -252,21 +281,38 @@ export const redaction: Scenario = {
       compiled<typeof import('../src/runtime/secret-forms.js')>('runtime/secret-forms.js'),
     ]);
     const m: Modules = { Redactor, secretForms };
-    const cases: Case[] = [];
-    for (const secrets of SECRET_COUNTS) {
-      for (const size of BODY_SIZES) {
-        const c = runCase(m, secrets, size, options);
-        cases.push(c);
-        progress(
-          `redaction: ${count(secrets)} secrets (${count(c.patterns)} forms), ${sizeName(size)}: redactor ${c.redactor.cpu.toFixed(0)} MB/s (wall ${c.redactor.wall.toFixed(0)}), naive ${c.naive.cpu.toFixed(2)} MB/s`,
-        );
-      }
+    const prepared = SECRET_COUNTS.flatMap((n) => BODY_SIZES.map((size) => prepareCase(m, n, size)));
+    progress(`redaction: timing ${prepared.length} cases, repetitions interleaved`);
+    interleaved(
+      prepared.map((c) => ({ fn: c.redact, text: c.text, minCalls: 5, samples: c.redactorSamples })),
+      options.repetitions,
+    );
+    interleaved(
+      prepared.map((c) => ({ fn: c.naive, text: c.text, minCalls: 1, samples: c.naiveSamples })),
+      options.repetitions,
+    );
+    const cases: Case[] = prepared.map((c) => ({
+      ...c.meta,
+      redactor: rateOf(c.redactorSamples, c.meta.bytes),
+      naive: rateOf(c.naiveSamples, c.meta.bytes),
+    }));
+    for (const c of cases) {
+      progress(
+        `redaction: ${count(c.secrets)} secrets (${count(c.patterns)} forms, ${c.scan}), ${sizeName(c.size)}: redactor ${c.redactor.cpu.toFixed(0)} MB/s (wall ${c.redactor.wall.toFixed(0)}), naive ${c.naive.cpu.toFixed(2)} MB/s`,
+      );
     }
-    const hostile = HOSTILE_SIZES.map((size) => {
-      const c = runHostileCase(m, size, options);
-      progress(`redaction: hostile text, ${sizeName(size)}: ${c.redactor.cpu.toFixed(0)} MB/s`);
-      return c;
-    });
+    const hostileCases = HOSTILE_SIZES.map((size) => prepareHostileCase(m, size));
+    interleaved(
+      hostileCases.map((c) => ({ fn: c.redact, text: c.text, minCalls: 3, samples: c.samples })),
+      options.repetitions,
+    );
+    const hostile: HostileCase[] = hostileCases.map((c) => ({
+      size: c.size,
+      redactor: rateOf(c.samples, c.size),
+      automatonScans: c.automatonScans,
+    }));
+    for (const c of hostile)
+      progress(`redaction: hostile text, ${sizeName(c.size)}: ${c.redactor.cpu.toFixed(0)} MB/s`);
     return report(options, cases, hostile, { start: loadAtStart, end: loadAverage() });
   },
 };
@@ -277,14 +323,19 @@ export const redaction: Scenario = {
  * scan that verifies each candidate from its start pays body × value length;
  * the Redactor's near-miss budget hands the text to its automaton instead.
  */
-function runHostileCase({ Redactor }: Modules, size: number, options: ScenarioOptions): HostileCase {
+function prepareHostileCase({ Redactor }: Modules, size: number) {
   const text = `${'a'.repeat(size - HOSTILE_VALUE.length)}${HOSTILE_VALUE}`;
   const redactor = new Redactor([{ name: 'silly', value: HOSTILE_VALUE }]);
   const out = redactor.redact(text);
   if (out !== `${'a'.repeat(size - HOSTILE_VALUE.length)}[secret:silly]`)
     throw new Error('redaction: hostile text redacted wrongly');
-  const automatonScans = redactor.stats.automatonScans;
-  return { size, redactor: throughput((t) => redactor.redact(t), text, size, options.repetitions, 3), automatonScans };
+  return {
+    size,
+    text,
+    redact: (t: string) => redactor.redact(t),
+    automatonScans: redactor.stats.automatonScans,
+    samples: { wall: [], cpu: [] } as Samples,
+  };
 }
 
 function speedUp(c: Case): string {
@@ -407,7 +458,7 @@ function report(
     `- Secrets: ${SECRET_COUNTS.map(count).join(' and ')} random 24-character values (letters, digits and \`_-./+\`, seeded), named \`secret_0000\`…; *forms* is the number of distinct patterns the \`Redactor\` indexes (every form from \`secretForms\`: raw, JSON-escaped, percent-encoded, HTML-escaped, base64/base64url at three alignments, hex…).`,
     `- Bodies: a JSON page of tickets (ids, subjects, statuses, requesters with non-ASCII names, tags, dates, descriptions) of about ${BODY_SIZES.map(sizeName).join(', ')}, with one secret every ${BYTES_PER_OCCURRENCE / KIB} KiB (so the density is the same at every size), cycling through encodings an upstream might echo: raw, percent-encoded in a URL, inside \`Basic base64(user:value)\` (value shifted inside a longer base64 string), hex, base64url, JSON-escaped with \`\\/\`. Sizes are UTF-8 bytes; **MB = 10⁶ bytes**.`,
     `- Checked before timing: the output has exactly one \`[secret:…]\` per occurrence and no value in clear; *same output* compares it with the naive loop's.`,
-    `- **Redactor:** \`new Redactor(secrets)\` once (build time reported separately, median of 3), then \`redact(body)\` called repeatedly for at least ${MIN_REP_MS} ms (and 5 calls) in each of ${options.repetitions} repetitions, after 3 warm-up calls. **Naive:** the forms of every secret precomputed, then \`text = text.replaceAll(form, '[secret:NAME]')\` for every form of every secret, timed the same way (at least one call per repetition). MB/s is body size ÷ the **median CPU time of one call** (this process's user + system time, garbage collection included) over all calls of all repetitions; *(wall)* is the same with wall time. The gates use CPU time because the machine is shared: another process holding the core stretches wall time but not CPU time. On a quiet machine the two agree.`,
+    `- **Redactor:** \`new Redactor(secrets)\` once (build time reported separately, median of 3), then \`redact(body)\` called repeatedly for at least ${MIN_REP_MS} ms (and 5 calls) in each of ${options.repetitions} repetitions, after 3 warm-up calls; the repetitions of all cases are interleaved (repetition 1 of every case, then repetition 2…), so a slow spell of the shared machine falls on every size rather than one. **Naive:** the forms of every secret precomputed, then \`text = text.replaceAll(form, '[secret:NAME]')\` for every form of every secret, timed the same way (at least one call per repetition). MB/s is body size ÷ the **median CPU time of one call** (this process's user + system time, garbage collection included) over all calls of all repetitions; *(wall)* is the same with wall time. The gates use CPU time because the machine is shared: another process holding the core stretches wall time but not CPU time. On a quiet machine the two agree.`,
     `- Single-threaded and synchronous, no I/O; the machine has ${options.machine.cores} cores.`,
     loadNote(options.machine.cores, load.start, load.end),
     ...commandLines('redaction'),
