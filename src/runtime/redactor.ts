@@ -41,6 +41,9 @@ export interface RedactorOptions {
 }
 
 const MAX_WINDOW = 8;
+/** What `longestAt` answers besides a form's index. */
+const NO_FORM = -1;
+const OUT_OF_BUDGET = -2;
 const BASE = 0x01000193; // FNV prime: a good multiplier for a polynomial hash
 const DEFAULT_BUDGET = { perChar: 2, allowance: 4096 };
 /** Characters a candidate check compares one by one before comparing the rest as a slice. */
@@ -218,6 +221,22 @@ export class Redactor {
   }
 
   /**
+   * The longest form starting at `i` among bucket `b`'s candidates for the
+   * window hash `h` that are longer than `longerThan` (chains list them
+   * longest first): its index, NO_FORM, or OUT_OF_BUDGET when a near miss
+   * has spent the scan's budget `limit`.
+   */
+  private longestAt(text: string, i: number, b: Bucket, h: number, longerThan: number, limit: number): number {
+    for (let p = b.heads[slot(h, b.mask)] as number; p !== -1; p = b.next[p] as number) {
+      if ((this.patterns[p] as string).length <= longerThan) return NO_FORM;
+      if (b.hashes[p] !== h) continue;
+      if (this.matches(text, i, p)) return p;
+      if (this.work > limit) return OUT_OF_BUDGET;
+    }
+    return NO_FORM;
+  }
+
+  /**
    * Whether form `p` starts at `i`; a near miss adds what it cost to `work`.
    * The first characters are compared one by one, so that the usual near
    * miss (a shared prefix such as `-----BEGIN `) is charged what it
@@ -266,7 +285,7 @@ export class Redactor {
   private scanSkipping(text: string, b: Bucket, shift: Uint8Array, parts: string[]): number {
     const n = text.length;
     const limit = this.budget(n);
-    const { window, mask, heads, next, hashes } = b;
+    const window = b.window;
     const skipMask = this.skipMask;
     let copied = 0;
     let i = 0;
@@ -276,20 +295,12 @@ export class Redactor {
         i += s;
         continue;
       }
-      const h = hashAt(text, i, window);
-      let best = -1;
-      for (let p = heads[slot(h, mask)] as number; p !== -1; p = next[p] as number) {
-        if (hashes[p] !== h) continue;
-        if (this.matches(text, i, p)) {
-          best = p;
-          break;
-        }
-        if (this.work > limit) {
-          this.resumeAt = i;
-          return copied;
-        }
+      const best = this.longestAt(text, i, b, hashAt(text, i, window), 0, limit);
+      if (best === OUT_OF_BUDGET) {
+        this.resumeAt = i;
+        return copied;
       }
-      if (best === -1) {
+      if (best === NO_FORM) {
         i += 1;
         continue;
       }
@@ -308,20 +319,20 @@ export class Redactor {
     let i = 0;
     let h = hashAt(text, 0, window);
     for (;;) {
-      let best = -1;
+      // longestAt, written out: this loop runs at every position of the text.
+      let best = NO_FORM;
       for (let p = heads[slot(h, mask)] as number; p !== -1; p = next[p] as number) {
-        if (hashes[p] === h) {
-          if (this.matches(text, i, p)) {
-            best = p;
-            break;
-          }
-          if (this.work > limit) {
-            this.resumeAt = i;
-            return copied;
-          }
+        if (hashes[p] !== h) continue;
+        if (this.matches(text, i, p)) {
+          best = p;
+          break;
+        }
+        if (this.work > limit) {
+          this.resumeAt = i;
+          return copied;
         }
       }
-      if (best !== -1) {
+      if (best !== NO_FORM) {
         i = copied = this.replace(text, parts, copied, i, best);
         if (i + window > n) break;
         h = hashAt(text, i, window);
@@ -348,20 +359,14 @@ export class Redactor {
       for (let k = 0; k < buckets.length; k++) {
         const b = buckets[k] as Bucket;
         if (i + b.window > n) continue;
-        const h = hs[k] as number;
-        for (let p = b.heads[slot(h, b.mask)] as number; p !== -1; p = b.next[p] as number) {
-          const length = (this.patterns[p] as string).length;
-          if (length <= bestLength) break;
-          if (b.hashes[p] !== h) continue;
-          if (this.matches(text, i, p)) {
-            best = p;
-            bestLength = length;
-            break;
-          }
-          if (this.work > limit) {
-            this.resumeAt = i;
-            return copied;
-          }
+        const p = this.longestAt(text, i, b, hs[k] as number, bestLength, limit);
+        if (p === OUT_OF_BUDGET) {
+          this.resumeAt = i;
+          return copied;
+        }
+        if (p !== NO_FORM) {
+          best = p;
+          bestLength = (this.patterns[p] as string).length;
         }
       }
       if (best !== -1) {
