@@ -156,39 +156,48 @@ describe('the redactor', () => {
     );
   });
 
-  it('matches the reference with hundreds of secrets too (the rolling scan), and when handing over (property)', () => {
-    // Many forms over a wide alphabet: too many two-character blocks end a form for the skip table.
-    const wide = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=%'.split(''));
-    const narrow = fc.constantFrom('a', 'b', 'Y');
-    fc.assert(
-      fc.property(
-        fc.array(fc.string({ unit: wide, minLength: 8, maxLength: 14 }), { minLength: 700, maxLength: 720 }),
-        fc.array(fc.tuple(fc.string({ unit: fc.oneof(wide, narrow), maxLength: 10 }), fc.nat(100_000)), {
-          maxLength: 12,
-        }),
-        (values, pieces) => {
-          const secrets = values.map((value, i) => ({ name: `s${i}`, value }));
-          const forms = new Map<string, string>();
-          for (const { name, value } of secrets)
-            for (const form of secretForms(value)) if (!forms.has(form)) forms.set(form, `[secret:${name}]`);
-          const all = [...forms.keys()];
-          // Whole forms, and forms cut short (near misses).
-          const text = pieces
-            .map(([filler, pick]) => {
-              const form = all[pick % all.length] as string;
-              return `${filler}${pick % 3 === 0 ? form.slice(0, -1) : form}`;
-            })
-            .join('');
-          const expected = referenceRedact(text, forms);
-          const r = new Redactor(secrets);
-          expect(r.scanMode).toBe('rolling');
-          expect(r.redact(text)).toBe(expected);
-          expect(new Redactor(secrets, { nearMissBudget: { perChar: 0, allowance: 20 } }).redact(text)).toBe(expected);
-        },
-      ),
-      { numRuns: 25 },
-    );
-  });
+  it.each([
+    ['the three-character skip table', {}, 'skip'],
+    ['the rolling scan', { noSkip: true }, 'rolling'],
+  ] as const)(
+    'matches the reference with hundreds of secrets too (%s), and when handing over (property)',
+    (_name, options, mode) => {
+      // Many forms over a wide alphabet: too many two-character blocks end a form for the small skip table.
+      const wide = fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=%'.split(''));
+      const narrow = fc.constantFrom('a', 'b', 'Y');
+      fc.assert(
+        fc.property(
+          fc.array(fc.string({ unit: wide, minLength: 8, maxLength: 14 }), { minLength: 700, maxLength: 720 }),
+          fc.array(fc.tuple(fc.string({ unit: fc.oneof(wide, narrow), maxLength: 10 }), fc.nat(100_000)), {
+            maxLength: 12,
+          }),
+          (values, pieces) => {
+            const secrets = values.map((value, i) => ({ name: `s${i}`, value }));
+            const forms = new Map<string, string>();
+            for (const { name, value } of secrets)
+              for (const form of secretForms(value)) if (!forms.has(form)) forms.set(form, `[secret:${name}]`);
+            const all = [...forms.keys()];
+            // Whole forms, and forms cut short (near misses).
+            const text = pieces
+              .map(([filler, pick]) => {
+                const form = all[pick % all.length] as string;
+                return `${filler}${pick % 3 === 0 ? form.slice(0, -1) : form}`;
+              })
+              .join('');
+            const expected = referenceRedact(text, forms);
+            const r = new Redactor(secrets, options);
+            expect(r.scanMode).toBe(mode);
+            if (mode === 'skip') expect(r.skipBlock).toBe(3);
+            expect(r.redact(text)).toBe(expected);
+            expect(
+              new Redactor(secrets, { ...options, nearMissBudget: { perChar: 0, allowance: 20 } }).redact(text),
+            ).toBe(expected);
+          },
+        ),
+        { numRuns: 25 },
+      );
+    },
+  );
 
   it('skips through ordinary text with the few forms of one execution, and agrees with the automaton', () => {
     const value = 'sk_live_4f9a8b7c6d5e4f3a2b1c';
@@ -201,6 +210,7 @@ describe('the redactor', () => {
       hex: Buffer.from(value).toString('hex'),
     });
     expect(r.scanMode).toBe('skip');
+    expect(r.skipBlock).toBe(2);
     const out = r.redact(body);
     expect(out).toBe(automaton.redact(body));
     expect(out).not.toContain(value);

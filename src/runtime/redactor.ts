@@ -8,11 +8,14 @@
  * length, at most 8). The scan looks the hash of the W characters at a
  * position up in an open table held in typed arrays and verifies candidates,
  * longest first. Two ways to move along the text:
- * - a skip table (Wu–Manber): for the two characters ending the window, how
- *   far the scan may jump before any form could start — for the few dozen
- *   forms of one execution most positions are jumped over;
- * - a rolling hash, one position at a time, when the forms are too many for
- *   the skip table to skip (hundreds of secrets).
+ * - a skip table (Wu–Manber): for the characters ending a span of the text
+ *   as long as the shortest form, how far the scan may jump before any form
+ *   could start. Blocks of two characters in a small table for the few dozen
+ *   forms of one execution; of three characters in a larger one when the
+ *   forms are many (hundreds of secrets), where most two-character blocks
+ *   end some form;
+ * - a rolling hash, one position at a time, when even that would not skip
+ *   (tens of thousands of forms).
  *
  * Cost is linear in the text whatever it holds: candidates that share a
  * form's first W characters but then differ are verified character by
@@ -38,6 +41,8 @@ export interface RedactorOptions {
   nearMissBudget?: { perChar: number; allowance: number };
   /** Tests: every text goes through the automaton alone, from its start. */
   automatonOnly?: boolean;
+  /** Tests: no skip table, so texts are scanned with the rolling hash. */
+  noSkip?: boolean;
 }
 
 const MAX_WINDOW = 8;
@@ -48,10 +53,22 @@ const BASE = 0x01000193; // FNV prime: a good multiplier for a polynomial hash
 const DEFAULT_BUDGET = { perChar: 2, allowance: 4096 };
 /** Characters a candidate check compares one by one before comparing the rest as a slice. */
 const PREFIX_COMPARED = 32;
-/** Wu–Manber blocks are two characters, hashed into a table of at most this size… */
-const MAX_SKIP_SIZE = 4096;
-/** …and at least this many slots per block of the forms (a sparse table skips further). */
+/**
+ * Wu–Manber tables: blocks of two characters in a table of at most 4,096
+ * slots (cheap to build: one is built per execution); when those would not
+ * skip, blocks of three characters in at most 65,536 slots (64 KiB: a
+ * larger table skips a little further but falls out of the core's cache on
+ * large texts, measured slower per byte from 1 MiB on). Each
+ * table has at least SKIP_SLOTS_PER_BLOCK slots per block of the forms (a
+ * sparse table skips further).
+ */
+const SKIP_TABLES = [
+  { block: 2, minSize: 256, maxSize: 4096 },
+  { block: 3, minSize: 4096, maxSize: 1 << 16 },
+] as const;
 const SKIP_SLOTS_PER_BLOCK = 8;
+/** The span the three-character table looks at: at most this many characters (shifts fit a byte). */
+const MAX_SKIP_SPAN = 32;
 /** The skip table is used while at most this share of its blocks say "no skip". */
 const MAX_ZERO_SHIFT_SHARE = 0.25;
 
@@ -79,6 +96,10 @@ function blockKey(first: number, second: number, mask: number): number {
   return ((first << 5) ^ second) & mask;
 }
 
+function blockKey3(first: number, second: number, third: number, mask: number): number {
+  return (Math.imul((first << 16) ^ (second << 8) ^ third, 0x9e3779b1) >>> 14) & mask;
+}
+
 export class Redactor {
   /** A redactor that changes nothing (no secrets in play). */
   static readonly NONE = new Redactor([]);
@@ -89,6 +110,10 @@ export class Redactor {
   /** Wu–Manber shifts for the one-bucket case, or null when they would not skip. */
   private readonly skip: Uint8Array | null = null;
   private readonly skipMask: number = 0;
+  /** Characters per block of the skip table (2 or 3), 0 without one. */
+  readonly skipBlock: number = 0;
+  /** How many characters from a position the skip table looks at (no form is shorter). */
+  private readonly skipSpan: number = 0;
   private readonly nearMissBudget: { perChar: number; allowance: number };
   private readonly automatonOnly: boolean;
   private automaton: ReverseAutomaton | undefined;
@@ -141,11 +166,23 @@ export class Redactor {
       this.buckets.push(bucket);
     }
     const only = this.buckets[0];
-    if (this.buckets.length === 1 && only && only.window >= 3) {
-      let size = 256;
-      while (size < MAX_SKIP_SIZE && size < this.patterns.length * (only.window - 1) * SKIP_SLOTS_PER_BLOCK) size *= 2;
-      this.skipMask = size - 1;
-      this.skip = this.skipTable(only.window, size);
+    if (this.buckets.length === 1 && only && only.window >= 3 && !options.noSkip) {
+      const shortest = (this.patterns[0] as string).length; // sorted shortest first
+      for (const { block, minSize, maxSize } of SKIP_TABLES) {
+        // Two-character blocks look at the hash window; three-character ones as far as the shortest form.
+        const span = block === 2 ? only.window : Math.min(shortest, MAX_SKIP_SPAN);
+        if (span < block + 2) continue;
+        let size = minSize;
+        while (size < maxSize && size < this.patterns.length * (span - block + 1) * SKIP_SLOTS_PER_BLOCK) size *= 2;
+        const skip = this.skipTable(block, span, size);
+        if (skip) {
+          this.skip = skip;
+          this.skipMask = size - 1;
+          this.skipBlock = block;
+          this.skipSpan = span;
+          break;
+        }
+      }
     }
   }
 
@@ -199,17 +236,22 @@ export class Redactor {
   }
 
   /**
-   * Wu–Manber shifts over the forms' first `window` characters: for each
-   * two-character block (hashed), how far the window may move before the
-   * block could end a form's window. Null when too many blocks say 0.
+   * Wu–Manber shifts over the forms' first `span` characters: for each block
+   * of `block` characters (hashed), how far the scan may move before the
+   * block could end a form's first `span` characters. Null when too many
+   * blocks say 0.
    */
-  private skipTable(window: number, size: number): Uint8Array | null {
-    const shift = new Uint8Array(size).fill(window - 1);
+  private skipTable(block: number, span: number, size: number): Uint8Array | null {
+    const shift = new Uint8Array(size).fill(span - block + 1);
+    const mask = size - 1;
     let zeros = 0;
     for (const pattern of this.patterns) {
-      for (let j = 0; j + 1 < window; j++) {
-        const key = blockKey(pattern.charCodeAt(j), pattern.charCodeAt(j + 1), size - 1);
-        const s = window - 2 - j;
+      for (let j = 0; j + block <= span; j++) {
+        const key =
+          block === 2
+            ? blockKey(pattern.charCodeAt(j), pattern.charCodeAt(j + 1), mask)
+            : blockKey3(pattern.charCodeAt(j), pattern.charCodeAt(j + 1), pattern.charCodeAt(j + 2), mask);
+        const s = span - block - j;
         if (s < (shift[key] as number)) {
           if (s === 0) zeros++;
           shift[key] = s;
@@ -286,11 +328,18 @@ export class Redactor {
     const n = text.length;
     const limit = this.budget(n);
     const window = b.window;
+    const span = this.skipSpan; // ≥ window: no form is shorter
     const skipMask = this.skipMask;
+    const three = this.skipBlock === 3;
     let copied = 0;
     let i = 0;
-    while (i + window <= n) {
-      const s = shift[blockKey(text.charCodeAt(i + window - 2), text.charCodeAt(i + window - 1), skipMask)] as number;
+    while (i + span <= n) {
+      const end = i + span;
+      const s = shift[
+        three
+          ? blockKey3(text.charCodeAt(end - 3), text.charCodeAt(end - 2), text.charCodeAt(end - 1), skipMask)
+          : blockKey(text.charCodeAt(end - 2), text.charCodeAt(end - 1), skipMask)
+      ] as number;
       if (s !== 0) {
         i += s;
         continue;
