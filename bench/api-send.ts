@@ -31,8 +31,8 @@ import { randomSecretValue } from './support/values.js';
 const MIN_RATIO = 0.6;
 const CONCURRENCY = 32;
 /** Requests per repetition and server (a few seconds each on the reference machine). */
-const TOTAL = 10_000;
-const WARMUP = 3_000;
+const TOTAL = 6_000;
+const WARMUP = 2_000;
 const SECRET_NAME = 'tok';
 const SQL_REPLAYS = 200;
 

@@ -44,6 +44,8 @@ const WARMUP_REQUESTS = 500;
  * deployed server between bursts.
  */
 const PAUSE_MS = 15_000;
+/** After a garbage collection the inspector asked for, a short pause is enough. */
+const COLLECTED_PAUSE_MS = 1_000;
 const SAMPLES = 5;
 const SAMPLE_GAP_MS = 300;
 
@@ -53,9 +55,9 @@ const MIB = 'MiB';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The settled RSS: the minimum of SAMPLES readings SAMPLE_GAP_MS apart, after PAUSE_MS idle. */
-async function settledRss(pid: number): Promise<RssDetail> {
-  await sleep(PAUSE_MS);
+/** The settled RSS: the minimum of SAMPLES readings SAMPLE_GAP_MS apart, after `pauseMs` idle. */
+async function settledRss(pid: number, pauseMs = PAUSE_MS): Promise<RssDetail> {
+  await sleep(pauseMs);
   let best: RssDetail | null = null;
   for (let i = 0; i < SAMPLES; i++) {
     const d = rssDetail(pid);
@@ -178,7 +180,8 @@ async function diagnoseHeap(site: HushSite, prepared: Site, value: string, paylo
       const warm = await session.heap();
       await session.collectGarbage();
       await session.collectGarbage();
-      const rssCollected = (await settledRss(server.pid)).rss;
+      // Collected on request just now: no idle period to wait for.
+      const rssCollected = (await settledRss(server.pid, COLLECTED_PAUSE_MS)).rss;
       const collected = await session.heap();
       return { warm, collected, rssWarm, rssCollected };
     } finally {
@@ -282,7 +285,7 @@ function heapSection(heap: NonNullable<Data['heap']>): string[] {
   return [
     '#### What the idle RSS is made of: the warmed-up server',
     '',
-    `A separate diagnostic \`hush serve\` on the same site, started with \`--inspect\` and warmed up in the same way; V8's own figures (\`process.memoryUsage()\`, \`v8.getHeapSpaceStatistics()\`) read over the DevTools protocol, then again after two full garbage collections (\`HeapProfiler.collectGarbage\`). *Committed* is what a heap space holds from the OS, *live* what its objects use.`,
+    `A separate diagnostic \`hush serve\` on the same site, started with \`--inspect\` and warmed up in the same way; V8's own figures (\`process.memoryUsage()\`, \`v8.getHeapSpaceStatistics()\`) read over the DevTools protocol, then again after two full garbage collections (\`HeapProfiler.collectGarbage\`; its RSS read ${COLLECTED_PAUSE_MS / 1000} s later, there being no idle collection to wait for). *Committed* is what a heap space holds from the OS, *live* what its objects use.`,
     '',
     `After two full collections the RSS falls from ${mib(heap.rssWarm)} to ${mib(heap.rssCollected)} ${MIB}${heap.rssCollected <= MAX_IDLE_MIB ? ` — under the ${MAX_IDLE_MIB} ${MIB} target` : ''}: the live V8 heap is ${mib(collected.heapUsed)} ${MIB} of the ${mib(warm.heapTotal)} ${MIB} committed after the warm-up, and ${mib(nonHeap(collected, heap.rssCollected))} ${MIB} of the RSS lies outside the V8 heap (the node binary and native add-ons, compiled code, malloc). What an idle server holds above that is garbage and young-generation space (\`new_space\` ${mib(space(warm, 'new_space')?.size ?? Number.NaN)} ${MIB} committed) that V8 keeps until it next needs to collect, which an idle process never does.`,
     '',

@@ -35,6 +35,8 @@ const SQL_REPLAYS = 200;
  * cost half a minute of the suite's 10-minute budget without changing a gate.
  */
 const INFO_REQUESTS = 100;
+/** Sequential requests per repetition of a gated operation, unless --requests says otherwise (suite time budget). */
+const GATED_REQUESTS = 200;
 const INFO_SQL_REPLAYS = 50;
 /** Warm-up requests per operation before the first size is measured. */
 const FIRST_WARMUP = 500;
@@ -441,7 +443,8 @@ function report(
 export const secretsScale: Scenario = {
   id: 'secrets-scale',
   title: 'Secrets at scale: list and reveal, 1k → 100k secrets per workspace',
-  async run(options) {
+  async run(given) {
+    const options = given.requestsGiven ? given : { ...given, requests: GATED_REQUESTS };
     const sizes = [...(options.sizes ?? DEFAULT_SIZES)].sort((a, b) => a - b);
     if (sizes.length < 2 || (sizes[0] as number) < 1_000) {
       throw new Error('secrets-scale needs at least two sizes, the smallest ≥ 1000 (for the search page)');
