@@ -6,7 +6,6 @@ import {
   decodeCursor,
   encodeCursor,
   idSchema,
-  nameIdCursor,
   paginationQuery,
   plainText,
   problems,
@@ -47,7 +46,7 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const { limit, cursor, q, kind } = request.query;
-      const after = decodeCursor(cursor, nameIdCursor);
+      const after = decodeCursor(cursor, z.object({ name: z.string(), id: z.string() }));
       // System variables are few and fixed: they lead the first page.
       const system = kind === 'custom' || after ? [] : service.systemVariables(actor, q);
       if (kind === 'system') return { items: system, nextCursor: null };
