@@ -171,7 +171,7 @@ export class Redactor {
       for (const { block, minSize, maxSize } of SKIP_TABLES) {
         // Two-character blocks look at the hash window; three-character ones as far as the shortest form.
         const span = block === 2 ? only.window : Math.min(shortest, MAX_SKIP_SPAN);
-        if (span < block + 2) continue;
+        if (span <= block) continue; // no room to shift
         let size = minSize;
         while (size < maxSize && size < this.patterns.length * (span - block + 1) * SKIP_SLOTS_PER_BLOCK) size *= 2;
         const skip = this.skipTable(block, span, size);
