@@ -11,6 +11,35 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     if (req.url === '/slow') return void setTimeout(() => res.end('late'), 2000);
     if (req.url === '/big') return void res.end(Buffer.alloc(64 * 1024, 97));
+    if (req.url === '/drip') {
+      // A chunk every 60 ms: each gap is well inside the timeout, the whole body is not.
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || sent === 20) {
+          clearInterval(timer);
+          if (!res.destroyed) res.end();
+          return;
+        }
+        res.write(`chunk ${sent++}\n`);
+      }, 60);
+      return;
+    }
+    if (req.url === '/hints') {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      res.setHeader('x-final', 'yes');
+      return void setTimeout(() => res.end('after hints'), 20);
+    }
+    if (req.url === '/cookies') {
+      res.setHeader('set-cookie', ['a=1', 'b=2']);
+      return void res.end('two cookies');
+    }
+    if (req.method === 'POST') {
+      let body = '';
+      req.on('data', (chunk) => {
+        body += chunk;
+      });
+      return void req.on('end', () => res.end(`got ${req.headers['content-length']} bytes: ${body}`));
+    }
     res.setHeader('x-echo', String(req.headers['x-token'] ?? ''));
     res.end(`hello ${req.method}`);
   });
@@ -68,6 +97,42 @@ describe('the outbound client', () => {
     const client = createOutboundClient({ allow: loopback });
     const f = await failure(client.send({ ...hop('/slow'), timeoutMs: 200 }));
     expect(f.code).toBe('upstream_timeout');
+    await client.close();
+  });
+
+  it('bounds the whole body by the timeout, not only the gaps between its chunks', async () => {
+    const client = createOutboundClient({ allow: loopback });
+    const t0 = Date.now();
+    const f = await failure(client.send({ ...hop('/drip'), timeoutMs: 300 }));
+    expect(f.code).toBe('upstream_timeout');
+    expect(Date.now() - t0).toBeLessThan(1000); // the drip lasts 1.2 s
+    await client.close();
+  });
+
+  it('returns the final answer after informational (1xx) ones, with its own headers', async () => {
+    const client = createOutboundClient({ allow: loopback });
+    const res = await client.send(hop('/hints'));
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('after hints');
+    expect(res.headers).toContainEqual(['x-final', 'yes']);
+    expect(res.headers.some(([k]) => k === 'link')).toBe(false);
+    await client.close();
+  });
+
+  it('keeps each value of a repeated response header', async () => {
+    const client = createOutboundClient({ allow: loopback });
+    const res = await client.send(hop('/cookies'));
+    expect(res.headers.filter(([k]) => k === 'set-cookie')).toEqual([
+      ['set-cookie', 'a=1'],
+      ['set-cookie', 'b=2'],
+    ]);
+    await client.close();
+  });
+
+  it('sends a request body with its length', async () => {
+    const client = createOutboundClient({ allow: loopback });
+    const res = await client.send({ ...hop('/'), method: 'POST', body: 'héllo' });
+    expect(res.body.toString()).toBe('got 6 bytes: héllo');
     await client.close();
   });
 
