@@ -139,9 +139,7 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
           onResponseData(controller, chunk) {
             if (settled) return;
             if (Date.now() > deadline) {
-              controller.abort(
-                new OutboundFailure('upstream_timeout', `No complete answer from ${hop.url.host} within ${hop.timeoutMs} ms.`),
-              );
+              controller.abort(timedOut(hop));
               return;
             }
             size += chunk.length;
@@ -159,7 +157,11 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
           onResponseEnd() {
             if (settled) return;
             settled = true;
-            resolve({ status, headers, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) });
+            resolve({
+              status,
+              headers,
+              body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
+            });
           },
           onResponseError(_controller, error) {
             fail(error);
@@ -198,6 +200,10 @@ function headerPairs(parsed: Record<string, string | string[] | undefined>): [st
   return pairs;
 }
 
+function timedOut(hop: HopRequest): OutboundFailure {
+  return new OutboundFailure('upstream_timeout', `No complete answer from ${hop.url.host} within ${hop.timeoutMs} ms.`);
+}
+
 function toFailure(error: unknown, hop: HopRequest): OutboundFailure {
   if (error instanceof OutboundFailure) return error;
   const cause = (error as { cause?: unknown })?.cause;
@@ -210,10 +216,7 @@ function toFailure(error: unknown, hop: HopRequest): OutboundFailure {
     error instanceof undiciErrors.BodyTimeoutError ||
     error instanceof undiciErrors.ConnectTimeoutError
   ) {
-    return new OutboundFailure(
-      'upstream_timeout',
-      `No complete answer from ${hop.url.host} within ${hop.timeoutMs} ms.`,
-    );
+    return timedOut(hop);
   }
   const code = (error as { code?: string })?.code ?? (cause as { code?: string })?.code;
   return new OutboundFailure('upstream_unreachable', `Could not reach ${hop.url.host}${code ? ` (${code})` : ''}.`);
