@@ -81,6 +81,16 @@ describe('the redactor', () => {
     expect(r.redact(body)).toBe(secrets.map((s) => `{"k":"[secret:${s.name}]"}`).join(','));
   });
 
+  it('keeps the tables of every redactor its own while many are built one after another', () => {
+    // Tables are cut from shared slabs: enough redactors to fill several, each checked after all are built.
+    const values = Array.from({ length: 600 }, (_, i) => `tok-${i}-${randomBytes(9).toString('base64url')}`);
+    const redactors = values.map((value, i) => new Redactor([{ name: `s${i}`, value }]));
+    values.forEach((value, i) => {
+      const text = `a ${value} b ${Buffer.from(value).toString('base64')} c ${values[(i + 1) % values.length]}`;
+      expect(redactors[i]?.redact(text)).toBe(`a [secret:s${i}] b [secret:s${i}] c ${values[(i + 1) % values.length]}`);
+    });
+  });
+
   it('returns the very same string when nothing matches', () => {
     const text = 'nothing to see here, just a long enough string';
     expect(redactor.redact(text)).toBe(text);

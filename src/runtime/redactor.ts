@@ -100,6 +100,40 @@ function blockKey3(first: number, second: number, third: number, mask: number): 
   return (Math.imul((first << 16) ^ (second << 8) ^ third, 0x9e3779b1) >>> 14) & mask;
 }
 
+/**
+ * The tables of a redactor are carved from shared slabs: one redactor is
+ * built per execution, and giving each of its small tables an ArrayBuffer of
+ * its own (allocated outside the V8 heap, released by the garbage
+ * collector) costs more than building it. A slab lives while any table cut
+ * from it does; large tables get their own buffer.
+ */
+const SLAB_BYTES = 1 << 16;
+const OWN_BUFFER_BYTES = SLAB_BYTES >> 3;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+function carve(bytes: number): [ArrayBuffer, number] {
+  const size = (bytes + 7) & ~7; // 8-byte aligned, so any typed view fits
+  if (size > OWN_BUFFER_BYTES) return [new ArrayBuffer(size), 0];
+  if (slabUsed + size > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const at = slabUsed;
+  slabUsed += size;
+  return [slab, at];
+}
+
+function int32Table(length: number, value: number): Int32Array {
+  const [buffer, at] = carve(length * 4);
+  return new Int32Array(buffer, at, length).fill(value);
+}
+
+function uint8Table(length: number, value: number): Uint8Array {
+  const [buffer, at] = carve(length);
+  return new Uint8Array(buffer, at, length).fill(value);
+}
+
 export class Redactor {
   /** A redactor that changes nothing (no secrets in play). */
   static readonly NONE = new Redactor([]);
@@ -151,9 +185,9 @@ export class Redactor {
         window,
         outFactor: 1,
         mask: size - 1,
-        heads: new Int32Array(size).fill(-1),
-        next: new Int32Array(this.patterns.length).fill(-1),
-        hashes: new Int32Array(this.patterns.length),
+        heads: int32Table(size, -1),
+        next: int32Table(this.patterns.length, -1),
+        hashes: int32Table(this.patterns.length, 0),
       };
       for (let k = 1; k < window; k++) bucket.outFactor = Math.imul(bucket.outFactor, BASE);
       for (const index of indexes) {
@@ -242,7 +276,7 @@ export class Redactor {
    * blocks say 0.
    */
   private skipTable(block: number, span: number, size: number): Uint8Array | null {
-    const shift = new Uint8Array(size).fill(span - block + 1);
+    const shift = uint8Table(size, span - block + 1);
     const mask = size - 1;
     let zeros = 0;
     for (const pattern of this.patterns) {
