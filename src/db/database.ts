@@ -43,6 +43,28 @@ export function compiledOnce<Row, Params extends unknown[]>(
   return async (...parameters) => (await db.executeQuery<Row>({ ...compiled, parameters })).rows;
 }
 
+const SLOT = '\u0000hush-slot:';
+
+/**
+ * A query of one shape built and compiled once, then bound to each call's
+ * values: for statements on a hot path whose parts vary (a multi-row INSERT
+ * of n rows: one shape per n). `build(slot)` builds it with `slot(i)` — a
+ * stand-in for the call's i-th value — wherever a value goes; every
+ * parameter of the compiled query must be a stand-in. Run the result with
+ * `db.executeQuery` or `trx.executeQuery`.
+ */
+export function boundQuery<Row>(
+  build: (slot: (index: number) => string) => Compilable<Row>,
+): (values: readonly unknown[]) => CompiledQuery<Row> {
+  const compiled = build((index) => `${SLOT}${index}`).compile();
+  const positions = compiled.parameters.map((parameter) => {
+    if (typeof parameter !== 'string' || !parameter.startsWith(SLOT))
+      throw new Error(`boundQuery: a parameter of "${compiled.sql}" is not a slot`);
+    return Number(parameter.slice(SLOT.length));
+  });
+  return (values) => ({ ...compiled, parameters: positions.map((i) => values[i]) });
+}
+
 /**
  * SQLite transactions start with BEGIN IMMEDIATE: a transaction that reads
  * and then writes takes the write lock up front (waiting busy_timeout for

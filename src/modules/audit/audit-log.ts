@@ -3,11 +3,11 @@
  * exactly when the change it records does. Events carry metadata only — the
  * callers pass ids, names and counts, never a value, password or token.
  */
-import type { Transaction } from 'kysely';
+import type { CompiledQuery, Transaction } from 'kysely';
 import { newId, nowIso } from '../../app/ids.js';
-import type { DatabaseKind } from '../../db/database.js';
+import { boundQuery, type DatabaseKind } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
-import { GENESIS_HASH, hashEvent, SYSTEM_CHAIN } from './audit-chain.js';
+import { type ChainedEvent, GENESIS_HASH, hashEvent, SYSTEM_CHAIN } from './audit-chain.js';
 
 /** Who did it and from where; built once per request. */
 export interface AuditContext {
@@ -61,13 +61,96 @@ export type AuditWriter = ((trx: Transaction<Database>, ctx: AuditContext, input
 /** Rows per multi-row INSERT (15 columns each; well under either database's parameter limit). */
 const INSERT_CHUNK = 200;
 
+/** The columns of an event row, in the order the bound INSERT takes them. */
+const EVENT_COLUMNS = [
+  'id',
+  'chain',
+  'seq',
+  'at',
+  'workspace_id',
+  'actor_id',
+  'actor_type',
+  'action',
+  'target_type',
+  'target_id',
+  'ip',
+  'request_id',
+  'data',
+  'prev_hash',
+  'hash',
+] as const;
+
+type EventRow = ChainedEvent & { hash: string };
+type Bound<Row = unknown> = (values: readonly unknown[]) => CompiledQuery<Row>;
+
+/**
+ * The statements of an append, built and compiled once (per row count for
+ * the INSERT) instead of once per event: an append is on the path of every
+ * reveal, Send and run, and building a query costs more than SQLite takes to
+ * run it. Built from the first transaction seen (its dialect's SQL).
+ */
+interface AppendStatements {
+  head: Bound<{ seq: number | string; hash: string }>;
+  setHead: Bound;
+  setHeadAndEpoch: Bound;
+  insert: Map<number, Bound>;
+}
+
+function appendStatements(trx: Transaction<Database>, kind: DatabaseKind): AppendStatements {
+  return {
+    head: boundQuery((slot) => {
+      const query = trx.selectFrom('audit_heads').select(['seq', 'hash']).where('chain', '=', slot(0));
+      // On PostgreSQL the row lock serialises writers of one chain until commit;
+      // SQLite serialises every writer already.
+      return kind === 'postgres' ? query.forUpdate() : query;
+    }),
+    setHead: boundQuery((slot) =>
+      trx
+        .updateTable('audit_heads')
+        .set({ seq: slot(0) as unknown as number, hash: slot(1) })
+        .where('chain', '=', slot(2)),
+    ),
+    setHeadAndEpoch: boundQuery((slot) =>
+      trx
+        .updateTable('audit_heads')
+        .set((eb) => ({
+          seq: slot(0) as unknown as number,
+          hash: slot(1),
+          epoch: eb('epoch', '+', slot(3) as unknown as number),
+        }))
+        .where('chain', '=', slot(2)),
+    ),
+    insert: new Map(),
+  };
+}
+
 export function createAuditWriter(kind: DatabaseKind): AuditWriter {
+  let statements: AppendStatements | undefined;
+
+  function insertRows(trx: Transaction<Database>, rows: readonly EventRow[]): CompiledQuery {
+    const shapes = (statements as AppendStatements).insert;
+    let insert = shapes.get(rows.length);
+    if (!insert) {
+      const n = rows.length;
+      insert = boundQuery((slot) =>
+        trx
+          .insertInto('audit_events')
+          .values(
+            Array.from({ length: n }, (_, r) =>
+              Object.fromEntries(EVENT_COLUMNS.map((column, c) => [column, slot(r * EVENT_COLUMNS.length + c)])),
+            ) as unknown as EventRow[],
+          ),
+      );
+      shapes.set(n, insert);
+    }
+    const values: unknown[] = [];
+    for (const row of rows) for (const column of EVENT_COLUMNS) values.push(row[column]);
+    return insert(values);
+  }
+
   async function appendToChain(trx: Transaction<Database>, chain: string, entries: readonly AuditEntry[]) {
-    // On PostgreSQL the row lock serialises writers of one chain until commit;
-    // SQLite serialises every writer already.
-    let headQuery = trx.selectFrom('audit_heads').select(['seq', 'hash']).where('chain', '=', chain);
-    if (kind === 'postgres') headQuery = headQuery.forUpdate();
-    let head = await headQuery.executeTakeFirst();
+    statements ??= appendStatements(trx, kind);
+    let [head] = (await trx.executeQuery(statements.head([chain]))).rows;
     if (!head) {
       // The chain's first event (two first writers may race: one insert wins, both then lock it).
       await trx
@@ -75,15 +158,16 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
         .values({ chain, seq: 0, hash: GENESIS_HASH })
         .onConflict((oc) => oc.column('chain').doNothing())
         .execute();
-      head = await headQuery.executeTakeFirstOrThrow();
+      [head] = (await trx.executeQuery(statements.head([chain]))).rows;
+      if (!head) throw new Error(`audit chain ${chain}: no head after inserting it`);
     }
 
     let seq = Number(head.seq);
     let prevHash = head.hash;
     let changes = 0;
-    const rows = entries.map(({ ctx, input }) => {
+    const rows = entries.map(({ ctx, input }): EventRow => {
       seq += 1;
-      const event = {
+      const event: ChainedEvent = {
         id: newId('evt'),
         chain,
         seq,
@@ -104,16 +188,13 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
       return { ...event, hash: prevHash };
     });
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await trx
-        .insertInto('audit_events')
-        .values(rows.slice(i, i + INSERT_CHUNK))
-        .execute();
+      await trx.executeQuery(insertRows(trx, rows.slice(i, i + INSERT_CHUNK)));
     }
-    await trx
-      .updateTable('audit_heads')
-      .set((eb) => ({ seq, hash: prevHash, ...(changes > 0 ? { epoch: eb('epoch', '+', changes) } : {}) }))
-      .where('chain', '=', chain)
-      .execute();
+    await trx.executeQuery(
+      changes > 0
+        ? statements.setHeadAndEpoch([seq, prevHash, chain, changes])
+        : statements.setHead([seq, prevHash, chain]),
+    );
   }
 
   const write = (trx: Transaction<Database>, ctx: AuditContext, input: AuditInput) =>

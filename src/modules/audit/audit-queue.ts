@@ -10,9 +10,9 @@
  * busy workspace's chain head from serialising every request.
  */
 
-import type { Transaction } from 'kysely';
+import type { CompiledQuery, Transaction } from 'kysely';
 import { nowIso } from '../../app/ids.js';
-import type { Db } from '../../db/database.js';
+import { boundQuery, type Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import type { AuditEntry, AuditWriter } from './audit-log.js';
 
@@ -43,6 +43,26 @@ const MAX_IDS = 500;
 export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQueue {
   let queue: Batch | undefined;
   let flushing = false;
+  /** `UPDATE secrets SET last_used_at … WHERE id IN (n ids)`, compiled once per n. */
+  const touchShapes = new Map<number, (values: readonly unknown[]) => CompiledQuery>();
+  const touch = (now: string, ids: readonly string[]): CompiledQuery => {
+    let shape = touchShapes.get(ids.length);
+    if (!shape) {
+      const n = ids.length;
+      shape = boundQuery((slot) =>
+        deps.db
+          .updateTable('secrets')
+          .set({ last_used_at: slot(0) })
+          .where(
+            'id',
+            'in',
+            Array.from({ length: n }, (_, i) => slot(i + 1)),
+          ),
+      );
+      touchShapes.set(n, shape);
+    }
+    return shape([now, ...ids]);
+  };
 
   function nextBatch(): Batch {
     let resolve!: () => void;
@@ -63,11 +83,7 @@ export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQue
           const ids = [...batch.secretsUsed];
           const now = nowIso();
           for (let i = 0; i < ids.length; i += MAX_IDS) {
-            await trx
-              .updateTable('secrets')
-              .set({ last_used_at: now })
-              .where('id', 'in', ids.slice(i, i + MAX_IDS))
-              .execute();
+            await trx.executeQuery(touch(now, ids.slice(i, i + MAX_IDS)));
           }
           for (const write of batch.alongside) await write(trx);
           await deps.audit.many(trx, batch.entries);
