@@ -72,8 +72,9 @@ export function createWorkspaceCache(
     /**
      * Requests that ask for heads in the same turn of the event loop share
      * one query, sent after the last of them asked (so it sees every commit
-     * any of them could have to see). Worth it where a query is a network
-     * round trip (PostgreSQL); SQLite answers in-process.
+     * any of them could have to see). On PostgreSQL a read is a network
+     * round trip; on SQLite each one takes and releases the WAL read lock
+     * (file-lock system calls, ~20 µs under load here), so both share.
      */
     shareHeadReads?: boolean;
   } = {},
