@@ -129,12 +129,17 @@ export function createWorkspaceCache(
     });
   }
 
+  /** The workspace touched last: already the most recent, so not moved again (a Map delete + set per lookup). */
+  let newest: WorkspaceEntries | undefined;
+
   function entriesAt(workspaceId: string, epoch: number): Map<string, unknown> | undefined {
     let ws = workspaces.get(workspaceId);
     if (ws && ws.epoch > epoch) return undefined;
+    if (ws && ws === newest && ws.epoch === epoch) return ws.entries;
     if (ws) workspaces.delete(workspaceId);
     if (!ws || ws.epoch < epoch) ws = { epoch, entries: new Map() };
     workspaces.set(workspaceId, ws);
+    newest = ws;
     if (workspaces.size > maxWorkspaces) workspaces.delete(workspaces.keys().next().value as string);
     return ws.entries;
   }
@@ -163,6 +168,9 @@ export function createWorkspaceCache(
       return value;
     },
 
-    clear: () => workspaces.clear(),
+    clear: () => {
+      workspaces.clear();
+      newest = undefined;
+    },
   };
 }
