@@ -29,20 +29,6 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export type Db = Kysely<Database>;
 
-/**
- * A query compiled once and run with new parameters on each call, for the
- * few statements on every request's path, where Kysely's compilation (AST,
- * freezing, SQL text) costs more than the query itself. `query` is built
- * with stand-in values; each call binds its parameters in placeholder order.
- */
-export function compiledOnce<Row, Params extends unknown[]>(
-  db: Db,
-  query: Compilable<Row>,
-): (...parameters: Params) => Promise<Row[]> {
-  const compiled = query.compile();
-  return async (...parameters) => (await db.executeQuery<Row>({ ...compiled, parameters })).rows;
-}
-
 const SLOT = '\u0000hush-slot:';
 
 /**

@@ -14,7 +14,7 @@
  * nothing to broadcast. Plaintext is never cached: secret entries hold the
  * ciphertext, decrypted per execution.
  */
-import { compiledOnce, type Db } from '../../db/database.js';
+import { boundQuery, type Db } from '../../db/database.js';
 
 /** Workspaces whose entries are kept; least recently used first out. */
 const MAX_WORKSPACES = 10_000;
@@ -82,10 +82,10 @@ export function createWorkspaceCache(
   const maxWorkspaces = options.workspaces ?? MAX_WORKSPACES;
   const maxEntries = options.entriesPerWorkspace ?? MAX_ENTRIES_PER_WORKSPACE;
   const workspaces = new Map<string, WorkspaceEntries>();
-  const readHead = compiledOnce<{ epoch: number; seq: number }, [chain: string]>(
-    db,
-    db.selectFrom('audit_heads').select(['epoch', 'seq']).where('chain', '=', ''),
+  const headQuery = boundQuery((slot) =>
+    db.selectFrom('audit_heads').select(['epoch', 'seq']).where('chain', '=', slot(0)),
   );
+  const readHead = async (chain: string) => (await db.executeQuery(headQuery([chain]))).rows;
   /** Requests waiting for the next shared head read, by workspace. */
   let gathering: Map<string, HeadWaiter[]> | undefined;
 
