@@ -81,6 +81,20 @@ const EVENT_COLUMNS = [
 ] as const;
 
 type EventRow = ChainedEvent & { hash: string };
+
+/** `n` event rows of stand-ins, row by row in EVENT_COLUMNS order (slots 0 … 15n − 1). */
+function eventSlots(n: number, slot: (index: number) => string): EventRow[] {
+  return Array.from({ length: n }, (_, r) =>
+    Object.fromEntries(EVENT_COLUMNS.map((column, c) => [column, slot(r * EVENT_COLUMNS.length + c)])),
+  ) as unknown as EventRow[];
+}
+
+/** The rows' values in the order of `eventSlots`. */
+function eventValues(rows: readonly EventRow[]): unknown[] {
+  const values: unknown[] = [];
+  for (const row of rows) for (const column of EVENT_COLUMNS) values.push(row[column]);
+  return values;
+}
 type Bound<Row = unknown> = (values: readonly unknown[]) => CompiledQuery<Row>;
 
 /**
@@ -94,6 +108,8 @@ interface AppendStatements {
   setHead: Bound;
   setHeadAndEpoch: Bound;
   insert: Map<number, Bound>;
+  /** PostgreSQL: events and head in one statement, by row count (negative: the epoch moves too). */
+  insertAndSetHead: Map<number, Bound>;
 }
 
 function appendStatements(trx: Transaction<Database>, kind: DatabaseKind): AppendStatements {
@@ -121,6 +137,7 @@ function appendStatements(trx: Transaction<Database>, kind: DatabaseKind): Appen
         .where('chain', '=', slot(2)),
     ),
     insert: new Map(),
+    insertAndSetHead: new Map(),
   };
 }
 
@@ -132,20 +149,42 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
     let insert = shapes.get(rows.length);
     if (!insert) {
       const n = rows.length;
-      insert = boundQuery((slot) =>
-        trx
-          .insertInto('audit_events')
-          .values(
-            Array.from({ length: n }, (_, r) =>
-              Object.fromEntries(EVENT_COLUMNS.map((column, c) => [column, slot(r * EVENT_COLUMNS.length + c)])),
-            ) as unknown as EventRow[],
-          ),
-      );
+      insert = boundQuery((slot) => trx.insertInto('audit_events').values(eventSlots(n, slot)));
       shapes.set(n, insert);
     }
-    const values: unknown[] = [];
-    for (const row of rows) for (const column of EVENT_COLUMNS) values.push(row[column]);
-    return insert(values);
+    return insert(eventValues(rows));
+  }
+
+  /** PostgreSQL: `WITH … INSERT` the events, `UPDATE` the chain head, in one statement (per row count). */
+  function insertAndSetHead(
+    trx: Transaction<Database>,
+    rows: readonly EventRow[],
+    seq: number,
+    hash: string,
+    changes: number,
+  ): CompiledQuery {
+    const shapes = (statements as AppendStatements).insertAndSetHead;
+    const key = changes > 0 ? -rows.length : rows.length;
+    let statement = shapes.get(key);
+    if (!statement) {
+      const n = rows.length;
+      const at = n * EVENT_COLUMNS.length; // the head's slots follow the rows'
+      statement = boundQuery((slot) =>
+        trx
+          .with('inserted', (db) => db.insertInto('audit_events').values(eventSlots(n, slot)))
+          .updateTable('audit_heads')
+          .set((eb) => ({
+            seq: slot(at) as unknown as number,
+            hash: slot(at + 1),
+            ...(changes > 0 ? { epoch: eb('epoch', '+', slot(at + 3) as unknown as number) } : {}),
+          }))
+          .where('chain', '=', slot(at + 2)),
+      );
+      shapes.set(key, statement);
+    }
+    const values = eventValues(rows);
+    values.push(seq, hash, (rows[0] as EventRow).chain, changes);
+    return statement(values);
   }
 
   async function appendToChain(trx: Transaction<Database>, chain: string, entries: readonly AuditEntry[]) {
@@ -187,6 +226,11 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
       if (!NO_CHANGE_ACTIONS.has(input.action)) changes += 1;
       return { ...event, hash: prevHash };
     });
+    if (kind === 'postgres' && rows.length <= INSERT_CHUNK) {
+      // One round trip for the events and the head (a data-modifying WITH; the head is locked already).
+      await trx.executeQuery(insertAndSetHead(trx, rows, seq, prevHash, changes));
+      return;
+    }
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       await trx.executeQuery(insertRows(trx, rows.slice(i, i + INSERT_CHUNK)));
     }
