@@ -75,7 +75,7 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     dbKind: database.kind,
     rootKeys,
     keyring: createWorkspaceKeyring(database.db, rootKeys),
-    cache: createWorkspaceCache(database.db, { shareHeadReads: true }),
+    cache: createWorkspaceCache(database.db),
     audit,
     auditQueue: createAuditQueue({ db: database.db, audit }),
     passwords: createPasswordHasher(),

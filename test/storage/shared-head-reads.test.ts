@@ -1,9 +1,8 @@
 /**
- * Shared reads of the workspace head (workspace-cache.ts, on by default on
- * PostgreSQL): requests asking in the same turn of the event loop share one
+ * Shared reads of the workspace head (workspace-cache.ts, on both
+ * databases): requests asking in the same turn of the event loop share one
  * query, and a request that asks after a change committed always sees it —
- * it never joins a read that was already sent. Run on both databases with
- * sharing forced on, so the rule holds whatever the dialect.
+ * it never joins a read that was already sent.
  */
 import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,7 +52,7 @@ describe.each(DATABASES)('shared head reads on $kind', ({ kind, available }) => 
 
   it.runIf(available)('requests asking in the same turn share one query and each gets its own workspace', async () => {
     const { db, count } = counting(t.ctx.db);
-    const cache = createWorkspaceCache(db, { shareHeadReads: true });
+    const cache = createWorkspaceCache(db);
     const asked = Array.from({ length: 30 }, (_, i) => workspaces[i % 3] as string);
     const heads = await Promise.all(asked.map((ws) => cache.head(ws)));
     expect(count()).toBe(1);
@@ -91,7 +90,7 @@ describe.each(DATABASES)('shared head reads on $kind', ({ kind, available }) => 
           return args.result;
         },
       });
-      const cache = createWorkspaceCache(slow, { shareHeadReads: true });
+      const cache = createWorkspaceCache(slow);
       const ws = workspaces[0] as string;
       const before = await readHead(ws);
 
@@ -112,14 +111,14 @@ describe.each(DATABASES)('shared head reads on $kind', ({ kind, available }) => 
   );
 
   it.runIf(available)('a failed read fails every request that shared it, and the next read works', async () => {
-    const cache = createWorkspaceCache(t.ctx.db, { shareHeadReads: true });
+    const cache = createWorkspaceCache(t.ctx.db);
     const failing: Db = t.ctx.db.withPlugin({
       transformQuery: (args) => args.node,
       transformResult: async () => {
         throw new Error('connection lost');
       },
     });
-    const broken = createWorkspaceCache(failing, { shareHeadReads: true });
+    const broken = createWorkspaceCache(failing);
     const outcomes = await Promise.allSettled([
       broken.head(workspaces[0] as string),
       broken.head(workspaces[1] as string),

@@ -69,14 +69,6 @@ export function createWorkspaceCache(
   options: {
     workspaces?: number;
     entriesPerWorkspace?: number;
-    /**
-     * Requests that ask for heads in the same turn of the event loop share
-     * one query, sent after the last of them asked (so it sees every commit
-     * any of them could have to see). On PostgreSQL a read is a network
-     * round trip; on SQLite each one takes and releases the WAL read lock
-     * (file-lock system calls, ~20 µs under load here), so both share.
-     */
-    shareHeadReads?: boolean;
   } = {},
 ): WorkspaceCache {
   const maxWorkspaces = options.workspaces ?? MAX_WORKSPACES;
@@ -112,6 +104,13 @@ export function createWorkspaceCache(
     }
   }
 
+  /**
+   * Requests that ask for heads in the same turn of the event loop share one
+   * query, sent after the last of them asked (so it sees every commit any of
+   * them could have to see). On PostgreSQL a read is a network round trip;
+   * on SQLite each one takes and releases the WAL read lock (file-lock
+   * system calls, ~20 µs under load here).
+   */
   function sharedHead(workspaceId: string): Promise<WorkspaceHead> {
     return new Promise((resolve, reject) => {
       if (!gathering) {
@@ -144,16 +143,11 @@ export function createWorkspaceCache(
     return ws.entries;
   }
 
-  async function head(workspaceId: string): Promise<WorkspaceHead> {
-    if (options.shareHeadReads) return sharedHead(workspaceId);
-    return toHead((await readHead(workspaceId))[0]);
-  }
-
   return {
-    head,
+    head: sharedHead,
 
     async epoch(workspaceId) {
-      return (await head(workspaceId)).epoch;
+      return (await sharedHead(workspaceId)).epoch;
     },
 
     async get<T>(workspaceId: string, epoch: number, key: string, load: () => Promise<T>): Promise<T> {
