@@ -52,6 +52,26 @@ export function boundQuery<Row>(
 }
 
 /**
+ * `boundQuery` for a statement of several shapes (an INSERT of n rows, one
+ * shape per n): `shaped(key, build)` binds the shape named `key`, built and
+ * compiled by `build` the first time that key is asked for.
+ */
+export function boundQueryShapes<Key>(): (
+  key: Key,
+  build: (slot: (index: number) => string) => Compilable<unknown>,
+) => (values: readonly unknown[]) => CompiledQuery {
+  const shapes = new Map<Key, (values: readonly unknown[]) => CompiledQuery>();
+  return (key, build) => {
+    let shape = shapes.get(key);
+    if (!shape) {
+      shape = boundQuery(build);
+      shapes.set(key, shape);
+    }
+    return shape;
+  };
+}
+
+/**
  * SQLite transactions start with BEGIN IMMEDIATE: a transaction that reads
  * and then writes takes the write lock up front (waiting busy_timeout for
  * it), instead of failing with SQLITE_BUSY when another process — a CLI

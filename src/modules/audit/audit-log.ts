@@ -3,9 +3,9 @@
  * exactly when the change it records does. Events carry metadata only — the
  * callers pass ids, names and counts, never a value, password or token.
  */
-import type { CompiledQuery, Transaction } from 'kysely';
+import type { Compilable, CompiledQuery, QueryCreator, Transaction } from 'kysely';
 import { newId, nowIso } from '../../app/ids.js';
-import { boundQuery, type DatabaseKind } from '../../db/database.js';
+import { boundQueryShapes, type DatabaseKind } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import { type ChainedEvent, GENESIS_HASH, hashEvent, SYSTEM_CHAIN } from './audit-chain.js';
 
@@ -95,101 +95,51 @@ function eventValues(rows: readonly EventRow[]): unknown[] {
   for (const row of rows) for (const column of EVENT_COLUMNS) values.push(row[column]);
   return values;
 }
-type Bound<Row = unknown> = (values: readonly unknown[]) => CompiledQuery<Row>;
 
 /**
  * The statements of an append, built and compiled once (per row count for
  * the INSERT) instead of once per event: an append is on the path of every
  * reveal, Send and run, and building a query costs more than SQLite takes to
- * run it. Built from the first transaction seen (its dialect's SQL).
+ * run it. Each shape is built from the transaction that first needs it.
  */
-interface AppendStatements {
-  head: Bound<{ seq: number | string; hash: string }>;
-  setHead: Bound;
-  setHeadAndEpoch: Bound;
-  insert: Map<number, Bound>;
-  /** PostgreSQL: events and head in one statement, by row count (negative: the epoch moves too). */
-  insertAndSetHead: Map<number, Bound>;
-}
+export function createAuditWriter(kind: DatabaseKind): AuditWriter {
+  /** The chain-head read (one shape). */
+  const headReads = boundQueryShapes<'read'>();
+  /** Head updates: does the epoch move too. */
+  const headUpdates = boundQueryShapes<boolean>();
+  /** Event INSERTs by row count. */
+  const inserts = boundQueryShapes<number>();
+  /** PostgreSQL: the events' INSERT and the head's UPDATE in one statement, by row count and epoch move. */
+  const insertsWithHead = boundQueryShapes<string>();
 
-function appendStatements(trx: Transaction<Database>, kind: DatabaseKind): AppendStatements {
-  return {
-    head: boundQuery((slot) => {
+  const readHead = (trx: Transaction<Database>, chain: string) =>
+    headReads('read', (slot) => {
       const query = trx.selectFrom('audit_heads').select(['seq', 'hash']).where('chain', '=', slot(0));
       // On PostgreSQL the row lock serialises writers of one chain until commit;
       // SQLite serialises every writer already.
       return kind === 'postgres' ? query.forUpdate() : query;
-    }),
-    setHead: boundQuery((slot) =>
-      trx
-        .updateTable('audit_heads')
-        .set({ seq: slot(0) as unknown as number, hash: slot(1) })
-        .where('chain', '=', slot(2)),
-    ),
-    setHeadAndEpoch: boundQuery((slot) =>
-      trx
-        .updateTable('audit_heads')
-        .set((eb) => ({
-          seq: slot(0) as unknown as number,
-          hash: slot(1),
-          epoch: eb('epoch', '+', slot(3) as unknown as number),
-        }))
-        .where('chain', '=', slot(2)),
-    ),
-    insert: new Map(),
-    insertAndSetHead: new Map(),
-  };
-}
+    })([chain]) as CompiledQuery<{ seq: number | string; hash: string }>;
 
-export function createAuditWriter(kind: DatabaseKind): AuditWriter {
-  let statements: AppendStatements | undefined;
+  /** `UPDATE audit_heads SET seq, hash[, epoch + changes] WHERE chain`, its slots from `at` on. */
+  const updateHead = (
+    qc: QueryCreator<Database>,
+    slot: (index: number) => string,
+    at: number,
+    movesEpoch: boolean,
+  ): Compilable<unknown> =>
+    qc
+      .updateTable('audit_heads')
+      .set((eb) => ({
+        seq: slot(at) as unknown as number,
+        hash: slot(at + 1),
+        ...(movesEpoch ? { epoch: eb('epoch', '+', slot(at + 3) as unknown as number) } : {}),
+      }))
+      .where('chain', '=', slot(at + 2));
 
-  function insertRows(trx: Transaction<Database>, rows: readonly EventRow[]): CompiledQuery {
-    const shapes = (statements as AppendStatements).insert;
-    let insert = shapes.get(rows.length);
-    if (!insert) {
-      const n = rows.length;
-      insert = boundQuery((slot) => trx.insertInto('audit_events').values(eventSlots(n, slot)));
-      shapes.set(n, insert);
-    }
-    return insert(eventValues(rows));
-  }
-
-  /** PostgreSQL: `WITH … INSERT` the events, `UPDATE` the chain head, in one statement (per row count). */
-  function insertAndSetHead(
-    trx: Transaction<Database>,
-    rows: readonly EventRow[],
-    seq: number,
-    hash: string,
-    changes: number,
-  ): CompiledQuery {
-    const shapes = (statements as AppendStatements).insertAndSetHead;
-    const key = changes > 0 ? -rows.length : rows.length;
-    let statement = shapes.get(key);
-    if (!statement) {
-      const n = rows.length;
-      const at = n * EVENT_COLUMNS.length; // the head's slots follow the rows'
-      statement = boundQuery((slot) =>
-        trx
-          .with('inserted', (db) => db.insertInto('audit_events').values(eventSlots(n, slot)))
-          .updateTable('audit_heads')
-          .set((eb) => ({
-            seq: slot(at) as unknown as number,
-            hash: slot(at + 1),
-            ...(changes > 0 ? { epoch: eb('epoch', '+', slot(at + 3) as unknown as number) } : {}),
-          }))
-          .where('chain', '=', slot(at + 2)),
-      );
-      shapes.set(key, statement);
-    }
-    const values = eventValues(rows);
-    values.push(seq, hash, (rows[0] as EventRow).chain, changes);
-    return statement(values);
-  }
+  const headValues = (chain: string, seq: number, hash: string, changes: number) => [seq, hash, chain, changes];
 
   async function appendToChain(trx: Transaction<Database>, chain: string, entries: readonly AuditEntry[]) {
-    statements ??= appendStatements(trx, kind);
-    let [head] = (await trx.executeQuery(statements.head([chain]))).rows;
+    let [head] = (await trx.executeQuery(readHead(trx, chain))).rows;
     if (!head) {
       // The chain's first event (two first writers may race: one insert wins, both then lock it).
       await trx
@@ -197,7 +147,7 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
         .values({ chain, seq: 0, hash: GENESIS_HASH })
         .onConflict((oc) => oc.column('chain').doNothing())
         .execute();
-      [head] = (await trx.executeQuery(statements.head([chain]))).rows;
+      [head] = (await trx.executeQuery(readHead(trx, chain))).rows;
       if (!head) throw new Error(`audit chain ${chain}: no head after inserting it`);
     }
 
@@ -226,19 +176,30 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
       if (!NO_CHANGE_ACTIONS.has(input.action)) changes += 1;
       return { ...event, hash: prevHash };
     });
+    const movesEpoch = changes > 0;
     if (kind === 'postgres' && rows.length <= INSERT_CHUNK) {
       // One round trip for the events and the head (a data-modifying WITH; the head is locked already).
-      await trx.executeQuery(insertAndSetHead(trx, rows, seq, prevHash, changes));
+      const n = rows.length;
+      const statement = insertsWithHead(`${n} ${movesEpoch}`, (slot) =>
+        updateHead(
+          trx.with('inserted', (db) => db.insertInto('audit_events').values(eventSlots(n, slot))),
+          slot,
+          n * EVENT_COLUMNS.length,
+          movesEpoch,
+        ),
+      );
+      await trx.executeQuery(statement([...eventValues(rows), ...headValues(chain, seq, prevHash, changes)]));
       return;
     }
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await trx.executeQuery(insertRows(trx, rows.slice(i, i + INSERT_CHUNK)));
+      const chunk = rows.slice(i, i + INSERT_CHUNK);
+      const insert = inserts(chunk.length, (slot) =>
+        trx.insertInto('audit_events').values(eventSlots(chunk.length, slot)),
+      );
+      await trx.executeQuery(insert(eventValues(chunk)));
     }
-    await trx.executeQuery(
-      changes > 0
-        ? statements.setHeadAndEpoch([seq, prevHash, chain, changes])
-        : statements.setHead([seq, prevHash, chain]),
-    );
+    const update = headUpdates(movesEpoch, (slot) => updateHead(trx, slot, 0, movesEpoch));
+    await trx.executeQuery(update(headValues(chain, seq, prevHash, changes)));
   }
 
   const write = (trx: Transaction<Database>, ctx: AuditContext, input: AuditInput) =>

@@ -12,7 +12,7 @@
 
 import type { CompiledQuery, Transaction } from 'kysely';
 import { nowIso } from '../../app/ids.js';
-import { boundQuery, type Db } from '../../db/database.js';
+import { boundQueryShapes, type Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import type { AuditEntry, AuditWriter } from './audit-log.js';
 
@@ -44,25 +44,18 @@ export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQue
   let queue: Batch | undefined;
   let flushing = false;
   /** `UPDATE secrets SET last_used_at … WHERE id IN (n ids)`, compiled once per n. */
-  const touchShapes = new Map<number, (values: readonly unknown[]) => CompiledQuery>();
-  const touch = (now: string, ids: readonly string[]): CompiledQuery => {
-    let shape = touchShapes.get(ids.length);
-    if (!shape) {
-      const n = ids.length;
-      shape = boundQuery((slot) =>
-        deps.db
-          .updateTable('secrets')
-          .set({ last_used_at: slot(0) })
-          .where(
-            'id',
-            'in',
-            Array.from({ length: n }, (_, i) => slot(i + 1)),
-          ),
-      );
-      touchShapes.set(n, shape);
-    }
-    return shape([now, ...ids]);
-  };
+  const touchShapes = boundQueryShapes<number>();
+  const touch = (now: string, ids: readonly string[]): CompiledQuery =>
+    touchShapes(ids.length, (slot) =>
+      deps.db
+        .updateTable('secrets')
+        .set({ last_used_at: slot(0) })
+        .where(
+          'id',
+          'in',
+          ids.map((_, i) => slot(i + 1)),
+        ),
+    )([now, ...ids]);
 
   function nextBatch(): Batch {
     let resolve!: () => void;
