@@ -61,7 +61,13 @@ export function jsonStrings(value: unknown, visit: (text: string, path: string, 
   }
 }
 
-export function analyzeBlock(block: Block, prefix = ''): { fields: BlockField[]; problems: FieldProblem[] } {
+/** A block's template fields and what is wrong with them (`analyzeBlock`). */
+export interface BlockAnalysis {
+  fields: BlockField[];
+  problems: FieldProblem[];
+}
+
+export function analyzeBlock(block: Block, prefix = ''): BlockAnalysis {
   const fields: BlockField[] = [];
   const problems: FieldProblem[] = [];
   const add = (path: string, kind: FieldKind, source: string) => {

@@ -11,7 +11,7 @@
  */
 import { AppError } from '../app/errors.js';
 import type { ApiBlock } from '../modules/workflows/block-schema.js';
-import { analyzeBlock, type BlockField } from './block-fields.js';
+import { analyzeBlock, type BlockAnalysis, type BlockField } from './block-fields.js';
 import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
@@ -105,8 +105,8 @@ function toRecord(headers: [string, string][], redactor: Redactor): Record<strin
   return out;
 }
 
-async function render(block: ApiBlock, env: ExecutionEnv): Promise<Rendered> {
-  const { fields, problems } = analyzeBlock(block);
+async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysis): Promise<Rendered> {
+  const { fields, problems } = analysis;
   const first = problems[0];
   if (first)
     throw new AppError(422, first.code, `${first.path}: ${first.message}`, {
@@ -238,10 +238,14 @@ function renderJson(
   return value;
 }
 
-/** Executes `block` once. */
-export async function executeApiBlock(block: ApiBlock, env: ExecutionEnv): Promise<ApiStepResult> {
+/** Executes `block` once; `analysis` is `analyzeBlock(block)` when the caller has it already. */
+export async function executeApiBlock(
+  block: ApiBlock,
+  env: ExecutionEnv,
+  analysis: BlockAnalysis = analyzeBlock(block),
+): Promise<ApiStepResult> {
   const started = performance.now();
-  const rendered = await render(block, env);
+  const rendered = await render(block, env, analysis);
   const toRedact = new Map(rendered.secrets.map((s) => [s.id, s]));
   for (const s of env.earlierSecrets?.() ?? []) if (!toRedact.has(s.id)) toRedact.set(s.id, s);
   const redactor = new Redactor([...toRedact.values()].map((s) => ({ name: s.name, value: s.value })));

@@ -9,7 +9,7 @@ import { AppError, ForbiddenError, NotFoundError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
 import type { RunsTable } from '../../db/schema.js';
 import { authorize, can, type WorkspaceActor } from '../../policy/policy.js';
-import { analyzeBlock } from '../../runtime/block-fields.js';
+import { analyzeBlock, type BlockAnalysis } from '../../runtime/block-fields.js';
 import { type ApiStepResult, executeApiBlock } from '../../runtime/executor.js';
 import { Redactor } from '../../runtime/redactor.js';
 import { parseTemplate, renderTemplate, resolvePath, soleVariable } from '../../runtime/templates.js';
@@ -92,14 +92,23 @@ export function createRunService(deps: Deps) {
   }
 
   /** Runs one API block with the execution's secrets, then records which were sent where. */
-  async function execute(block: ApiBlock, vars: Map<string, unknown>, vault: SecretVault): Promise<ApiStepResult> {
-    const result = await executeApiBlock(block, {
-      variables: vars,
-      loadSecret: (name) => vault.loadSecret(name),
-      checkHost: (secret, host, blockId) => vault.checkHost(secret, host, blockId),
-      client: deps.outbound,
-      earlierSecrets: () => vault.loaded(),
-    });
+  async function execute(
+    block: ApiBlock,
+    vars: Map<string, unknown>,
+    vault: SecretVault,
+    analysis?: BlockAnalysis,
+  ): Promise<ApiStepResult> {
+    const result = await executeApiBlock(
+      block,
+      {
+        variables: vars,
+        loadSecret: (name) => vault.loadSecret(name),
+        checkHost: (secret, host, blockId) => vault.checkHost(secret, host, blockId),
+        client: deps.outbound,
+        earlierSecrets: () => vault.loaded(),
+      },
+      analysis,
+    );
     await vault.recordUse(result.secretsSent, block.id);
     return result;
   }
@@ -169,7 +178,8 @@ export function createRunService(deps: Deps) {
   return {
     async send(actor: WorkspaceActor, audit: AuditContext, block: ApiBlock, overrides: Record<string, unknown>) {
       authorize(actor, 'workflows.edit');
-      const { problems, fields } = analyzeBlock(block);
+      const analysis = analyzeBlock(block);
+      const { problems, fields } = analysis;
       const first = problems[0];
       if (first)
         throw new AppError(422, first.code, `block.${first.path}: ${first.message}`, {
@@ -183,7 +193,7 @@ export function createRunService(deps: Deps) {
       const vars = await initialVariables(actor, 'test', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'TEST', startedAt)) vars.set(k, v);
       const vault = createSecretVault(deps, actor, audit, runId);
-      const result = await execute(block, vars, vault);
+      const result = await execute(block, vars, vault, analysis);
       return {
         ok: result.ok,
         request: result.request,
