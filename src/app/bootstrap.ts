@@ -44,7 +44,12 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     if (error instanceof CryptoError) throw new StartupError(error.message);
     throw error;
   }
-  const database = openDatabase(config.database);
+  const database = openDatabase(config.database, {
+    checkpoints: {
+      onError: (error) =>
+        log.warn({ err: error }, 'WAL checkpoints stay on the main thread: the checkpoint worker failed'),
+    },
+  });
   const outcome = await migrateToLatest(database.db).catch((error: unknown) => ({ applied: [], error }));
   if (outcome.error !== undefined) {
     await database.close();

@@ -21,6 +21,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../app/config.js';
+import { type Checkpointer, type CheckpointerOptions, createCheckpointer } from './checkpointer.js';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
 
@@ -78,18 +79,33 @@ export function boundQueryShapes<Key>(): (
  * rotation, a second server — wrote in between.
  */
 class ImmediateSqliteDriver extends SqliteDriver {
+  constructor(
+    settings: SqliteDialectConfig,
+    private readonly onCommit: () => void,
+  ) {
+    super(settings);
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+
+  override async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await super.commitTransaction(connection);
+    this.onCommit();
   }
 }
 
 class HushSqliteDialect extends SqliteDialect {
-  constructor(private readonly settings: SqliteDialectConfig) {
+  constructor(
+    private readonly settings: SqliteDialectConfig,
+    private readonly onCommit: () => void,
+  ) {
     super(settings);
   }
 
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.settings);
+    return new ImmediateSqliteDriver(this.settings, this.onCommit);
   }
 }
 
@@ -126,10 +142,19 @@ export type DatabaseKind = Config['database']['kind'];
 export interface OpenDatabase {
   db: Db;
   kind: DatabaseKind;
+  /** SQLite only. */
+  checkpointer?: Checkpointer;
   close(): Promise<void>;
 }
 
-export function openDatabase(database: Config['database'], options: { poolSize?: number } = {}): OpenDatabase {
+export interface OpenDatabaseOptions {
+  /** PostgreSQL connections. */
+  poolSize?: number;
+  /** SQLite: the WAL checkpoint worker, for a busy server (src/db/checkpointer.ts). */
+  checkpoints?: CheckpointerOptions;
+}
+
+export function openDatabase(database: Config['database'], options: OpenDatabaseOptions = {}): OpenDatabase {
   if (database.kind === 'sqlite') {
     mkdirSync(path.dirname(database.file), { recursive: true, mode: 0o700 });
     // Owner-only from the start: SQLite gives its -wal and -shm files the same mode.
@@ -139,8 +164,19 @@ export function openDatabase(database: Config['database'], options: { poolSize?:
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new HushSqliteDialect({ database: withStatementCache(sqlite) }) });
-    return { db, kind: 'sqlite', close: () => db.destroy() };
+    const checkpointer = createCheckpointer(sqlite, options.checkpoints);
+    const db = new Kysely<Database>({
+      dialect: new HushSqliteDialect({ database: withStatementCache(sqlite) }, checkpointer.noteCommit),
+    });
+    return {
+      db,
+      kind: 'sqlite',
+      checkpointer,
+      close: async () => {
+        await checkpointer.close();
+        await db.destroy();
+      },
+    };
   }
   const pool = new pg.Pool({ connectionString: database.url, max: options.poolSize ?? 10 });
   // An idle client losing its connection must not crash the process.
