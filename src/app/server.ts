@@ -41,10 +41,29 @@ import { registerMetrics } from './metrics.js';
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 export const BODY_LIMIT_BYTES = 2 * 1024 * 1024;
 
-const STRICT_HEADERS =
-  'Cache-Control: no-store\r\n' +
-  "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n" +
-  'X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n';
+/**
+ * The headers of every answer that is not the web UI — JSON, problem+json,
+ * metrics: nothing in it may be cached, run, framed, sniffed or read by
+ * another origin (OWASP's REST security headers). The UI's pages get
+ * helmet's full set with the CSP they need.
+ */
+const API_HEADERS: Readonly<Record<string, string>> = {
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-origin',
+};
+/** helmet's default for HTTPS deployments. */
+const HSTS = 'max-age=31536000; includeSubDomains';
+
+/** Paths (with any query) that are not the web UI. */
+const API_PATH = /^\/(?:api\/|(?:healthz|readyz|metrics)(?:\?|$))/;
+
+const STRICT_HEADERS = `${Object.entries(API_HEADERS)
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join('')}Connection: close\r\n`;
 
 function answerClientError(error: Error & { code?: string }, socket: Socket): void {
   if (!socket.writable) {
@@ -78,13 +97,7 @@ export async function buildServer(ctx: AppContext): Promise<App> {
     // Errors raised before routing (a malformed URL…) skip every hook, so
     // they get the request id and strict headers here.
     frameworkErrors: (error, request, reply) => {
-      reply.headers({
-        'x-request-id': request.id,
-        'cache-control': 'no-store',
-        'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
-        'x-content-type-options': 'nosniff',
-        'referrer-policy': 'no-referrer',
-      });
+      reply.headers(API_HEADERS).header('x-request-id', request.id);
       const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
       sendProblem(reply, problem(status, 'bad_request', 'The request URL or headers are malformed.'));
     },
@@ -97,9 +110,9 @@ export async function buildServer(ctx: AppContext): Promise<App> {
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandler(app);
 
-  // Security headers: helmet's middleware, built once (its Fastify plugin
-  // rebuilds it, CSP parsing included, on every request).
-  const securityHeaders = helmet({
+  // The UI's security headers: helmet's middleware, built once (its Fastify
+  // plugin rebuilds it, CSP parsing included, on every request).
+  const uiHeaders = helmet({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -118,10 +131,16 @@ export async function buildServer(ctx: AppContext): Promise<App> {
     referrerPolicy: { policy: 'no-referrer' },
     strictTransportSecurity: ctx.config.secureCookies,
   });
+  const apiHeaders = ctx.config.secureCookies ? { ...API_HEADERS, 'strict-transport-security': HSTS } : API_HEADERS;
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    if (API_PATH.test(request.url)) {
+      reply.headers(apiHeaders);
+      done();
+      return;
+    }
     reply.header('cache-control', 'no-store');
-    securityHeaders(request.raw, reply.raw, (error) => done(error as Error | undefined));
+    uiHeaders(request.raw, reply.raw, (error) => done(error as Error | undefined));
   });
   await app.register(cookie);
   // Counted in Redis when configured, so a limit holds across every server.

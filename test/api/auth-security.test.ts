@@ -202,7 +202,7 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
       expect(res.text).not.toContain(sessionValue);
     });
 
-    it.runIf(available)('behind https the session and CSRF cookies are Secure', async () => {
+    it.runIf(available)('behind https the session and CSRF cookies are Secure, with HSTS', async () => {
       const https = await startTestApp(kind, { HUSH_PUBLIC_URL: 'https://hush.example.com' });
       try {
         const res = await raw(https, 'POST', '/api/v1/setup', {
@@ -217,6 +217,10 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
         expect(res.status, res.text).toBe(201);
         expect(cookieLine(res, 'hush_session')).toMatch(/;\s*Secure/i);
         expect(cookieLine(res, 'hush_csrf')).toMatch(/;\s*Secure/i);
+        // …and every answer, API or UI, tells the browser to keep to HTTPS.
+        expect(res.headers['strict-transport-security']).toBe('max-age=31536000; includeSubDomains');
+        const page = await raw(https, 'GET', '/');
+        expect(page.headers['strict-transport-security']).toMatch(/^max-age=31536000; includeSubDomains/);
       } finally {
         await https.close();
       }
@@ -606,16 +610,38 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
         const id = res.headers['x-request-id'];
         expect(typeof id === 'string' && id.length > 0, `${name}: x-request-id`).toBe(true);
         ids.add(String(id));
-        const csp = String(res.headers['content-security-policy'] ?? '');
-        expect(csp, `${name}: CSP`).toContain("frame-ancestors 'none'");
-        expect(csp, `${name}: CSP`).toMatch(/(^|;)\s*default-src 'self'/);
-        expect(csp, `${name}: CSP`).not.toContain('unsafe-inline');
-        expect(csp, `${name}: CSP`).not.toContain('unsafe-eval');
+        // Nothing in an API answer may run, be framed, cached, sniffed or read by another origin.
+        expect(res.headers['content-security-policy'], `${name}: CSP`).toBe(
+          "default-src 'none'; frame-ancestors 'none'",
+        );
+        expect(res.headers['x-frame-options'], name).toBe('DENY');
+        expect(res.headers['cache-control'], name).toBe('no-store');
         expect(res.headers['x-content-type-options'], name).toBe('nosniff');
-        expect(res.headers['referrer-policy'], name).toBeTruthy();
+        expect(res.headers['referrer-policy'], name).toBe('no-referrer');
+        expect(res.headers['cross-origin-resource-policy'], name).toBe('same-origin');
+        // HSTS only where the server is reached over HTTPS (HUSH_PUBLIC_URL https://…).
+        expect(res.headers['strict-transport-security'], name).toBeUndefined();
       }
       // Generated ids are unique per request.
       expect(ids.size).toBe(responses.length);
+    });
+
+    it.runIf(available)('the web UI gets the CSP its page needs, and no more', async () => {
+      for (const url of ['/', '/workspaces/x/secrets']) {
+        const res = await raw(t, 'GET', url);
+        expect(res.status, url).toBe(200);
+        expect(res.headers['content-type'], url).toMatch(/^text\/html/);
+        expect(res.headers['x-request-id'], url).toBeTruthy();
+        const csp = String(res.headers['content-security-policy'] ?? '');
+        expect(csp, `${url}: CSP`).toMatch(/(^|;)\s*default-src 'self'/);
+        expect(csp, `${url}: CSP`).toMatch(/(^|;)\s*script-src 'self'(;|$)/);
+        expect(csp, `${url}: CSP`).toContain("frame-ancestors 'none'");
+        expect(csp, `${url}: CSP`).not.toContain('unsafe-inline');
+        expect(csp, `${url}: CSP`).not.toContain('unsafe-eval');
+        expect(res.headers['x-content-type-options'], url).toBe('nosniff');
+        expect(res.headers['referrer-policy'], url).toBe('no-referrer');
+        expect(res.headers['cache-control'], url).toBe('no-store');
+      }
     });
 
     it.runIf(available)('a safe incoming x-request-id is echoed, an unsafe one is replaced', async () => {
