@@ -58,6 +58,14 @@ export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(ab, bb) && a.length === b.length;
 }
 
+let isoMs = Number.NaN;
+let isoText = '';
+
 export function nowIso(now = Date.now()): string {
-  return new Date(now).toISOString();
+  // Formatting costs a microsecond; a busy server asks several times per millisecond.
+  if (now !== isoMs) {
+    isoText = new Date(now).toISOString();
+    isoMs = now;
+  }
+  return isoText;
 }
