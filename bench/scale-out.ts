@@ -12,7 +12,7 @@
  * reveal and list ≥ 0.5× the bare route, Send ≥ 0.6× the forwarder, two
  * PostgreSQL processes ≥ 1.6× one on a workload that is not database-bound.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -20,7 +20,14 @@ import { type BaselineProcess, startBaseline } from './support/baselines.js';
 import { buildHush } from './support/compiled.js';
 import type { BenchDatabaseKind } from './support/databases.js';
 import { hushJob, LIST_SECRETS, type OpKey, prepareSite, SECRET_NAME, type Site } from './support/hush-fixtures.js';
-import { call, createSite, type HushProcess, readServerProfile, startHush } from './support/hush-process.js';
+import {
+  call,
+  createSite,
+  type HushProcess,
+  readServerProfile,
+  serverProfileFile,
+  startHush,
+} from './support/hush-process.js';
 import { type HttpJob, type JobResult, type LoadJob, sharedLoadGenerator } from './support/loadgen.js';
 import { loadAverage, loadNote, machineLine } from './support/machine.js';
 import { commandLines, count, ms, table } from './support/markdown.js';
@@ -356,8 +363,7 @@ export const load: Scenario = {
             const keep = process.env.HUSH_BENCH_CPUPROFILE_DIR;
             if (keep) {
               mkdirSync(keep, { recursive: true });
-              for (const f of readdirSync(dir))
-                copyFileSync(path.join(dir, f), path.join(keep, `load-${config.key}-${op}.cpuprofile`));
+              copyFileSync(serverProfileFile(dir), path.join(keep, `load-${config.key}-${op}.cpuprofile`));
               progress(`load: raw profile written to ${path.join(keep, `load-${config.key}-${op}.cpuprofile`)}`);
             }
             data.profiles.push({

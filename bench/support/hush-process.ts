@@ -227,14 +227,23 @@ export async function createTokenHttp(origin: string, session: Session, workspac
 }
 
 /**
+ * The main thread's profile among those --cpu-prof wrote to `dir`: every
+ * thread writes one (the SQLite checkpoint worker too), named
+ * CPU.<date>.<time>.<pid>.<thread id>.<n>.cpuprofile; the main thread is 0.
+ */
+export function serverProfileFile(dir: string): string {
+  const file = readdirSync(dir).find((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+  if (!file) throw new Error(`no main-thread .cpuprofile in ${dir}`);
+  return path.join(dir, file);
+}
+
+/**
  * A V8 CPU profile written by a `hush serve` started with --cpu-prof, with
  * the compiled files mapped back to src/ (dist/x/y.js → src/x/y.ts) so that
  * support/profile.ts charges them to their source files.
  */
 export function readServerProfile(dir: string): Profiler.Profile {
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-  if (!file) throw new Error(`no .cpuprofile in ${dir}`);
-  const profile = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Profiler.Profile;
+  const profile = JSON.parse(readFileSync(serverProfileFile(dir), 'utf8')) as Profiler.Profile;
   for (const node of profile.nodes) {
     const url = node.callFrame.url;
     const source = url.startsWith('file:') ? sourceOfCompiled(fileURLToPath(url)) : null;
