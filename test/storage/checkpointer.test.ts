@@ -1,11 +1,12 @@
 /**
- * The SQLite checkpoint worker (src/db/checkpointer.ts), on real database
- * files: a busy writer gets a thread that copies the WAL into the database
- * file while the main connection's own checkpoint is only a backstop; a
- * trickle of writes never starts it; it ends when the WAL stops growing, on
- * close, and when it cannot run the writes go on as before.
+ * The SQLite checkpoint helper (src/db/checkpointer.ts), on real database
+ * files: a busy writer gets a process that copies the WAL into the database
+ * file while the main connection's own checkpoint is only a backstop; it
+ * gets nothing of the server's environment; a trickle of writes never starts
+ * it; it ends when the WAL stops growing and on close, and when it cannot run
+ * the writes go on as before.
  */
-import { copyFileSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
@@ -65,7 +66,7 @@ function rowsInFileAlone(): number {
   }
 }
 
-describe('SQLite checkpoint worker', () => {
+describe('SQLite checkpoint helper', () => {
   beforeEach(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'hush-checkpointer-'));
     file = path.join(dir, 'hush.db');
@@ -86,18 +87,18 @@ describe('SQLite checkpoint worker', () => {
 
     await writeRows(database, 0, 200);
     expect(checkpointer.stats()).toMatchObject({ running: true, started: 1 });
-    // While the worker runs, the main connection's own checkpoint is only a backstop.
+    // While the helper runs, the main connection's own checkpoint is only a backstop.
     expect(await autocheckpoint(database)).toBe(20_000);
 
-    // Below SQLite's own threshold of 1,000 pages, only the worker copies anything back.
-    await until('the worker has copied every row into the database file', () => rowsInFileAlone() === 200);
+    // Below SQLite's own threshold of 1,000 pages, only the helper copies anything back.
+    await until('the helper has copied every row into the database file', () => rowsInFileAlone() === 200);
     expect(checkpointer.stats().checkpoints).toBeGreaterThan(0);
     expect(checkpointer.stats().framesCopied).toBeGreaterThan(0);
 
-    await until('the idle worker has ended', () => !checkpointer.stats().running);
+    await until('the idle helper has ended', () => !checkpointer.stats().running);
     expect(await autocheckpoint(database)).toBe(1_000);
 
-    // Busy again: a new worker.
+    // Busy again: a new helper.
     await writeRows(database, 200, 20);
     expect(checkpointer.stats()).toMatchObject({ running: true, started: 2 });
     await until('the new rows are in the database file', () => rowsInFileAlone() === 220);
@@ -112,13 +113,26 @@ describe('SQLite checkpoint worker', () => {
     expect(rowsInFileAlone()).toBe(0);
   });
 
-  it('ends with the database on close, and every committed row is there on reopening', async () => {
+  it('is a process with nothing of the server’s environment, ended with the database on close; every committed row is there on reopening', async () => {
     const database = open({ ...FAST, idleMs: 60_000 });
-    await writeRows(database, 0, 100);
-    expect(database.checkpointer?.stats().running).toBe(true);
+    process.env.HUSH_MASTER_KEY_TEST_CANARY = 'canary-value-never-in-the-helper';
+    try {
+      await writeRows(database, 0, 100);
+    } finally {
+      delete process.env.HUSH_MASTER_KEY_TEST_CANARY;
+    }
+    const pid = database.checkpointer?.stats().pid;
+    if (pid === undefined || pid === process.pid) throw new Error('the helper is a process of its own');
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
+    // Its settings, and Node's own IPC plumbing (NODE_CHANNEL_FD…): nothing else.
+    const names = environ.map((entry) => entry.split('=')[0] ?? '').filter((name) => !name.startsWith('NODE_CHANNEL_'));
+    expect(names).toEqual(['HUSH_CHECKPOINT']);
+    expect(environ.join('\n')).not.toContain('canary-value-never-in-the-helper');
+
     await database.close();
     opened.splice(opened.indexOf(database), 1);
     expect(database.checkpointer?.stats().running).toBe(false);
+    expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
 
     const reopened = new SQLite(file, { readonly: true });
     try {
@@ -128,16 +142,16 @@ describe('SQLite checkpoint worker', () => {
     }
   });
 
-  it('when the worker cannot run, reports it once and the writes go on with SQLite’s own checkpoints', async () => {
+  it('when the helper cannot run, reports it once and the writes go on with SQLite’s own checkpoints', async () => {
     const errors: Error[] = [];
     const database = open({ ...FAST, onError: (error) => errors.push(error) });
-    // The worker opens the file by name (it must exist): moved away, it cannot.
+    // The helper opens the file by name (it must exist): moved away, it cannot.
     const moved = path.join(dir, 'moved.db');
     renameSync(file, moved);
     try {
       await writeRows(database, 0, 20);
       await until('the failure is reported', () => errors.length > 0);
-      await until('the failed worker has ended', () => database.checkpointer?.stats().running === false);
+      await until('the failed helper has ended', () => database.checkpointer?.stats().running === false);
       await writeRows(database, 20, 100);
       expect(errors).toHaveLength(1);
       expect(database.checkpointer?.stats()).toMatchObject({ running: false, started: 1 });
