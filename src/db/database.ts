@@ -150,7 +150,7 @@ export interface OpenDatabase {
 export interface OpenDatabaseOptions {
   /** PostgreSQL connections. */
   poolSize?: number;
-  /** SQLite: the WAL checkpoint worker, for a busy server (src/db/checkpointer.ts). */
+  /** SQLite: the WAL checkpoint helper, for a busy server (src/db/checkpointer.ts). */
   checkpoints?: CheckpointerOptions;
 }
 
