@@ -86,6 +86,9 @@ function compareKeys(a: SortKey, b: SortKey): number {
   return 0;
 }
 
+/** The cursor of lists ordered by name (secrets, variables, workflows). Schemas are built once: building one costs more than parsing with it. */
+export const nameIdCursor = z.object({ name: z.string(), id: z.string() });
+
 const sortKeyCursor = z
   .array(z.union([z.string().max(1024), z.number()]))
   .min(1)

@@ -14,6 +14,7 @@ import {
 import { resolveActor } from '../workspaces/workspace-access.js';
 import { createAuditService, type presentAuditEvent } from './audit-service.js';
 
+const auditCursor = z.object({ seq: z.number().int().positive() });
 const filterQuery = {
   action: z
     .string()
@@ -90,7 +91,7 @@ export async function auditRoutes(app: App, ctx: AppContext): Promise<void> {
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const { limit, cursor, ...filter } = request.query;
-      const before = decodeCursor(cursor, z.object({ seq: z.number().int().positive() }));
+      const before = decodeCursor(cursor, auditCursor);
       const page = await service.list(actor, filter, limit, before?.seq);
       return { items: page.items, nextCursor: page.nextSeq === undefined ? null : encodeCursor({ seq: page.nextSeq }) };
     },

@@ -8,6 +8,7 @@ import {
   decodeCursor,
   encodeCursor,
   idSchema,
+  nameIdCursor,
   pageInMemory,
   paginationQuery,
   plainText,
@@ -72,7 +73,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       const actor = await resolveActor(ctx, request, request.params.ws);
       authorize(actor, 'secrets.read');
       const { limit, cursor, q, deleted } = request.query;
-      const after = decodeCursor(cursor, z.object({ name: z.string(), id: z.string() }));
+      const after = decodeCursor(cursor, nameIdCursor);
       // The same page for the same workspace head: served as stored (page-cache.ts).
       const key = `secrets\n${deleted}\n${limit}\n${q ?? ''}\n${cursor ?? ''}`;
       let body = pages.get(actor.workspaceId, actor, key);

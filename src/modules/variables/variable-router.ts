@@ -6,6 +6,7 @@ import {
   decodeCursor,
   encodeCursor,
   idSchema,
+  nameIdCursor,
   paginationQuery,
   plainText,
   problems,
@@ -46,7 +47,7 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const { limit, cursor, q, kind } = request.query;
-      const after = decodeCursor(cursor, z.object({ name: z.string(), id: z.string() }));
+      const after = decodeCursor(cursor, nameIdCursor);
       // System variables are few and fixed: they lead the first page.
       const system = kind === 'custom' || after ? [] : service.systemVariables(actor, q);
       if (kind === 'system') return { items: system, nextCursor: null };

@@ -8,6 +8,7 @@ import {
   decodeCursor,
   encodeCursor,
   idSchema,
+  nameIdCursor,
   pageInMemory,
   paginationQuery,
   problems,
@@ -29,6 +30,7 @@ import {
 import { createWorkflowService, presentWorkflow } from './workflow-service.js';
 
 const workflowParams = workspaceParams.extend({ id: idSchema });
+const runCursor = z.object({ id: z.string() });
 /** Input values are data of any JSON shape, nested no deeper than stored variables may be. */
 const inputVariables = z
   .record(
@@ -57,7 +59,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
     },
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
-      const after = decodeCursor(request.query.cursor, z.object({ name: z.string(), id: z.string() }));
+      const after = decodeCursor(request.query.cursor, nameIdCursor);
       const page = await workflows.list(actor, request.query.limit, after);
       const last = page.rows.at(-1);
       return {
@@ -232,7 +234,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
     },
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
-      const before = decodeCursor(request.query.cursor, z.object({ id: z.string() }));
+      const before = decodeCursor(request.query.cursor, runCursor);
       const page = await runs.list(actor, request.params.id, request.query.limit, before?.id);
       const last = page.rows.at(-1);
       return {
