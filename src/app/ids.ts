@@ -3,7 +3,7 @@
  * characters: 48 bits of milliseconds then 80 random bits, so they sort by
  * creation time (handy for cursors) and cannot be guessed.
  */
-import { createHash, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
@@ -48,13 +48,13 @@ export function newToken(prefix = ''): string {
 
 /** sha256 hex of a high-entropy token: what we store instead of the token. */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 /** Constant-time string equality (different lengths are simply unequal). */
 export function safeEqual(a: string, b: string): boolean {
-  const ab = createHash('sha256').update(a, 'utf8').digest();
-  const bb = createHash('sha256').update(b, 'utf8').digest();
+  const ab = hash('sha256', a, 'buffer');
+  const bb = hash('sha256', b, 'buffer');
   return timingSafeEqual(ab, bb) && a.length === b.length;
 }
 
