@@ -47,7 +47,7 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
   const database = openDatabase(config.database, {
     checkpoints: {
       onError: (error) =>
-        log.warn({ err: error }, 'WAL checkpoints stay on the main thread: the checkpoint worker failed'),
+        log.warn({ err: error }, 'WAL checkpoints stay in the server process: the checkpoint helper process failed'),
     },
   });
   const outcome = await migrateToLatest(database.db).catch((error: unknown) => ({ applied: [], error }));
