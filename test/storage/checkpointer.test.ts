@@ -92,6 +92,8 @@ describe('SQLite checkpoint helper', () => {
 
     // Below SQLite's own threshold of 1,000 pages, only the helper copies anything back.
     await until('the helper has copied every row into the database file', () => rowsInFileAlone() === 200);
+    // Its report comes over IPC after the copy: the file can show the rows first.
+    await until('the helper has reported its checkpoints', () => checkpointer.stats().checkpoints > 0);
     expect(checkpointer.stats().checkpoints).toBeGreaterThan(0);
     expect(checkpointer.stats().framesCopied).toBeGreaterThan(0);
 
