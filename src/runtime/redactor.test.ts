@@ -324,6 +324,26 @@ describe('the redactor', () => {
     );
   });
 
+  it('lists each form once, also for a many-line value with hundreds of forms (past the linear check)', () => {
+    const pem = [
+      '-----BEGIN PRIVATE KEY-----',
+      ...Array.from({ length: 30 }, (_, i) => randomBytes(48).toString('base64') + (i % 7 === 0 ? '/+' : '')),
+      // Repeated lines give repeated forms: each must be listed once.
+      'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC',
+      'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC',
+      '-----END PRIVATE KEY-----',
+    ].join('\n');
+    for (const value of [pem, pem.replaceAll('\n', '\r\n'), 'Zq8xK2mP9vL4nR7tY3wB6cD1']) {
+      const forms = secretForms(value);
+      expect(forms.length).toBe(new Set(forms).size);
+      expect(new Set(forms)).toEqual(new Set(plainSecretForms(value)));
+      for (let i = 1; i < forms.length; i++) {
+        expect((forms[i] as string).length).toBeLessThanOrEqual((forms[i - 1] as string).length);
+      }
+    }
+    expect(secretForms(pem).length).toBeGreaterThan(100);
+  });
+
   it('a base64 core only holds characters fixed by the value', () => {
     const bytes = Buffer.from('secret-value');
     for (const shift of [0, 1, 2] as const) {

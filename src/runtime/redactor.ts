@@ -25,7 +25,7 @@
  * automaton over the reversed forms, which finds the longest form starting at
  * every position in one right-to-left pass — the same result in linear time.
  */
-import { secretFormSet } from './secret-forms.js';
+import { secretFormList } from './secret-forms.js';
 
 export interface SecretToRedact {
   name: string;
@@ -134,6 +134,28 @@ function uint8Table(length: number, value: number): Uint8Array {
   return new Uint8Array(buffer, at, length).fill(value);
 }
 
+/**
+ * Indexes of `forms`, shortest first (ties keep their order). The few forms of
+ * one execution's secrets are sorted by insertion, without a comparator call
+ * per step; many secrets' forms by the built-in sort.
+ */
+function byLength(forms: readonly string[]): number[] {
+  const order: number[] = [];
+  for (let i = 0; i < forms.length; i++) order.push(i);
+  if (forms.length > 64) return order.sort((a, b) => (forms[a] as string).length - (forms[b] as string).length);
+  for (let i = 1; i < order.length; i++) {
+    const at = order[i] as number;
+    const length = (forms[at] as string).length;
+    let j = i - 1;
+    while (j >= 0 && (forms[order[j] as number] as string).length > length) {
+      order[j + 1] = order[j] as number;
+      j--;
+    }
+    order[j + 1] = at;
+  }
+  return order;
+}
+
 export class Redactor {
   /** A redactor that changes nothing (no secrets in play). */
   static readonly NONE = new Redactor([]);
@@ -163,21 +185,40 @@ export class Redactor {
     this.automatonOnly = options.automatonOnly ?? false;
     // When two secrets share a form the first one names it; shorter patterns
     // are inserted first so each chain lists candidates longest first.
-    const seen = new Map<string, string>();
-    for (const secret of secrets) {
-      for (const form of secretFormSet(secret.value)) if (!seen.has(form)) seen.set(form, `[secret:${secret.name}]`);
+    const forms: string[] = [];
+    const names: string[] = [];
+    if (secrets.length === 1) {
+      const only = secrets[0] as SecretToRedact;
+      const replacement = `[secret:${only.name}]`;
+      for (const form of secretFormList(only.value)) {
+        forms.push(form);
+        names.push(replacement);
+      }
+    } else {
+      const seen = new Set<string>();
+      for (const secret of secrets) {
+        const replacement = `[secret:${secret.name}]`;
+        for (const form of secretFormList(secret.value)) {
+          if (seen.has(form)) continue;
+          seen.add(form);
+          forms.push(form);
+          names.push(replacement);
+        }
+      }
     }
-    const entries = [...seen].sort((a, b) => a[0].length - b[0].length);
     const byWindow = new Map<number, number[]>();
-    for (const [form, replacement] of entries) {
+    for (const at of byLength(forms)) {
+      const form = forms[at] as string;
       const index = this.patterns.push(form) - 1;
-      this.replacements.push(replacement);
+      this.replacements.push(names[at] as string);
       const window = Math.min(MAX_WINDOW, form.length);
-      const list = byWindow.get(window) ?? [];
-      list.push(index);
-      byWindow.set(window, list);
+      const list = byWindow.get(window);
+      if (list) list.push(index);
+      else byWindow.set(window, [index]);
     }
-    for (const [window, indexes] of [...byWindow].sort((a, b) => b[0] - a[0])) {
+    const windows = [...byWindow.keys()].sort((a, b) => b - a);
+    for (const window of windows) {
+      const indexes = byWindow.get(window) as number[];
       let size = 16;
       // A sparse table: most positions of a text miss on the first load.
       while (size < indexes.length * 16) size *= 2;

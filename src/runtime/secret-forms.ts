@@ -46,67 +46,105 @@ function jsonAsciiEscape(json: string): string {
 }
 
 /**
- * The forms of one value. Most credentials are printable ASCII without
- * quotes or markup, and most encodings leave such a value unchanged: those
- * are not computed again (the result is the same set either way).
+ * Characters that every encoding below except base64 and hex leaves as they
+ * are: encodeURIComponent and form encoding, JSON and HTML escaping alike.
  */
-function valueForms(value: string): string[] {
-  const bytes = Buffer.from(value, 'utf8');
-  const percent = encodeURIComponent(value);
-  const b64 = bytes.toString('base64');
-  const hex = bytes.toString('hex');
-  const forms = [value, percent, b64, bytes.toString('base64url'), hex, hex.toUpperCase()];
-  if (b64.endsWith('=')) forms.push(b64.replace(/=+$/, ''));
-  if (bytes.length !== value.length) forms.push(bytes.toString('latin1')); // UTF-8 bytes read as latin1 (header decoding)
-  const json = JSON_SPECIAL.test(value) ? JSON.stringify(value).slice(1, -1) : value;
-  if (json !== value) {
-    forms.push(json);
-    // A JSON string holding JSON (an echoed body embedded in another): escaped twice.
-    forms.push(JSON.stringify(json).slice(1, -1));
+const PLAIN = /^[A-Za-z0-9*._-]*$/;
+
+/**
+ * The base64 and hex forms, all from one buffer: the value's UTF-8 bytes
+ * after two zero bytes, encoded from offset 2, 1 and 0 for the three
+ * alignments (one encoding call each instead of a buffer per alignment). The
+ * buffer is zeroed before it is let go.
+ */
+function binaryForms(value: string, add: (form: string) => void): void {
+  const length = Buffer.byteLength(value, 'utf8');
+  // From the shared pool: a buffer of its own would cost more than the encodings.
+  const buffer = Buffer.allocUnsafe(length + 2);
+  buffer[0] = 0;
+  buffer[1] = 0;
+  buffer.write(value, 2, 'utf8');
+  try {
+    const b64 = buffer.toString('base64', 2);
+    const hex = buffer.toString('hex', 2);
+    add(b64);
+    add(buffer.toString('base64url', 2));
+    add(hex);
+    add(hex.toUpperCase());
+    if (b64.endsWith('=')) add(b64.replace(/=+$/, ''));
+    // The characters fixed by the value's bits alone, at each alignment (as base64Core).
+    for (const shift of [0, 1, 2]) {
+      const first = Math.ceil((shift * 8) / 6);
+      const last = Math.floor(((shift + length) * 8) / 6);
+      if (last <= first) continue;
+      add(buffer.toString('base64', 2 - shift).slice(first, last));
+      add(buffer.toString('base64url', 2 - shift).slice(first, last));
+    }
+    if (length !== value.length) add(buffer.toString('latin1', 2)); // UTF-8 bytes read as latin1 (header decoding)
+  } finally {
+    buffer.fill(0);
   }
-  if (JSON_ASCII_ESCAPED.test(json)) forms.push(jsonAsciiEscape(json));
-  if (json.includes('/')) forms.push(json.replaceAll('/', '\\/'));
-  if (percent.length !== value.length) {
-    // Lower-case hex, and form encoding's `+` for spaces.
-    forms.push(
-      percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
-      percent.replaceAll('%20', '+'),
-    );
-  }
-  // application/x-www-form-urlencoded as URLSearchParams writes it: also escapes ! ' ( ) ~.
-  forms.push(
-    percent.replace(FORM_EXTRA, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replaceAll('%20', '+'),
-  );
-  if (HTML_SPECIAL.test(value)) {
-    forms.push(
-      htmlEscape(value, '&quot;', '&#39;'),
-      htmlEscape(value, '&#34;', '&#x27;'),
-      htmlEscape(value, '&quot;', '&apos;'),
-    );
-  }
-  const core0 = b64.slice(0, Math.floor((bytes.length * 8) / 6)); // shift 0: the leading characters of b64
-  forms.push(core0, core0.replaceAll('+', '-').replaceAll('/', '_'));
-  for (const shift of [1, 2] as const) {
-    const core = base64Core(bytes, shift);
-    forms.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
-  }
-  return forms;
 }
 
+/**
+ * The forms of one value, each passed to `add`. Most credentials are
+ * printable ASCII without quotes or markup, and most encodings leave such a
+ * value unchanged: those are not computed again (the result is the same set
+ * either way).
+ */
+function valueForms(value: string, add: (form: string) => void): void {
+  add(value);
+  binaryForms(value, add);
+  if (PLAIN.test(value)) return; // every other encoding gives the value itself
+  const percent = encodeURIComponent(value);
+  add(percent);
+  const json = JSON_SPECIAL.test(value) ? JSON.stringify(value).slice(1, -1) : value;
+  if (json !== value) {
+    add(json);
+    // A JSON string holding JSON (an echoed body embedded in another): escaped twice.
+    add(JSON.stringify(json).slice(1, -1));
+  }
+  if (JSON_ASCII_ESCAPED.test(json)) add(jsonAsciiEscape(json));
+  if (json.includes('/')) add(json.replaceAll('/', '\\/'));
+  if (percent.length !== value.length) {
+    // Lower-case hex, and form encoding's `+` for spaces.
+    add(percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()));
+    add(percent.replaceAll('%20', '+'));
+  }
+  // application/x-www-form-urlencoded as URLSearchParams writes it: also escapes ! ' ( ) ~.
+  add(percent.replace(FORM_EXTRA, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replaceAll('%20', '+'));
+  if (HTML_SPECIAL.test(value)) {
+    add(htmlEscape(value, '&quot;', '&#39;'));
+    add(htmlEscape(value, '&#34;', '&#x27;'));
+    add(htmlEscape(value, '&quot;', '&apos;'));
+  }
+}
+
+/** Forms a list holds before it keeps an index too (a linear check is cheaper below that). */
+const LINEAR_DISTINCT = 32;
+
 /** All distinct forms of `value` worth matching, in no particular order. */
-export function secretFormSet(value: string): Set<string> {
-  const forms = new Set<string>();
-  if (value.length > 0) forms.add(value);
-  const sources = [value];
+export function secretFormList(value: string): string[] {
+  const forms: string[] = [];
+  // Most values have a dozen forms or fewer: comparing them is cheaper than
+  // hashing each new string into a set. Many-line values get an index.
+  let index: Set<string> | undefined;
+  const add = (form: string) => {
+    if (form.length < MIN_DERIVED_FORM_LENGTH && form !== value) return;
+    if (index) {
+      if (index.has(form)) return;
+      index.add(form);
+    } else {
+      if (forms.includes(form)) return;
+      if (forms.length === LINEAR_DISTINCT) index = new Set(forms).add(form);
+    }
+    forms.push(form);
+  };
+  valueForms(value, add);
   if (/[\r\n]/.test(value)) {
     for (const line of value.split(/\r\n|\r|\n/)) {
       const trimmed = line.trim();
-      if (trimmed.length >= MIN_LINE_LENGTH) sources.push(trimmed);
-    }
-  }
-  for (const source of sources) {
-    for (const form of valueForms(source)) {
-      if (form.length >= MIN_DERIVED_FORM_LENGTH || form === value) forms.add(form);
+      if (trimmed.length >= MIN_LINE_LENGTH) valueForms(trimmed, add);
     }
   }
   return forms;
@@ -114,5 +152,5 @@ export function secretFormSet(value: string): Set<string> {
 
 /** All distinct forms of `value` worth matching, longest first. */
 export function secretForms(value: string): string[] {
-  return [...secretFormSet(value)].sort((a, b) => b.length - a.length);
+  return secretFormList(value).sort((a, b) => b.length - a.length);
 }
