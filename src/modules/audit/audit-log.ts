@@ -156,7 +156,8 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
     let changes = 0;
     const rows = entries.map(({ ctx, input }): EventRow => {
       seq += 1;
-      const event: ChainedEvent = {
+      // Built with its hash field (filled in below): a copy with the hash added costs more than the hash.
+      const event: EventRow = {
         id: newId('evt'),
         chain,
         seq,
@@ -171,10 +172,12 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
         request_id: ctx.requestId,
         data: JSON.stringify(input.data ?? {}),
         prev_hash: prevHash,
+        hash: '',
       };
       prevHash = hashEvent(event);
+      event.hash = prevHash;
       if (!NO_CHANGE_ACTIONS.has(input.action)) changes += 1;
-      return { ...event, hash: prevHash };
+      return event;
     });
     const movesEpoch = changes > 0;
     if (kind === 'postgres' && rows.length <= INSERT_CHUNK) {
