@@ -68,7 +68,11 @@ export function open(key: Buffer, sealed: Buffer, aad: Buffer, what: string): Bu
   const head = decipher.update(body);
   try {
     const tail = decipher.final();
-    return Buffer.concat([head, tail]);
+    // GCM is a stream mode: final() adds nothing, and `head` is the whole plaintext (no second copy).
+    if (tail.length === 0) return head;
+    const whole = Buffer.concat([head, tail]);
+    head.fill(0);
+    return whole;
   } catch {
     // `head` is unauthenticated output; wipe it rather than let it linger.
     head.fill(0);
