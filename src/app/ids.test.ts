@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nowIso } from './ids.js';
+import { newId, nowIso } from './ids.js';
 
 describe('nowIso', () => {
   it('formats every instant as Date#toISOString does, repeated or not', () => {
@@ -17,5 +17,21 @@ describe('nowIso', () => {
   it('refuses an instant that is not a date, every time', () => {
     for (const bad of [Number.NaN, Number.NaN, 8.64e15 + 1]) expect(() => nowIso(bad)).toThrow(RangeError);
     expect(nowIso(5)).toBe('1970-01-01T00:00:00.005Z');
+  });
+});
+
+describe('newId', () => {
+  it('gives distinct, well-formed ids that sort by creation time, across refills of the random pool', () => {
+    const ids: string[] = [];
+    // 409 ids per 4 KiB of pooled randomness: 2,000 ids cross several refills.
+    for (let i = 0; i < 2_000; i++) ids.push(newId('evt'));
+    for (const id of ids) expect(id).toMatch(/^evt_[0-9a-hjkmnp-tv-z]{26}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+    // The leading 10 characters encode the creation millisecond: never decreasing.
+    const times = ids.map((id) => id.slice(4, 14));
+    expect([...times].sort()).toEqual(times);
+    // The 80 random bits differ even within one millisecond.
+    const tails = new Set(ids.map((id) => id.slice(14)));
+    expect(tails.size).toBe(ids.length);
   });
 });

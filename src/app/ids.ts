@@ -29,16 +29,18 @@ function base32(bytes: Uint8Array): string {
 const pool = Buffer.alloc(4096);
 let poolOffset = pool.length;
 
+/** An id's 16 bytes, rewritten by every newId (they are encoded before it returns). */
+const idBytes = Buffer.alloc(16);
+
 export function newId(prefix: string): string {
   if (poolOffset + 10 > pool.length) {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  const bytes = Buffer.alloc(16);
-  bytes.writeUIntBE(Date.now(), 0, 6);
-  pool.copy(bytes, 6, poolOffset, poolOffset + 10);
+  idBytes.writeUIntBE(Date.now(), 0, 6);
+  pool.copy(idBytes, 6, poolOffset, poolOffset + 10);
   poolOffset += 10;
-  return `${prefix}_${base32(bytes)}`;
+  return `${prefix}_${base32(idBytes)}`;
 }
 
 /** A high-entropy bearer token (256 bits), base64url. */
