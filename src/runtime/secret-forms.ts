@@ -11,21 +11,6 @@
 export const MIN_DERIVED_FORM_LENGTH = 4;
 export const MIN_LINE_LENGTH = 8;
 
-/**
- * The base64 characters determined by the value's bytes alone when the value
- * starts `shift` bytes (0–2) into a longer base64-encoded byte string.
- */
-export function base64Core(bytes: Buffer, shift: 0 | 1 | 2): string {
-  const padded = Buffer.alloc(shift + bytes.length + 2);
-  bytes.copy(padded, shift);
-  const text = padded.toString('base64');
-  const startBit = shift * 8;
-  const endBit = (shift + bytes.length) * 8;
-  const first = Math.ceil(startBit / 6);
-  const last = Math.floor(endBit / 6); // exclusive
-  return last > first ? text.slice(first, last) : '';
-}
-
 const HTML_SPECIAL = /[&<>"']/;
 /** What JSON.stringify escapes: quote, backslash, control characters, (lone) surrogates. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly the characters JSON escapes
@@ -72,7 +57,8 @@ function binaryForms(value: string, add: (form: string) => void): void {
     add(hex);
     add(hex.toUpperCase());
     if (b64.endsWith('=')) add(b64.replace(/=+$/, ''));
-    // The characters fixed by the value's bits alone, at each alignment (as base64Core).
+    // The characters fixed by the value's bits alone, when the value starts 0, 1 or 2 bytes
+    // into a longer base64-encoded byte string.
     for (const shift of [0, 1, 2]) {
       const first = Math.ceil((shift * 8) / 6);
       const last = Math.floor(((shift + length) * 8) / 6);
