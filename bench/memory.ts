@@ -40,10 +40,10 @@ const WARMUP_REQUESTS = 500;
 /** After each chunk: wait, then take the minimum of a few samples (GC settles; no --expose-gc as deployed). */
 /**
  * Idle means no request for this long: `hush serve` runs its idle collections
- * once it has been quiet for 5–10 s and again 5 s later (src/cli/idle-gc.ts),
+ * once it has been quiet for 5.5–11 s and again 5.5 s later (src/cli/idle-gc.ts),
  * as it would on a deployed server between bursts.
  */
-const PAUSE_MS = 15_000;
+const PAUSE_MS = 17_500;
 /** After a garbage collection the inspector asked for, a short pause is enough. */
 const COLLECTED_PAUSE_MS = 1_000;
 const SAMPLES = 5;
@@ -423,7 +423,7 @@ function report(
     '#### Method (this scenario)',
     '',
     `- \`hush serve\` as deployed: \`src/\` compiled with \`tsconfig.build.json\`, \`node dist/cli/hush.js serve\` (no tsx, no flags), on ${DB_LABEL[data.db]}, \`HUSH_LOG_LEVEL=silent\`; set up over HTTP as in the load scenario (owner, token, 100 secrets, the secret \`tok\`, the workflow).`,
-    `- RSS is \`VmRSS\` from \`/proc/<pid>/status\` (with \`RssAnon\` and \`RssFile\`), in ${MIB} (the targets' "MB" read as MiB). Each reading is the **minimum of ${SAMPLES} samples ${SAMPLE_GAP_MS} ms apart after ${(PAUSE_MS / 1000).toFixed(1)} s without requests**, so that the server's own idle collections (a full GC after 5–10 s without requests and another 5 s later, more while V8's young generation stays grown; \`src/cli/idle-gc.ts\`) have run, as it would on a deployed server; the peak while a chunk runs is sampled every 250 ms.`,
+    `- RSS is \`VmRSS\` from \`/proc/<pid>/status\` (with \`RssAnon\` and \`RssFile\`), in ${MIB} (the targets' "MB" read as MiB). Each reading is the **minimum of ${SAMPLES} samples ${SAMPLE_GAP_MS} ms apart after ${(PAUSE_MS / 1000).toFixed(1)} s without requests**, so that the server's own idle collections (a full GC after 5.5–11 s without requests and another 5.5 s later, more while V8's young generation stays grown; \`src/cli/idle-gc.ts\`) have run, as it would on a deployed server; the peak while a chunk runs is sampled every 250 ms.`,
     `- Idle: after start-up and a warm-up of ${WARMUP_REQUESTS} requests of each operation (reveal, list, Send, run). Soak: workflow runs (\`POST …/workflows/:id/runs\`, every answer checked: 201, succeeded, the echoed secret redacted) sent by the load generator process (autocannon) in chunks of ${count(CHUNK)}, RSS read after each chunk; the growth target compares the lowest of the last ${FLOOR_OF} readings with the lowest of the first ${FLOOR_OF} (one each when there are fewer than ${2 * FLOOR_OF}) from ${count(REFERENCE_RUNS)} runs on: a leak raises that floor, while garbage V8 has not handed back yet at a reading shows as a single high value (seen: readings alternating between ~124 and ~156 MiB with no trend).`,
     id === 'memory'
       ? `- **Shortened soak in the default suite:** ${count(data.totalRuns)} runs here (at ~${count(data.runsPerSecond)} runs/s the issue's 100,000 take ~${count(SOAK_RUNS / data.runsPerSecond)} s, too long for a suite that must finish in 10 minutes). The full soak is its own scenario, not run by default: \`npx tsx bench/run.ts memory-soak\` (same as \`npm run bench -- memory-soak\`), which writes its own section below.`

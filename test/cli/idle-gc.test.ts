@@ -53,6 +53,41 @@ idle.stop();
 process.stdout.write(JSON.stringify({ grown, duringRequests, youngDuringRequests, quietGcs, young }));
 `;
 
+
+/**
+ * The default tick: a busy moment, then no request at all. After the second
+ * quiet collection the young generation must be back, which needs the ticks
+ * to be further apart than V8's 5-second window for the allocation rate.
+ */
+const CHILD_DEFAULT_TICK = `
+import Fastify from 'fastify';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+import { collectWhenIdle, youngGenerationMiB, QUIET_TICK_MS } from ${JSON.stringify(path.join(ROOT, 'src/cli/idle-gc.ts'))};
+let fullGcs = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) fullGcs += 1;
+}).observe({ entryTypes: ['gc'] });
+const app = Fastify();
+const idle = collectWhenIdle(app);
+await app.ready();
+let keep = [];
+const t0 = Date.now();
+while (Date.now() - t0 < 1_500) {
+  const batch = [];
+  for (let i = 0; i < 1_000; i++) batch.push({ i, s: 'x' + i });
+  keep.push(batch);
+  if (keep.length > 200) keep = keep.slice(100);
+}
+keep = null;
+const grown = youngGenerationMiB();
+const before = fullGcs;
+// Just after the second tick's collection (the observer hears of it on the next turn).
+await new Promise((r) => setTimeout(r, 2 * QUIET_TICK_MS + 400));
+const young = youngGenerationMiB();
+idle.stop();
+process.stdout.write(JSON.stringify({ tick: QUIET_TICK_MS, grown, gcs: fullGcs - before, young }));
+`;
+
 describe('hush serve: collection when idle', () => {
   it('shrinks a grown young generation once requests stop, and never collects while they come', async () => {
     const { stdout } = await promisify(execFile)(
@@ -66,6 +101,19 @@ describe('hush serve: collection when idle', () => {
     expect(r.duringRequests).toBe(0);
     expect(r.youngDuringRequests).toBeGreaterThan(8);
     expect(r.quietGcs).toBeGreaterThanOrEqual(2);
+    expect(r.young).toBeLessThanOrEqual(4);
+  }, 60_000);
+
+  it('at the default tick, has the young generation back after the second quiet collection', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', CHILD_DEFAULT_TICK],
+      { cwd: ROOT, timeout: 60_000 },
+    );
+    const r = JSON.parse(stdout) as Record<string, number>;
+    expect(r.tick).toBeGreaterThan(5_000);
+    expect(r.grown).toBeGreaterThan(8);
+    expect(r.gcs).toBeGreaterThanOrEqual(2);
     expect(r.young).toBeLessThanOrEqual(4);
   }, 60_000);
 });
