@@ -15,10 +15,16 @@ import { describe, expect, it } from 'vitest';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const QUIET_MS = 1_000;
 
-const CHILD = `
+/**
+ * What both children start with: a full-GC counter, a Fastify app with the
+ * idle collector (quiet ticks: `tick`, or the default), and a busy moment
+ * (short-lived objects at a high rate, some surviving a while) that grows the
+ * young generation.
+ */
+const prelude = (tick: string, busyMs: number) => `
 import Fastify from 'fastify';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
-import { collectWhenIdle, youngGenerationMiB } from ${JSON.stringify(path.join(ROOT, 'src/cli/idle-gc.ts'))};
+import { collectWhenIdle, youngGenerationMiB, QUIET_TICK_MS } from ${JSON.stringify(path.join(ROOT, 'src/cli/idle-gc.ts'))};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let fullGcs = 0;
 new PerformanceObserver((list) => {
@@ -26,12 +32,11 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 const app = Fastify();
 app.get('/', async () => ({ ok: true }));
-const idle = collectWhenIdle(app, ${QUIET_MS});
+const idle = collectWhenIdle(app${tick ? `, ${tick}` : ''});
 await app.ready();
-// A busy moment: short-lived objects at a high rate, some surviving a while.
 let keep = [];
 const t0 = Date.now();
-while (Date.now() - t0 < 1_000) {
+while (Date.now() - t0 < ${busyMs}) {
   const batch = [];
   for (let i = 0; i < 1_000; i++) batch.push({ i, s: 'x' + i });
   keep.push(batch);
@@ -39,6 +44,9 @@ while (Date.now() - t0 < 1_000) {
 }
 keep = null;
 const grown = youngGenerationMiB();
+`;
+
+const CHILD = `${prelude(String(QUIET_MS), 1_000)}
 await sleep(50);
 const before = fullGcs;
 // Requests every 250 ms for 4 quiet-period lengths: never quiet, never collected.
@@ -53,49 +61,36 @@ idle.stop();
 process.stdout.write(JSON.stringify({ grown, duringRequests, youngDuringRequests, quietGcs, young }));
 `;
 
-
 /**
  * The default tick: a busy moment, then no request at all. After the second
  * quiet collection the young generation must be back, which needs the ticks
  * to be further apart than V8's 5-second window for the allocation rate.
  */
-const CHILD_DEFAULT_TICK = `
-import Fastify from 'fastify';
-import { PerformanceObserver, constants } from 'node:perf_hooks';
-import { collectWhenIdle, youngGenerationMiB, QUIET_TICK_MS } from ${JSON.stringify(path.join(ROOT, 'src/cli/idle-gc.ts'))};
-let fullGcs = 0;
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) if (e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) fullGcs += 1;
-}).observe({ entryTypes: ['gc'] });
-const app = Fastify();
-const idle = collectWhenIdle(app);
-await app.ready();
-let keep = [];
-const t0 = Date.now();
-while (Date.now() - t0 < 1_500) {
-  const batch = [];
-  for (let i = 0; i < 1_000; i++) batch.push({ i, s: 'x' + i });
-  keep.push(batch);
-  if (keep.length > 200) keep = keep.slice(100);
-}
-keep = null;
-const grown = youngGenerationMiB();
+const CHILD_DEFAULT_TICK = `${prelude('', 1_500)}
 const before = fullGcs;
 // Just after the second tick's collection (the observer hears of it on the next turn).
-await new Promise((r) => setTimeout(r, 2 * QUIET_TICK_MS + 400));
+await sleep(2 * QUIET_TICK_MS + 400);
 const young = youngGenerationMiB();
 idle.stop();
 process.stdout.write(JSON.stringify({ tick: QUIET_TICK_MS, grown, gcs: fullGcs - before, young }));
 `;
 
+/** Runs a child script under tsx; what it printed, parsed. */
+async function runChild(source: string): Promise<Record<string, number>> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', '--input-type=module', '-e', source],
+    {
+      cwd: ROOT,
+      timeout: 60_000,
+    },
+  );
+  return JSON.parse(stdout) as Record<string, number>;
+}
+
 describe('hush serve: collection when idle', () => {
   it('shrinks a grown young generation once requests stop, and never collects while they come', async () => {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', '--input-type=module', '-e', CHILD],
-      { cwd: ROOT, timeout: 60_000 },
-    );
-    const r = JSON.parse(stdout) as Record<string, number>;
+    const r = await runChild(CHILD);
     // The busy moment did grow it (otherwise the test shows nothing).
     expect(r.grown).toBeGreaterThan(8);
     expect(r.duringRequests).toBe(0);
@@ -105,12 +100,7 @@ describe('hush serve: collection when idle', () => {
   }, 60_000);
 
   it('at the default tick, has the young generation back after the second quiet collection', async () => {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', '--input-type=module', '-e', CHILD_DEFAULT_TICK],
-      { cwd: ROOT, timeout: 60_000 },
-    );
-    const r = JSON.parse(stdout) as Record<string, number>;
+    const r = await runChild(CHILD_DEFAULT_TICK);
     expect(r.tick).toBeGreaterThan(5_000);
     expect(r.grown).toBeGreaterThan(8);
     expect(r.gcs).toBeGreaterThanOrEqual(2);
