@@ -88,7 +88,8 @@ async function runChild(source: string): Promise<Record<string, number>> {
   return JSON.parse(stdout) as Record<string, number>;
 }
 
-describe('hush serve: collection when idle', () => {
+// The two children mostly wait: they run side by side.
+describe.concurrent('hush serve: collection when idle', () => {
   it('shrinks a grown young generation once requests stop, and never collects while they come', async () => {
     const r = await runChild(CHILD);
     // The busy moment did grow it (otherwise the test shows nothing).
