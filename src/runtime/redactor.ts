@@ -185,25 +185,19 @@ export class Redactor {
     this.automatonOnly = options.automatonOnly ?? false;
     // When two secrets share a form the first one names it; shorter patterns
     // are inserted first so each chain lists candidates longest first.
+    // One secret's forms are distinct already: only several need a set.
     const forms: string[] = [];
     const names: string[] = [];
-    if (secrets.length === 1) {
-      const only = secrets[0] as SecretToRedact;
-      const replacement = `[secret:${only.name}]`;
-      for (const form of secretFormList(only.value)) {
-        forms.push(form);
-        names.push(replacement);
-      }
-    } else {
-      const seen = new Set<string>();
-      for (const secret of secrets) {
-        const replacement = `[secret:${secret.name}]`;
-        for (const form of secretFormList(secret.value)) {
+    const seen = secrets.length > 1 ? new Set<string>() : undefined;
+    for (const secret of secrets) {
+      const replacement = `[secret:${secret.name}]`;
+      for (const form of secretFormList(secret.value)) {
+        if (seen) {
           if (seen.has(form)) continue;
           seen.add(form);
-          forms.push(form);
-          names.push(replacement);
         }
+        forms.push(form);
+        names.push(replacement);
       }
     }
     const byWindow = new Map<number, number[]>();
