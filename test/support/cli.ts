@@ -9,8 +9,8 @@
  * start` runs it), so the pid we hold is the process that runs Hush: SIGKILL
  * reaches it, not a wrapper.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,47 +19,12 @@ import { loadConfig } from '../../src/app/config.js';
 import type { AppContext } from '../../src/app/context.js';
 import { createLogger } from '../../src/app/logger.js';
 import { decryptSecretValue } from '../../src/crypto/envelope.js';
+import { compiledCli } from './compile-cli.js';
 import { createPostgresDatabase, type DatabaseKindUnderTest } from './databases.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const SETUP_TOKEN = 'cli-test-setup-token-0123456789';
 export const PASSWORD = 'correct horse battery staple';
-
-/** The newest modification time among `dir`'s files, and how many there are. */
-function newestFile(dir: string): { mtimeMs: number; count: number } {
-  let mtimeMs = 0;
-  let count = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile()) continue;
-    count += 1;
-    mtimeMs = Math.max(mtimeMs, statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return { mtimeMs, count };
-}
-
-/**
- * The CLI as users run it (`npm start`: `node dist/cli/hush.js`): src/
- * compiled with tsconfig.build.json into dist/ (next to the UI that
- * `pretest` builds into dist/web), again whenever src/ changed since. A
- * process started through tsx's loader instead spent about a second more
- * starting, and the CLI tests start a few hundred.
- */
-function compiledCli(): string {
-  const entry = path.join(ROOT, 'dist/cli/hush.js');
-  const stampFile = path.join(ROOT, 'dist/.compiled-from-src');
-  const newest = newestFile(path.join(ROOT, 'src'));
-  const config = statSync(path.join(ROOT, 'tsconfig.build.json')).mtimeMs;
-  const stamp = `${newest.mtimeMs} ${newest.count} ${config}`;
-  const built = existsSync(stampFile) && existsSync(entry) ? readFileSync(stampFile, 'utf8') : '';
-  if (built !== stamp) {
-    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
-      cwd: ROOT,
-      stdio: 'inherit',
-    });
-    writeFileSync(stampFile, stamp);
-  }
-  return entry;
-}
 
 /** `node dist/cli/hush.js`: one process, no wrapper (SIGKILL reaches Hush itself). */
 export const HUSH_ENTRY = [compiledCli()];
