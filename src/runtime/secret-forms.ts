@@ -51,20 +51,21 @@ function binaryForms(value: string, add: (form: string) => void): void {
   buffer.write(value, 2, 'utf8');
   try {
     const b64 = buffer.toString('base64', 2);
+    const b64url = buffer.toString('base64url', 2);
     const hex = buffer.toString('hex', 2);
     add(b64);
-    add(buffer.toString('base64url', 2));
+    add(b64url);
     add(hex);
     add(hex.toUpperCase());
     if (b64.endsWith('=')) add(b64.replace(/=+$/, ''));
     // The characters fixed by the value's bits alone, when the value starts 0, 1 or 2 bytes
-    // into a longer base64-encoded byte string.
+    // into a longer base64-encoded byte string (at 0, the leading part of the encodings above).
     for (const shift of [0, 1, 2]) {
       const first = Math.ceil((shift * 8) / 6);
       const last = Math.floor(((shift + length) * 8) / 6);
       if (last <= first) continue;
-      add(buffer.toString('base64', 2 - shift).slice(first, last));
-      add(buffer.toString('base64url', 2 - shift).slice(first, last));
+      add((shift === 0 ? b64 : buffer.toString('base64', 2 - shift)).slice(first, last));
+      add((shift === 0 ? b64url : buffer.toString('base64url', 2 - shift)).slice(first, last));
     }
     if (length !== value.length) add(buffer.toString('latin1', 2)); // UTF-8 bytes read as latin1 (header decoding)
   } finally {

@@ -19,10 +19,10 @@ import { loadConfig } from '../../src/app/config.js';
 import type { AppContext } from '../../src/app/context.js';
 import { createLogger } from '../../src/app/logger.js';
 import { decryptSecretValue } from '../../src/crypto/envelope.js';
-import { compiledCli } from './compile-cli.js';
+import { compiledCli, ROOT } from './compile-cli.js';
 import { createPostgresDatabase, type DatabaseKindUnderTest } from './databases.js';
 
-export const ROOT = path.resolve(import.meta.dirname, '../..');
+export { ROOT };
 export const SETUP_TOKEN = 'cli-test-setup-token-0123456789';
 export const PASSWORD = 'correct horse battery staple';
 

@@ -13,7 +13,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
+/** The repository's root (re-exported by cli.ts). */
+export const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** The newest modification time among `dir`'s files, and how many there are. */
 function newestFile(dir: string): { mtimeMs: number; count: number } {
