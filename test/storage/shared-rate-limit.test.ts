@@ -67,6 +67,20 @@ describe('rate limits across two servers', () => {
     expect((await b.post('/api/v1/auth/login', { email, password: 'wrong password!' })).status).toBe(429);
   });
 
+  it.runIf(available)('attempts sent at once to both servers: exactly the limit gets through', async () => {
+    // Each server sends the counts of one turn of its event loop to Redis as
+    // one pipeline; every count is still its own atomic increment.
+    const email = `burst-${randomBytes(4).toString('hex')}@example.com`;
+    const [a, b] = nodes.map((n) => new TestClient(n.app)) as [TestClient, TestClient];
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        (i % 2 === 0 ? a : b).post('/api/v1/auth/login', { email, password: 'wrong password!' }),
+      ),
+    );
+    const statuses = answers.map((r) => r.status).sort();
+    expect(statuses).toEqual([...Array(4).fill(401), ...Array(8).fill(429)]);
+  });
+
   it.runIf(available)('reveals counted on one server are refused on the other', async () => {
     const fakeApp = { client: () => new TestClient(nodes[0]?.app as TestApp['app']) } as unknown as TestApp;
     const { owner, workspaceId } = await setupOwner(fakeApp);
