@@ -31,17 +31,20 @@ const REVEAL_LIMIT = '100000';
 const SQL_REPLAYS = 200;
 /**
  * The ungated (information-only) search is measured with fewer requests and
- * replays: at 100k a search takes 15–30 ms, and 300 of them per repetition
- * cost half a minute of the suite's 10-minute budget without changing a gate.
+ * replays and a shorter warm-up: at 100k a search takes 15–60 ms, and 300 of
+ * them per repetition cost half a minute of the suite's 10-minute budget
+ * without changing a gate (100 per repetition still cost ~20 s on PostgreSQL).
  */
-const INFO_REQUESTS = 100;
+const INFO_REQUESTS = 40;
 /** Sequential requests per repetition of a gated operation, unless --requests says otherwise (suite time budget). */
 const GATED_REQUESTS = 200;
-const INFO_SQL_REPLAYS = 50;
+const INFO_SQL_REPLAYS = 20;
 /** Warm-up requests per operation before the first size is measured. */
 const FIRST_WARMUP = 500;
 /** A warm-up stops early after this long (once 30 requests are done): slow operations need fewer. */
 const WARMUP_MAX_MS = 3_000;
+/** The same for the information-only search. */
+const INFO_WARMUP_MAX_MS = 1_000;
 
 type OpKey = 'list-first' | 'list-middle' | 'reveal' | 'search';
 
@@ -171,7 +174,7 @@ async function measureOnce(server: BenchServer, op: Operation, n: number): Promi
 async function warmUp(server: BenchServer, op: Operation, requests: number): Promise<void> {
   const t0 = performance.now();
   for (let i = 0; i < requests; i++) {
-    if (i >= 30 && performance.now() - t0 > WARMUP_MAX_MS) break;
+    if (i >= 30 && performance.now() - t0 > (op.gated ? WARMUP_MAX_MS : INFO_WARMUP_MAX_MS)) break;
     const { options, check } = op.next();
     check(await server.app.inject(options));
   }
@@ -428,7 +431,7 @@ function report(
     `- One fresh database per engine (SQLite file in a temp dir; PostgreSQL \`hush_bench_<random>\`, dropped WITH (FORCE) at the end), migrated by Hush itself; setup through \`POST /api/v1/setup\`, then a personal API token; every measured request uses \`Authorization: Bearer\`.`,
     `- One workspace grows ${sizes.map((s) => sizeLabel(s)).join(' → ')} secrets named \`secret_000000\`…; rows as the secret service writes them (\`secrets\`, \`secret_versions\`, \`variable_names\`), values encrypted by \`encryptSecretValue\` under the workspace DEK. PostgreSQL gets \`ANALYZE\` after each step (what autovacuum would do shortly); SQLite is left without statistics, as Hush leaves it.`,
     `- Operations: **list, first page** \`GET …/secrets?limit=${PAGE}\`; **list, middle page** the same with the cursor the API issues after item N/2 − 1 (deeper at each size); **reveal** \`POST …/secrets/:id/reveal\` of a uniformly random secret (seeded), value checked; **search** \`?q=${SEARCH}\` (exactly ${PAGE} matches at every size) is reported for information only — a substring search cannot use an index.`,
-    `- Per size and operation: ${options.warmup} warm-up requests after each bulk load (${Math.max(options.warmup, FIRST_WARMUP)} before the first size, to warm V8 up; cut short after ${WARMUP_MAX_MS / 1000} s for slow operations), then ${options.repetitions} repetitions × ${options.requests} sequential requests, interleaved across operations (the information-only search: ${Math.min(options.requests, INFO_REQUESTS)} requests per repetition and ${INFO_SQL_REPLAYS} SQL replays, to keep the whole suite within its 10-minute budget; it is not gated). Every response is checked (status, page contents, revealed value). Reveal runs with \`HUSH_REVEAL_LIMIT_PER_MIN=${REVEAL_LIMIT}\` (the configuration maximum) so the limiter never answers 429, and with \`HUSH_LIST_CACHE_MB=0\`: every list is read from the database and serialised (the page cache, on by default, would answer repeated pages without either; the **load** scenario measures it).`,
+    `- Per size and operation: ${options.warmup} warm-up requests after each bulk load (${Math.max(options.warmup, FIRST_WARMUP)} before the first size, to warm V8 up; cut short after ${WARMUP_MAX_MS / 1000} s for slow operations, ${INFO_WARMUP_MAX_MS / 1000} s for the search), then ${options.repetitions} repetitions × ${options.requests} sequential requests, interleaved across operations (the information-only search: ${Math.min(options.requests, INFO_REQUESTS)} requests per repetition and ${INFO_SQL_REPLAYS} SQL replays, to keep the whole suite within its 10-minute budget; it is not gated). Every response is checked (status, page contents, revealed value). Reveal runs with \`HUSH_REVEAL_LIMIT_PER_MIN=${REVEAL_LIMIT}\` (the configuration maximum) so the limiter never answers 429, and with \`HUSH_LIST_CACHE_MB=0\`: every list is read from the database and serialised (the page cache, on by default, would answer repeated pages without either; the **load** scenario measures it).`,
     `- Reveal writes one hash-chained audit event per call, as in production; the bulk-loaded secrets have no \`secret.created\` audit events.`,
     '',
     `<details><summary>Query plans at ${sizeLabel(largest)} secrets</summary>`,
