@@ -8,6 +8,8 @@
  * Also text built to defeat the scan (one value that repeats a short pattern,
  * echoed over and over), which must stay linear too.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { SecretToRedact } from '../src/runtime/redactor.js';
 import { compiled } from './support/compiled.js';
 import { loadAverage, loadNote, machineLine } from './support/machine.js';
@@ -208,6 +210,20 @@ function rateOf(samples: Samples, bytes: number): Rate {
 }
 
 /**
+ * A full garbage collection before each repetition. CPU time counts the
+ * collector's helper threads too, so without it the garbage of the subject
+ * timed before (a 4 MiB body's) was partly collected during the next one's
+ * calls — the first, smallest body of each round: seen 90–106 MB/s at 256 KiB
+ * against 134–147 at 1 MiB in some runs, ~136 in others. Each subject's own
+ * collections still count in its calls.
+ */
+const settleHeap: () => void = (() => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as unknown;
+  return typeof gc === 'function' ? (gc as () => void) : () => {};
+})();
+
+/**
  * Times every subject's repetitions interleaved — repetition 1 of each, then
  * repetition 2 of each (starting with the next subject)… — so that a slow
  * spell of a shared machine spreads over all sizes instead of one.
@@ -219,6 +235,7 @@ function interleaved(
   for (let rep = 0; rep < repetitions; rep++) {
     for (let k = 0; k < subjects.length; k++) {
       const s = subjects[(k + rep) % subjects.length] as (typeof subjects)[number];
+      settleHeap();
       timeRepetition(s.fn, s.text, s.minCalls, s.samples);
     }
   }
@@ -478,7 +495,7 @@ function report(
     `- Secrets: ${SECRET_COUNTS.map(count).join(' and ')} random 24-character values (letters, digits and \`_-./+\`, seeded), named \`secret_0000\`…; *forms* is the number of distinct patterns the \`Redactor\` indexes (every form from \`secretForms\`: raw, JSON-escaped, percent-encoded, HTML-escaped, base64/base64url at three alignments, hex…).`,
     `- Bodies: a JSON page of tickets (ids, subjects, statuses, requesters with non-ASCII names, tags, dates, descriptions) of about ${BODY_SIZES.map(sizeName).join(', ')}, with one secret every ${BYTES_PER_OCCURRENCE / KIB} KiB (so the density is the same at every size), cycling through encodings an upstream might echo: raw, percent-encoded in a URL, inside \`Basic base64(user:value)\` (value shifted inside a longer base64 string), hex, base64url, JSON-escaped with \`\\/\`. Sizes are UTF-8 bytes; **MB = 10⁶ bytes**.`,
     `- Checked before timing: the output has exactly one \`[secret:…]\` per occurrence and no value in clear; *same output* compares it with the naive loop's.`,
-    `- **Redactor:** \`new Redactor(secrets)\` once (build time reported separately, median of 3), then \`redact(body)\` called repeatedly for at least ${MIN_REP_MS} ms (and 5 calls) in each of ${options.repetitions} repetitions, after 3 warm-up calls; the repetitions of all cases are interleaved (repetition 1 of every case, then repetition 2…), so a slow spell of the shared machine falls on every size rather than one. **Naive:** the forms of every secret precomputed, then \`text = text.replaceAll(form, '[secret:NAME]')\` for every form of every secret, timed the same way (at least one call per repetition), its first call being the correctness check's; where that call took over ${SLOW_NAIVE_MS / 1000} s (1,000 secrets on the larger bodies) it is the only one timed. MB/s is body size ÷ the **median CPU time of one call** (this process's user + system time, garbage collection included) over all calls of all repetitions; *(wall)* is the same with wall time. The gates use CPU time because the machine is shared: another process holding the core stretches wall time but not CPU time. On a quiet machine the two agree.`,
+    `- **Redactor:** \`new Redactor(secrets)\` once (build time reported separately, median of 3), then \`redact(body)\` called repeatedly for at least ${MIN_REP_MS} ms (and 5 calls) in each of ${options.repetitions} repetitions, after 3 warm-up calls; the repetitions of all cases are interleaved (repetition 1 of every case, then repetition 2…), so a slow spell of the shared machine falls on every size rather than one, each repetition after a full garbage collection (so that the collector's helper threads, whose CPU time counts, are not still collecting the previous case's garbage). **Naive:** the forms of every secret precomputed, then \`text = text.replaceAll(form, '[secret:NAME]')\` for every form of every secret, timed the same way (at least one call per repetition), its first call being the correctness check's; where that call took over ${SLOW_NAIVE_MS / 1000} s (1,000 secrets on the larger bodies) it is the only one timed. MB/s is body size ÷ the **median CPU time of one call** (this process's user + system time, garbage collection included) over all calls of all repetitions; *(wall)* is the same with wall time. The gates use CPU time because the machine is shared: another process holding the core stretches wall time but not CPU time. On a quiet machine the two agree.`,
     `- Single-threaded and synchronous, no I/O; the machine has ${options.machine.cores} cores.`,
     loadNote(options.machine.cores, load.start, load.end),
     ...commandLines('redaction'),
