@@ -34,7 +34,7 @@ import { runCleanups } from './support/cleanup.js';
 import { type BenchDatabaseKind, PG_ADMIN_URL } from './support/databases.js';
 import { machineInfo } from './support/machine.js';
 import { progress } from './support/progress.js';
-import { type ScenarioSection, writePerformanceDoc } from './support/report.js';
+import { type ScenarioSection, SUITE_BUDGET_SECONDS, writePerformanceDoc } from './support/report.js';
 import type { Scenario, ScenarioResult } from './support/scenario.js';
 
 /** Every scenario, in report order. New scenarios are added here. */
@@ -97,20 +97,31 @@ async function main(): Promise<number> {
 
   const sections: ScenarioSection[] = [];
   const results: { scenario: Scenario; result: ScenarioResult }[] = [];
+  const timings: { id: string; seconds: number }[] = [];
   for (const scenario of selected) {
     progress(`scenario ${scenario.id}: ${scenario.title}`);
     const t0 = performance.now();
     const result = await scenario.run(options);
-    progress(`scenario ${scenario.id}: finished in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    const seconds = (performance.now() - t0) / 1000;
+    progress(`scenario ${scenario.id}: finished in ${seconds.toFixed(0)} s`);
     sections.push({ id: scenario.id, title: scenario.title, markdown: result.markdown });
     results.push({ scenario, result });
+    timings.push({ id: scenario.id, seconds });
   }
+  // The whole default suite, as `npm run bench` runs it: its time is recorded (issue 7's budget).
+  const wholeSuite =
+    positionals.length === 0 &&
+    [values.db, values.sizes, values.requests, values.repetitions, values.warmup].every((v) => v === undefined) &&
+    machine.postgres !== null
+      ? { date: machine.date.slice(0, 10), seconds: performance.now() / 1000, scenarios: timings }
+      : undefined;
+  if (wholeSuite) progress(`whole suite: ${wholeSuite.seconds.toFixed(0)} s`);
 
   if (values['no-write']) {
     for (const s of sections) process.stdout.write(`### ${s.title}\n\n${s.markdown}\n\n`);
   } else {
     const out = path.resolve(values.out ?? path.join(import.meta.dirname, '..', 'docs', 'PERFORMANCE.md'));
-    writePerformanceDoc(out, machine, sections);
+    writePerformanceDoc(out, machine, sections, wholeSuite);
     progress(`wrote ${path.relative(process.cwd(), out) || out}`);
   }
 
@@ -120,6 +131,13 @@ async function main(): Promise<number> {
       progress(`${gate.passed ? 'PASS' : 'FAIL'} ${gate.name}: ${gate.detail}`);
       if (!gate.passed) failed += 1;
     }
+  }
+  if (wholeSuite) {
+    const within = wholeSuite.seconds < SUITE_BUDGET_SECONDS;
+    progress(
+      `${within ? 'PASS' : 'FAIL'} whole suite in ${wholeSuite.seconds.toFixed(0)} s (target < ${SUITE_BUDGET_SECONDS} s)`,
+    );
+    if (!within) failed += 1;
   }
   return failed > 0 ? 1 : 0;
 }
