@@ -31,9 +31,10 @@ const REVEAL_LIMIT = '100000';
 const SQL_REPLAYS = 200;
 /**
  * The ungated (information-only) search is measured with fewer requests and
- * replays and a shorter warm-up: at 100k a search takes 15–60 ms, and 300 of
- * them per repetition cost half a minute of the suite's 10-minute budget
- * without changing a gate (100 per repetition still cost ~20 s on PostgreSQL).
+ * replays and a shorter warm-up: at 100k a search takes 15–60 ms; with 3 s of
+ * warm-up, 3 × 100 requests and 70 SQL replays it took ~23 s of the
+ * PostgreSQL run (~6 s on SQLite) of the suite's 10-minute budget without
+ * deciding a gate.
  */
 const INFO_REQUESTS = 40;
 /** Sequential requests per repetition of a gated operation, unless --requests says otherwise (suite time budget). */

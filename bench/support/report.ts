@@ -64,16 +64,20 @@ export interface SuiteTiming {
 /** Issue 7: `npm run bench` runs the whole suite in under 10 minutes. */
 export const SUITE_BUDGET_SECONDS = 600;
 
-const minutes = (seconds: number) => `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+const minutes = (seconds: number) => {
+  const whole = Math.floor(seconds);
+  return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+};
 
-function suiteSection(t: SuiteTiming): string {
+function suiteSection(t: SuiteTiming, machine: MachineInfo): string {
   const within = t.seconds < SUITE_BUDGET_SECONDS;
   return [
-    `The last run of the whole default suite (\`npm run bench\`, ${t.date}) took **${minutes(t.seconds)}** from the start of the bench process — ${within ? 'within' : 'over'} its budget of ${SUITE_BUDGET_SECONDS / 60} minutes (issue 7)${within ? '' : ' ❌'}. Runs of single scenarios leave this figure as it is.`,
+    `The last run of the whole default suite (\`npm run bench\`, ${t.date}, ${machine.cpuModel} × ${machine.cores}) took **${minutes(t.seconds)}** from the start of the bench process — ${within ? 'within' : 'over'} its budget of ${SUITE_BUDGET_SECONDS / 60} minutes (issue 7)${within ? '' : ' ❌'}. Runs of single scenarios leave this figure as it is.`,
     '',
     table(
       ['scenario', 'seconds'],
       t.scenarios.map((s) => [s.id, s.seconds.toFixed(0)]),
+      ['left', 'right'],
     ),
   ].join('\n');
 }
@@ -88,7 +92,7 @@ export function writePerformanceDoc(
 ): void {
   const merged = existingSections(file);
   for (const s of sections) merged.set(s.id, `### ${s.title}\n\n${s.markdown.trimEnd()}`);
-  if (suite) merged.set(SUITE, suiteSection(suite));
+  if (suite) merged.set(SUITE, suiteSection(suite, machine));
   const suiteText = merged.get(SUITE);
   merged.delete(SUITE);
   const body = [...merged].map(([id, text]) => `${START(id)}\n${text}\n${END(id)}`).join('\n\n');

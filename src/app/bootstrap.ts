@@ -58,10 +58,11 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
   }
   if (outcome.applied.length > 0) log.info({ migrations: outcome.applied }, 'database migrated');
   const outbound = createOutboundClient({ allow: config.outboundAllow.blockList });
-  // Fail fast on rate-limit storage trouble rather than queueing requests behind it.
-  // Auto-pipelining: the counts of one event-loop turn go to Redis in one write
-  // (each is still its own atomic script call) — a socket write is the dearest
-  // part of a reveal's rate-limit check.
+  // Fail fast on rate-limit storage trouble rather than retrying requests behind it.
+  // Auto-pipelining: counts asked for together go to Redis in one write (each
+  // still its own atomic script call; those asked for while a pipeline's replies
+  // are awaited go in the next one) — a socket write is the dearest part of a
+  // reveal's rate-limit check.
   const redis = config.redisUrl
     ? new Redis(config.redisUrl, {
         connectTimeout: 1000,

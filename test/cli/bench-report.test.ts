@@ -49,6 +49,7 @@ describe('PERFORMANCE.md sections', () => {
     let doc = readFileSync(file, 'utf8');
     expect(doc).toContain('took **9 min 41 s** from the start of the bench process — within its budget of 10 minutes');
     expect(doc).toMatch(/\| alpha \| 300 \|/);
+    expect(doc).toContain('(`npm run bench`, 2026-11-27, Test CPU × 2)');
     expect(doc.indexOf('## Whole suite')).toBeLessThan(doc.indexOf('## Method'));
 
     writePerformanceDoc(file, machine, [{ id: 'beta', title: 'Beta', markdown: 'beta v2' }]);
@@ -65,5 +66,11 @@ describe('PERFORMANCE.md sections', () => {
     doc = readFileSync(file, 'utf8');
     expect(doc).toContain('took **11 min 17 s** from the start of the bench process — over its budget of 10 minutes');
     expect(doc).not.toContain('9 min 41 s');
+
+    // Whole seconds, rounded down (599.6 s is within the budget: 9 min 59 s, not "9 min 60 s").
+    writePerformanceDoc(path.join(dir, 'edge.md'), machine, [], { date: '2026-11-28', seconds: 599.6, scenarios: [] });
+    expect(readFileSync(path.join(dir, 'edge.md'), 'utf8')).toContain(
+      'took **9 min 59 s** from the start of the bench process — within',
+    );
   });
 });
