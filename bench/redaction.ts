@@ -8,8 +8,7 @@
  * Also text built to defeat the scan (one value that repeats a short pattern,
  * echoed over and over), which must stay linear too.
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { exposedGc } from '../src/cli/idle-gc.js';
 import type { SecretToRedact } from '../src/runtime/redactor.js';
 import { compiled } from './support/compiled.js';
 import { loadAverage, loadNote, machineLine } from './support/machine.js';
@@ -221,11 +220,7 @@ function rateOf(samples: Samples, bytes: number): Rate {
  */
 let fullGc: (() => void) | undefined;
 function settleHeap(): void {
-  if (!fullGc) {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as unknown;
-    fullGc = typeof gc === 'function' ? (gc as () => void) : () => {};
-  }
+  fullGc ??= exposedGc() ?? (() => {});
   fullGc();
 }
 

@@ -47,11 +47,17 @@ const garbage: unknown[] = [];
  */
 export const QUIET_TICK_MS = 5_500;
 
-/** Call before the server listens (it adds a request hook). */
-export function collectWhenIdle(app: FastifyInstance, quietMs = QUIET_TICK_MS): IdleCollector {
+/** V8's full garbage collection, exposed at run time (no node flag needed); undefined if V8 refuses. */
+export function exposedGc(): (() => void) | undefined {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as unknown;
-  if (typeof gc !== 'function') return { collect: () => {}, stop: () => {} };
+  return typeof gc === 'function' ? (gc as () => void) : undefined;
+}
+
+/** Call before the server listens (it adds a request hook). */
+export function collectWhenIdle(app: FastifyInstance, quietMs = QUIET_TICK_MS): IdleCollector {
+  const gc = exposedGc();
+  if (!gc) return { collect: () => {}, stop: () => {} };
   const collect = () => {
     // A full collection shrinks the young generation only when the allocation
     // rate V8 saw since the previous collection is low but not zero, and an
