@@ -13,27 +13,16 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Profiler } from 'node:inspector';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { registerCleanup } from './cleanup.js';
 import { buildHush, sourceOfCompiled } from './compiled.js';
 import { type BenchDatabaseKind, createPostgresDatabase } from './databases.js';
+import { freePort } from './ports.js';
 
 const SETUP_TOKEN = `bench-setup-${randomBytes(12).toString('hex')}`;
 const PASSWORD = 'benchmark password, not a secret';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface HushSite {
   kind: BenchDatabaseKind;

@@ -7,8 +7,8 @@
  * spelling of a loopback, private or metadata address is refused with 403
  * `outbound_blocked` before any connection is opened.
  */
-import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../bench/support/ports.js';
 import { canaryForms, makeCanary } from '../support/canary.js';
 import { DATABASES } from '../support/databases.js';
 import { setupOwner } from '../support/fixtures.js';
@@ -25,15 +25,6 @@ function expectNoForm(reply: Reply, value: string): void {
   expect(formsIn(reply.text, value), reply.text.slice(0, 1500)).toEqual([]);
   expect(formsIn(JSON.stringify(reply.body ?? null), value)).toEqual([]);
   expect(formsIn(JSON.stringify(reply.headers), value)).toEqual([]);
-}
-
-/** A port on 127.0.0.1 that nothing listens on. */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
 }
 
 const snapshot = (u: Upstream) => ({ received: u.received.length, connections: u.connections });
@@ -461,7 +452,8 @@ describe.each(DATABASES)('outbound security on $kind', ({ kind, available }) => 
     });
 
     it.runIf(available)('a closed port: 200, ok:false, upstream_unreachable', async () => {
-      const port = await closedPort();
+      // Free now and handed to no other test worker (bench/support/ports.ts): nothing listens on it.
+      const port = await freePort();
       const res = await send({ url: `http://127.0.0.1:${port}/`, headers: auth('redir_token') });
       expect(res.status, res.text).toBe(200);
       expect(res.body.ok).toBe(false);

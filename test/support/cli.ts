@@ -11,9 +11,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../bench/support/ports.js';
 import { createAppContext } from '../../src/app/bootstrap.js';
 import { loadConfig } from '../../src/app/config.js';
 import type { AppContext } from '../../src/app/context.js';
@@ -22,7 +22,7 @@ import { decryptSecretValue } from '../../src/crypto/envelope.js';
 import { compiledCli, ROOT } from './compile-cli.js';
 import { createPostgresDatabase, type DatabaseKindUnderTest } from './databases.js';
 
-export { ROOT };
+export { freePort, ROOT };
 export const SETUP_TOKEN = 'cli-test-setup-token-0123456789';
 export const PASSWORD = 'correct horse battery staple';
 
@@ -41,34 +41,6 @@ export function killStartedProcesses(): void {
 /** Only what Hush needs from the environment: no stray HUSH_* from the caller's shell. */
 export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...extra };
-}
-
-/**
- * Ports for child servers come from a block of 1,000 per Vitest worker, below
- * the kernel's ephemeral range (32768–60999 here), each handed out once. A
- * port from `listen(0)` is closed again before the child binds it, and in that
- * gap another worker's `listen(0)` (or an outbound connection) may be given
- * the same port: the later child then fails with EADDRINUSE while its health
- * check is answered by the other test's server, which it goes on to drive.
- */
-const PORT_BLOCK = 20_000 + (Number(process.env.VITEST_POOL_ID ?? 0) % 12) * 1_000;
-let nextPortOffset = 0;
-
-/** A port on 127.0.0.1 that is free now and that no other test worker is handed. */
-export async function freePort(): Promise<number> {
-  for (let tries = 0; tries < 1_000; tries++) {
-    const port = PORT_BLOCK + (nextPortOffset++ % 1_000);
-    if (await canListen(port)) return port;
-  }
-  throw new Error(`no free port in ${PORT_BLOCK}–${PORT_BLOCK + 999}`);
-}
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
 }
 
 export interface HushProcess {
