@@ -29,7 +29,7 @@ import { randomSecretValue } from './support/values.js';
 const MIN_RATIO = 0.8;
 const CONCURRENCY = 32;
 /** Requests per repetition and client (a few seconds each on the reference machine). */
-const TOTAL = 30_000;
+const TOTAL = 20_000;
 const WARMUP = 6_000;
 const SECRET_NAME = 'tok';
 

@@ -15,11 +15,11 @@ import { buildHush } from './support/compiled.js';
 import type { BenchDatabaseKind } from './support/databases.js';
 import { hushJob, type OpKey, prepareSite, type Site } from './support/hush-fixtures.js';
 import { createSite, type HushProcess, type HushSite, startHush } from './support/hush-process.js';
-import { freePort } from './support/ports.js';
 import { connectInspector, type HeapReport } from './support/inspector.js';
 import { sharedLoadGenerator } from './support/loadgen.js';
 import { loadAverage, loadNote, machineLine } from './support/machine.js';
 import { commandLines, count, table } from './support/markdown.js';
+import { freePort } from './support/ports.js';
 import { processRssMiB, type RssDetail, rssDetail } from './support/procstat.js';
 import { progress } from './support/progress.js';
 import type { Scenario, ScenarioOptions, ScenarioResult } from './support/scenario.js';
@@ -177,7 +177,8 @@ async function diagnoseHeap(site: HushSite, prepared: Site, value: string, paylo
     }
     const session = await connectInspector(port);
     try {
-      const rssWarm = (await settledRss(server.pid)).rss;
+      // Read before the idle collector could run (it waits for 5.5 s of quiet): what it has to give back.
+      const rssWarm = (await settledRss(server.pid, COLLECTED_PAUSE_MS)).rss;
       const warm = await session.heap();
       await session.collectGarbage();
       await session.collectGarbage();
@@ -286,9 +287,9 @@ function heapSection(heap: NonNullable<Data['heap']>): string[] {
   return [
     '#### What the idle RSS is made of: the warmed-up server',
     '',
-    `A separate diagnostic \`hush serve\` on the same site, started with \`--inspect\` and warmed up in the same way; V8's own figures (\`process.memoryUsage()\`, \`v8.getHeapSpaceStatistics()\`) read over the DevTools protocol, then again after two full garbage collections (\`HeapProfiler.collectGarbage\`; its RSS read ${COLLECTED_PAUSE_MS / 1000} s later, there being no idle collection to wait for). *Committed* is what a heap space holds from the OS, *live* what its objects use.`,
+    `A separate diagnostic \`hush serve\` on the same site, started with \`--inspect\` and warmed up in the same way; V8's own figures (\`process.memoryUsage()\`, \`v8.getHeapSpaceStatistics()\`) read over the DevTools protocol, then again after two full garbage collections (\`HeapProfiler.collectGarbage\`; the RSS read ${COLLECTED_PAUSE_MS / 1000} s after the warm-up and again ${COLLECTED_PAUSE_MS / 1000} s after the collections, before the server's own idle collection could run). *Committed* is what a heap space holds from the OS, *live* what its objects use.`,
     '',
-    `After two full collections the RSS falls from ${mib(heap.rssWarm)} to ${mib(heap.rssCollected)} ${MIB}${heap.rssCollected <= MAX_IDLE_MIB ? ` — under the ${MAX_IDLE_MIB} ${MIB} target` : ''}: the live V8 heap is ${mib(collected.heapUsed)} ${MIB} of the ${mib(warm.heapTotal)} ${MIB} committed after the warm-up, and ${mib(nonHeap(collected, heap.rssCollected))} ${MIB} of the RSS lies outside the V8 heap (the node binary and native add-ons, compiled code, malloc). What an idle server holds above that is garbage and young-generation space (\`new_space\` ${mib(space(warm, 'new_space')?.size ?? Number.NaN)} ${MIB} committed) that V8 keeps until it next needs to collect, which an idle process never does.`,
+    `After two full collections the RSS falls from ${mib(heap.rssWarm)} to ${mib(heap.rssCollected)} ${MIB}${heap.rssCollected <= MAX_IDLE_MIB ? ` — under the ${MAX_IDLE_MIB} ${MIB} target` : ''}: the live V8 heap is ${mib(collected.heapUsed)} ${MIB} of the ${mib(warm.heapTotal)} ${MIB} committed after the warm-up, and ${mib(nonHeap(collected, heap.rssCollected))} ${MIB} of the RSS lies outside the V8 heap (the node binary and native add-ons, compiled code, malloc). What the server holds above that right after the warm-up is garbage and young-generation space (\`new_space\` ${mib(space(warm, 'new_space')?.size ?? Number.NaN)} ${MIB} committed) that V8 keeps until it next needs to collect: what \`hush serve\`'s idle collection (src/cli/idle-gc.ts) gives back once it has been quiet for 5.5–11 s, as in the idle figure above.`,
     '',
     table(
       ['', 'after warm-up', 'after full GC'],
