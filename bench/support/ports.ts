@@ -47,7 +47,7 @@ export function portRange(ephemeral: [number, number] = ephemeralRange()): [numb
 
 /** The block of worker `slot`: `[first, size]`. */
 export function portBlock(slot: number, range: [number, number] = portRange()): [number, number] {
-  const size = Math.floor((range[1] - range[0] + 1) / SLOTS);
+  const size = Math.max(1, Math.floor((range[1] - range[0] + 1) / SLOTS));
   return [range[0] + (slot % SLOTS) * size, size];
 }
 
