@@ -2,9 +2,9 @@
  * Scenario "scale-1m": 1,000,000 secrets across 10,000 workspaces (100 each),
  * generated through the bulk path (support/seed.ts seedWorkspaces), on
  * SQLite and PostgreSQL. List (a page of 100) and reveal are measured in a
- * database of 10,000 secrets (100 workspaces of the same shape) and again
- * after it has grown to 1,000,000. Target (issue 7): p50 latency at 1M ≤
- * 1.5× p50 at 10k, for both operations.
+ * database of 10,000 secrets (100 workspaces of the same shape) and in one
+ * of 1,000,000, side by side (repetitions interleaved across the two).
+ * Target (issue 7): p50 latency at 1M ≤ 1.5× p50 at 10k, for both operations.
  *
  * The server is built in process as in secrets-scale (loadConfig →
  * createAppContext → buildServer) and requests go through `app.inject`
@@ -157,71 +157,99 @@ async function measure(server: BenchServer, op: OpKey, sample: SampleWorkspace[]
   return samples;
 }
 
+interface SizedSite {
+  total: number;
+  server: BenchServer;
+  sample: SampleWorkspace[];
+}
+
+/** A fresh database of `total` secrets (bulk path from empty) and its sampled workspaces. */
+async function buildSite(
+  kind: BenchDatabaseKind,
+  total: number,
+  out: { generations: Generation[] },
+  sites: SizedSite[],
+) {
+  progress(`scale-1m: ${kind} @ ${sizeLabel(total)}: starting server`);
+  const server = await startBenchServer(kind, {
+    HUSH_REVEAL_LIMIT_PER_MIN: REVEAL_LIMIT,
+    // The question is how the database path scales: every list is answered from the database.
+    HUSH_LIST_CACHE_MB: '0',
+  });
+  const site: SizedSite = { total, server, sample: [] };
+  sites.push(site);
+  const owner = await setupOwner(server);
+  const target = Math.ceil(total / PER_WORKSPACE);
+  let lastReport = 0;
+  const result = await seedWorkspaces(server.ctx, {
+    userId: owner.userId,
+    from: 0,
+    to: target,
+    secretsPerWorkspace: PER_WORKSPACE,
+    onChunk: (done) => {
+      if (done - lastReport >= 2_000) {
+        lastReport = done;
+        progress(`scale-1m: ${kind} @ ${sizeLabel(total)}: ${count(done * PER_WORKSPACE)} secrets`);
+      }
+    },
+  });
+  await refreshStatistics(server.ctx);
+  out.generations.push({
+    db: kind,
+    fromSecrets: 0,
+    toSecrets: target * PER_WORKSPACE,
+    rows: result.rows,
+    seconds: result.seconds,
+    bytes: await databaseBytes(server),
+  });
+  progress(
+    `scale-1m: ${kind}: ${count(result.secrets)} secrets in ${count(result.workspaces)} workspaces generated in ${result.seconds.toFixed(1)} s (${count(result.secrets / result.seconds)} secrets/s, ${count(result.rows / result.seconds)} rows/s; building ${result.buildSeconds.toFixed(1)} s, writing ${result.writeSeconds.toFixed(1)} s)`,
+  );
+  site.sample = await sampleWorkspaces(server, owner, target, total);
+}
+
+/**
+ * One database per size, each generated from empty and all open together, so
+ * that the sizes are measured side by side: repetition r of every size and
+ * operation runs before repetition r + 1 of any, and a slow patch of the
+ * machine hits every size alike instead of deciding the ratio.
+ */
 async function runOnDatabase(
   kind: BenchDatabaseKind,
   totals: number[],
   options: ScenarioOptions,
   out: { generations: Generation[]; measurements: Measurement[] },
 ): Promise<void> {
-  progress(`scale-1m: ${kind}: starting server`);
-  const server = await startBenchServer(kind, {
-    HUSH_REVEAL_LIMIT_PER_MIN: REVEAL_LIMIT,
-    // The question is how the database path scales: every list is answered from the database.
-    HUSH_LIST_CACHE_MB: '0',
-  });
+  const sites: SizedSite[] = [];
   try {
-    const owner = await setupOwner(server);
-    let workspaces = 0;
-    for (const total of totals) {
-      const target = Math.ceil(total / PER_WORKSPACE);
-      if (target > workspaces) {
-        let lastReport = 0;
-        const result = await seedWorkspaces(server.ctx, {
-          userId: owner.userId,
-          from: workspaces,
-          to: target,
-          secretsPerWorkspace: PER_WORKSPACE,
-          onChunk: (done) => {
-            if (done - lastReport >= 2_000) {
-              lastReport = done;
-              progress(`scale-1m: ${kind}: ${count((workspaces + done) * PER_WORKSPACE)} secrets`);
-            }
-          },
-        });
-        await refreshStatistics(server.ctx);
-        out.generations.push({
-          db: kind,
-          fromSecrets: workspaces * PER_WORKSPACE,
-          toSecrets: target * PER_WORKSPACE,
-          rows: result.rows,
-          seconds: result.seconds,
-          bytes: await databaseBytes(server),
-        });
-        progress(
-          `scale-1m: ${kind}: ${count(result.secrets)} secrets in ${count(result.workspaces)} workspaces generated in ${result.seconds.toFixed(1)} s (${count(result.secrets / result.seconds)} secrets/s, ${count(result.rows / result.seconds)} rows/s; building ${result.buildSeconds.toFixed(1)} s, writing ${result.writeSeconds.toFixed(1)} s)`,
-        );
-        workspaces = target;
-      }
-      const sample = await sampleWorkspaces(server, owner, workspaces, total);
-      const ops: OpKey[] = ['list', 'reveal'];
-      const warmup = total === totals[0] ? Math.max(options.warmup, FIRST_WARMUP) : options.warmup;
-      for (const op of ops) await measure(server, op, sample, warmup, 1);
-      const runs = new Map<OpKey, LatencySummary[]>(ops.map((op) => [op, []]));
-      for (let rep = 0; rep < options.repetitions; rep++) {
+    for (const total of totals) await buildSite(kind, total, out, sites);
+    const ops: OpKey[] = ['list', 'reveal'];
+    for (const [i, site] of sites.entries()) {
+      const warmup = i === 0 ? Math.max(options.warmup, FIRST_WARMUP) : options.warmup;
+      for (const op of ops) await measure(site.server, op, site.sample, warmup, 1);
+    }
+    const runs = new Map<string, LatencySummary[]>();
+    for (let rep = 0; rep < options.repetitions; rep++) {
+      // The order of the sizes alternates, so neither always runs right after the other's reveals.
+      for (const site of rep % 2 === 0 ? sites : [...sites].reverse()) {
         for (const op of ops) {
-          runs.get(op)?.push(summarize(await measure(server, op, sample, options.requests, 100 + rep)));
+          const key = `${site.total}/${op}`;
+          const summary = summarize(await measure(site.server, op, site.sample, options.requests, 100 + rep));
+          runs.set(key, [...(runs.get(key) ?? []), summary]);
         }
       }
+    }
+    for (const site of sites) {
       for (const op of ops) {
-        const stats = medianOfRuns(runs.get(op) ?? []);
-        out.measurements.push({ db: kind, total: workspaces * PER_WORKSPACE, op, stats });
+        const stats = medianOfRuns(runs.get(`${site.total}/${op}`) ?? []);
+        out.measurements.push({ db: kind, total: site.total, op, stats });
         progress(
-          `scale-1m: ${kind} @ ${sizeLabel(workspaces * PER_WORKSPACE)}: ${op}: p50 ${ms(stats.p50)} ms, p99 ${ms(stats.p99)} ms`,
+          `scale-1m: ${kind} @ ${sizeLabel(site.total)}: ${op}: p50 ${ms(stats.p50)} ms, p99 ${ms(stats.p99)} ms`,
         );
       }
     }
   } finally {
-    await server.close();
+    for (const site of sites) await site.server.close();
   }
 }
 
@@ -308,7 +336,7 @@ function report(
       ['left', 'left', 'right', 'right', 'right', 'left', 'right', 'right'],
     ),
     '',
-    `In-process (\`app.inject\`), one request in flight; each figure is the median over ${options.repetitions} repetitions of ${count(options.requests)} requests per operation, interleaved.`,
+    `In-process (\`app.inject\`), one request in flight; each figure is the median over ${options.repetitions} repetitions of ${count(options.requests)} requests per operation, the repetitions interleaved across operations and sizes (both databases are open side by side).`,
     '',
     '#### Generation (bulk path)',
     '',
@@ -332,9 +360,9 @@ function report(
     '',
     '#### Method (this scenario)',
     '',
-    `- One fresh database per engine, migrated by Hush itself; first-run setup through the API (the owner). The workspaces are then generated by \`seedWorkspaces\` (bench/support/seed.ts): per workspace a row, key version 1 (a fresh data key wrapped by the root key, as \`createKey\` does), the owner's membership, and ${PER_WORKSPACE} masked secrets \`${secretName(0)}\`… with version 1 encrypted by \`encryptSecretValue\` under that key and their reserved names — the rows the services write, without audit events. Chunks of 100 workspaces (${count(100 * PER_WORKSPACE)} secrets), one transaction each, built (ids, key wrapping, encryption) in this process while the previous chunks are written elsewhere: on SQLite by a writer child process with its own connection to the file (WAL), prepared multi-row INSERTs of 100 rows, \`foreign_keys = OFF\` on that connection; on PostgreSQL over two connections, one \`INSERT … SELECT * FROM unnest($1::text[], …)\` per table, with \`session_replication_role = replica\` (no per-row foreign-key triggers, as \`pg_restore --disable-triggers\`) and \`synchronous_commit = off\` for those sessions. Foreign keys are not checked during the load because the rows reference each other by construction. PostgreSQL gets \`ANALYZE\` after each step; SQLite gets its write-ahead log folded back into the file (\`wal_checkpoint(TRUNCATE)\`), which a quiet server's checkpointer would have done by then (otherwise the first measurements run while it copies hundreds of MB).`,
+    `- One fresh database per engine and size (${totals.map((t) => sizeLabel(t)).join(' and ')} secrets, each generated from empty and open at the same time), migrated by Hush itself; first-run setup through the API (the owner). The workspaces are then generated by \`seedWorkspaces\` (bench/support/seed.ts): per workspace a row, key version 1 (a fresh data key wrapped by the root key, as \`createKey\` does), the owner's membership, and ${PER_WORKSPACE} masked secrets \`${secretName(0)}\`… with version 1 encrypted by \`encryptSecretValue\` under that key and their reserved names — the rows the services write, without audit events. Chunks of 100 workspaces (${count(100 * PER_WORKSPACE)} secrets), one transaction each, built (ids, key wrapping, encryption) in this process while the previous chunks are written elsewhere: on SQLite by a writer child process with its own connection to the file (WAL), prepared multi-row INSERTs of 100 rows, \`foreign_keys = OFF\` on that connection; on PostgreSQL over two connections, one \`INSERT … SELECT * FROM unnest($1::text[], …)\` per table, with \`session_replication_role = replica\` (no per-row foreign-key triggers, as \`pg_restore --disable-triggers\`) and \`synchronous_commit = off\` for those sessions. Foreign keys are not checked during the load because the rows reference each other by construction. PostgreSQL gets \`ANALYZE\` after the generation; SQLite gets its write-ahead log folded back into the file (\`wal_checkpoint(TRUNCATE)\`), which a quiet server's checkpointer would have done by then (otherwise the first measurements run while it copies hundreds of MB).`,
     `- At each size, ${SAMPLE} workspaces are chosen uniformly among all of them (seeded) and get a personal API token each (tokens are per workspace); every request picks one of them at random: **list** \`GET …/secrets?limit=${PER_WORKSPACE}\` (all ${PER_WORKSPACE} items, first name checked), **reveal** \`POST …/secrets/:id/reveal\` of a random secret (value checked). Reveal runs with \`HUSH_REVEAL_LIMIT_PER_MIN=${REVEAL_LIMIT}\` and writes its audit event, as in production. The list page cache is off (\`HUSH_LIST_CACHE_MB=0\`): every list is read from the database.`,
-    `- Warm-up: ${FIRST_WARMUP} requests per operation at the first size (V8), ${options.warmup} after the growth; then ${options.repetitions} repetitions × ${options.requests} sequential requests per operation, operations interleaved.`,
+    `- Warm-up: ${FIRST_WARMUP} requests per operation on the smallest database (V8), ${options.warmup} on each other; then ${options.repetitions} repetitions × ${options.requests} sequential requests per operation and size, interleaved: repetition r of every size and operation before repetition r + 1 of any (the sizes in turn first), so that a slow patch of the machine hits both sizes alike.`,
     loadNote(options.machine.cores, load.start, load.end),
     ...commandLines('scale-1m'),
   ];
