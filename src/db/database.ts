@@ -154,9 +154,6 @@ export interface OpenDatabaseOptions {
   checkpoints?: CheckpointerOptions;
 }
 
-/** The main connection's page cache, KiB. */
-const SQLITE_CACHE_KIB = 32 * 1024;
-
 export function openDatabase(database: Config['database'], options: OpenDatabaseOptions = {}): OpenDatabase {
   if (database.kind === 'sqlite') {
     mkdirSync(path.dirname(database.file), { recursive: true, mode: 0o700 });
@@ -167,10 +164,6 @@ export function openDatabase(database: Config['database'], options: OpenDatabase
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    // 32 MiB of page cache instead of SQLite's 2 MB, filled only as pages are read: at 1M secrets a
-    // page of 100 rows and the audit writes of reveals no longer evict each other (list p50 at 1M
-    // vs 10k: 1.47–1.51× with 2 MB, 0.79–0.92× with 32 MiB; bench scale-1m).
-    sqlite.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
     const checkpointer = createCheckpointer(sqlite, options.checkpoints);
     const db = new Kysely<Database>({
       dialect: new HushSqliteDialect({ database: withStatementCache(sqlite) }, checkpointer.noteCommit),
