@@ -220,12 +220,11 @@ function rateOf(samples: Samples, bytes: number): Rate {
  */
 let fullGc: (() => void) | undefined;
 function settleHeap(): void {
-  fullGc ??=
-    exposedGc() ??
-    (() => {
-      progress('redaction: V8 would not expose gc(); repetitions run without a full GC before them');
-      return () => {};
-    })();
+  if (!fullGc) {
+    const gc = exposedGc();
+    if (!gc) progress('redaction: V8 would not expose gc(); repetitions run without a full GC before them');
+    fullGc = gc ?? (() => {});
+  }
   fullGc();
 }
 

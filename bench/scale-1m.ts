@@ -234,8 +234,8 @@ async function runOnDatabase(
       for (const site of rep % 2 === 0 ? sites : [...sites].reverse()) {
         for (const op of ops) {
           const key = `${site.total}/${op}`;
-          const summary = summarize(await measure(site.server, op, site.sample, options.requests, 100 + rep));
-          runs.set(key, [...(runs.get(key) ?? []), summary]);
+          if (!runs.has(key)) runs.set(key, []);
+          runs.get(key)?.push(summarize(await measure(site.server, op, site.sample, options.requests, 100 + rep)));
         }
       }
     }
