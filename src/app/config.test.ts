@@ -37,11 +37,16 @@ describe('configuration', () => {
       },
       '/srv',
     );
-    expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u@db:5432/hush' });
+    expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u@db:5432/hush', preparedStatements: true });
     expect(c.publicUrl).toBe('https://hush.example.com');
     expect(c.secureCookies).toBe(true);
     expect(c.outboundAllow.blockList.check('127.0.0.9', 'ipv4')).toBe(true);
     expect(c.outboundAllow.blockList.check('10.0.0.1', 'ipv4')).toBe(false);
+  });
+
+  it('turns prepared PostgreSQL statements off on request (a pooler that cannot keep them)', () => {
+    const c = loadConfig({ HUSH_DATABASE_URL: 'postgres://u@db:5432/hush', HUSH_DATABASE_PREPARED: 'false' }, '/srv');
+    expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u@db:5432/hush', preparedStatements: false });
   });
 
   it.each([
@@ -58,6 +63,7 @@ describe('configuration', () => {
     [{ HUSH_REDIS_URL: 'localhost:6379' }, /^HUSH_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL$/],
     [{ HUSH_LIST_CACHE_MB: '2048' }, /^HUSH_LIST_CACHE_MB: must be at most 1024$/],
     [{ HUSH_METRICS_TOKEN: 'short' }, /^HUSH_METRICS_TOKEN: must be at least 16 characters$/],
+    [{ HUSH_DATABASE_PREPARED: 'off' }, /^HUSH_DATABASE_PREPARED: /],
   ])('refuses %o with one line naming the variable', (env, expected) => {
     const message = errorOf(env);
     expect(message).toMatch(expected);

@@ -27,6 +27,7 @@ const envSchema = z.object({
     .trim()
     .refine((v) => /^postgres(ql)?:\/\/.+/.test(v), 'must be a postgres:// or postgresql:// URL')
     .optional(),
+  HUSH_DATABASE_PREPARED: z.enum(['true', 'false']).default('true'),
   HUSH_REDIS_URL: z
     .string()
     .trim()
@@ -65,7 +66,10 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
-  database: { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
+  database:
+    | { kind: 'sqlite'; file: string }
+    /** `preparedStatements`: name statements so PostgreSQL parses them once per connection (src/db/pg-prepared.ts). */
+    | { kind: 'postgres'; url: string; preparedStatements?: boolean };
   /** Shared store for rate limits across servers; unset → per-process counters. */
   redisUrl: string | undefined;
   masterKey: { kind: 'env'; value: string } | { kind: 'file'; path: string };
@@ -145,7 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     host: e.HUSH_HOST,
     dataDir,
     database: e.HUSH_DATABASE_URL
-      ? { kind: 'postgres', url: e.HUSH_DATABASE_URL }
+      ? { kind: 'postgres', url: e.HUSH_DATABASE_URL, preparedStatements: e.HUSH_DATABASE_PREPARED === 'true' }
       : { kind: 'sqlite', file: path.join(dataDir, 'hush.db') },
     redisUrl: e.HUSH_REDIS_URL,
     masterKey: e.HUSH_MASTER_KEY

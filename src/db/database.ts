@@ -23,6 +23,7 @@ import pg from 'pg';
 import type { Config } from '../app/config.js';
 import { type Checkpointer, type CheckpointerOptions, createCheckpointer } from './checkpointer.js';
 import { migrations } from './migrations/index.js';
+import { withPreparedStatements } from './pg-prepared.js';
 import type { Database } from './schema.js';
 
 // BIGINT (e.g. COUNT(*)) as a number rather than a string.
@@ -181,7 +182,9 @@ export function openDatabase(database: Config['database'], options: OpenDatabase
   const pool = new pg.Pool({ connectionString: database.url, max: options.poolSize ?? 10 });
   // An idle client losing its connection must not crash the process.
   pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: database.preparedStatements === false ? pool : withPreparedStatements(pool) }),
+  });
   return { db, kind: 'postgres', close: () => db.destroy() };
 }
 

@@ -1,0 +1,111 @@
+/**
+ * PostgreSQL statements prepared once per connection instead of parsed and
+ * planned on every call: Kysely sends each query as an unnamed statement, so
+ * PostgreSQL parses and plans even a point read every time — on the path of
+ * every reveal, list and Send, and on the same cores as Hush. Giving each
+ * distinct SQL text a name makes `pg` parse it once per connection and
+ * reuse it after (the counterpart of the SQLite statement cache in
+ * database.ts). Values still travel as bound parameters, never in the text.
+ *
+ * Only statements with parameters are named (transaction control, DDL and
+ * other fixed statements run as before), and at most `limit` distinct texts
+ * per process, so the statements a connection keeps stay bounded.
+ *
+ * A prepared statement fails with "cached plan must not change result type"
+ * when a table it reads (`select *`) gains or loses a column while the
+ * server runs — another node migrating during a rolling upgrade. The text
+ * then gets a fresh name, prepared anew on its next use; outside a
+ * transaction the call is retried at once under it, inside one the error
+ * stands (the transaction is aborted already) and the caller's next attempt
+ * succeeds. `HUSH_DATABASE_PREPARED=false` turns naming off, for a pooler
+ * that cannot keep prepared statements (PgBouncer before 1.21 in
+ * transaction mode).
+ */
+import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely';
+import type pg from 'pg';
+
+/** Distinct statement texts named per process; the SQL Hush issues is a few hundred. */
+const NAMED_STATEMENT_LIMIT = 1000;
+
+/** `BEGIN` / `START TRANSACTION …` and the plain `COMMIT` / `ROLLBACK` that end it (not savepoints). */
+const TRANSACTION_START = /^\s*(begin|start\s+transaction)\b/i;
+const TRANSACTION_END = /^\s*(commit|rollback|end|abort)\s*;?\s*$/i;
+
+function isResultTypeChange(error: unknown): boolean {
+  const e = error as { code?: unknown; routine?: unknown } | null;
+  // SQLSTATE 0A000 is broad (feature not supported); the routine pins it to the plan cache's check.
+  return e?.code === '0A000' && e.routine === 'RevalidateCachedQuery';
+}
+
+export interface PreparedStatementsPool extends PostgresPool {
+  /** How many distinct texts have a name (for tests and diagnostics). */
+  readonly namedCount: number;
+}
+
+export function withPreparedStatements(pool: pg.Pool, limit = NAMED_STATEMENT_LIMIT): PreparedStatementsPool {
+  const names = new Map<string, string>();
+  let serial = 0;
+  const nameOf = (text: string): string | undefined => {
+    let name = names.get(text);
+    if (name === undefined && names.size < limit) {
+      name = `hush_${serial++}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+  /** After a result-type change: a new name, so the next use parses the text again. */
+  const rename = (text: string, stale: string): string => {
+    let name = names.get(text) as string;
+    if (name === stale) {
+      name = `hush_${serial++}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    let inTransaction = false;
+    async function run<R>(text: string, parameters: readonly unknown[]): Promise<PostgresQueryResult<R>> {
+      const values = parameters as unknown[];
+      const name = values.length > 0 ? nameOf(text) : undefined;
+      if (name === undefined) {
+        if (TRANSACTION_START.test(text)) inTransaction = true;
+        else if (TRANSACTION_END.test(text)) inTransaction = false;
+        return (await client.query(text, values)) as unknown as PostgresQueryResult<R>;
+      }
+      try {
+        return (await client.query({ name, text, values })) as unknown as PostgresQueryResult<R>;
+      } catch (error) {
+        if (!isResultTypeChange(error)) throw error;
+        const fresh = rename(text, name);
+        if (inTransaction) throw error;
+        return (await client.query({ name: fresh, text, values })) as unknown as PostgresQueryResult<R>;
+      }
+    }
+    return {
+      query: ((textOrCursor: string | PostgresCursor<unknown>, parameters?: readonly unknown[]) =>
+        typeof textOrCursor === 'string'
+          ? run(textOrCursor, parameters ?? [])
+          : client.query(textOrCursor as never)) as PostgresPoolClient['query'],
+      release: (destroy?: boolean) => client.release(destroy),
+    };
+  };
+
+  // One wrapper per pg client: Kysely keeps its connection object per client it is given.
+  const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  return {
+    async connect() {
+      const client = await pool.connect();
+      let own = wrapped.get(client);
+      if (!own) {
+        own = wrap(client);
+        wrapped.set(client, own);
+      }
+      return own;
+    },
+    end: () => pool.end(),
+    get namedCount() {
+      return names.size;
+    },
+  };
+}
