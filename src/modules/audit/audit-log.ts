@@ -3,9 +3,9 @@
  * exactly when the change it records does. Events carry metadata only — the
  * callers pass ids, names and counts, never a value, password or token.
  */
-import type { Compilable, CompiledQuery, QueryCreator, Transaction } from 'kysely';
+import { type Compilable, CompiledQuery, type QueryCreator, type Transaction } from 'kysely';
 import { newId, nowIso } from '../../app/ids.js';
-import { boundQueryShapes, type DatabaseKind } from '../../db/database.js';
+import { boundQueryShapes, type DatabaseKind, type Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import { type ChainedEvent, GENESIS_HASH, hashEvent, SYSTEM_CHAIN } from './audit-chain.js';
 
@@ -55,8 +55,35 @@ export interface AuditEntry {
  * updated once, and the events go in multi-row inserts.
  */
 export type AuditWriter = ((trx: Transaction<Database>, ctx: AuditContext, input: AuditInput) => Promise<void>) & {
-  many(trx: Transaction<Database>, entries: readonly AuditEntry[]): Promise<void>;
+  /** Returns each chain's new head, valid once the transaction commits. */
+  many(trx: Transaction<Database>, entries: readonly AuditEntry[]): Promise<Map<string, ChainHead>>;
+  /**
+   * PostgreSQL only (undefined on SQLite): appends `entries` of one chain,
+   * none of which moves the epoch, in a single autocommitted statement that
+   * also touches the secrets' `lastUsedAt` — provided the chain's head is
+   * still `head` (compare-and-set on its seq and hash). When the head had
+   * moved, nothing was appended (the touch may have been) and the answer
+   * carries the head as the statement found it, for one more try.
+   */
+  appendAtHead?(
+    db: Db,
+    chain: string,
+    head: ChainHead,
+    entries: readonly AuditEntry[],
+    touch: { now: string; secretIds: readonly string[] },
+  ): Promise<{ appended: true; head: ChainHead } | { appended: false; current: ChainHead | undefined }>;
 };
+
+/** Where a chain ends: its last event's seq and hash. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+/** Whether appending `entries` changes what servers cache (see NO_CHANGE_ACTIONS). */
+export function entriesMoveEpoch(entries: readonly AuditEntry[]): boolean {
+  return entries.some(({ input }) => !NO_CHANGE_ACTIONS.has(input.action));
+}
 
 /** Rows per multi-row INSERT (15 columns each; well under either database's parameter limit). */
 const INSERT_CHUNK = 200;
@@ -95,6 +122,70 @@ function eventValues(rows: readonly EventRow[]): unknown[] {
   for (const row of rows) for (const column of EVENT_COLUMNS) values.push(row[column]);
   return values;
 }
+
+/**
+ * The event rows appending `entries` to a chain whose head is (`seq`,
+ * `prevHash`): numbered, timestamped and hashed in order; `changes` counts
+ * the events that move the epoch.
+ */
+function chainRows(chain: string, seq: number, prevHash: string, entries: readonly AuditEntry[]) {
+  let changes = 0;
+  const rows = entries.map(({ ctx, input }): EventRow => {
+    seq += 1;
+    // Built with its hash field (filled in below): a copy with the hash added costs more than the hash.
+    const event: EventRow = {
+      id: newId('evt'),
+      chain,
+      seq,
+      at: nowIso(),
+      workspace_id: input.workspaceId,
+      actor_id: ctx.actorId,
+      actor_type: ctx.actorType,
+      action: input.action,
+      target_type: input.targetType ?? null,
+      target_id: input.targetId ?? null,
+      ip: ctx.ip,
+      request_id: ctx.requestId,
+      data: JSON.stringify(input.data ?? {}),
+      prev_hash: prevHash,
+      hash: '',
+    };
+    prevHash = hashEvent(event);
+    event.hash = prevHash;
+    if (!NO_CHANGE_ACTIONS.has(input.action)) changes += 1;
+    return event;
+  });
+  return { rows, seq, prevHash, changes };
+}
+
+/**
+ * PostgreSQL's append at a known head, one statement: the secrets' touch,
+ * then the head moved only if it is still where this server last left it,
+ * then the events inserted only if it was — from one array per column, so
+ * the statement has one shape whatever the batch size. The head's update
+ * depends on the touch's row count, so the touch runs to completion before
+ * the head's row is locked: the lock order of every writer (secret rows,
+ * then the head), by data dependency rather than by whatever order
+ * PostgreSQL runs the WITH clauses in. The statement also answers the head
+ * as its snapshot saw it: after a failed compare that is usually where the
+ * chain ends now (another server wrote last), worth one more try.
+ */
+const APPEND_AT_HEAD_SQL = `with touched as (
+  update secrets set last_used_at = $1 where id = any($2::text[]) returning 1
+), moved as (
+  update audit_heads set seq = $3, hash = $4
+  where chain = $5 and seq = $6 and hash = $7 and (select count(*) from touched) >= 0
+  returning 1
+), current as (
+  select seq, hash from audit_heads where chain = $5
+), inserted as (
+  insert into audit_events (${EVENT_COLUMNS.join(', ')})
+  select * from unnest(${EVENT_COLUMNS.map((c, i) => `$${i + 8}::${c === 'seq' ? 'integer' : 'text'}[]`).join(', ')})
+  where exists (select 1 from moved)
+  returning 1
+)
+select (select count(*) from touched) as touched, (select count(*) from inserted) as inserted,
+  (select seq from current) as seq, (select hash from current) as hash`;
 
 /**
  * The statements of an append, built and compiled once (per row count for
@@ -138,7 +229,11 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
 
   const headValues = (chain: string, seq: number, hash: string, changes: number) => [seq, hash, chain, changes];
 
-  async function appendToChain(trx: Transaction<Database>, chain: string, entries: readonly AuditEntry[]) {
+  async function appendToChain(
+    trx: Transaction<Database>,
+    chain: string,
+    entries: readonly AuditEntry[],
+  ): Promise<ChainHead> {
     let [head] = (await trx.executeQuery(readHead(trx, chain))).rows;
     if (!head) {
       // The chain's first event (two first writers may race: one insert wins, both then lock it).
@@ -151,34 +246,7 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
       if (!head) throw new Error(`audit chain ${chain}: no head after inserting it`);
     }
 
-    let seq = Number(head.seq);
-    let prevHash = head.hash;
-    let changes = 0;
-    const rows = entries.map(({ ctx, input }): EventRow => {
-      seq += 1;
-      // Built with its hash field (filled in below): a copy with the hash added costs more than the hash.
-      const event: EventRow = {
-        id: newId('evt'),
-        chain,
-        seq,
-        at: nowIso(),
-        workspace_id: input.workspaceId,
-        actor_id: ctx.actorId,
-        actor_type: ctx.actorType,
-        action: input.action,
-        target_type: input.targetType ?? null,
-        target_id: input.targetId ?? null,
-        ip: ctx.ip,
-        request_id: ctx.requestId,
-        data: JSON.stringify(input.data ?? {}),
-        prev_hash: prevHash,
-        hash: '',
-      };
-      prevHash = hashEvent(event);
-      event.hash = prevHash;
-      if (!NO_CHANGE_ACTIONS.has(input.action)) changes += 1;
-      return event;
-    });
+    const { rows, seq, prevHash, changes } = chainRows(chain, Number(head.seq), head.hash, entries);
     const movesEpoch = changes > 0;
     if (kind === 'postgres' && rows.length <= INSERT_CHUNK) {
       // One round trip for the events and the head (a data-modifying WITH; the head is locked already).
@@ -192,7 +260,7 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
         ),
       );
       await trx.executeQuery(statement([...eventValues(rows), ...headValues(chain, seq, prevHash, changes)]));
-      return;
+      return { seq, hash: prevHash };
     }
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       const chunk = rows.slice(i, i + INSERT_CHUNK);
@@ -203,12 +271,40 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
     }
     const update = headUpdates(movesEpoch, (slot) => updateHead(trx, slot, 0, movesEpoch));
     await trx.executeQuery(update(headValues(chain, seq, prevHash, changes)));
+    return { seq, hash: prevHash };
   }
 
-  const write = (trx: Transaction<Database>, ctx: AuditContext, input: AuditInput) =>
-    appendToChain(trx, input.workspaceId ?? SYSTEM_CHAIN, [{ ctx, input }]);
+  const write = async (trx: Transaction<Database>, ctx: AuditContext, input: AuditInput) => {
+    await appendToChain(trx, input.workspaceId ?? SYSTEM_CHAIN, [{ ctx, input }]);
+  };
+
+  async function appendAtHead(
+    db: Db,
+    chain: string,
+    head: ChainHead,
+    entries: readonly AuditEntry[],
+    touch: { now: string; secretIds: readonly string[] },
+  ) {
+    if (entriesMoveEpoch(entries) || entries.length === 0) {
+      throw new Error('appendAtHead: takes one or more events that do not move the epoch');
+    }
+    const { rows, seq, prevHash } = chainRows(chain, head.seq, head.hash, entries);
+    const columns = EVENT_COLUMNS.map((column) => rows.map((row) => row[column]));
+    const values = [touch.now, touch.secretIds, seq, prevHash, chain, head.seq, head.hash, ...columns];
+    const { rows: result } = await db.executeQuery<{
+      inserted: number | string;
+      seq: number | null;
+      hash: string | null;
+    }>(CompiledQuery.raw(APPEND_AT_HEAD_SQL, values));
+    const answer = result[0];
+    if (Number(answer?.inserted) === rows.length) return { appended: true as const, head: { seq, hash: prevHash } };
+    const current =
+      answer?.seq != null && answer.hash != null ? { seq: Number(answer.seq), hash: answer.hash } : undefined;
+    return { appended: false as const, current };
+  }
 
   return Object.assign(write, {
+    ...(kind === 'postgres' ? { appendAtHead } : {}),
     async many(trx: Transaction<Database>, entries: readonly AuditEntry[]) {
       const byChain = new Map<string, AuditEntry[]>();
       for (const entry of entries) {
@@ -218,7 +314,11 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
         else byChain.set(chain, [entry]);
       }
       // A fixed lock order (by chain) so two batches never wait on each other's heads.
-      for (const chain of [...byChain.keys()].sort()) await appendToChain(trx, chain, byChain.get(chain) ?? []);
+      const heads = new Map<string, ChainHead>();
+      for (const chain of [...byChain.keys()].sort()) {
+        heads.set(chain, await appendToChain(trx, chain, byChain.get(chain) ?? []));
+      }
+      return heads;
     },
   });
 }

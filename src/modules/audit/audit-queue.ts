@@ -14,7 +14,8 @@ import type { CompiledQuery, Transaction } from 'kysely';
 import { nowIso } from '../../app/ids.js';
 import { boundQueryShapes, type Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
-import type { AuditEntry, AuditWriter } from './audit-log.js';
+import { SYSTEM_CHAIN } from './audit-chain.js';
+import { type AuditEntry, type AuditWriter, type ChainHead, entriesMoveEpoch } from './audit-log.js';
 
 export interface QueuedWrites {
   /** Secrets whose `lastUsedAt` becomes now. */
@@ -39,6 +40,10 @@ interface Batch {
 
 /** Secret ids per UPDATE … WHERE id IN (…). */
 const MAX_IDS = 500;
+/** Chains whose head a server remembers (forgotten all at once past this; only a round trip is lost). */
+const MAX_KNOWN_HEADS = 10_000;
+/** Statements tried at a known head before the locked path: the remembered one, then the one the first found. */
+const AT_HEAD_ATTEMPTS = 2;
 
 export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQueue {
   let queue: Batch | undefined;
@@ -67,20 +72,72 @@ export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQue
     return { entries: [], secretsUsed: new Set(), alongside: [], done, resolve, reject };
   }
 
+  /**
+   * PostgreSQL: where this server last left each chain it appended to. A
+   * batch of one chain whose head is known commits in one statement (see
+   * `appendAtHead`) instead of a transaction of five round trips; a head
+   * moved by anyone else (another server, a change) fails the compare and
+   * the batch takes the locked path, which learns the head anew.
+   */
+  const knownHeads = new Map<string, ChainHead>();
+  const remember = (chain: string, head: ChainHead) => {
+    if (knownHeads.size >= MAX_KNOWN_HEADS && !knownHeads.has(chain)) knownHeads.clear();
+    knownHeads.set(chain, head);
+  };
+
+  /**
+   * The batch in one statement at its chain's known head, or at the head
+   * that statement found if another server had moved it (two statements);
+   * false → take the locked path.
+   */
+  async function appendAtKnownHead(batch: Batch, ids: readonly string[], now: string): Promise<boolean> {
+    const appendAtHead = deps.audit.appendAtHead;
+    const chain = batch.entries[0]?.input.workspaceId ?? SYSTEM_CHAIN;
+    let head = knownHeads.get(chain);
+    if (
+      !appendAtHead ||
+      !head ||
+      batch.entries.length === 0 ||
+      batch.alongside.length > 0 ||
+      ids.length > MAX_IDS ||
+      batch.entries.some((e) => (e.input.workspaceId ?? SYSTEM_CHAIN) !== chain) ||
+      entriesMoveEpoch(batch.entries)
+    ) {
+      return false;
+    }
+    try {
+      for (let attempt = 0; attempt < AT_HEAD_ATTEMPTS && head; attempt++) {
+        const answer = await appendAtHead(deps.db, chain, head, batch.entries, { now, secretIds: ids });
+        if (answer.appended) {
+          remember(chain, answer.head);
+          return true;
+        }
+        head = answer.current;
+      }
+    } catch {
+      // Nothing was appended (one statement each); the locked path either succeeds or reports the failure.
+    }
+    knownHeads.delete(chain);
+    return false;
+  }
+
   async function flush(): Promise<void> {
     while (queue) {
       const batch = queue;
       queue = undefined;
       try {
-        await deps.db.transaction().execute(async (trx) => {
-          const ids = [...batch.secretsUsed];
-          const now = nowIso();
-          for (let i = 0; i < ids.length; i += MAX_IDS) {
-            await trx.executeQuery(touch(now, ids.slice(i, i + MAX_IDS)));
-          }
-          for (const write of batch.alongside) await write(trx);
-          await deps.audit.many(trx, batch.entries);
-        });
+        const ids = [...batch.secretsUsed];
+        const now = nowIso();
+        if (!(await appendAtKnownHead(batch, ids, now))) {
+          const heads = await deps.db.transaction().execute(async (trx) => {
+            for (let i = 0; i < ids.length; i += MAX_IDS) {
+              await trx.executeQuery(touch(now, ids.slice(i, i + MAX_IDS)));
+            }
+            for (const write of batch.alongside) await write(trx);
+            return deps.audit.many(trx, batch.entries);
+          });
+          for (const [chain, head] of heads) remember(chain, head);
+        }
         batch.resolve();
       } catch (error) {
         batch.reject(error);
