@@ -43,7 +43,7 @@ export async function recordingContext(ctx: AppContext): Promise<{ ctx: AppConte
   const recorder = new QueryRecorder(ctx.db);
   const db = ctx.db.withPlugin(recorder);
   // The group-committed audit writes go through their own queue: give it the recording database too.
-  return { ctx: { ...ctx, db, auditQueue: createAuditQueue({ db, audit: ctx.audit }) }, recorder };
+  return { ctx: { ...ctx, db, auditQueue: createAuditQueue({ db, kind: ctx.dbKind, audit: ctx.audit }) }, recorder };
 }
 
 /** Read-only statements that are safe to replay (no locking reads). */

@@ -91,7 +91,7 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     keyring: createWorkspaceKeyring(database.db, rootKeys),
     cache: createWorkspaceCache(database.db),
     audit,
-    auditQueue: createAuditQueue({ db: database.db, audit }),
+    auditQueue: createAuditQueue({ db: database.db, kind: database.kind, audit }),
     passwords: createPasswordHasher(),
     outbound,
     redis,

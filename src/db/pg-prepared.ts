@@ -7,34 +7,37 @@
  * reuse it after (the counterpart of the SQLite statement cache in
  * database.ts). Values still travel as bound parameters, never in the text.
  *
- * Only statements with parameters are named (transaction control, DDL and
- * other fixed statements run as before), and at most `limit` distinct texts
- * per process, so the statements a connection keeps stay bounded.
+ * Only statements with 1 to 100 parameters are named — transaction control,
+ * DDL and other fixed statements, and the large multi-row INSERTs whose text
+ * changes with their row count, run unnamed as before — and at most `limit`
+ * distinct texts per process, so the statements a connection keeps stay
+ * bounded.
  *
  * A prepared statement fails with "cached plan must not change result type"
  * when a table it reads (`select *`) gains or loses a column while the
- * server runs — another node migrating during a rolling upgrade. The text
- * then gets a fresh name, prepared anew on its next use; outside a
- * transaction the call is retried at once under it, inside one the error
- * stands (the transaction is aborted already) and the caller's next attempt
- * succeeds. `HUSH_DATABASE_PREPARED=false` turns naming off, for a pooler
- * that cannot keep prepared statements (PgBouncer before 1.21 in
- * transaction mode).
+ * server runs — another node migrating during a rolling upgrade — and with
+ * "prepared statement does not exist" when something between Hush and
+ * PostgreSQL discarded it (a pooler's `DISCARD ALL`). The text then gets a
+ * fresh name, prepared anew on its next use; outside a transaction the call
+ * is retried at once under it, inside one the error stands (the transaction
+ * is aborted already) and the caller's next attempt succeeds.
+ * `HUSH_DATABASE_PREPARED=false` turns naming off, for a pooler that cannot
+ * keep prepared statements (PgBouncer before 1.21 in transaction mode).
  */
 import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely';
 import type pg from 'pg';
 
 /** Distinct statement texts named per process; the SQL Hush issues is a few hundred. */
 const NAMED_STATEMENT_LIMIT = 1000;
+/** Statements with more parameters run unnamed (multi-row INSERTs: one text per row count). */
+const MAX_NAMED_PARAMETERS = 100;
 
-/** `BEGIN` / `START TRANSACTION …` and the plain `COMMIT` / `ROLLBACK` that end it (not savepoints). */
-const TRANSACTION_START = /^\s*(begin|start\s+transaction)\b/i;
-const TRANSACTION_END = /^\s*(commit|rollback|end|abort)\s*;?\s*$/i;
-
-function isResultTypeChange(error: unknown): boolean {
+/** The statement behind a name is gone or no longer fits: prepare the text again. */
+function isStalePrepared(error: unknown): boolean {
   const e = error as { code?: unknown; routine?: unknown } | null;
-  // SQLSTATE 0A000 is broad (feature not supported); the routine pins it to the plan cache's check.
-  return e?.code === '0A000' && e.routine === 'RevalidateCachedQuery';
+  // 26000: no statement by that name on this connection. SQLSTATE 0A000 is broad (feature
+  // not supported); the routine pins it to the plan cache's result-type check.
+  return e?.code === '26000' || (e?.code === '0A000' && e.routine === 'RevalidateCachedQuery');
 }
 
 export interface PreparedStatementsPool extends PostgresPool {
@@ -64,21 +67,17 @@ export function withPreparedStatements(pool: pg.Pool, limit = NAMED_STATEMENT_LI
   };
 
   const wrap = (client: pg.PoolClient): PostgresPoolClient => {
-    let inTransaction = false;
     async function run<R>(text: string, parameters: readonly unknown[]): Promise<PostgresQueryResult<R>> {
       const values = parameters as unknown[];
-      const name = values.length > 0 ? nameOf(text) : undefined;
-      if (name === undefined) {
-        if (TRANSACTION_START.test(text)) inTransaction = true;
-        else if (TRANSACTION_END.test(text)) inTransaction = false;
-        return (await client.query(text, values)) as unknown as PostgresQueryResult<R>;
-      }
+      const name = values.length > 0 && values.length <= MAX_NAMED_PARAMETERS ? nameOf(text) : undefined;
+      if (name === undefined) return (await client.query(text, values)) as unknown as PostgresQueryResult<R>;
       try {
         return (await client.query({ name, text, values })) as unknown as PostgresQueryResult<R>;
       } catch (error) {
-        if (!isResultTypeChange(error)) throw error;
+        if (!isStalePrepared(error)) throw error;
         const fresh = rename(text, name);
-        if (inTransaction) throw error;
+        // 'I': idle, outside a transaction (inside one it is 'E' now: aborted).
+        if (client.getTransactionStatus() !== 'I') throw error;
         return (await client.query({ name: fresh, text, values })) as unknown as PostgresQueryResult<R>;
       }
     }

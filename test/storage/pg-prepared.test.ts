@@ -1,8 +1,9 @@
 /**
  * Prepared PostgreSQL statements (src/db/pg-prepared.ts), against a real
  * PostgreSQL: a statement with parameters is parsed once per connection and
- * reused; fixed statements and texts past the limit run unnamed; a table
- * that changes its columns under a prepared statement is followed (at once
+ * reused; fixed statements, large ones and texts past the limit run
+ * unnamed; a table that changes its columns under a prepared statement, or
+ * a statement discarded behind Hush's back, is prepared again (at once
  * outside a transaction, on the next attempt inside one); off means off.
  */
 import { type Kysely, sql } from 'kysely';
@@ -23,6 +24,8 @@ describe.skipIf(!postgres?.available)('prepared PostgreSQL statements', () => {
   /** A pool of one connection, so every call below lands on the same one. */
   const onePool = () => {
     const pool = new pg.Pool({ connectionString: database.url, max: 1 });
+    // pool.end() resolves before its clients have closed; the forced drop may end them first.
+    pool.on('error', () => {});
     pools.push(pool);
     return pool;
   };
@@ -108,7 +111,7 @@ describe.skipIf(!postgres?.available)('prepared PostgreSQL statements', () => {
       expect((await client.query(text, [1])).rows).toEqual([{ id: 1, label: 'a' }]);
 
       await setup.query("alter table changing add column note text not null default 'b'");
-      await client.query('begin', []);
+      await client.query('start transaction isolation level read committed', []);
       // Inside one the transaction is already aborted: the error stands, with PostgreSQL's own code.
       await expect(client.query(text, [1])).rejects.toMatchObject({ code: '0A000' });
       await client.query('rollback', []);
@@ -118,6 +121,38 @@ describe.skipIf(!postgres?.available)('prepared PostgreSQL statements', () => {
     } finally {
       client.release();
       await setup.end();
+    }
+  });
+
+  it("prepares a statement again when something discarded it (a pooler's DISCARD ALL)", async () => {
+    const prepared = withPreparedStatements(onePool());
+    const client = await prepared.connect();
+    const text = 'select name from items where id = $1 and 1 = 1';
+    try {
+      expect((await client.query(text, [1])).rows).toEqual([{ name: 'one' }]);
+      await client.query('deallocate all', []);
+      expect((await client.query(text, [2])).rows).toEqual([{ name: 'two' }]);
+      await client.query('deallocate all', []);
+      await client.query('begin', []);
+      await expect(client.query(text, [1])).rejects.toMatchObject({ code: '26000' });
+      await client.query('rollback', []);
+      expect((await client.query(text, [1])).rows).toEqual([{ name: 'one' }]);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('leaves statements with more than 100 parameters unnamed (a multi-row INSERT per row count)', async () => {
+    const prepared = withPreparedStatements(onePool());
+    const client = await prepared.connect();
+    try {
+      const ids = Array.from({ length: 101 }, (_, i) => i + 1);
+      const text = `select count(*)::int as n from items where id in (${ids.map((i) => `$${i}`).join(', ')})`;
+      expect((await client.query(text, ids)).rows).toEqual([{ n: 2 }]);
+      expect((await client.query(PREPARED, [])).rows).toEqual([]);
+      expect(prepared.namedCount).toBe(0);
+    } finally {
+      client.release();
     }
   });
 

@@ -162,16 +162,28 @@ function chainRows(chain: string, seq: number, prevHash: string, entries: readon
  * PostgreSQL's append at a known head, one statement: the secrets' touch,
  * then the head moved only if it is still where this server last left it,
  * then the events inserted only if it was — from one array per column, so
- * the statement has one shape whatever the batch size. The head's update
- * depends on the touch's row count, so the touch runs to completion before
- * the head's row is locked: the lock order of every writer (secret rows,
- * then the head), by data dependency rather than by whatever order
- * PostgreSQL runs the WITH clauses in. The statement also answers the head
- * as its snapshot saw it: after a failed compare that is usually where the
- * chain ends now (another server wrote last), worth one more try.
+ * the statement has one shape whatever the batch size.
+ *
+ * Locks: the secrets' rows first, in id order (`ORDER BY id FOR UPDATE`, as
+ * the locked path's touch), then the head's — the order of every writer
+ * (a secret's change locks its row, then appends). The head's update depends
+ * on the touch's row count, so the touch runs to completion before the
+ * head's row is locked, by data dependency rather than by whatever order
+ * PostgreSQL runs the WITH clauses in. The touch happens only if the head
+ * looked right to the statement's snapshot (no lock taken for that), so a
+ * compare that fails leaves `lastUsedAt` alone but for a head moved during
+ * the statement itself.
+ *
+ * The statement also answers the head as its snapshot saw it: after a
+ * failed compare that is usually where the chain ends now (another server
+ * wrote last), worth one more try.
  */
-const APPEND_AT_HEAD_SQL = `with touched as (
-  update secrets set last_used_at = $1 where id = any($2::text[]) returning 1
+const APPEND_AT_HEAD_SQL = `with locked as (
+  select id from secrets
+  where id = any($2::text[]) and exists (select 1 from audit_heads where chain = $5 and seq = $6 and hash = $7)
+  order by id for update
+), touched as (
+  update secrets set last_used_at = $1 where id in (select id from locked) returning 1
 ), moved as (
   update audit_heads set seq = $3, hash = $4
   where chain = $5 and seq = $6 and hash = $7 and (select count(*) from touched) >= 0

@@ -11,8 +11,9 @@
  */
 
 import type { CompiledQuery, Transaction } from 'kysely';
+import pg from 'pg';
 import { nowIso } from '../../app/ids.js';
-import { boundQueryShapes, type Db } from '../../db/database.js';
+import { boundQueryShapes, type DatabaseKind, type Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import { SYSTEM_CHAIN } from './audit-chain.js';
 import { type AuditEntry, type AuditWriter, type ChainHead, entriesMoveEpoch } from './audit-log.js';
@@ -45,22 +46,29 @@ const MAX_KNOWN_HEADS = 10_000;
 /** Statements tried at a known head before the locked path: the remembered one, then the one the first found. */
 const AT_HEAD_ATTEMPTS = 2;
 
-export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQueue {
+export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: AuditWriter }): AuditQueue {
   let queue: Batch | undefined;
   let flushing = false;
-  /** `UPDATE secrets SET last_used_at … WHERE id IN (n ids)`, compiled once per n. */
+  /**
+   * `UPDATE secrets SET last_used_at … WHERE id IN (n ids)`, compiled once per n. On
+   * PostgreSQL the rows are locked in id order first, as the one-statement append does
+   * (`appendAtHead`): two batches touching the same secrets never wait on each other in a circle.
+   */
   const touchShapes = boundQueryShapes<number>();
   const touch = (now: string, ids: readonly string[]): CompiledQuery =>
-    touchShapes(ids.length, (slot) =>
-      deps.db
+    touchShapes(ids.length, (slot) => {
+      const listed = ids.map((_, i) => slot(i + 1));
+      return deps.db
         .updateTable('secrets')
         .set({ last_used_at: slot(0) })
         .where(
           'id',
           'in',
-          ids.map((_, i) => slot(i + 1)),
-        ),
-    )([now, ...ids]);
+          deps.kind === 'postgres'
+            ? deps.db.selectFrom('secrets').select('id').where('id', 'in', listed).orderBy('id').forUpdate()
+            : listed,
+        );
+    })([now, ...ids]);
 
   function nextBatch(): Batch {
     let resolve!: () => void;
@@ -114,8 +122,15 @@ export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQue
         }
         head = answer.current;
       }
-    } catch {
-      // Nothing was appended (one statement each); the locked path either succeeds or reports the failure.
+    } catch (error) {
+      // PostgreSQL refused the statement (a deadlock, a cancel…): being one autocommitted
+      // statement, it wrote nothing, and the locked path may succeed. Anything else (a lost
+      // connection) leaves it unknown whether it committed: appending again could record
+      // the batch twice, so the batch fails, as it does when a locked path's COMMIT is lost.
+      if (!(error instanceof pg.DatabaseError)) {
+        knownHeads.delete(chain);
+        throw error;
+      }
     }
     knownHeads.delete(chain);
     return false;
@@ -126,7 +141,8 @@ export function createAuditQueue(deps: { db: Db; audit: AuditWriter }): AuditQue
       const batch = queue;
       queue = undefined;
       try {
-        const ids = [...batch.secretsUsed];
+        // Sorted: chunks of a long list lock in the same order in every batch.
+        const ids = [...batch.secretsUsed].sort();
         const now = nowIso();
         if (!(await appendAtKnownHead(batch, ids, now))) {
           const heads = await deps.db.transaction().execute(async (trx) => {
