@@ -458,7 +458,7 @@ function diagnosis(data: Data, profiledRequests: number): string[] {
   }
   lines.push(
     '',
-    '*Done already* (src/): prepared statements are reused on SQLite; the token, membership, variables and the secret row with its ciphertext are cached per workspace and validated by one epoch read; `secret.used` is group-committed with one chain-head lock per batch; id randomness is pooled; no timer per request. *Left*: what remains is spread thin — HTTP and crypto in Node.js core, zod validation and serialisation of a larger answer, a decryption (plaintext is never cached, SPEC §3), rendering, redaction and the audit hash chain. 0.6× of a route that only forwards leaves a Send about the cost of one loopback HTTP request for all of it; the figures above show how far off that is, and no single step is large enough to close it.',
+    '*Done already* (src/): prepared statements are reused on SQLite; the token, membership, variables and the secret row with its ciphertext are cached per workspace and validated by one epoch read; `secret.used` is group-committed with one chain-head lock per batch (on PostgreSQL one statement per batch at the head the server knows, and every statement with parameters prepared once per connection); id randomness is pooled; no timer per request. *Left*: what remains is spread thin — HTTP and crypto in Node.js core, zod validation and serialisation of a larger answer, a decryption (plaintext is never cached, SPEC §3), rendering, redaction and the audit hash chain. 0.6× of a route that only forwards leaves a Send about the cost of one loopback HTTP request for all of it; the figures above show how far off that is, and no single step is large enough to close it.',
     '',
   );
   return lines;
