@@ -20,9 +20,12 @@
  * PostgreSQL discarded it (a pooler's `DISCARD ALL`). The text then gets a
  * fresh name, prepared anew on its next use; outside a transaction the call
  * is retried at once under it, inside one the error stands (the transaction
- * is aborted already) and the caller's next attempt succeeds.
- * `HUSH_DATABASE_PREPARED=false` turns naming off, for a pooler that cannot
- * keep prepared statements (PgBouncer before 1.21 in transaction mode).
+ * is aborted already) and the caller's next attempt succeeds. After 50
+ * such losses the process stops naming statements altogether (a pooler
+ * that hands out another server connection per transaction would otherwise
+ * make every call a loss). `HUSH_DATABASE_PREPARED=false` turns naming off
+ * from the start, for a pooler that cannot keep prepared statements
+ * (PgBouncer before 1.21 in transaction mode).
  */
 import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely';
 import type pg from 'pg';
@@ -31,6 +34,13 @@ import type pg from 'pg';
 const NAMED_STATEMENT_LIMIT = 1000;
 /** Statements with more parameters run unnamed (multi-row INSERTs: one text per row count). */
 const MAX_NAMED_PARAMETERS = 100;
+/**
+ * Statements found gone or unusable after which a process stops naming any:
+ * that many means something keeps discarding them (a pooler that hands each
+ * transaction another server connection), and renaming would only pile up
+ * statements on both sides.
+ */
+const STALE_LIMIT = 50;
 
 /** The statement behind a name is gone or no longer fits: prepare the text again. */
 function isStalePrepared(error: unknown): boolean {
@@ -48,7 +58,10 @@ export interface PreparedStatementsPool extends PostgresPool {
 export function withPreparedStatements(pool: pg.Pool, limit = NAMED_STATEMENT_LIMIT): PreparedStatementsPool {
   const names = new Map<string, string>();
   let serial = 0;
+  /** Statements found gone or unusable so far; past STALE_LIMIT naming stops for good. */
+  let stale = 0;
   const nameOf = (text: string): string | undefined => {
+    if (stale >= STALE_LIMIT) return undefined;
     let name = names.get(text);
     if (name === undefined && names.size < limit) {
       name = `hush_${serial++}`;
@@ -56,10 +69,12 @@ export function withPreparedStatements(pool: pg.Pool, limit = NAMED_STATEMENT_LI
     }
     return name;
   };
-  /** After a result-type change: a new name, so the next use parses the text again. */
-  const rename = (text: string, stale: string): string => {
+  /** The statement behind `old` is gone or unusable: a new name, so the next use parses the text again. */
+  const rename = (text: string, old: string): string | undefined => {
+    stale += 1;
+    if (stale >= STALE_LIMIT) return undefined;
     let name = names.get(text) as string;
-    if (name === stale) {
+    if (name === old) {
       name = `hush_${serial++}`;
       names.set(text, name);
     }
@@ -78,7 +93,8 @@ export function withPreparedStatements(pool: pg.Pool, limit = NAMED_STATEMENT_LI
         const fresh = rename(text, name);
         // 'I': idle, outside a transaction (inside one it is 'E' now: aborted).
         if (client.getTransactionStatus() !== 'I') throw error;
-        return (await client.query({ name: fresh, text, values })) as unknown as PostgresQueryResult<R>;
+        const retry = fresh === undefined ? client.query(text, values) : client.query({ name: fresh, text, values });
+        return (await retry) as unknown as PostgresQueryResult<R>;
       }
     }
     return {

@@ -142,6 +142,24 @@ describe.skipIf(!postgres?.available)('prepared PostgreSQL statements', () => {
     }
   });
 
+  it('stops naming statements once they keep disappearing (a pooler that swaps connections)', async () => {
+    const prepared = withPreparedStatements(onePool());
+    const client = await prepared.connect();
+    const text = 'select name from items where id = $1 and 2 = 2';
+    try {
+      for (let i = 0; i < 60; i++) {
+        await client.query('deallocate all', []);
+        expect((await client.query(text, [1])).rows).toEqual([{ name: 'one' }]);
+      }
+      // Past the limit the text runs unnamed: nothing is left prepared after the last call.
+      expect((await client.query(PREPARED, [])).rows).toEqual([]);
+      await client.query(text, [2]);
+      expect((await client.query(PREPARED, [])).rows).toEqual([]);
+    } finally {
+      client.release();
+    }
+  });
+
   it('leaves statements with more than 100 parameters unnamed (a multi-row INSERT per row count)', async () => {
     const prepared = withPreparedStatements(onePool());
     const client = await prepared.connect();
