@@ -13,20 +13,26 @@
  * distinct texts per process, so the statements a connection keeps stay
  * bounded.
  *
+ * A statement is named from a hash of its text, so a name means the same
+ * SQL in every process: a pooler that hands a client another server
+ * connection can make a name missing there, never make it run other SQL.
+ *
  * A prepared statement fails with "cached plan must not change result type"
  * when a table it reads (`select *`) gains or loses a column while the
  * server runs — another node migrating during a rolling upgrade — and with
- * "prepared statement does not exist" when something between Hush and
- * PostgreSQL discarded it (a pooler's `DISCARD ALL`). The text then gets a
- * fresh name, prepared anew on its next use; outside a transaction the call
- * is retried at once under it, inside one the error stands (the transaction
- * is aborted already) and the caller's next attempt succeeds. After 50
- * such losses the process stops naming statements altogether (a pooler
- * that hands out another server connection per transaction would otherwise
- * make every call a loss). `HUSH_DATABASE_PREPARED=false` turns naming off
- * from the start, for a pooler that cannot keep prepared statements
- * (PgBouncer before 1.21 in transaction mode).
+ * "prepared statement does not exist" (or "already exists") when something
+ * between Hush and PostgreSQL discarded or swapped it (a pooler's `DISCARD
+ * ALL`, a pooler moving clients between server connections). The text then
+ * gets its next name, prepared anew on its next use; outside a transaction
+ * the call is retried at once under it, inside one the error stands (the
+ * transaction is aborted already) and the caller's next attempt succeeds.
+ * After 50 missing or swapped statements the process stops naming
+ * statements altogether: something keeps losing them, and every call would
+ * pay for it. `HUSH_DATABASE_PREPARED=false` turns naming off from the
+ * start, for a pooler that cannot keep prepared statements (PgBouncer
+ * before 1.21 in transaction mode).
  */
+import { createHash } from 'node:crypto';
 import type { PostgresCursor, PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely';
 import type pg from 'pg';
 
@@ -35,19 +41,27 @@ const NAMED_STATEMENT_LIMIT = 1000;
 /** Statements with more parameters run unnamed (multi-row INSERTs: one text per row count). */
 const MAX_NAMED_PARAMETERS = 100;
 /**
- * Statements found gone or unusable after which a process stops naming any:
- * that many means something keeps discarding them (a pooler that hands each
- * transaction another server connection), and renaming would only pile up
- * statements on both sides.
+ * Statements found missing or swapped after which a process stops naming
+ * any: that many means something keeps losing them (a pooler that hands
+ * each transaction another server connection), and renaming would only pile
+ * up statements on both sides.
  */
 const STALE_LIMIT = 50;
 
-/** The statement behind a name is gone or no longer fits: prepare the text again. */
-function isStalePrepared(error: unknown): boolean {
+/**
+ * The statement behind a name cannot be used: prepare the text again under
+ * another name. `lost` → it is missing (26000), or the name is taken by one
+ * this connection did not expect (42P05) — what a pooler that moves clients
+ * between server connections causes; such losses are counted (STALE_LIMIT).
+ * Not counted: "cached plan must not change result type" (0A000 from the
+ * plan cache), a table whose columns changed under the statement.
+ */
+function staleness(error: unknown): 'lost' | 'changed' | undefined {
   const e = error as { code?: unknown; routine?: unknown } | null;
-  // 26000: no statement by that name on this connection. SQLSTATE 0A000 is broad (feature
-  // not supported); the routine pins it to the plan cache's result-type check.
-  return e?.code === '26000' || (e?.code === '0A000' && e.routine === 'RevalidateCachedQuery');
+  if (e?.code === '26000' || e?.code === '42P05') return 'lost';
+  // SQLSTATE 0A000 is broad (feature not supported); the routine pins it to the plan cache's check.
+  if (e?.code === '0A000' && e.routine === 'RevalidateCachedQuery') return 'changed';
+  return undefined;
 }
 
 export interface PreparedStatementsPool extends PostgresPool {
@@ -55,30 +69,38 @@ export interface PreparedStatementsPool extends PostgresPool {
   readonly namedCount: number;
 }
 
+interface Named {
+  /** From a hash of the text: the same name means the same SQL in every process. */
+  base: string;
+  /** Bumped when the statement had to be prepared again. */
+  generation: number;
+}
+
+const nameOfNamed = (n: Named) => (n.generation === 0 ? n.base : `${n.base}_${n.generation}`);
+
 export function withPreparedStatements(pool: pg.Pool, limit = NAMED_STATEMENT_LIMIT): PreparedStatementsPool {
-  const names = new Map<string, string>();
-  let serial = 0;
-  /** Statements found gone or unusable so far; past STALE_LIMIT naming stops for good. */
-  let stale = 0;
+  const names = new Map<string, Named>();
+  /** Statements found lost so far; past STALE_LIMIT naming stops for good. */
+  let lost = 0;
   const nameOf = (text: string): string | undefined => {
-    if (stale >= STALE_LIMIT) return undefined;
-    let name = names.get(text);
-    if (name === undefined && names.size < limit) {
-      name = `hush_${serial++}`;
-      names.set(text, name);
+    if (lost >= STALE_LIMIT) return undefined;
+    let named = names.get(text);
+    if (named === undefined && names.size < limit) {
+      named = { base: `hush_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`, generation: 0 };
+      names.set(text, named);
     }
-    return name;
+    return named && nameOfNamed(named);
   };
-  /** The statement behind `old` is gone or unusable: a new name, so the next use parses the text again. */
-  const rename = (text: string, old: string): string | undefined => {
-    stale += 1;
-    if (stale >= STALE_LIMIT) return undefined;
-    let name = names.get(text) as string;
-    if (name === old) {
-      name = `hush_${serial++}`;
-      names.set(text, name);
+  /** The statement behind `old` cannot be used: the text's next name, or undefined to run it unnamed. */
+  const rename = (text: string, old: string, why: 'lost' | 'changed'): string | undefined => {
+    const named = names.get(text);
+    if (!named) return undefined;
+    // Several connections may report the same old name: the first one renames (and counts).
+    if (nameOfNamed(named) === old) {
+      named.generation += 1;
+      if (why === 'lost') lost += 1;
     }
-    return name;
+    return lost >= STALE_LIMIT ? undefined : nameOfNamed(named);
   };
 
   const wrap = (client: pg.PoolClient): PostgresPoolClient => {
@@ -89,9 +111,10 @@ export function withPreparedStatements(pool: pg.Pool, limit = NAMED_STATEMENT_LI
       try {
         return (await client.query({ name, text, values })) as unknown as PostgresQueryResult<R>;
       } catch (error) {
-        if (!isStalePrepared(error)) throw error;
-        const fresh = rename(text, name);
-        // 'I': idle, outside a transaction (inside one it is 'E' now: aborted).
+        const why = staleness(error);
+        if (!why) throw error;
+        const fresh = rename(text, name, why);
+        // 'I': idle, outside a transaction (inside one it is 'T' or 'E', and aborted).
         if (client.getTransactionStatus() !== 'I') throw error;
         const retry = fresh === undefined ? client.query(text, values) : client.query({ name: fresh, text, values });
         return (await retry) as unknown as PostgresQueryResult<R>;

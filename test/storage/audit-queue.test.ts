@@ -153,13 +153,14 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
 
   if (kind === 'postgres')
     it.skipIf(!available)(
-      "appends nothing at a head that is not the chain's, and never to a chain without a head",
+      "appends nothing at a head that is not the chain's (nor touches lastUsedAt), and never to a chain without a head",
       async () => {
         const writer = createAuditWriter(kind);
+        await t.ctx.db.updateTable('secrets').set({ last_used_at: null }).where('id', '=', secretId).execute();
         const at = (chain: string, head: { seq: number; hash: string }) =>
           writer.appendAtHead?.(t.ctx.db, chain, head, used(1, 'stale'), {
             now: new Date().toISOString(),
-            secretIds: [],
+            secretIds: [secretId],
           });
         const real = await t.ctx.db
           .selectFrom('audit_heads')
@@ -173,6 +174,12 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
           current: undefined,
         });
         expect(await events('stale')).toEqual([]);
+        const secret = await t.ctx.db
+          .selectFrom('secrets')
+          .select('last_used_at')
+          .where('id', '=', secretId)
+          .executeTakeFirst();
+        expect(secret?.last_used_at).toBeNull();
         expect(await verifyChain(t.ctx.db, ws)).toMatchObject({ ok: true });
       },
     );
@@ -261,6 +268,71 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
         await queue.append(used(1, 'lost-after'), { secretsUsed: [secretId] });
         expect((await events('lost-after')).map((d) => d.tag)).toEqual(['lost-after-0']);
         expect(await verifyChain(t.ctx.db, ws)).toMatchObject({ ok: true });
+      },
+    );
+
+  if (kind === 'postgres')
+    it.skipIf(!available).each(['one statement', 'locked'])(
+      'locks the secrets a batch touches in id order (%s path), whatever order they are stored or named in',
+      async (path) => {
+        const url = t.ctx.config.database.kind === 'postgres' ? t.ctx.config.database.url : '';
+        const ids: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const res = await owner.post(`/api/v1/workspaces/${ws}/secrets`, {
+            name: `ordered_${path.replace(' ', '_')}_${i}`,
+            visibility: 'masked',
+            value: `value-${i}`,
+          });
+          expect(res.status).toBe(201);
+          ids.push(res.body.id);
+        }
+        ids.sort();
+        // The lowest id's row moves to the end of the table: stored order is no longer id order.
+        await t.ctx.db
+          .updateTable('secrets')
+          .set({ description: 'moved' })
+          .where('id', '=', ids[0] as string)
+          .execute();
+        const [holder, prober] = [new pg.Client({ connectionString: url }), new pg.Client({ connectionString: url })];
+        await Promise.all([holder.connect(), prober.connect()]);
+        const queue = createAuditQueue({ db: t.ctx.db, kind, audit: createAuditWriter(kind) });
+        try {
+          if (path === 'one statement') await queue.append(used(1, 'ids-warm'), { secretsUsed: [secretId] });
+          await holder.query('begin');
+          await holder.query('select id from secrets where id = $1 for update', [ids[1]]);
+          const appended = queue.append(used(1, `ids-${path}`), { secretsUsed: [...ids].reverse() });
+          let blocked = false;
+          for (let i = 0; i < 250 && !blocked; i++) {
+            const { rows } = await prober.query(
+              "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%secrets%' and pid <> pg_backend_pid()",
+            );
+            blocked = rows[0].n > 0;
+            if (!blocked) await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          expect(blocked).toBe(true);
+          // Waiting on the second id, the append holds the first and nothing after.
+          const lockable = async (id: string) => {
+            await prober.query('begin');
+            try {
+              await prober.query('select id from secrets where id = $1 for update nowait', [id]);
+              return true;
+            } catch (error) {
+              if ((error as { code?: string }).code === '55P03') return false;
+              throw error;
+            } finally {
+              await prober.query('rollback');
+            }
+          };
+          expect(await lockable(ids[0] as string)).toBe(false);
+          expect(await lockable(ids[2] as string)).toBe(true);
+          expect(await lockable(ids[3] as string)).toBe(true);
+          await holder.query('commit');
+          await appended;
+          expect(await events(`ids-${path}`)).toHaveLength(1);
+        } finally {
+          await holder.query('rollback').catch(() => {});
+          await Promise.all([holder.end(), prober.end()]);
+        }
       },
     );
 

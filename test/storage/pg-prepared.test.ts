@@ -6,6 +6,7 @@
  * a statement discarded behind Hush's back, is prepared again (at once
  * outside a transaction, on the next attempt inside one); off means off.
  */
+import { createHash } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,9 @@ import { withPreparedStatements } from '../../src/db/pg-prepared.js';
 import { createPostgresDatabase, DATABASES } from '../support/databases.js';
 
 const postgres = DATABASES.find((d) => d.kind === 'postgres');
+
+/** The name a text is prepared under (a hash of the text: the same in every process). */
+const nameFor = (text: string) => `hush_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
 
 /** The statements prepared on the connection that runs this query. */
 const PREPARED = 'select name, statement from pg_prepared_statements order by name';
@@ -54,8 +58,45 @@ describe.skipIf(!postgres?.available)('prepared PostgreSQL statements', () => {
       expect(first.rows).toEqual([{ name: 'one' }]);
       expect(second.rows).toEqual([{ name: 'two' }]);
       const { rows } = await client.query<{ name: string; statement: string }>(PREPARED, []);
-      expect(rows).toEqual([{ name: 'hush_0', statement: text }]);
+      expect(rows).toEqual([{ name: nameFor(text), statement: text }]);
       expect(prepared.namedCount).toBe(1);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('gives a text the same name in every process, and different texts different names', async () => {
+    // Behind a pooler, a name prepared by one process may be met on another's connection:
+    // it must be the same SQL, never another statement that happens to share a counter.
+    const [a, b] = [withPreparedStatements(onePool()), withPreparedStatements(onePool())];
+    const [ca, cb] = await Promise.all([a.connect(), b.connect()]);
+    try {
+      await ca.query('select id from items where name = $1', ['one']);
+      await ca.query('select name from items where id = $1', [1]);
+      await cb.query('select name from items where id = $1', [2]);
+      const [pa, pb] = await Promise.all([
+        ca.query<{ name: string }>(PREPARED, []),
+        cb.query<{ name: string }>(PREPARED, []),
+      ]);
+      const name = nameFor('select name from items where id = $1');
+      expect(pa.rows.map((r) => r.name).sort()).toEqual([name, nameFor('select id from items where name = $1')].sort());
+      expect(pb.rows).toEqual([{ name, statement: 'select name from items where id = $1' }]);
+    } finally {
+      ca.release();
+      cb.release();
+    }
+  });
+
+  it('prepares a text again under its next name when the connection already has one by that name', async () => {
+    const prepared = withPreparedStatements(onePool());
+    const client = await prepared.connect();
+    const text = 'select name from items where id = $1 and 3 = 3';
+    try {
+      // Prepared there behind the client's back (another client through a pooler, say).
+      await client.query(`prepare ${nameFor(text)} as ${text}`, []);
+      expect((await client.query(text, [2])).rows).toEqual([{ name: 'two' }]);
+      const names = (await client.query<{ name: string }>(PREPARED, [])).rows.map((r) => r.name);
+      expect(names.sort()).toEqual([nameFor(text), `${nameFor(text)}_1`]);
     } finally {
       client.release();
     }
@@ -88,7 +129,7 @@ describe.skipIf(!postgres?.available)('prepared PostgreSQL statements', () => {
       for (const text of texts) answers.push((await client.query(text, [text.includes('id = $1') ? 1 : 'two'])).rows);
       expect(answers).toEqual([[{ name: 'one' }], [{ id: 2 }], [{ name: 'one' }]]);
       const names = (await client.query<{ statement: string }>(PREPARED, [])).rows.map((r) => r.statement);
-      expect(names).toEqual(texts.slice(0, 2));
+      expect(names.sort()).toEqual(texts.slice(0, 2).sort());
       expect(prepared.namedCount).toBe(2);
     } finally {
       client.release();

@@ -164,8 +164,9 @@ function chainRows(chain: string, seq: number, prevHash: string, entries: readon
  * then the events inserted only if it was — from one array per column, so
  * the statement has one shape whatever the batch size.
  *
- * Locks: the secrets' rows first, in id order (`ORDER BY id FOR UPDATE`, as
- * the locked path's touch), then the head's — the order of every writer
+ * Locks: the secrets' rows first, in id order (`ORDER BY id FOR NO KEY
+ * UPDATE`, the lock the UPDATE takes anyway, as the locked path's touch),
+ * then the head's — the order of every writer
  * (a secret's change locks its row, then appends). The head's update depends
  * on the touch's row count, so the touch runs to completion before the
  * head's row is locked, by data dependency rather than by whatever order
@@ -176,12 +177,13 @@ function chainRows(chain: string, seq: number, prevHash: string, entries: readon
  *
  * The statement also answers the head as its snapshot saw it: after a
  * failed compare that is usually where the chain ends now (another server
- * wrote last), worth one more try.
+ * wrote last), worth one more try — unless it is the head just tried (it
+ * moved while the statement waited for it).
  */
 const APPEND_AT_HEAD_SQL = `with locked as (
   select id from secrets
   where id = any($2::text[]) and exists (select 1 from audit_heads where chain = $5 and seq = $6 and hash = $7)
-  order by id for update
+  order by id for no key update
 ), touched as (
   update secrets set last_used_at = $1 where id in (select id from locked) returning 1
 ), moved as (

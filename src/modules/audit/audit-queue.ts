@@ -51,7 +51,8 @@ export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: Audi
   let flushing = false;
   /**
    * `UPDATE secrets SET last_used_at … WHERE id IN (n ids)`, compiled once per n. On
-   * PostgreSQL the rows are locked in id order first, as the one-statement append does
+   * PostgreSQL the rows are locked in id order first (`FOR NO KEY UPDATE`, the lock the
+   * UPDATE takes anyway), as the one-statement append does
    * (`appendAtHead`): two batches touching the same secrets never wait on each other in a circle.
    */
   const touchShapes = boundQueryShapes<number>();
@@ -65,7 +66,7 @@ export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: Audi
           'id',
           'in',
           deps.kind === 'postgres'
-            ? deps.db.selectFrom('secrets').select('id').where('id', 'in', listed).orderBy('id').forUpdate()
+            ? deps.db.selectFrom('secrets').select('id').where('id', 'in', listed).orderBy('id').forNoKeyUpdate()
             : listed,
         );
     })([now, ...ids]);
@@ -120,6 +121,9 @@ export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: Audi
           remember(chain, answer.head);
           return true;
         }
+        // The same head again: it moved while the statement waited for it, and the snapshot
+        // could not see where to. Only the locked path can tell.
+        if (answer.current?.seq === head.seq && answer.current.hash === head.hash) break;
         head = answer.current;
       }
     } catch (error) {
