@@ -17,13 +17,22 @@ import type { AppContext } from '../../src/app/context.js';
 import type { Db } from '../../src/db/database.js';
 import { compiled } from './compiled.js';
 
+/** SQL with its parameter numbers blanked (`$3` → `$`), to find one statement inside another. */
+const withoutNumbers = (text: string) => text.replace(/\$\d+/g, '$');
+
 export class QueryRecorder implements KyselyPlugin {
   readonly queries: CompiledQuery[] = [];
 
   constructor(private readonly base: Db) {}
 
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    this.queries.push(this.base.getExecutor().compileQuery(args.node, args.queryId));
+    const query = this.base.getExecutor().compileQuery(args.node, args.queryId);
+    // A subquery built from the recording database is seen first, on its own: it is
+    // part of the statement that follows (the same text inside it), not one of its own.
+    const inner = withoutNumbers(query.sql);
+    const last = this.queries.at(-1);
+    if (last && inner.includes(`(${withoutNumbers(last.sql)})`)) this.queries.pop();
+    this.queries.push(query);
     return args.node;
   }
 
@@ -46,9 +55,21 @@ export async function recordingContext(ctx: AppContext): Promise<{ ctx: AppConte
   return { ctx: { ...ctx, db, auditQueue: createAuditQueue({ db, kind: ctx.dbKind, audit: ctx.audit }) }, recorder };
 }
 
-/** Read-only statements that are safe to replay (no locking reads). */
+/** `FOR UPDATE`, `FOR NO KEY UPDATE`, `FOR SHARE`, `FOR KEY SHARE`. */
+const LOCKING_READ = /\bfor\s+((no\s+)?key\s+)?(update|share)\b/i;
+
+/**
+ * Read-only statements that are safe to replay: no locking reads, and none
+ * recorded while a statement's shape was compiled with stand-ins for its
+ * values (`boundQuery` in src/db/database.ts) rather than run.
+ */
 export function replayable(queries: readonly CompiledQuery[]): CompiledQuery[] {
-  return queries.filter((q) => /^\s*select\b/i.test(q.sql) && !/\bfor\s+update\b/i.test(q.sql));
+  return queries.filter(
+    (q) =>
+      /^\s*select\b/i.test(q.sql) &&
+      !LOCKING_READ.test(q.sql) &&
+      !q.parameters.some((p) => typeof p === 'string' && p.startsWith('\u0000hush-slot:')),
+  );
 }
 
 /** Runs `queries` once, in order; returns the elapsed milliseconds. */
