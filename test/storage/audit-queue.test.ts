@@ -80,6 +80,48 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
       .filter((d) => d.tag.startsWith(tagPrefix));
   }
 
+  /** Side connections: `holder` keeps a secret's row locked while `prober` looks at the locks. */
+  async function sideConnections() {
+    const url = t.ctx.config.database.kind === 'postgres' ? t.ctx.config.database.url : '';
+    const [holder, prober] = [new pg.Client({ connectionString: url }), new pg.Client({ connectionString: url })];
+    await Promise.all([holder.connect(), prober.connect()]);
+    return {
+      async hold(id: string) {
+        await holder.query('begin');
+        await holder.query('select id from secrets where id = $1 for update', [id]);
+      },
+      release: () => holder.query('commit'),
+      /** Whether another statement came to wait for a row lock (within 5 s). */
+      async blocked() {
+        for (let i = 0; i < 250; i++) {
+          const { rows } = await prober.query(
+            "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and pid <> pg_backend_pid()",
+          );
+          if (rows[0].n > 0) return true;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        return false;
+      },
+      /** Whether `select … for update nowait` gets its row at once (and lets it go). */
+      async lockable(sql: string, id: string) {
+        await prober.query('begin');
+        try {
+          await prober.query(sql, [id]);
+          return true;
+        } catch (error) {
+          if ((error as { code?: string }).code === '55P03') return false;
+          throw error;
+        } finally {
+          await prober.query('rollback');
+        }
+      },
+      async close() {
+        await holder.query('rollback').catch(() => {});
+        await Promise.all([holder.end(), prober.end()]);
+      },
+    };
+  }
+
   it.skipIf(!available)('appends each batch whole, in order, with lastUsedAt kept', async () => {
     const { db } = counting(t.ctx.db);
     const queue = createAuditQueue({ db, kind, audit: createAuditWriter(kind) });
@@ -205,39 +247,24 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
 
   if (kind === 'postgres')
     it.skipIf(!available)('locks the secrets before the chain head, as every other writer does', async () => {
-      const url = t.ctx.config.database.kind === 'postgres' ? t.ctx.config.database.url : '';
-      const [holder, prober] = [new pg.Client({ connectionString: url }), new pg.Client({ connectionString: url })];
-      await Promise.all([holder.connect(), prober.connect()]);
+      const side = await sideConnections();
       const counted = counting(t.ctx.db);
       const queue = createAuditQueue({ db: counted.db, kind, audit: createAuditWriter(kind) });
       try {
         await queue.append(used(1, 'order-warm'), { secretsUsed: [secretId] }); // the head is known from here on
-        await holder.query('begin');
-        await holder.query('select id from secrets where id = $1 for update', [secretId]);
+        await side.hold(secretId);
         const before = counted.count();
         const appended = queue.append(used(1, 'order-held'), { secretsUsed: [secretId] });
-        // Wait until the append is blocked on the secret's row.
-        let blocked = false;
-        for (let i = 0; i < 250 && !blocked; i++) {
-          const { rows } = await prober.query(
-            "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%audit_heads%'",
-          );
-          blocked = rows[0].n > 0;
-          if (!blocked) await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-        expect(blocked).toBe(true);
-        // Blocked there, it must not hold the chain head: another writer can take it at once.
-        await prober.query('begin');
-        await prober.query('select seq from audit_heads where chain = $1 for update nowait', [ws]);
-        await prober.query('rollback');
-        await holder.query('commit');
+        expect(await side.blocked()).toBe(true);
+        // Blocked on the secret's row, it must not hold the chain head: another writer can take it at once.
+        expect(await side.lockable('select seq from audit_heads where chain = $1 for update nowait', ws)).toBe(true);
+        await side.release();
         await appended;
         expect(counted.count() - before).toBe(1); // the one-statement append, not the locked path
         expect((await events('order-held')).map((d) => d.tag)).toEqual(['order-held-0']);
         expect(await verifyChain(t.ctx.db, ws)).toMatchObject({ ok: true });
       } finally {
-        await holder.query('rollback').catch(() => {});
-        await Promise.all([holder.end(), prober.end()]);
+        await side.close();
       }
     });
 
@@ -275,7 +302,6 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
     it.skipIf(!available).each(['one statement', 'locked'])(
       'locks the secrets a batch touches in id order (%s path), whatever order they are stored or named in',
       async (path) => {
-        const url = t.ctx.config.database.kind === 'postgres' ? t.ctx.config.database.url : '';
         const ids: string[] = [];
         for (let i = 0; i < 4; i++) {
           const res = await owner.post(`/api/v1/workspaces/${ws}/secrets`, {
@@ -293,45 +319,23 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
           .set({ description: 'moved' })
           .where('id', '=', ids[0] as string)
           .execute();
-        const [holder, prober] = [new pg.Client({ connectionString: url }), new pg.Client({ connectionString: url })];
-        await Promise.all([holder.connect(), prober.connect()]);
+        const side = await sideConnections();
         const queue = createAuditQueue({ db: t.ctx.db, kind, audit: createAuditWriter(kind) });
+        const lockable = (id: string) => side.lockable('select id from secrets where id = $1 for update nowait', id);
         try {
           if (path === 'one statement') await queue.append(used(1, 'ids-warm'), { secretsUsed: [secretId] });
-          await holder.query('begin');
-          await holder.query('select id from secrets where id = $1 for update', [ids[1]]);
+          await side.hold(ids[1] as string);
           const appended = queue.append(used(1, `ids-${path}`), { secretsUsed: [...ids].reverse() });
-          let blocked = false;
-          for (let i = 0; i < 250 && !blocked; i++) {
-            const { rows } = await prober.query(
-              "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%secrets%' and pid <> pg_backend_pid()",
-            );
-            blocked = rows[0].n > 0;
-            if (!blocked) await new Promise((resolve) => setTimeout(resolve, 20));
-          }
-          expect(blocked).toBe(true);
+          expect(await side.blocked()).toBe(true);
           // Waiting on the second id, the append holds the first and nothing after.
-          const lockable = async (id: string) => {
-            await prober.query('begin');
-            try {
-              await prober.query('select id from secrets where id = $1 for update nowait', [id]);
-              return true;
-            } catch (error) {
-              if ((error as { code?: string }).code === '55P03') return false;
-              throw error;
-            } finally {
-              await prober.query('rollback');
-            }
-          };
           expect(await lockable(ids[0] as string)).toBe(false);
           expect(await lockable(ids[2] as string)).toBe(true);
           expect(await lockable(ids[3] as string)).toBe(true);
-          await holder.query('commit');
+          await side.release();
           await appended;
           expect(await events(`ids-${path}`)).toHaveLength(1);
         } finally {
-          await holder.query('rollback').catch(() => {});
-          await Promise.all([holder.end(), prober.end()]);
+          await side.close();
         }
       },
     );
