@@ -80,6 +80,10 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
       .filter((d) => d.tag.startsWith(tagPrefix));
   }
 
+  const lastUsedAt = async () =>
+    (await t.ctx.db.selectFrom('secrets').select('last_used_at').where('id', '=', secretId).executeTakeFirst())
+      ?.last_used_at;
+
   /** Side connections: `holder` keeps a secret's row locked while `prober` looks at the locks. */
   async function sideConnections() {
     const url = t.ctx.config.database.kind === 'postgres' ? t.ctx.config.database.url : '';
@@ -134,12 +138,7 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
     const tags = (await events('order-')).map((d) => d.tag);
     expect(tags).toEqual(['a-0', 'a-1', 'a-2', 'b-0', 'b-1', 'c-0', 'c-1', 'c-2', 'c-3'].map((s) => `order-${s}`));
     expect((await events('order-c'))[0]?.note).toBe('a "quoted", {braced} \\ value');
-    const secret = await t.ctx.db
-      .selectFrom('secrets')
-      .select('last_used_at')
-      .where('id', '=', secretId)
-      .executeTakeFirst();
-    expect(secret?.last_used_at).toBeTruthy();
+    expect(await lastUsedAt()).toBeTruthy();
     expect(await verifyChain(t.ctx.db, ws)).toMatchObject({ ok: true });
   });
 
@@ -168,12 +167,7 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
         await queue.append(used(2, 'cas-moved'), { secretsUsed: [secretId] });
         // The failed compare, then one more at the head that statement found.
         expect(counted.count() - before).toBe(2);
-        const secret = await t.ctx.db
-          .selectFrom('secrets')
-          .select('last_used_at')
-          .where('id', '=', secretId)
-          .executeTakeFirst();
-        expect(secret?.last_used_at).toBeTruthy();
+        expect(await lastUsedAt()).toBeTruthy();
 
         before = counted.count();
         await queue.append(used(1, 'cas-again'), { secretsUsed: [secretId] });
@@ -216,12 +210,7 @@ describe.each(DATABASES)('audit queue on $kind', ({ kind, available }) => {
           current: undefined,
         });
         expect(await events('stale')).toEqual([]);
-        const secret = await t.ctx.db
-          .selectFrom('secrets')
-          .select('last_used_at')
-          .where('id', '=', secretId)
-          .executeTakeFirst();
-        expect(secret?.last_used_at).toBeNull();
+        expect(await lastUsedAt()).toBeNull();
         expect(await verifyChain(t.ctx.db, ws)).toMatchObject({ ok: true });
       },
     );
