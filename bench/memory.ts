@@ -200,7 +200,7 @@ async function soak(options: ScenarioOptions, totalRuns: number): Promise<Data> 
   const upstream = await sharedUpstream();
   const generator = await sharedLoadGenerator();
   const value = randomSecretValue(seededRandom(99));
-  const site = await createSite(db, { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8', HUSH_REVEAL_LIMIT_PER_MIN: '100000' });
+  const site = await createSite(db, { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8', HUSH_REVEAL_LIMIT_PER_MIN: '1000000' });
   let server: HushProcess | undefined;
   try {
     server = await startHush(site);

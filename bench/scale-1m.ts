@@ -28,7 +28,7 @@ const PER_WORKSPACE = 100;
 /** Workspaces the requests are spread over at each size (uniformly chosen among all of them). */
 const SAMPLE = 20;
 const MAX_RATIO = 1.5;
-const REVEAL_LIMIT = '100000';
+const REVEAL_LIMIT = '1000000';
 const FIRST_WARMUP = 500;
 
 type OpKey = 'list' | 'reveal';

@@ -55,7 +55,7 @@ const PROFILE_WARMUP_SECONDS = 0.5;
 const SETTLE_SECONDS = 0.5;
 const REDIS_URL = process.env.HUSH_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** Configuration maximum (HUSH_REVEAL_LIMIT_PER_MIN): the limiter must never answer 429 here. */
-const REVEAL_LIMIT = '100000';
+const REVEAL_LIMIT = '1000000';
 /** Requests the PostgreSQL point read runs through (Hush's own pool size per process). */
 const PG_POOL = 10;
 

@@ -59,6 +59,7 @@ describe('configuration', () => {
     [{ HUSH_OUTBOUND_ALLOW_CIDRS: 'localhost' }, /^HUSH_OUTBOUND_ALLOW_CIDRS: /],
     [{ HUSH_SETUP_TOKEN: 'short' }, /^HUSH_SETUP_TOKEN: must be at least 16 characters$/],
     [{ HUSH_LOGIN_LIMIT_PER_MIN: '0' }, /^HUSH_LOGIN_LIMIT_PER_MIN: must be at least 1$/],
+    [{ HUSH_REVEAL_LIMIT_PER_MIN: '1000001' }, /^HUSH_REVEAL_LIMIT_PER_MIN: must be at most 1000000$/],
     [{ HUSH_MASTER_KEY: 'a', HUSH_MASTER_KEY_FILE: '/k' }, /^HUSH_MASTER_KEY: set either/],
     [{ HUSH_REDIS_URL: 'localhost:6379' }, /^HUSH_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL$/],
     [{ HUSH_LIST_CACHE_MB: '2048' }, /^HUSH_LIST_CACHE_MB: must be at most 1024$/],

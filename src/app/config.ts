@@ -47,7 +47,7 @@ const envSchema = z.object({
   HUSH_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   HUSH_SETUP_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').max(256).optional(),
   HUSH_LOGIN_LIMIT_PER_MIN: intInRange(1, 100_000).default(10),
-  HUSH_REVEAL_LIMIT_PER_MIN: intInRange(1, 100_000).default(60),
+  HUSH_REVEAL_LIMIT_PER_MIN: intInRange(1, 1_000_000).default(60),
   HUSH_SECRET_RETENTION_DAYS: intInRange(0, 3650).default(7),
   HUSH_SESSION_IDLE_MINUTES: intInRange(1, 525_600).default(12 * 60),
   HUSH_SESSION_ABSOLUTE_HOURS: intInRange(1, 8_760).default(7 * 24),
