@@ -85,8 +85,9 @@ export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: Audi
    * PostgreSQL: where this server last left each chain it appended to. A
    * batch of one chain whose head is known commits in one statement (see
    * `appendAtHead`) instead of a transaction of five round trips; a head
-   * moved by anyone else (another server, a change) fails the compare and
-   * the batch takes the locked path, which learns the head anew.
+   * moved by anyone else (another server, a change) fails the compare, the
+   * batch tries once more at the head that statement found, then takes the
+   * locked path, which learns the head anew.
    */
   const knownHeads = new Map<string, ChainHead>();
   const remember = (chain: string, head: ChainHead) => {
