@@ -80,6 +80,9 @@ export interface ChainHead {
   hash: string;
 }
 
+/** The chain an event goes to: its workspace's, or the system chain. */
+export const chainOf = (input: AuditInput): string => input.workspaceId ?? SYSTEM_CHAIN;
+
 /** Whether appending `entries` changes what servers cache (see NO_CHANGE_ACTIONS). */
 export function entriesMoveEpoch(entries: readonly AuditEntry[]): boolean {
   return entries.some(({ input }) => !NO_CHANGE_ACTIONS.has(input.action));
@@ -198,8 +201,7 @@ const APPEND_AT_HEAD_SQL = `with locked as (
   where exists (select 1 from moved)
   returning 1
 )
-select (select count(*) from touched) as touched, (select count(*) from inserted) as inserted,
-  (select seq from current) as seq, (select hash from current) as hash`;
+select (select count(*) from inserted) as inserted, (select seq from current) as seq, (select hash from current) as hash`;
 
 /**
  * The statements of an append, built and compiled once (per row count for
@@ -289,7 +291,7 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
   }
 
   const write = async (trx: Transaction<Database>, ctx: AuditContext, input: AuditInput) => {
-    await appendToChain(trx, input.workspaceId ?? SYSTEM_CHAIN, [{ ctx, input }]);
+    await appendToChain(trx, chainOf(input), [{ ctx, input }]);
   };
 
   async function appendAtHead(
@@ -322,7 +324,7 @@ export function createAuditWriter(kind: DatabaseKind): AuditWriter {
     async many(trx: Transaction<Database>, entries: readonly AuditEntry[]) {
       const byChain = new Map<string, AuditEntry[]>();
       for (const entry of entries) {
-        const chain = entry.input.workspaceId ?? SYSTEM_CHAIN;
+        const chain = chainOf(entry.input);
         const list = byChain.get(chain);
         if (list) list.push(entry);
         else byChain.set(chain, [entry]);

@@ -15,8 +15,7 @@ import pg from 'pg';
 import { nowIso } from '../../app/ids.js';
 import { boundQueryShapes, type DatabaseKind, type Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
-import { SYSTEM_CHAIN } from './audit-chain.js';
-import { type AuditEntry, type AuditWriter, type ChainHead, entriesMoveEpoch } from './audit-log.js';
+import { type AuditEntry, type AuditWriter, type ChainHead, chainOf, entriesMoveEpoch } from './audit-log.js';
 
 export interface QueuedWrites {
   /** Secrets whose `lastUsedAt` becomes now. */
@@ -102,15 +101,15 @@ export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: Audi
    */
   async function appendAtKnownHead(batch: Batch, ids: readonly string[], now: string): Promise<boolean> {
     const appendAtHead = deps.audit.appendAtHead;
-    const chain = batch.entries[0]?.input.workspaceId ?? SYSTEM_CHAIN;
+    const first = batch.entries[0];
+    if (!appendAtHead || !first) return false;
+    const chain = chainOf(first.input);
     let head = knownHeads.get(chain);
     if (
-      !appendAtHead ||
       !head ||
-      batch.entries.length === 0 ||
       batch.alongside.length > 0 ||
       ids.length > MAX_IDS ||
-      batch.entries.some((e) => (e.input.workspaceId ?? SYSTEM_CHAIN) !== chain) ||
+      batch.entries.some((e) => chainOf(e.input) !== chain) ||
       entriesMoveEpoch(batch.entries)
     ) {
       return false;
