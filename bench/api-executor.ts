@@ -119,6 +119,8 @@ export const apiExecutor: Scenario = {
       variables: new Map(),
       loadSecret: async () => material,
       checkHost: async () => true,
+      // As in a workspace whose only secret is bound to the upstream's host.
+      hostSecrets: async () => [material],
       client: outbound,
     };
 
@@ -338,7 +340,7 @@ function report(
     '',
     `- Upstream: one node:http server on 127.0.0.1 in a **child process**, shared by every scenario of the run; each response is a ${UPSTREAM_BODY_BYTES}-byte JSON object echoing the request's Authorization header. The upstream's request counter is checked after every repetition (every request reached it).`,
     `- **Baseline:** undici \`request()\` through an \`Agent\` (keep-alive 10 s, up to 128 connections, as Hush's outbound client) with \`Authorization: Bearer <value>\`, body read fully as text, status and body checked.`,
-    `- **Hush:** \`executeApiBlock(block, env)\` — block \`GET <upstream>\` with header \`Authorization: Bearer {{secret:${SECRET_NAME}}}\` (defaults filled by \`apiBlockSchema\`), a 24-character secret from \`loadSecret\` in memory, \`checkHost\` always true, the real \`createOutboundClient\` (SSRF guard allowing 127.0.0.0/8; it drives undici through its \`dispatch\` API with a small handler rather than \`request()\`, which is why *outbound client alone* can beat the baseline — the gap between that row and the executor's is the executor's own cost). Each call renders the block, builds the run's \`Redactor\`, sends, and redacts the request snapshot, response headers and body; the result is checked (ok, status 200, the echoed header comes back as \`[secret:${SECRET_NAME}]\`, the value nowhere).`,
+    `- **Hush:** \`executeApiBlock(block, env)\` — block \`GET <upstream>\` with header \`Authorization: Bearer {{secret:${SECRET_NAME}}}\` (defaults filled by \`apiBlockSchema\`), a 24-character secret from \`loadSecret\` in memory (and from \`hostSecrets\`, the secrets bound to the upstream's host), \`checkHost\` always true, the real \`createOutboundClient\` (SSRF guard allowing 127.0.0.0/8; it drives undici through its \`dispatch\` API with a small handler rather than \`request()\`, which is why *outbound client alone* can beat the baseline — the gap between that row and the executor's is the executor's own cost). Each call renders the block, builds the run's \`Redactor\`, sends, and redacts the request snapshot, response headers and body; the result is checked (ok, status 200, the echoed header comes back as \`[secret:${SECRET_NAME}]\`, the value nowhere).`,
     `- Closed loop: ${CONCURRENCY} concurrent loops, each awaiting its request before sending the next; req/s is requests ÷ wall time. ${Math.max(options.warmup, WARMUP)} warm-up requests per client first, then ${options.repetitions} repetitions alternating which client goes first.`,
     `- The machine has ${options.machine.cores} cores: the bench process (clients and executor on one event loop) and the upstream process share them. Both clients run under identical conditions, so the ratio is the comparison that matters; the absolute req/s are machine-specific.`,
     loadNote(options.machine.cores, load.start, load.end),

@@ -35,6 +35,12 @@ export interface ExecutionEnv {
   loadSecret(name: string): Promise<SecretMaterial>;
   /** Whether `secret` may go to `host`; pins an empty list on first use. */
   checkHost(secret: SecretMaterial, host: string, blockId: string): Promise<boolean>;
+  /**
+   * Secrets that may have been sent to `host` by any execution (its allowed
+   * hosts match): an upstream there may answer a stored one back, so every
+   * answer from `host` is redacted of them too. Never sent by this call.
+   */
+  hostSecrets?(host: string): Promise<readonly SecretMaterial[]>;
   client: OutboundClient;
   maxResponseBytes?: number;
   /**
@@ -246,9 +252,19 @@ export async function executeApiBlock(
 ): Promise<ApiStepResult> {
   const started = performance.now();
   const rendered = await render(block, env, analysis);
-  const toRedact = new Map(rendered.secrets.map((s) => [s.id, s]));
-  for (const s of env.earlierSecrets?.() ?? []) if (!toRedact.has(s.id)) toRedact.set(s.id, s);
-  const redactor = new Redactor([...toRedact.values()].map((s) => ({ name: s.name, value: s.value })));
+  // Everything redacted, by value (the first secret with a value names it): this block's
+  // secrets, the run's earlier ones, and every secret the hosts it talks to may hold.
+  const toRedact = new Map<string, SecretMaterial>();
+  const redactAlso = (secrets: readonly SecretMaterial[]): boolean => {
+    const before = toRedact.size;
+    for (const s of secrets) if (!toRedact.has(s.value)) toRedact.set(s.value, s);
+    return toRedact.size > before;
+  };
+  const redactorOfAll = () => new Redactor([...toRedact.values()].map((s) => ({ name: s.name, value: s.value })));
+  redactAlso(rendered.secrets);
+  redactAlso(env.earlierSecrets?.() ?? []);
+  redactAlso((await env.hostSecrets?.(rendered.url.hostname)) ?? []);
+  let redactor = redactorOfAll();
   const origin = rendered.url.origin;
 
   // The destination must pass the SSRF rules before a secret is pinned to it,
@@ -337,6 +353,9 @@ export async function executeApiBlock(
           captures: {},
           error: { code: 'invalid_redirect', message: 'The upstream redirected to a non-HTTP URL.' },
         });
+      }
+      if (next.hostname !== url.hostname && redactAlso((await env.hostSecrets?.(next.hostname)) ?? [])) {
+        redactor = redactorOfAll();
       }
       if (res.status === 303 || ((res.status === 301 || res.status === 302) && method !== 'GET' && method !== 'HEAD')) {
         method = method === 'HEAD' ? 'HEAD' : 'GET';

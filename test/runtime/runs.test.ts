@@ -137,6 +137,95 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
   );
 
   it.runIf(available)(
+    'an upstream answering back a value it got in an earlier execution is redacted in a later one that sends no secret',
+    async () => {
+      // An earlier Send leaves tok_a's header with the upstream (tok_a and tok_b are bound to 127.0.0.1).
+      const first = await team.clients.editor.post(`${ws}/blocks/send`, { block: api('first') });
+      expect(first.body.ok, first.text).toBe(true);
+      const replay = api('replay', {
+        url: `${up.url}/replay`,
+        headers: [],
+        capture: [{ variable: 'got', path: '$.last' }],
+      });
+
+      // A Send that uses no secret at all.
+      const send = await team.clients.editor.post(`${ws}/blocks/send`, { block: replay });
+      expect(send.status, send.text).toBe(200);
+      expect(send.body.response.body).toBe('{"last":"Bearer [secret:tok_a]"}');
+      expect(send.body.captures).toEqual({ got: 'Bearer [secret:tok_a]' });
+      expectNoForm(send, A);
+
+      // A run of a workflow that uses no secret: the record and its variables too.
+      const r = await run(await save('Replay later', [replay], 'replay'));
+      expect(r.body.variables.got).toBe('Bearer [secret:tok_a]');
+      expectNoForm(r, A);
+      expectNoForm(await team.clients.operator.get(`${ws}/runs/${r.body.id}`), A);
+
+      // Reached through a redirect from a host no secret is bound to: the answer's host counts.
+      up2.handle((req, res) => {
+        if (req.url.startsWith('/to-replay')) {
+          res.statusCode = 302;
+          res.setHeader('location', `${up.url}/replay`);
+        }
+        res.end('ok');
+      });
+      const redirected = await team.clients.editor.post(`${ws}/blocks/send`, {
+        block: api('via', { url: `${up2.url}/to-replay`, headers: [] }),
+      });
+      expect(redirected.body.response.body, redirected.text).toBe('{"last":"Bearer [secret:tok_a]"}');
+      expectNoForm(redirected, A);
+
+      // Redaction only: nothing was sent, so no secret.used for these executions.
+      const used = await t.ctx.db
+        .selectFrom('audit_events')
+        .select('data')
+        .where('action', '=', 'secret.used')
+        .where('target_id', '=', secretIds.tok_a as string)
+        .execute();
+      const executions = used.map((e) => (JSON.parse(e.data) as { blockId: string }).blockId);
+      expect(executions).not.toContain('replay');
+      expect(executions).not.toContain('via');
+    },
+  );
+
+  it.runIf(available)(
+    "a secret loaded only to redact a host's answer is loaded afresh when a later step sends it",
+    async () => {
+      const v1 = makeCanary('bound1');
+      const v2 = makeCanary('bound2');
+      const created = await team.owner.post(`${ws}/secrets`, {
+        name: 'tok_c',
+        visibility: 'restricted',
+        value: v1,
+        allowedHosts: ['127.0.0.2'],
+      });
+      expect(created.status, created.text).toBe(201);
+      // Step 1 sends no secret (tok_c is loaded for redaction, at v1); while it waits, tok_c becomes v2.
+      up2.handle((req, res) => {
+        if (!req.url.startsWith('/update')) return void res.end('ok');
+        void team.owner
+          .patch(`${ws}/secrets/${created.body.id}`, { value: v2 })
+          .then((patched) => res.end(String(patched.status)));
+      });
+      const id = await save(
+        'Fresh after redaction',
+        [
+          api('update', { url: `${up2.url}/update`, headers: [], onSuccess: 'use' }),
+          api('use', { url: `${up2.url}/use`, headers: [{ key: 'Authorization', value: 'Bearer {{secret:tok_c}}' }] }),
+        ],
+        'update',
+      );
+      const before = up2.received.length;
+      const r = await run(id);
+      expect(r.body.status, r.text).toBe('succeeded');
+      expect(r.body.steps[0].response.body).toBe('200');
+      expect(up2.received.slice(before).map((x) => x.headers.authorization)).toEqual([undefined, `Bearer ${v2}`]);
+      expectNoForm(r, v1);
+      expectNoForm(r, v2);
+    },
+  );
+
+  it.runIf(available)(
     'an upstream replaying a value sent by an earlier step cannot pass it to a later step or another host',
     async () => {
       const id = await save('Replay', [

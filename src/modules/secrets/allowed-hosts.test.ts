@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { hostAllowed, MAX_ALLOWED_HOSTS, parseAllowedHosts, parseHostPattern } from './allowed-hosts.js';
+import {
+  hostAllowed,
+  MAX_ALLOWED_HOSTS,
+  parseAllowedHosts,
+  parseHostPattern,
+  patternsAllowing,
+} from './allowed-hosts.js';
 
 describe('allowed host patterns', () => {
   it.each([
@@ -59,6 +65,36 @@ describe('allowed host patterns', () => {
         expect(hostAllowed([allowed], other)).toBe(false);
         expect(hostAllowed([allowed], allowed)).toBe(true);
       }),
+    );
+  });
+
+  it('lists every pattern that allows a host, and only those', () => {
+    expect(patternsAllowing('A.b.Example.com.')).toEqual(['a.b.example.com', '*.b.example.com', '*.example.com']);
+    expect(patternsAllowing('localhost')).toEqual(['localhost']);
+    expect(patternsAllowing('127.0.0.1')).toEqual(['127.0.0.1']);
+    expect(patternsAllowing('[::1]')).toEqual(['::1']);
+    expect(patternsAllowing('bücher.example')).toEqual(['xn--bcher-kva.example']);
+  });
+
+  it('patternsAllowing(host) holds exactly the parsed patterns that allow host (property)', () => {
+    const label = fc.stringMatching(/^[a-c]{1,2}$/);
+    // Patterns cut from the host itself (exact or wildcard, any depth) and unrelated ones.
+    const pick = fc.record({ cut: fc.nat(5), wild: fc.boolean(), other: fc.option(fc.domain(), { freq: 3 }) });
+    fc.assert(
+      fc.property(
+        fc.array(label, { minLength: 1, maxLength: 5 }),
+        fc.array(pick, { maxLength: 5 }),
+        (labels, picks) => {
+          const host = labels.join('.');
+          const patterns = picks.flatMap(({ cut, wild, other }) => {
+            const base = other ?? labels.slice(Math.min(cut, labels.length - 1)).join('.');
+            const parsed = parseHostPattern(wild ? `*.${base}` : base);
+            return parsed.ok ? [parsed.pattern] : [];
+          });
+          const allowing = new Set(patternsAllowing(host));
+          expect(patterns.some((p) => allowing.has(p))).toBe(hostAllowed(patterns, host));
+        },
+      ),
     );
   });
 });

@@ -67,15 +67,35 @@ export function parseAllowedHosts(
   return { ok: true, hosts };
 }
 
+/** A URL's hostname as patterns are written: lowercase, ASCII, without brackets or a trailing dot. */
+function comparableHost(host: string): string {
+  let h = host.toLowerCase();
+  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  return isIP(h) ? h : domainToASCII(h) || h;
+}
+
+/**
+ * Every pattern that allows `host`: the host itself and each `*.domain`
+ * above it (`a.b.example.com` → itself, `*.b.example.com`, `*.example.com`).
+ * `hostAllowed(list, host)` holds exactly when `list` holds one of them.
+ */
+export function patternsAllowing(host: string): string[] {
+  const ascii = comparableHost(host);
+  if (ascii === '') return [];
+  if (isIP(ascii)) return [ascii];
+  const labels = ascii.split('.');
+  const patterns = [ascii];
+  for (let i = 1; i <= labels.length - 2; i++) patterns.push(`*.${labels.slice(i).join('.')}`);
+  return patterns;
+}
+
 /**
  * Whether `host` (a URL's hostname) is allowed by `patterns`. `*.example.com`
  * matches any depth below example.com, never example.com itself.
  */
 export function hostAllowed(patterns: readonly string[], host: string): boolean {
-  let h = host.toLowerCase();
-  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  const ascii = isIP(h) ? h : domainToASCII(h) || h;
+  const ascii = comparableHost(host);
   for (const p of patterns) {
     if (p.startsWith('*.') ? ascii.endsWith(p.slice(1)) && ascii.length > p.length - 1 : ascii === p) return true;
   }

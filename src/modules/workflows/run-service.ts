@@ -104,6 +104,7 @@ export function createRunService(deps: Deps) {
         variables: vars,
         loadSecret: (name) => vault.loadSecret(name),
         checkHost: (secret, host, blockId) => vault.checkHost(secret, host, blockId),
+        hostSecrets: (host) => vault.hostSecrets(host),
         client: deps.outbound,
         earlierSecrets: () => vault.loaded(),
       },

@@ -11,7 +11,7 @@ import { nowIso } from '../../app/ids.js';
 import { decryptSecretValue } from '../../crypto/envelope.js';
 import type { SecretMaterial } from '../../runtime/executor.js';
 import type { AuditContext } from '../audit/audit-log.js';
-import { hostAllowed, parseHostPattern } from '../secrets/allowed-hosts.js';
+import { hostAllowed, parseHostPattern, patternsAllowing } from '../secrets/allowed-hosts.js';
 import { secretsWithCurrentVersion } from '../secrets/secret-service.js';
 
 type Deps = Pick<AppContext, 'db' | 'keyring' | 'audit' | 'auditQueue' | 'cache'>;
@@ -33,7 +33,14 @@ export function secretUnavailable(name: string): AppError {
 export interface SecretVault {
   loadSecret(name: string): Promise<SecretMaterial>;
   checkHost(secret: SecretMaterial, host: string, blockId: string): Promise<boolean>;
-  /** Every secret loaded so far (for a run-wide redactor). */
+  /**
+   * The workspace's secrets whose allowed hosts let them go to `host`, deleted
+   * ones included until purged: whatever Hush ever sent there, in any
+   * execution. An upstream may store a value and answer it back later, so its
+   * answers are redacted of all of them. Loaded for redaction only — never sent.
+   */
+  hostSecrets(host: string): Promise<SecretMaterial[]>;
+  /** Every secret loaded so far, sent or for redaction (for a run-wide redactor). */
   loaded(): SecretMaterial[];
   /** Marks secrets as used (lastUsedAt) and audits one `secret.used` per secret per execution. */
   recordUse(sent: { id: string; name: string; host: string }[], blockId: string): Promise<void>;
@@ -55,11 +62,15 @@ export function createSecretVault(
   const { db } = deps;
   const { workspaceId } = workspace;
   const cache = new Map<string, SecretMaterial>();
+  /** The version of each secret in `cache`, by id. */
+  const versions = new Map<string, number>();
+  /** Loaded by hostSecrets, by id and version: kept apart so a later step still loads what it sends afresh. */
+  const forRedaction = new Map<string, SecretMaterial>();
   const audited = new Set<string>();
   let requestEpoch: number | undefined = workspace.epoch;
 
-  const loadStored = (lowerName: string) => async (): Promise<StoredSecret | null> => {
-    const row = await secretsWithCurrentVersion(db)
+  const storedColumns = () =>
+    secretsWithCurrentVersion(db)
       .select([
         'secrets.id',
         'secrets.name',
@@ -68,20 +79,57 @@ export function createSecretVault(
         'secret_versions.key_version',
         'secret_versions.ciphertext',
       ])
-      .where('secrets.workspace_id', '=', workspaceId)
-      .where(sql<boolean>`lower(secrets.name) = ${lowerName}`)
-      .where('secrets.deleted_at', 'is', null)
-      .executeTakeFirst();
-    // No current version row: nothing that could be sent (as for a missing secret).
-    if (!row || row.key_version === null || row.ciphertext === null) return null;
-    return {
-      id: row.id,
-      name: row.name,
-      version: Number(row.version),
-      allowedHosts: JSON.parse(row.allowed_hosts) as string[],
-      keyVersion: Number(row.key_version),
-      ciphertext: Buffer.from(row.ciphertext),
+      .where('secrets.workspace_id', '=', workspaceId);
+  type StoredRow = Awaited<ReturnType<ReturnType<typeof storedColumns>['execute']>>[number];
+  // No current version row: nothing that could be sent (as for a missing secret).
+  const toStored = (row: StoredRow | undefined): StoredSecret | null =>
+    !row || row.key_version === null || row.ciphertext === null
+      ? null
+      : {
+          id: row.id,
+          name: row.name,
+          version: Number(row.version),
+          allowedHosts: JSON.parse(row.allowed_hosts) as string[],
+          keyVersion: Number(row.key_version),
+          ciphertext: Buffer.from(row.ciphertext),
+        };
+
+  const loadStored = (lowerName: string) => async (): Promise<StoredSecret | null> =>
+    toStored(
+      await storedColumns()
+        .where(sql<boolean>`lower(secrets.name) = ${lowerName}`)
+        .where('secrets.deleted_at', 'is', null)
+        .executeTakeFirst(),
+    );
+
+  /** Secrets (deleted ones too) whose allowed hosts hold one of `patterns`; `host` confirms each match. */
+  const loadBound = (host: string, patterns: string[]) => async (): Promise<StoredSecret[]> => {
+    // allowed_hosts is a JSON array of canonical patterns (no quote, %, _ or backslash in them).
+    const rows = await storedColumns()
+      .where((eb) => eb.or(patterns.map((p) => eb('secrets.allowed_hosts', 'like', `%${JSON.stringify(p)}%`))))
+      .execute();
+    return rows.flatMap((row) => {
+      const stored = toStored(row);
+      return stored && hostAllowed(stored.allowedHosts, host) ? [stored] : [];
+    });
+  };
+
+  const decrypt = async (stored: StoredSecret): Promise<SecretMaterial> => {
+    const dek = await deps.keyring.dataKey(workspaceId, stored.keyVersion);
+    const plaintext = decryptSecretValue(dek, stored.ciphertext, {
+      workspaceId,
+      secretId: stored.id,
+      version: stored.version,
+      keyVersion: stored.keyVersion,
+    });
+    const material: SecretMaterial = {
+      id: stored.id,
+      name: stored.name,
+      value: plaintext.toString('utf8'),
+      allowedHosts: [...stored.allowedHosts],
     };
+    plaintext.fill(0);
+    return material;
   };
 
   return {
@@ -92,22 +140,33 @@ export function createSecretVault(
       const epoch = requestEpoch ?? (await deps.cache.epoch(workspaceId));
       const stored = await deps.cache.get(workspaceId, epoch, `secret:${lowerName}`, loadStored(lowerName));
       if (!stored) throw secretUnavailable(name);
-      const dek = await deps.keyring.dataKey(workspaceId, stored.keyVersion);
-      const plaintext = decryptSecretValue(dek, stored.ciphertext, {
-        workspaceId,
-        secretId: stored.id,
-        version: stored.version,
-        keyVersion: stored.keyVersion,
-      });
-      const material: SecretMaterial = {
-        id: stored.id,
-        name: stored.name,
-        value: plaintext.toString('utf8'),
-        allowedHosts: [...stored.allowedHosts],
-      };
-      plaintext.fill(0);
+      const material = await decrypt(stored);
       cache.set(lowerName, material);
+      versions.set(stored.id, stored.version);
       return material;
+    },
+
+    async hostSecrets(host) {
+      const patterns = patternsAllowing(host);
+      if (patterns.length === 0) return [];
+      const epoch = requestEpoch ?? (await deps.cache.epoch(workspaceId));
+      const bound = await deps.cache.get(workspaceId, epoch, `bound:${patterns[0]}`, loadBound(host, patterns));
+      const materials: SecretMaterial[] = [];
+      for (const stored of bound) {
+        const sent = cache.get(stored.name.toLowerCase());
+        if (sent?.id === stored.id && versions.get(stored.id) === stored.version) {
+          materials.push(sent);
+          continue;
+        }
+        const key = `${stored.id}:${stored.version}`;
+        let material = forRedaction.get(key);
+        if (!material) {
+          material = await decrypt(stored);
+          forRedaction.set(key, material);
+        }
+        materials.push(material);
+      }
+      return materials;
     },
 
     async checkHost(secret, host, blockId) {
@@ -157,7 +216,7 @@ export function createSecretVault(
       return hostAllowed(secret.allowedHosts, host);
     },
 
-    loaded: () => [...cache.values()],
+    loaded: () => [...cache.values(), ...forRedaction.values()],
 
     async recordUse(sent, blockId) {
       // A call has been made: secrets loaded from now on read the epoch afresh.
