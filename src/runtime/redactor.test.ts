@@ -104,6 +104,24 @@ describe('the redactor', () => {
     });
   });
 
+  it('redacts a numeric value answered as a JSON number, also one JSON.parse rounds, and one inside a number', () => {
+    const redactor = new Redactor([
+      { name: 'PIN', value: '8675309123' },
+      { name: 'LONG', value: '12345678901234567891' },
+      { name: 'ZERO', value: '0042' },
+      { name: 'WORD', value: 'not-a-number-123' },
+    ]);
+    const parsed = JSON.parse('{"pin":8675309123,"long":12345678901234567891,"zero":42,"in":98675309123,"n":[7,1.5]}');
+    expect(redactor.redactDeep(parsed)).toEqual({
+      pin: '[secret:PIN]',
+      long: '[secret:LONG]',
+      zero: '[secret:ZERO]',
+      in: '9[secret:PIN]',
+      n: [7, 1.5],
+    });
+    expect(redactor.redactDeep(8675309123n)).toBe('[secret:PIN]');
+  });
+
   it('no form of a random value survives in random text (property)', () => {
     fc.assert(
       fc.property(

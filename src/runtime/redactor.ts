@@ -156,6 +156,9 @@ function byLength(forms: readonly string[]): number[] {
   return order;
 }
 
+/** A value an upstream could answer as a JSON number (leading zeros and spaces dropped, a sign kept). */
+const NUMERIC = /^\s*[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\s*$/;
+
 export class Redactor {
   /** A redactor that changes nothing (no secrets in play). */
   static readonly NONE = new Redactor([]);
@@ -173,6 +176,8 @@ export class Redactor {
   private readonly nearMissBudget: { perChar: number; allowance: number };
   private readonly automatonOnly: boolean;
   private automaton: ReverseAutomaton | undefined;
+  /** Secrets whose value reads as a number, by that number: a JSON answer may carry one as a number. */
+  private readonly numbers = new Map<number, string>();
   /** Characters compared by failed verifications during the current scan. */
   private work = 0;
   /** Where the current scan ran out of budget (the automaton goes on from there), or -1. */
@@ -191,6 +196,10 @@ export class Redactor {
     const seen = secrets.length > 1 ? new Set<string>() : undefined;
     for (const secret of secrets) {
       const replacement = `[secret:${secret.name}]`;
+      if (NUMERIC.test(secret.value)) {
+        const number = Number(secret.value);
+        if (Number.isFinite(number) && !this.numbers.has(number)) this.numbers.set(number, replacement);
+      }
       for (const form of secretFormList(secret.value)) {
         if (seen) {
           if (seen.has(form)) continue;
@@ -287,7 +296,13 @@ export class Redactor {
     return parts.join('');
   }
 
-  /** Redacts every string (keys too) inside a JSON-like value. */
+  /**
+   * Redacts every string (keys too) inside a JSON-like value, and every number
+   * that is a secret or holds one in its digits: a JSON answer may carry a
+   * numeric value as a number (which JSON.parse may round past 15 digits, so a
+   * number equal to a numeric secret's counts too). A redacted number becomes
+   * the redacted string of its digits.
+   */
   redactDeep<T>(value: T): T {
     if (this.buckets.length === 0) return value;
     return this.walk(value) as T;
@@ -295,6 +310,12 @@ export class Redactor {
 
   private walk(value: unknown): unknown {
     if (typeof value === 'string') return this.redact(value);
+    if (typeof value === 'number' || typeof value === 'bigint') {
+      const text = String(value);
+      const redacted = this.redact(text);
+      if (redacted !== text) return redacted;
+      return this.numbers.get(Number(value)) ?? value;
+    }
     if (Array.isArray(value)) return value.map((v) => this.walk(v));
     if (value !== null && typeof value === 'object') {
       const out: Record<string, unknown> = {};

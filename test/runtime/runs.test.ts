@@ -70,6 +70,12 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
         res.end(`${'['.repeat(10_000)}1${']'.repeat(10_000)}`);
         return;
       }
+      if (req.url.startsWith('/number')) {
+        // Echoes the bearer credential as a JSON number.
+        res.setHeader('content-type', 'application/json');
+        res.end(`{"n":${String(req.headers.authorization ?? '').replace('Bearer ', '')}}`);
+        return;
+      }
       if (req.url.startsWith('/replay')) {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ last: lastAuth }));
@@ -222,6 +228,45 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
       expect(up2.received.slice(before).map((x) => x.headers.authorization)).toEqual([undefined, `Bearer ${v2}`]);
       expectNoForm(r, v1);
       expectNoForm(r, v2);
+    },
+  );
+
+  it.runIf(available)(
+    'a numeric secret echoed as a JSON number is redacted in captures, run variables and what a later step sends',
+    async () => {
+      const pin = '8675309123';
+      const created = await team.owner.post(`${ws}/secrets`, {
+        name: 'pin',
+        visibility: 'restricted',
+        value: pin,
+        allowedHosts: ['127.0.0.1'],
+      });
+      expect(created.status, created.text).toBe(201);
+      const echo = api('num', {
+        url: `${up.url}/number`,
+        headers: [{ key: 'Authorization', value: 'Bearer {{secret:pin}}' }],
+        capture: [{ variable: 'n', path: '$.n' }],
+      });
+      const send = await team.clients.editor.post(`${ws}/blocks/send`, { block: echo });
+      expect(send.body.response.body, send.text).toBe('{"n":[secret:pin]}');
+      expect(send.body.captures).toEqual({ n: '[secret:pin]' });
+      expect(send.text).not.toContain(pin);
+
+      const id = await save(
+        'Numeric',
+        [
+          { ...echo, onSuccess: 'fwd' },
+          api('fwd', { url: `${up2.url}/fwd`, headers: [{ key: 'X-Fwd', value: '{{n}}' }] }),
+        ],
+        'num',
+      );
+      const before = up2.received.length;
+      const r = await run(id);
+      expect(r.body.status, r.text).toBe('succeeded');
+      expect(r.body.variables.n).toBe('[secret:pin]');
+      expect(up2.received.slice(before).map((x) => x.headers['x-fwd'])).toEqual(['[secret:pin]']);
+      expect(r.text).not.toContain(pin);
+      expect(JSON.stringify(up2.received)).not.toContain(pin);
     },
   );
 
