@@ -38,7 +38,7 @@ export interface BlockField {
 
 export interface FieldProblem {
   path: string;
-  code: 'validation_failed' | 'one_secret_per_field' | 'secret_not_allowed_here';
+  code: 'validation_failed' | 'one_secret_per_field' | 'secret_not_allowed_here' | 'invalid_header';
   message: string;
 }
 
@@ -59,6 +59,31 @@ export function jsonStrings(value: unknown, visit: (text: string, path: string, 
       }
     }
   }
+}
+
+/**
+ * Headers a block may not set: `Host` would point the call at another virtual
+ * host than the URL's — whose name the allowed hosts were checked against —
+ * behind a shared front end; the rest describe the connection and the
+ * message framing, which the HTTP client owns.
+ */
+export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+]);
+
+export function reservedHeaderMessage(name: string): string {
+  return name.toLowerCase() === 'host'
+    ? 'the Host header comes from the URL and cannot be set'
+    : `the ${name} header is set by the HTTP client and cannot be set`;
 }
 
 /** A block's template fields and what is wrong with them (`analyzeBlock`). */
@@ -122,6 +147,14 @@ export function analyzeBlock(block: Block, prefix = ''): BlockAnalysis {
   block.headers.forEach((h, i) => {
     add(`headers.${i}.key`, 'header.key', h.key);
     add(`headers.${i}.value`, 'header.value', h.value);
+    const name = h.key.trim();
+    if (RESERVED_HEADERS.has(name.toLowerCase())) {
+      problems.push({
+        path: `${prefix}headers.${i}.key`,
+        code: 'invalid_header',
+        message: reservedHeaderMessage(name),
+      });
+    }
   });
   if (block.body.mode === 'text') add('body.content', 'body.text', block.body.content);
   if (block.body.mode === 'form') {

@@ -11,7 +11,13 @@
  */
 import { AppError } from '../app/errors.js';
 import type { ApiBlock } from '../modules/workflows/block-schema.js';
-import { analyzeBlock, type BlockAnalysis, type BlockField } from './block-fields.js';
+import {
+  analyzeBlock,
+  type BlockAnalysis,
+  type BlockField,
+  RESERVED_HEADERS,
+  reservedHeaderMessage,
+} from './block-fields.js';
 import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
@@ -174,6 +180,8 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
     const value = renderTemplate(valueField.template, ctx);
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key))
       throw refuse('invalid_header', `Header name "${key.slice(0, 64)}" is not valid.`);
+    // A name may come from a variable: checked again once rendered.
+    if (RESERVED_HEADERS.has(key.toLowerCase())) throw refuse('invalid_header', `Header "${key}": ${reservedHeaderMessage(key)}.`);
     if (FORBIDDEN_HEADER_CHARS.test(value))
       throw refuse('invalid_header', `The value of header "${key}" holds a line break or NUL.`);
     // HTTP/1.1 carries header values as ISO-8859-1 bytes; anything beyond must be encoded first.

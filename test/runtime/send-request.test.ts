@@ -116,6 +116,38 @@ describe.each(DATABASES)('Send request and runs on $kind', ({ kind, available })
   });
 
   it.runIf(available)(
+    'a block cannot set Host (another virtual host than the one checked) nor a connection header: refused on save and send, nothing sent',
+    async () => {
+      const before = up.received.length;
+      for (const key of ['Host', ' host ', 'Content-Length', 'Transfer-Encoding', 'Connection']) {
+        const headers = [
+          { key: 'Authorization', value: 'Bearer {{secret:zendesk_token}}' },
+          { key, value: 'tenant.attacker.example' },
+        ];
+        const sent = await team.clients.editor.post(`${ws}/blocks/send`, { block: block({ headers }) });
+        expect(sent.status, sent.text).toBe(422);
+        expect(sent.body.code).toBe('invalid_header');
+        const saved = await team.clients.editor.post(`${ws}/workflows`, {
+          name: `Host ${key}`,
+          startBlockId: 'call',
+          blocks: [block({ headers })],
+        });
+        expect(saved.status, saved.text).toBe(422);
+        expect(saved.body.code).toBe('invalid_header');
+        expect(saved.body.errors[0].path).toBe('body.blocks.0.headers.1.key');
+      }
+      // A name from a variable is checked once rendered.
+      const fromVariable = await team.clients.editor.post(`${ws}/blocks/send`, {
+        block: block({ headers: [{ key: '{{h}}', value: 'tenant.attacker.example' }] }),
+        variables: { h: 'HOST' },
+      });
+      expect(fromVariable.status, fromVariable.text).toBe(422);
+      expect(fromVariable.body.code).toBe('invalid_header');
+      expect(up.received.length).toBe(before);
+    },
+  );
+
+  it.runIf(available)(
     'a viewer cannot send and a secret bound to another host is refused before any connection',
     async () => {
       expect((await team.clients.viewer.post(`${ws}/blocks/send`, { block: block() })).status).toBe(403);
