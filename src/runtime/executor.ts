@@ -412,21 +412,38 @@ export async function executeApiBlock(
   }
 }
 
-/** Whether a URL holds a secret in any form, also once or twice percent-decoded. */
+/**
+ * Whether a URL holds a secret in any form, also after up to three rounds of
+ * percent-decoding — each reading `+` both as itself and as a space (a value
+ * may hold a `+`), and decoding every valid escape even where another one is
+ * broken (a stray `%` must not hide the rest).
+ */
 function urlCarriesSecret(url: URL, redactor: Redactor): boolean {
-  let text = url.href;
-  for (let round = 0; round < 3; round++) {
-    if (redactor.redact(text) !== text) return true;
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(text.replaceAll('+', ' '));
-    } catch {
-      return false;
+  let texts = [url.href];
+  for (let round = 0; texts.length > 0; round++) {
+    const next: string[] = [];
+    for (const text of texts) {
+      if (redactor.redact(text) !== text) return true;
+      if (round === 3) continue;
+      for (const candidate of [text, text.replaceAll('+', ' ')]) {
+        const decoded = percentDecoded(candidate);
+        if (decoded !== text && !next.includes(decoded)) next.push(decoded);
+      }
     }
-    if (decoded === text) return false;
-    text = decoded;
+    texts = next;
   }
-  return redactor.redact(text) !== text;
+  return false;
+}
+
+/** `text` with each run of %XX escapes decoded as UTF-8 (a run that is not UTF-8: its ASCII escapes only). */
+function percentDecoded(text: string): string {
+  return text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run.replace(/%[0-7][0-9A-Fa-f]/g, (escape) => String.fromCharCode(Number.parseInt(escape.slice(1), 16)));
+    }
+  });
 }
 
 /** The redirect answer itself, with its Location withheld (it holds a secret in some encoding). */

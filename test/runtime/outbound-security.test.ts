@@ -341,6 +341,34 @@ describe.each(DATABASES)('outbound security on $kind', ({ kind, available }) => 
       },
     );
 
+    it.runIf(available)(
+      'a redirect to another origin reflecting a value with + and characters the URL escapes is not followed, stray % or not',
+      async () => {
+        const value = "Sup3r'Secret+Pass-7Qx9";
+        const created = await owner.post(`${ws}/secrets`, {
+          name: 'plus_token',
+          visibility: 'masked',
+          value,
+          allowedHosts: ['127.0.0.1'],
+        });
+        expect(created.status, created.text).toBe(201);
+        // An open redirect on the allowed host that reflects the query as it arrived (the URL parser sent ' as %27).
+        for (const stray of ['', 'x=%&', 'x=%E2%82&']) {
+          up.handle((req, res) => {
+            const raw = req.url.slice(req.url.indexOf('key=') + 4);
+            res.writeHead(302, { location: `${up2.url}/cb?${stray}from_key=${raw}` }).end();
+          });
+          up2.handle((_req, res) => res.end('ok'));
+          const before = up2.received.length;
+          const res = await send({ url: `${up.url}/open`, query: [{ key: 'key', value: '{{secret:plus_token}}' }] });
+          expect(res.status, res.text).toBe(200);
+          expect(res.body.error?.code, `${stray} ${res.text}`).toBe('unsafe_redirect');
+          expect(up2.received.length, stray).toBe(before);
+          expect(res.text).not.toContain('Secret+Pass');
+        }
+      },
+    );
+
     it.runIf(available)('5 redirects are followed; a 6th gives 200 with ok:false and an error code', async () => {
       up.handle((req, res) => {
         const m = /^\/hops\/(\d+)\/(\d+)$/.exec(req.url);
