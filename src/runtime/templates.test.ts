@@ -58,6 +58,9 @@ describe('templates', () => {
     '{{name..x}}',
     '{{name[-1]}}',
     '{{a b}}',
+    '{{a["\\u"]}}',
+    '{{a["\\x"]}}',
+    '{{a["\t"]}}',
     '{{{{x}}}}',
   ])('refuses %j with a position', (source) => {
     expect(() => parseTemplate(source)).toThrow(TemplateError);

@@ -53,7 +53,13 @@ function parsePath(expr: string, position: number): { name: string; path: PathSt
       path.push({ index: Number(index[1]) });
       rest = rest.slice(index[0].length);
     } else if (quoted?.[1] !== undefined) {
-      path.push({ key: JSON.parse(`"${quoted[1]}"`) as string });
+      let key: string;
+      try {
+        key = JSON.parse(`"${quoted[1]}"`) as string;
+      } catch {
+        throw new TemplateError(`"{{${expr}}}" has a quoted key that is not a valid JSON string`, position);
+      }
+      path.push({ key });
       rest = rest.slice(quoted[0].length);
     } else {
       throw new TemplateError(`"{{${expr}}}" has an invalid path after "${head[0]}"`, position);

@@ -148,6 +148,26 @@ describe.each(DATABASES)('Send request and runs on $kind', ({ kind, available })
   );
 
   it.runIf(available)(
+    'a quoted template key that is not a JSON string is 422 on save and send, never a 500',
+    async () => {
+      for (const source of ['{{a["\\x"]}}', '{{a["\\u"]}}', '{{a["\t"]}}']) {
+        const sent = await team.clients.editor.post(`${ws}/blocks/send`, {
+          block: block({ headers: [{ key: 'X-Odd', value: source }] }),
+        });
+        expect(sent.status, sent.text).toBe(422);
+        expect(sent.body.code).toBe('validation_failed');
+        const saved = await team.clients.editor.post(`${ws}/workflows`, {
+          name: 'Odd path',
+          startBlockId: 'set',
+          blocks: [{ id: 'set', type: 'set', assignments: [{ variable: 'x', value: source }] }],
+        });
+        expect(saved.status, saved.text).toBe(422);
+        expect(saved.body.errors[0].path).toBe('body.blocks.0.assignments.0.value');
+      }
+    },
+  );
+
+  it.runIf(available)(
     'a viewer cannot send and a secret bound to another host is refused before any connection',
     async () => {
       expect((await team.clients.viewer.post(`${ws}/blocks/send`, { block: block() })).status).toBe(403);

@@ -207,11 +207,9 @@ export function createSecretVault(
         secret.allowedHosts = [canonical.pattern];
         return true;
       }
-      const row = await db
-        .selectFrom('secrets')
-        .select('allowed_hosts')
-        .where('id', '=', secret.id)
-        .executeTakeFirstOrThrow();
+      const row = await db.selectFrom('secrets').select('allowed_hosts').where('id', '=', secret.id).executeTakeFirst();
+      // Purged since it was loaded: nothing to send.
+      if (!row) throw secretUnavailable(secret.name);
       secret.allowedHosts = JSON.parse(row.allowed_hosts) as string[];
       return hostAllowed(secret.allowedHosts, host);
     },

@@ -1,0 +1,50 @@
+/**
+ * The execution's secret vault against a real database: what happens when a
+ * secret it loaded changes under it before it is sent.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../../src/app/errors.js';
+import { createSecretVault } from '../../src/modules/workflows/secret-vault.js';
+import { DATABASES } from '../support/databases.js';
+import { setupOwner } from '../support/fixtures.js';
+import { startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+
+const AUDIT = { actorId: null, actorType: 'system', ip: null, requestId: null } as const;
+
+describe.each(DATABASES)('secret vault on $kind', ({ kind, available }) => {
+  let t: TestApp;
+  let owner: TestClient;
+  let workspaceId: string;
+
+  beforeAll(async () => {
+    if (!available) return;
+    t = await startTestApp(kind);
+    ({ owner, workspaceId } = await setupOwner(t));
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it.runIf(available)(
+    'a secret purged after it was loaded and before it is pinned is secret_unavailable, not a 500',
+    async () => {
+      const ws = `/api/v1/workspaces/${workspaceId}`;
+      const created = await owner.post(`${ws}/secrets`, {
+        name: 'unpinned',
+        visibility: 'masked',
+        value: 'vault-purge-race-value',
+      });
+      expect(created.status, created.text).toBe(201);
+      const vault = createSecretVault(t.ctx, { workspaceId, epoch: await t.ctx.cache.epoch(workspaceId) }, AUDIT, 'x');
+      const material = await vault.loadSecret('unpinned');
+      expect(material.allowedHosts).toEqual([]);
+      expect((await owner.delete(`${ws}/secrets/${created.body.id}?purge=true`)).status).toBe(204);
+
+      const refused = await vault.checkHost(material, '127.0.0.1', 'b').catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(AppError);
+      expect(refused).toMatchObject({ status: 422, code: 'secret_unavailable' });
+      const pinned = await t.ctx.db.selectFrom('audit_events').select('id').where('action', '=', 'secret.host_pinned');
+      expect(await pinned.execute()).toEqual([]);
+    },
+  );
+});
