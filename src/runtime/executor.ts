@@ -21,7 +21,16 @@ import {
 import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
-import { type RenderContext, renderTemplate, resolvePath, soleVariable, type Template } from './templates.js';
+import {
+  charge,
+  type RenderContext,
+  renderBudget,
+  renderedSize,
+  renderTemplate,
+  resolvePath,
+  soleVariable,
+  type Template,
+} from './templates.js';
 
 export const MAX_REDIRECTS = 5;
 export const DEFAULT_MAX_RESPONSE_BYTES = 5 * 1024 * 1024;
@@ -136,6 +145,7 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
       if (!s) throw refuse('secret_unavailable', `The secret "${name}" is not available.`);
       return s.value;
     },
+    budget: renderBudget(),
   };
   const byPath = new Map<string, BlockField>(fields.map((f) => [f.path, f]));
   const text = (path: string) => {
@@ -215,7 +225,11 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
       if (!template) return source;
       if (template.secrets.length > 0) bodyHasSecret = true;
       const sole = isKey ? undefined : soleVariable(template);
-      if (sole) return resolvePath(env.variables.get(sole.name), sole.path) ?? null;
+      if (sole) {
+        const value = resolvePath(env.variables.get(sole.name), sole.path) ?? null;
+        charge(ctx.budget, renderedSize(value));
+        return value;
+      }
       return renderTemplate(template, ctx);
     };
     body = JSON.stringify(renderJson(parsed, '', renderString));

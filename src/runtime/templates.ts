@@ -9,7 +9,48 @@
  * smuggled inside it is never resolved.
  */
 
+import { AppError } from '../app/errors.js';
+
 export type PathStep = { key: string } | { index: number };
+
+/**
+ * The most characters one block renders into its fields, all together (a
+ * Set Values block: into all its values): the size of the largest answer a
+ * block may receive. A template repeating a big variable, or a Set Values
+ * block that doubles a value on a loop, stops here with 422
+ * `value_too_large` instead of exhausting memory.
+ */
+export const MAX_RENDERED_CHARS = 5 * 1024 * 1024;
+
+/** What a block may still render (see MAX_RENDERED_CHARS). */
+export interface RenderBudget {
+  left: number;
+}
+
+export function renderBudget(): RenderBudget {
+  return { left: MAX_RENDERED_CHARS };
+}
+
+/** Takes `chars` from `budget`; 422 `value_too_large` once it is spent. */
+export function charge(budget: RenderBudget | undefined, chars: number): void {
+  if (!budget) return;
+  budget.left -= chars;
+  if (budget.left < 0) {
+    throw new AppError(
+      422,
+      'value_too_large',
+      `The block's rendered values are longer than ${MAX_RENDERED_CHARS} characters in all.`,
+    );
+  }
+}
+
+/** About how many characters `value` takes once written into text (strings as is, the rest as JSON). */
+export function renderedSize(value: unknown): number {
+  if (value === null || value === undefined) return 0;
+  if (typeof value === 'string') return value.length;
+  if (typeof value === 'object') return JSON.stringify(value).length;
+  return 24;
+}
 
 export type TemplatePart =
   | { kind: 'text'; text: string }
@@ -136,15 +177,22 @@ export interface RenderContext {
   variable(name: string): unknown;
   /** The plaintext of a secret the block declared; throws when unavailable. */
   secret(name: string): string;
+  /** Shared by every field the block renders; unlimited without. */
+  budget?: RenderBudget;
 }
 
 /** Renders to text. Substituted values are never parsed again. */
 export function renderTemplate(template: Template, ctx: RenderContext): string {
   let out = '';
   for (const part of template.parts) {
-    if (part.kind === 'text') out += part.text;
-    else if (part.kind === 'secret') out += ctx.secret(part.name);
-    else out += stringify(resolvePath(ctx.variable(part.name), part.path));
+    const piece =
+      part.kind === 'text'
+        ? part.text
+        : part.kind === 'secret'
+          ? ctx.secret(part.name)
+          : stringify(resolvePath(ctx.variable(part.name), part.path));
+    charge(ctx.budget, piece.length);
+    out += piece;
   }
   return out;
 }

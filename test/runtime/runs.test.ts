@@ -70,6 +70,10 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
         res.end(`${'['.repeat(10_000)}1${']'.repeat(10_000)}`);
         return;
       }
+      if (req.url.startsWith('/big')) {
+        res.end('x'.repeat(1024 * 1024));
+        return;
+      }
       if (req.url.startsWith('/number')) {
         // Echoes the bearer credential as a JSON number.
         res.setHeader('content-type', 'application/json');
@@ -269,6 +273,54 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
       expect(JSON.stringify(up2.received)).not.toContain(pin);
     },
   );
+
+  it.runIf(available)(
+    'rendering past 5 MiB is value_too_large (a Set Values loop that doubles a value, a repeated big variable), never a 500',
+    async () => {
+      // A Set Values block on a loop quadrupling x: the step that would pass 5 MiB fails the run.
+      const id = await save('Doubling', [set('grow', 'x', '{{x}}{{x}}{{x}}{{x}}')], 'grow');
+      const loop = await team.clients.editor.get(`${ws}/workflows/${id}`);
+      const blocks = loop.body.blocks.map((b: Record<string, unknown>) => ({ ...b, onSuccess: 'grow' }));
+      const looped = await team.clients.editor.put(`${ws}/workflows/${id}`, {
+        name: 'Doubling',
+        startBlockId: 'grow',
+        blocks,
+      });
+      expect(looped.status, looped.text).toBe(200);
+      const r = await run(id, { x: 'ab' });
+      expect(r.body.status).toBe('failed');
+      const last = r.body.steps.at(-1);
+      expect(last).toMatchObject({ blockId: 'grow', status: 'failed', error: { code: 'value_too_large' } });
+      expect(r.body.steps.length).toBeLessThan(15);
+      expect((await team.clients.operator.get(`${ws}/runs/${r.body.id}`)).status).toBe(200);
+
+      // A text body and a JSON body repeating a 64 KiB variable 100 times: refused, nothing sent.
+      const before = up.received.length;
+      const big = 'b'.repeat(64 * 1024);
+      for (const body of [
+        { mode: 'text', content: '{{big}}'.repeat(100) },
+        { mode: 'json', content: JSON.stringify(Array.from({ length: 100 }, () => '{{big}}')) },
+      ]) {
+        const sent = await team.clients.editor.post(`${ws}/blocks/send`, {
+          block: api('big', { method: 'POST', headers: [], body }),
+          variables: { big },
+        });
+        expect(sent.status, sent.text.slice(0, 300)).toBe(422);
+        expect(sent.body.code).toBe('value_too_large');
+      }
+      expect(up.received.length).toBe(before);
+    },
+  );
+
+  it.runIf(available)('a run whose steps record more than 32 MiB stops with run_too_large', async () => {
+    const id = await save('Big loop', [api('big', { url: `${up.url}/big`, headers: [], onSuccess: 'big' })], 'big');
+    const r = await run(id);
+    expect(r.body.status).toBe('failed');
+    const steps = r.body.steps as Step[];
+    expect(steps.at(-1)).toMatchObject({ status: 'failed', error: { code: 'run_too_large' } });
+    expect(steps.length).toBeGreaterThan(30);
+    expect(steps.length).toBeLessThan(40);
+  });
 
   it.runIf(available)(
     'an upstream replaying a value sent by an earlier step cannot pass it to a later step or another host',

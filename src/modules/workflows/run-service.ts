@@ -12,7 +12,7 @@ import { authorize, can, type WorkspaceActor } from '../../policy/policy.js';
 import { analyzeBlock, type BlockAnalysis } from '../../runtime/block-fields.js';
 import { type ApiStepResult, executeApiBlock } from '../../runtime/executor.js';
 import { Redactor } from '../../runtime/redactor.js';
-import { parseTemplate, renderTemplate, resolvePath, soleVariable } from '../../runtime/templates.js';
+import { parseTemplate, renderBudget, renderTemplate, resolvePath, soleVariable } from '../../runtime/templates.js';
 import type { AuditContext } from '../audit/audit-log.js';
 import { decodeVariableValue } from '../variables/variable-types.js';
 import type { ApiBlock, Block, SetBlock } from './block-schema.js';
@@ -20,6 +20,22 @@ import { createSecretVault, type SecretVault } from './secret-vault.js';
 import { createWorkflowService } from './workflow-service.js';
 
 export const MAX_STEPS_PER_RUN = 100;
+/**
+ * The most characters a run's steps may record (bodies sent and received,
+ * captured and set values): a run past it stops with `run_too_large`, so a
+ * loop of big answers cannot build a record no one can store or read.
+ */
+export const MAX_RUN_RECORD_CHARS = 32 * 1024 * 1024;
+
+/** About how many characters a step adds to its run's record. */
+function recordedSize(step: StepRecord): number {
+  return (
+    (step.request?.body?.length ?? 0) +
+    (step.request?.url.length ?? 0) +
+    (step.response?.body.length ?? 0) +
+    JSON.stringify(step.captures).length
+  );
+}
 
 type Deps = Pick<AppContext, 'db' | 'audit' | 'auditQueue' | 'keyring' | 'outbound' | 'cache'>;
 
@@ -146,29 +162,39 @@ export function createRunService(deps: Deps) {
   function runSetStep(block: SetBlock, vars: Map<string, unknown>): StepRecord {
     const started = performance.now();
     const captures: Record<string, unknown> = {};
-    for (const a of block.assignments) {
-      const template = parseTemplate(a.value);
-      const sole = soleVariable(template);
-      const value = sole
-        ? (resolvePath(vars.get(sole.name), sole.path) ?? null)
-        : renderTemplate(template, {
-            variable: (n) => vars.get(n),
-            secret: () => {
-              throw new AppError(422, 'secret_not_allowed_here', 'A Set Values block cannot use a secret.');
-            },
-          });
-      vars.set(a.variable, value);
-      captures[a.variable] = value;
-    }
-    return {
+    const record = (status: StepRecord['status'], error?: StepRecord['error']): StepRecord => ({
       blockId: block.id,
       type: 'set',
-      status: 'succeeded',
+      status,
       request: null,
       response: null,
       captures,
+      ...(error ? { error } : {}),
       durationMs: Math.round((performance.now() - started) * 10) / 10,
-    };
+    });
+    // All the block's values together are bounded like an API block's fields.
+    const budget = renderBudget();
+    try {
+      for (const a of block.assignments) {
+        const template = parseTemplate(a.value);
+        const sole = soleVariable(template);
+        const value = sole
+          ? (resolvePath(vars.get(sole.name), sole.path) ?? null)
+          : renderTemplate(template, {
+              variable: (n) => vars.get(n),
+              secret: () => {
+                throw new AppError(422, 'secret_not_allowed_here', 'A Set Values block cannot use a secret.');
+              },
+              budget,
+            });
+        vars.set(a.variable, value);
+        captures[a.variable] = value;
+      }
+    } catch (error) {
+      if (!(error instanceof AppError) || error.status >= 500) throw error;
+      return record('failed', { code: error.code, message: error.message });
+    }
+    return record('succeeded');
   }
 
   /** Redacts what a record holds with every secret the execution loaded. */
@@ -230,13 +256,23 @@ export function createRunService(deps: Deps) {
       const steps: StepRecord[] = [];
       let status: 'succeeded' | 'failed' = 'succeeded';
       let next = workflow.start_block_id;
+      let recorded = 0;
       while (next !== null) {
         const block = blocks.get(next);
         if (!block) {
           status = 'failed';
           break;
         }
-        if (steps.length >= MAX_STEPS_PER_RUN) {
+        const stop =
+          steps.length >= MAX_STEPS_PER_RUN
+            ? { code: 'too_many_steps', message: `A run stops after ${MAX_STEPS_PER_RUN} steps.` }
+            : recorded > MAX_RUN_RECORD_CHARS
+              ? {
+                  code: 'run_too_large',
+                  message: `A run stops once its steps have recorded ${MAX_RUN_RECORD_CHARS} characters.`,
+                }
+              : undefined;
+        if (stop) {
           steps.push({
             blockId: block.id,
             type: block.type,
@@ -244,7 +280,7 @@ export function createRunService(deps: Deps) {
             request: null,
             response: null,
             captures: {},
-            error: { code: 'too_many_steps', message: `A run stops after ${MAX_STEPS_PER_RUN} steps.` },
+            error: stop,
             durationMs: 0,
           });
           status = 'failed';
@@ -252,6 +288,7 @@ export function createRunService(deps: Deps) {
         }
         const step = block.type === 'api' ? await runApiStep(block, vars, vault) : runSetStep(block, vars);
         steps.push(step);
+        recorded += recordedSize(step);
         if (step.status === 'succeeded') next = block.onSuccess;
         else if (block.type === 'api' && block.onError !== null) next = block.onError;
         else {
