@@ -191,7 +191,8 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key))
       throw refuse('invalid_header', `Header name "${key.slice(0, 64)}" is not valid.`);
     // A name may come from a variable: checked again once rendered.
-    if (RESERVED_HEADERS.has(key.toLowerCase())) throw refuse('invalid_header', `Header "${key}": ${reservedHeaderMessage(key)}.`);
+    if (RESERVED_HEADERS.has(key.toLowerCase()))
+      throw refuse('invalid_header', `Header "${key}": ${reservedHeaderMessage(key)}.`);
     if (FORBIDDEN_HEADER_CHARS.test(value))
       throw refuse('invalid_header', `The value of header "${key}" holds a line break or NUL.`);
     // HTTP/1.1 carries header values as ISO-8859-1 bytes; anything beyond must be encoded first.
@@ -289,38 +290,13 @@ export async function executeApiBlock(
   let redactor = redactorOfAll();
   const origin = rendered.url.origin;
 
-  // The destination must pass the SSRF rules before a secret is pinned to it,
-  // and every secret must be allowed to go there, before any connection.
-  if (rendered.secrets.length > 0) {
-    try {
-      await env.client.checkDestination(rendered.url);
-    } catch (error) {
-      if (error instanceof OutboundFailure && error.code === 'outbound_blocked')
-        throw refuse('outbound_blocked', error.message, 403);
-      if (!(error instanceof OutboundFailure)) throw error;
-      // Unresolvable now: the send below reports it without pinning anything.
-    }
-  }
-  const secretsSent: ApiStepResult['secretsSent'] = [];
-  for (const secret of rendered.secrets) {
-    if (!(await env.checkHost(secret, rendered.url.hostname, block.id))) {
-      throw refuse('host_not_allowed', `The secret "${secret.name}" may not be sent to ${rendered.url.hostname}.`, 403);
-    }
-    secretsSent.push({ id: secret.id, name: secret.name, host: rendered.url.hostname });
-  }
-
   const snapshot: RequestSnapshot = {
     method: rendered.method,
     url: redactor.redact(rendered.url.toString()),
     headers: toRecord(rendered.headers, redactor),
     body: rendered.body === null ? null : redactor.redact(rendered.body),
   };
-
-  let url = rendered.url;
-  let method = rendered.method;
-  let headers = rendered.headers;
-  let body = rendered.body;
-  let carriesSecrets = rendered.secrets.length > 0;
+  const secretsSent: ApiStepResult['secretsSent'] = [];
   const finish = (partial: StepOutcome): ApiStepResult => {
     const result: ApiStepResult = {
       ok: partial.ok,
@@ -334,15 +310,55 @@ export async function executeApiBlock(
     if (partial.error) result.error = partial.error;
     return result;
   };
+  const failed = (error: OutboundFailure) =>
+    finish({
+      ok: false,
+      response: null,
+      captures: {},
+      error: { code: error.code, message: redactor.redact(error.message) },
+    });
 
+  // The destination must pass the SSRF rules before a secret is pinned to it,
+  // and every secret must be allowed to go there, before any connection.
+  if (rendered.secrets.length > 0) {
+    try {
+      await env.client.checkDestination(rendered.url);
+    } catch (error) {
+      if (error instanceof OutboundFailure && error.code === 'outbound_blocked')
+        throw refuse('outbound_blocked', error.message, 403);
+      if (!(error instanceof OutboundFailure)) throw error;
+      // Unresolvable now: a secret is never pinned to a host nobody could check, so nothing is sent.
+      if (rendered.secrets.some((s) => s.allowedHosts.length === 0)) return failed(error);
+    }
+  }
+  for (const secret of rendered.secrets) {
+    if (!(await env.checkHost(secret, rendered.url.hostname, block.id))) {
+      throw refuse('host_not_allowed', `The secret "${secret.name}" may not be sent to ${rendered.url.hostname}.`, 403);
+    }
+    secretsSent.push({ id: secret.id, name: secret.name, host: rendered.url.hostname });
+  }
+
+  let url = rendered.url;
+  let method = rendered.method;
+  let headers = rendered.headers;
+  let body = rendered.body;
+  let carriesSecrets = rendered.secrets.length > 0;
+  // The timeout is the block's, redirects included: each hop gets what is left of it.
+  const deadline = performance.now() + block.timeoutMs;
+  const timedOut = () =>
+    new OutboundFailure('upstream_timeout', `No complete answer from ${url.host} within ${block.timeoutMs} ms.`);
+
+  let hop = 0;
   try {
-    for (let hop = 0; ; hop++) {
+    for (; ; hop++) {
+      const left = Math.ceil(deadline - performance.now());
+      if (left <= 0) return failed(timedOut());
       const res = await env.client.send({
         method,
         url,
         headers,
         body: body ?? undefined,
-        timeoutMs: block.timeoutMs,
+        timeoutMs: left,
         maxResponseBytes: env.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       });
       const location = res.headers.find(([k]) => k === 'location')?.[1];
@@ -406,7 +422,9 @@ export async function executeApiBlock(
       } else if (carriesSecrets) {
         for (const secret of rendered.secrets) {
           if (!(await env.checkHost(secret, next.hostname, block.id))) {
-            throw refuse('host_not_allowed', `The secret "${secret.name}" may not be sent to ${next.hostname}.`, 403);
+            // The first hop has gone out already: a failed call (its secrets audited), not a refusal.
+            const message = `The secret "${secret.name}" may not be sent to ${next.hostname}.`;
+            return finish({ ok: false, response: null, captures: {}, error: { code: 'host_not_allowed', message } });
           }
         }
       }
@@ -414,13 +432,11 @@ export async function executeApiBlock(
     }
   } catch (error) {
     if (error instanceof OutboundFailure) {
-      if (error.code === 'outbound_blocked') throw refuse('outbound_blocked', redactor.redact(error.message), 403);
-      return finish({
-        ok: false,
-        response: null,
-        captures: {},
-        error: { code: error.code, message: redactor.redact(error.message) },
-      });
+      // Refused before the first connection: nothing was sent. On a later hop the first one went
+      // out, so it is a failed call whose secrets count as sent (audited), not a refusal.
+      if (error.code === 'outbound_blocked' && hop === 0)
+        throw refuse('outbound_blocked', redactor.redact(error.message), 403);
+      return failed(error.code === 'upstream_timeout' ? timedOut() : error);
     }
     throw error;
   }
@@ -455,7 +471,7 @@ function percentDecoded(text: string): string {
     try {
       return decodeURIComponent(run);
     } catch {
-      return run.replace(/%[0-7][0-9A-Fa-f]/g, (escape) => String.fromCharCode(Number.parseInt(escape.slice(1), 16)));
+      return run.replace(/%[0-7][0-9A-Fa-f]/g, (ascii) => String.fromCharCode(Number.parseInt(ascii.slice(1), 16)));
     }
   });
 }

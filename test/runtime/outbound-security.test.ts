@@ -436,6 +436,54 @@ describe.each(DATABASES)('outbound security on $kind', ({ kind, available }) => 
     );
   });
 
+  describe('after the first hop', () => {
+    it.runIf(available)(
+      'a later hop refused by the SSRF guard is a failed call: the secret that went out on the first is audited',
+      async () => {
+        up.handle((_req, res) => res.writeHead(302, { location: 'http://169.254.169.254/latest/' }).end());
+        const id = (await secretByName('redir_token')).id as string;
+        const usedBefore = (await auditOf(open, 'secret.used', id)).length;
+        const res = await send({ url: `${up.url}/hop`, headers: auth('redir_token') });
+        expect(res.status, res.text).toBe(200);
+        expect(res.body).toMatchObject({ ok: false, error: { code: 'outbound_blocked' } });
+        expect((up.received.at(-1) as Received).headers.authorization).toBe(`Bearer ${REDIR}`);
+        expect((await auditOf(open, 'secret.used', id)).length).toBe(usedBefore + 1);
+        expectNoForm(res, REDIR);
+      },
+    );
+
+    it.runIf(available)(
+      'an unpinned secret is not pinned to a host that does not resolve, and nothing is sent',
+      async () => {
+        const created = await owner.post(`${ws}/secrets`, {
+          name: 'unresolved_pin',
+          visibility: 'masked',
+          value: makeCanary('unres'),
+        });
+        expect(created.status, created.text).toBe(201);
+        const res = await send({ url: 'http://no-such-host.invalid/x', headers: auth('unresolved_pin') });
+        expect(res.status, res.text).toBe(200);
+        expect(res.body).toMatchObject({ ok: false, error: { code: 'upstream_unreachable' } });
+        expect((await secretByName('unresolved_pin')).allowedHosts).toEqual([]);
+        expect(await auditOf(open, 'secret.host_pinned', created.body.id)).toEqual([]);
+      },
+    );
+
+    it.runIf(available)("the timeout is the block's, redirects included", async () => {
+      // Each hop answers a redirect after 250 ms: five hops in a 600 ms block cannot all fit.
+      up.handle((req, res) => {
+        const n = Number(new URL(req.url, 'http://x').searchParams.get('n') ?? 0);
+        setTimeout(() => res.writeHead(302, { location: `/slow-hop?n=${n + 1}` }).end(), 250);
+      });
+      const started = Date.now();
+      const res = await send({ url: `${up.url}/slow-hop?n=0`, timeoutMs: 600 });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body).toMatchObject({ ok: false, error: { code: 'upstream_timeout' } });
+      expect(res.body.error.message).toContain('600 ms');
+      expect(Date.now() - started).toBeLessThan(1200);
+    });
+  });
+
   describe('limits', () => {
     it.runIf(available)(
       'a block with timeoutMs 300 against a slow upstream: 200, ok:false, upstream_timeout',
