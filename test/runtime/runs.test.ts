@@ -323,6 +323,37 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
   });
 
   it.runIf(available)(
+    'an operator cannot pin an unpinned secret by steering the URL: only someone with secrets.use pins it',
+    async () => {
+      const value = makeCanary('unpinned');
+      const created = await team.owner.post(`${ws}/secrets`, { name: 'tok_free', visibility: 'masked', value });
+      expect(created.status, created.text).toBe(201);
+      const id = await save('Steerable', [
+        api('call', {
+          url: '{{base}}/steer',
+          headers: [{ key: 'Authorization', value: 'Bearer {{secret:tok_free}}' }],
+        }),
+      ]);
+      const before = up2.received.length;
+      const steered = await run(id, { base: up2.url });
+      expect(steered.body.status).toBe('failed');
+      expect(steered.body.steps[0]).toMatchObject({ status: 'failed', error: { code: 'host_not_allowed' } });
+      expect(up2.received.length).toBe(before);
+      const secret = await team.owner.get(`${ws}/secrets/${created.body.id}`);
+      expect(secret.body.allowedHosts).toEqual([]);
+
+      // An editor's Send pins it; from then on the operator's runs go there, and only there.
+      const pinned = await team.clients.editor.post(`${ws}/blocks/send`, {
+        block: api('pin', { headers: [{ key: 'Authorization', value: 'Bearer {{secret:tok_free}}' }] }),
+      });
+      expect(pinned.body.ok, pinned.text).toBe(true);
+      expect((await run(id, { base: up.url })).body.status).toBe('succeeded');
+      expect((await run(id, { base: up2.url })).body.steps[0].error.code).toBe('host_not_allowed');
+      expect(up2.received.length).toBe(before);
+    },
+  );
+
+  it.runIf(available)(
     'an upstream replaying a value sent by an earlier step cannot pass it to a later step or another host',
     async () => {
       const id = await save('Replay', [

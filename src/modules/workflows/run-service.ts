@@ -219,7 +219,7 @@ export function createRunService(deps: Deps) {
       const startedAt = nowIso();
       const vars = await initialVariables(actor, 'test', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'TEST', startedAt)) vars.set(k, v);
-      const vault = createSecretVault(deps, actor, audit, runId);
+      const vault = createSecretVault(deps, actor, audit, runId, { mayPin: can(actor, 'secrets.use') });
       const result = await execute(block, vars, vault, analysis);
       return {
         ok: result.ok,
@@ -239,7 +239,7 @@ export function createRunService(deps: Deps) {
       const startedAt = nowIso();
       const vars = await initialVariables(actor, 'fallback', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'PRODUCTION', startedAt)) vars.set(k, v);
-      const vault = createSecretVault(deps, actor, audit, runId);
+      const vault = createSecretVault(deps, actor, audit, runId, { mayPin: can(actor, 'secrets.use') });
       await deps.auditQueue.append([
         {
           ctx: audit,

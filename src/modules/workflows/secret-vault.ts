@@ -58,6 +58,7 @@ export function createSecretVault(
   workspace: { workspaceId: string; epoch: number },
   audit: AuditContext,
   executionId: string,
+  options: { mayPin: boolean } = { mayPin: true },
 ): SecretVault {
   const { db } = deps;
   const { workspaceId } = workspace;
@@ -182,6 +183,15 @@ export function createSecretVault(
       });
       if (binding === 'off') return true;
       if (binding === 'required') return false;
+      // Pinning chooses where a secret may go from now on: only someone who may use secrets
+      // chooses (an Operator running a workflow could otherwise steer the URL to their host).
+      if (!options.mayPin) {
+        throw new AppError(
+          403,
+          'host_not_allowed',
+          `The secret "${secret.name}" has no allowed host yet: it is pinned by its first use from someone with "secrets.use", or by setting its allowed hosts.`,
+        );
+      }
       const canonical = parseHostPattern(host);
       if (!canonical.ok) return false;
       // Pin on first use: only if the list is still empty (another call may have pinned it).
