@@ -45,6 +45,16 @@ export interface FieldProblem {
 const MAX_JSON_DEPTH = 64;
 
 /** Every string value (and key) of a parsed JSON body, with JSON-pointer-ish paths. */
+/**
+ * One key as a segment of a field path: JSON Pointer's escapes (`~0`, `~1`)
+ * and `#` as `~2`, so the `#key` that marks a key's own field can never be
+ * read as part of another key's name (`"a"`'s key and `"a#key"`'s value
+ * would otherwise share a path).
+ */
+export function pathSegment(key: string): string {
+  return key.replaceAll('~', '~0').replaceAll('/', '~1').replaceAll('#', '~2');
+}
+
 export function jsonStrings(value: unknown, visit: (text: string, path: string, isKey: boolean) => void): void {
   const stack: [unknown, string, number][] = [[value, '', 0]];
   while (stack.length > 0) {
@@ -53,7 +63,7 @@ export function jsonStrings(value: unknown, visit: (text: string, path: string, 
     else if (current !== null && typeof current === 'object') {
       if (depth > MAX_JSON_DEPTH) throw new Error('too deep');
       for (const [k, v] of Object.entries(current)) {
-        const childPath = `${path}/${k.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+        const childPath = `${path}/${pathSegment(k)}`;
         if (!Array.isArray(current)) visit(k, childPath, true);
         stack.push([v, childPath, depth + 1]);
       }

@@ -15,6 +15,7 @@ import {
   analyzeBlock,
   type BlockAnalysis,
   type BlockField,
+  pathSegment,
   RESERVED_HEADERS,
   reservedHeaderMessage,
 } from './block-fields.js';
@@ -259,7 +260,7 @@ function renderJson(
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      const childPath = `${path}/${k.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      const childPath = `${path}/${pathSegment(k)}`;
       out[String(renderString(k, childPath, true))] = renderJson(v, childPath, renderString);
     }
     return out;

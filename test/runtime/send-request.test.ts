@@ -167,6 +167,26 @@ describe.each(DATABASES)('Send request and runs on $kind', ({ kind, available })
     },
   );
 
+  it.runIf(available)('a JSON body key and a key named like its field ("a" and "a#key") stay apart', async () => {
+    const received = up.received.length;
+    const res = await team.clients.editor.post(`${ws}/blocks/send`, {
+      block: block({
+        headers: [],
+        capture: [],
+        body: { mode: 'json', content: '{"a":"x","a#key":"{{who}}","b":"{{secret:zendesk_token}}","b#key":"plain"}' },
+      }),
+      variables: { who: 'bob' },
+    });
+    expect(res.status, res.text).toBe(200);
+    expect(up.received.length).toBe(received + 1);
+    expect(JSON.parse(up.received.at(-1)?.body ?? '{}')).toEqual({
+      a: 'x',
+      'a#key': 'bob',
+      b: VALUE,
+      'b#key': 'plain',
+    });
+  });
+
   it.runIf(available)(
     'a viewer cannot send and a secret bound to another host is refused before any connection',
     async () => {
