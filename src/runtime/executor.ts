@@ -19,7 +19,7 @@ import {
   RESERVED_HEADERS,
   reservedHeaderMessage,
 } from './block-fields.js';
-import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath } from './json-path.js';
+import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath, setOwn } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
 import {
@@ -122,7 +122,7 @@ function toRecord(headers: [string, string][], redactor: Redactor): Record<strin
   for (const [k, v] of headers) {
     const key = redactor.redact(k.toLowerCase());
     const value = redactor.redact(v);
-    out[key] = key in out ? `${out[key]}, ${value}` : value;
+    setOwn(out, key, Object.hasOwn(out, key) ? `${out[key]}, ${value}` : value);
   }
   return out;
 }
@@ -518,7 +518,7 @@ function respond(
       }
       // Captured values are data from now on, redacted like everything else.
       const redacted = redactor.redactDeep(value ?? null);
-      captures[rule.variable] = redacted;
+      setOwn(captures, rule.variable, redacted);
       env.variables.set(rule.variable, redacted);
     }
   }

@@ -47,3 +47,11 @@ export function parseJsonPath(path: string): PathStep[] {
   }
   return steps;
 }
+
+/**
+ * Sets `record[key]` as an own property whatever the key: `__proto__` would
+ * otherwise replace the prototype (and vanish from the record) instead.
+ */
+export function setOwn(record: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}

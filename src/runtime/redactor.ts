@@ -25,6 +25,7 @@
  * automaton over the reversed forms, which finds the longest form starting at
  * every position in one right-to-left pass — the same result in linear time.
  */
+import { setOwn } from './json-path.js';
 import { secretFormList } from './secret-forms.js';
 
 export interface SecretToRedact {
@@ -319,7 +320,7 @@ export class Redactor {
     if (Array.isArray(value)) return value.map((v) => this.walk(v));
     if (value !== null && typeof value === 'object') {
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) out[this.redact(k)] = this.walk(v);
+      for (const [k, v] of Object.entries(value)) setOwn(out, this.redact(k), this.walk(v));
       return out;
     }
     return value;

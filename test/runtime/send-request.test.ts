@@ -188,6 +188,42 @@ describe.each(DATABASES)('Send request and runs on $kind', ({ kind, available })
   });
 
   it.runIf(available)(
+    'keys named like Object.prototype members are kept as they are (headers, captured objects); __proto__ is no variable name',
+    async () => {
+      up.handle((_req, res) => {
+        res.setHeader('constructor', 'upstream-v1');
+        res.setHeader('content-type', 'application/json');
+        res.end('{"o":{"__proto__":{"polluted":true},"toString":"t"}}');
+      });
+      const res = await team.clients.editor.post(`${ws}/blocks/send`, {
+        block: block({
+          method: 'GET',
+          body: { mode: 'none' },
+          headers: [{ key: 'constructor', value: 'v1' }],
+          capture: [{ variable: 'o', path: '$.o' }],
+        }),
+      });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.request.headers.constructor).toBe('v1');
+      expect(res.body.response.headers.constructor).toBe('upstream-v1');
+      expect(JSON.stringify(res.body.captures)).toBe('{"o":{"__proto__":{"polluted":true},"toString":"t"}}');
+      for (const where of [
+        { capture: [{ variable: '__proto__', path: '$.o' }] },
+        { id: 'set', type: 'set', assignments: [{ variable: '__proto__', value: 'x' }] },
+      ]) {
+        const blocks = 'type' in where ? [where] : [block(where)];
+        const saved = await team.clients.editor.post(`${ws}/workflows`, {
+          name: 'Proto',
+          startBlockId: blocks[0]?.id,
+          blocks,
+        });
+        expect(saved.status, saved.text).toBe(422);
+        expect(saved.body.code).toBe('validation_failed');
+      }
+    },
+  );
+
+  it.runIf(available)(
     'a viewer cannot send and a secret bound to another host is refused before any connection',
     async () => {
       expect((await team.clients.viewer.post(`${ws}/blocks/send`, { block: block() })).status).toBe(403);

@@ -13,7 +13,9 @@ export const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 export const variableNameSchema = z
   .string()
-  .regex(VARIABLE_NAME, 'must start with a letter or "_", then letters, digits or "_", at most 64 characters');
+  .regex(VARIABLE_NAME, 'must start with a letter or "_", then letters, digits or "_", at most 64 characters')
+  // Variables become keys of JSON objects (run records, captures), where this one would be the prototype.
+  .refine((name) => name !== '__proto__', 'is reserved ("__proto__" cannot be a key of a record)');
 
 /** Matches the protected secret syntax anywhere, with any spacing or case. */
 export const SECRET_REFERENCE = /\{\{\s*secret\s*:/i;

@@ -11,6 +11,7 @@ import type { RunsTable } from '../../db/schema.js';
 import { authorize, can, type WorkspaceActor } from '../../policy/policy.js';
 import { analyzeBlock, type BlockAnalysis } from '../../runtime/block-fields.js';
 import { type ApiStepResult, executeApiBlock } from '../../runtime/executor.js';
+import { setOwn } from '../../runtime/json-path.js';
 import { Redactor } from '../../runtime/redactor.js';
 import { parseTemplate, renderBudget, renderTemplate, resolvePath, soleVariable } from '../../runtime/templates.js';
 import type { AuditContext } from '../audit/audit-log.js';
@@ -188,7 +189,7 @@ export function createRunService(deps: Deps) {
               budget,
             });
         vars.set(a.variable, value);
-        captures[a.variable] = value;
+        setOwn(captures, a.variable, value);
       }
     } catch (error) {
       if (!(error instanceof AppError) || error.status >= 500) throw error;
@@ -299,7 +300,7 @@ export function createRunService(deps: Deps) {
 
       const redactor = finalRedactor(vault);
       const variables: Record<string, unknown> = {};
-      for (const [k, v] of vars) variables[k] = v;
+      for (const [k, v] of vars) setOwn(variables, k, v);
       const row: RunsTable = {
         id: runId,
         workspace_id: actor.workspaceId,
