@@ -111,7 +111,8 @@ interface Rendered {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** HTTP/1.1 header values are ISO-8859-1 bytes. */
 const BEYOND_LATIN1 = /[\u0100-\uffff]/;
-const FORBIDDEN_HEADER_CHARS = /[\r\n\0]/;
+/** Control characters HTTP does not allow in a field value (tab is allowed). */
+const FORBIDDEN_HEADER_CHARS = /[\0-\x08\n-\x1f\x7f]/;
 
 function refuse(code: string, message: string, status = 422): AppError {
   return new AppError(status, code, message);
@@ -195,7 +196,7 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
     if (RESERVED_HEADERS.has(key.toLowerCase()))
       throw refuse('invalid_header', `Header "${key}": ${reservedHeaderMessage(key)}.`);
     if (FORBIDDEN_HEADER_CHARS.test(value))
-      throw refuse('invalid_header', `The value of header "${key}" holds a line break or NUL.`);
+      throw refuse('invalid_header', `The value of header "${key}" holds a control character (line break, NUL…).`);
     // HTTP/1.1 carries header values as ISO-8859-1 bytes; anything beyond must be encoded first.
     if (BEYOND_LATIN1.test(value))
       throw refuse('invalid_header', `The value of header "${key}" holds characters beyond ISO-8859-1; encode them.`);
