@@ -410,13 +410,22 @@ function plainSecretForms(value: string): string[] {
     const percent = encodeURIComponent(v);
     const b64 = bytes.toString('base64');
     const json = JSON.stringify(v).slice(1, -1);
+    const u = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+    const ascii = json.replace(/[\u007f-\uffff]/g, u);
+    const strict = percent.replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
     const forms = [
       v,
       new URLSearchParams([['', v]]).toString().slice(1),
       bytes.toString('latin1'),
       json,
-      json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+      ascii,
+      ascii.replace(/\\u[0-9a-f]{4}/g, (m) => `\\u${m.slice(2).toUpperCase()}`),
+      json.replace(/[&<>\u2028\u2029]/g, u),
       json.replaceAll('/', '\\/'),
+      strict,
+      strict.replaceAll('%2F', '/'),
+      strict.replaceAll('%20', '+'),
+      encodeURI(v),
       JSON.stringify(json).slice(1, -1),
       percent,
       percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
@@ -441,6 +450,7 @@ function plainSecretForms(value: string): string[] {
   };
   const forms = new Set<string>([value]);
   const sources = [value];
+  if (value.trim() !== value && value.trim().length >= 8) sources.push(value.trim());
   if (/[\r\n]/.test(value)) {
     for (const line of value.split(/\r\n|\r|\n/)) if (line.trim().length >= 8) sources.push(line.trim());
   }

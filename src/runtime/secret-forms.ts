@@ -1,10 +1,15 @@
 /**
  * Every encoded form of a secret value that a redactor must catch (SPEC §3
  * "Redaction"): raw; JSON-string-escaped (once, or twice as JSON inside a
- * JSON string); percent-encoded (and form `+`);
- * HTML/XML-escaped; base64 and base64url, also at the three byte alignments
- * inside a longer base64 string, padded or not; hex in both cases; and for a
- * multi-line value each trimmed line of 8 or more characters.
+ * JSON string; also as Go writes JSON, with `\u0026` for `&`, and with
+ * upper-case `\uXXXX`); percent-encoded (and form `+`; also RFC 3986's
+ * strict set as Python's `quote`, Go's `QueryEscape` and PHP's
+ * `rawurlencode` write it, and `encodeURI`'s); HTML/XML-escaped; base64 and
+ * base64url, also at the three byte alignments inside a longer base64
+ * string, padded or not; hex in both cases; the value without surrounding
+ * white space (HTTP drops it from a header value) when 8 or more characters
+ * remain; and for a multi-line value each trimmed line of 8 or more
+ * characters.
  */
 
 /** Derived forms shorter than this would blank out ordinary text; the raw value is always kept. */
@@ -27,14 +32,21 @@ function htmlEscape(value: string, quote: string, apos: string): string {
 }
 
 function jsonAsciiEscape(json: string): string {
-  return json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return json.replace(/[\u007f-\uffff]/g, unicodeEscape);
 }
 
 /**
  * Characters that every encoding below except base64 and hex leaves as they
  * are: encodeURIComponent and form encoding, JSON and HTML escaping alike.
  */
-const PLAIN = /^[A-Za-z0-9*._-]*$/;
+const PLAIN = /^[A-Za-z0-9._-]*$/;
+/** What RFC 3986's strict percent-encoding escapes beyond encodeURIComponent. */
+const RFC3986_EXTRA = /[!'()*]/g;
+/** What Go's encoding/json escapes beyond JSON.stringify (HTML-safe output). */
+const GO_JSON_EXTRA = /[&<>\u2028\u2029]/g;
+
+const hexEscape = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
+const unicodeEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 
 /**
  * The base64 and hex forms, all from one buffer: the value's UTF-8 bytes
@@ -91,7 +103,12 @@ function valueForms(value: string, add: (form: string) => void): void {
     // A JSON string holding JSON (an echoed body embedded in another): escaped twice.
     add(JSON.stringify(json).slice(1, -1));
   }
-  if (JSON_ASCII_ESCAPED.test(json)) add(jsonAsciiEscape(json));
+  const ascii = JSON_ASCII_ESCAPED.test(json) ? jsonAsciiEscape(json) : json;
+  if (ascii !== json) add(ascii);
+  // The same with upper-case hex in its \u escapes (Java and .NET serialisers write them so).
+  if (ascii.includes('\\u')) add(ascii.replace(/\\u[0-9a-f]{4}/g, (m) => m.toUpperCase().replace('\\U', '\\u')));
+  const go = json.replace(GO_JSON_EXTRA, unicodeEscape);
+  if (go !== json) add(go);
   if (json.includes('/')) add(json.replaceAll('/', '\\/'));
   if (percent.length !== value.length) {
     // Lower-case hex, and form encoding's `+` for spaces.
@@ -99,7 +116,13 @@ function valueForms(value: string, add: (form: string) => void): void {
     add(percent.replaceAll('%20', '+'));
   }
   // application/x-www-form-urlencoded as URLSearchParams writes it: also escapes ! ' ( ) ~.
-  add(percent.replace(FORM_EXTRA, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replaceAll('%20', '+'));
+  add(percent.replace(FORM_EXTRA, hexEscape).replaceAll('%20', '+'));
+  // RFC 3986's unreserved set only (Python's quote keeps "/", Go's QueryEscape writes " " as "+").
+  const strict = percent.replace(RFC3986_EXTRA, hexEscape);
+  add(strict);
+  add(strict.replaceAll('%2F', '/'));
+  add(strict.replaceAll('%20', '+'));
+  add(encodeURI(value));
   if (HTML_SPECIAL.test(value)) {
     add(htmlEscape(value, '&quot;', '&#39;'));
     add(htmlEscape(value, '&#34;', '&#x27;'));
@@ -128,6 +151,8 @@ export function secretFormList(value: string): string[] {
     forms.push(form);
   };
   valueForms(value, add);
+  const trimmed = value.trim();
+  if (trimmed !== value && trimmed.length >= MIN_LINE_LENGTH) valueForms(trimmed, add);
   if (/[\r\n]/.test(value)) {
     for (const line of value.split(/\r\n|\r|\n/)) {
       const trimmed = line.trim();

@@ -155,6 +155,62 @@ describe.each(DATABASES)('redaction end to end on $kind', ({ kind, available }) 
     ...extra,
   });
 
+  it.runIf(available)(
+    'forms other libraries write are redacted too: Go JSON, upper-case \\u, strict percent-encoding, encodeURI, and the value trimmed',
+    async () => {
+      const value = `AKIA+x/y&z<w>'(q)*é ${makeCanary('libs').slice(-24)}`;
+      const padded = `  padded-${makeCanary('pad').slice(-24)}  `;
+      for (const [name, v] of [
+        ['lib_forms', value],
+        ['padded', padded],
+      ]) {
+        const created = await owner.post(`${ws}/secrets`, { name, visibility: 'masked', value: v });
+        expect(created.status, created.text).toBe(201);
+      }
+      const strict = (x: string) =>
+        encodeURIComponent(x).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+      const libs = await startUpstream();
+      try {
+        libs.handle((req, res) => {
+          const got = String(JSON.parse(req.body).token);
+          const trimmedHeader = String(req.headers['x-pad'] ?? '');
+          const json = JSON.stringify(got).slice(1, -1);
+          res.setHeader('content-type', 'text/plain');
+          res.end(
+            [
+              json.replace(/[&<>]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`), // Go
+              json.replace(
+                /[\u007f-\uffff]/g,
+                (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`,
+              ),
+              strict(got), // PHP rawurlencode
+              strict(got).replaceAll('%2F', '/'), // Python quote
+              strict(got).replaceAll('%20', '+'), // Go QueryEscape, Python quote_plus
+              encodeURI(got),
+              trimmedHeader, // HTTP dropped the spaces around the header value
+            ].join('\n'),
+          );
+        });
+        const res = await owner.post(`${ws}/blocks/send`, {
+          block: {
+            id: 'libs',
+            type: 'api',
+            method: 'POST',
+            url: `${libs.url}/libs`,
+            headers: [{ key: 'X-Pad', value: '{{secret:padded}}' }],
+            body: { mode: 'json', content: '{"token":"{{secret:lib_forms}}"}' },
+          },
+        });
+        expect(res.status, res.text).toBe(200);
+        expect(libs.received.at(-1)?.headers['x-pad']).toBe(padded.trim());
+        const lines = (res.body.response.body as string).split('\n');
+        expect(lines).toEqual([...Array(6).fill('[secret:lib_forms]'), '[secret:padded]']);
+      } finally {
+        await libs.close();
+      }
+    },
+  );
+
   it.runIf(available)('the value is canary-shaped, so its encoded forms differ from the raw one', () => {
     const f = canaryForms(VALUE);
     for (const c of ['"', '+', '/', 'é', ' ']) expect(VALUE).toContain(c);
