@@ -9,6 +9,7 @@
  * (timeout, size cap, unreachable) come back as `ok: false` with an error.
  * Plaintext secret values live only inside this function's scope.
  */
+import { randomBytes } from 'node:crypto';
 import { AppError } from '../app/errors.js';
 import type { ApiBlock } from '../modules/workflows/block-schema.js';
 import {
@@ -112,6 +113,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** HTTP/1.1 header values are ISO-8859-1 bytes. */
 const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 /** Control characters HTTP does not allow in a field value (tab is allowed). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly the characters refused
 const FORBIDDEN_HEADER_CHARS = /[\0-\x08\n-\x1f\x7f]/;
 
 function refuse(code: string, message: string, status = 422): AppError {
@@ -221,7 +223,8 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
     body = form.toString();
     if (!hasHeader('content-type')) headers.push(['content-type', 'application/x-www-form-urlencoded']);
   } else if (block.body.mode === 'json') {
-    const parsed: unknown = JSON.parse(block.body.content);
+    const numbers = keepNumbers(block.body.content);
+    const parsed: unknown = JSON.parse(numbers.text);
     const renderString = (source: string, path: string, isKey: boolean): unknown => {
       const f = byPath.get(`body.content${path || '/'}${isKey ? '#key' : ''}`);
       const template: Template | undefined = f?.template;
@@ -235,7 +238,7 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
       }
       return renderTemplate(template, ctx);
     };
-    body = JSON.stringify(renderJson(parsed, '', renderString));
+    body = numbers.restore(JSON.stringify(renderJson(parsed, '', renderString)));
     if (!hasHeader('content-type')) headers.push(['content-type', 'application/json']);
   }
   return {
@@ -248,6 +251,43 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
     bodyHasSecret,
     secrets: [...secrets.values()],
   };
+}
+
+/**
+ * A JSON body's numbers as written: JSON.parse would turn 9007199254740993
+ * into …992, 1e400 into null and 1.50 into 1.5 — a block sends what its
+ * author wrote. Each number JavaScript would not write back the same becomes
+ * a placeholder string (a per-call random tag no value can know), and
+ * `restore` puts the original text back into the rendered JSON.
+ */
+function keepNumbers(source: string): { text: string; restore(json: string): string } {
+  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  const kept: string[] = [];
+  let tag: string | undefined;
+  let text = '';
+  let copied = 0;
+  for (let i = 0; i < source.length; i++) {
+    const c = source.charCodeAt(i);
+    if (c === 0x22) {
+      // Skip a string: to its closing quote, past escapes.
+      for (i++; i < source.length && source.charCodeAt(i) !== 0x22; i++) if (source.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      NUMBER.lastIndex = i;
+      const token = NUMBER.exec(source)?.[0];
+      if (!token) continue;
+      if (JSON.stringify(JSON.parse(token)) !== token) {
+        tag ??= `\u0000${randomBytes(8).toString('hex')}:`;
+        text += source.slice(copied, i) + JSON.stringify(`${tag}${kept.length}`);
+        kept.push(token);
+        copied = i + token.length;
+      }
+      i += token.length - 1;
+    }
+  }
+  if (tag === undefined) return { text: source, restore: (json) => json };
+  text += source.slice(copied);
+  const placeholder = new RegExp(`"${JSON.stringify(tag).slice(1, -1).replaceAll('\\', '\\\\')}(\\d+)"`, 'g');
+  return { text, restore: (json) => json.replace(placeholder, (_, n: string) => kept[Number(n)] as string) };
 }
 
 /** Rebuilds a JSON body, rendering each string value (and key) through `renderString`. */
