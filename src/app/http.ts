@@ -147,15 +147,52 @@ export const passwordSchema = z
 const hasNoNul = (s: string) => !s.includes('\u0000');
 
 /**
+ * Why ill-formed text is refused. A lone UTF-16 surrogate (half of a pair)
+ * has no UTF-8 form: SQLite and PostgreSQL would store, and an outbound
+ * request would send, U+FFFD in its place, so what is read back or sent would
+ * differ from what was accepted.
+ */
+export const ILL_FORMED_TEXT = 'must be valid Unicode text (it holds a lone surrogate)';
+
+const isWellFormed = (s: string) => s.isWellFormed();
+
+/** Whether every string in a JSON value, keys included, is well-formed Unicode. Iterative: any depth. */
+export function holdsWellFormedText(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const current = stack.pop();
+    if (typeof current === 'string') {
+      if (!current.isWellFormed()) return false;
+    } else if (current !== null && typeof current === 'object') {
+      for (const [k, v] of Object.entries(current)) {
+        if (!k.isWellFormed()) return false;
+        stack.push(v);
+      }
+    }
+  }
+  return true;
+}
+
+/**
+ * Any string that is stored or sent on as is (templates, paths): well-formed
+ * Unicode only. Free text for people (names, descriptions) is plainText.
+ */
+export function wellFormedString() {
+  return z.string().refine(isWellFormed, ILL_FORMED_TEXT);
+}
+
+/**
  * Free text that is stored or searched as is. NUL is refused: PostgreSQL
- * text cannot hold it and SQLite's LIKE stops at it.
+ * text cannot hold it and SQLite's LIKE stops at it. A lone surrogate is
+ * refused: it cannot be stored unaltered (ILL_FORMED_TEXT).
  */
 export function plainText(max: number) {
   return z
     .string()
     .trim()
     .max(max, `must be at most ${max} characters`)
-    .refine(hasNoNul, 'must not contain NUL characters');
+    .refine(hasNoNul, 'must not contain NUL characters')
+    .refine(isWellFormed, ILL_FORMED_TEXT);
 }
 
 export const displayNameSchema = plainText(100).refine((s) => s.length > 0, 'must not be empty');

@@ -20,7 +20,7 @@ import { withJobLock } from '../db/job-lock.js';
 import { migrations } from '../db/migrations/index.js';
 import { SYSTEM_CHAIN } from '../modules/audit/audit-chain.js';
 import { auditCsvLine, CSV_COLUMNS } from '../modules/audit/audit-router.js';
-import { presentAuditEvent, verifyChain } from '../modules/audit/audit-service.js';
+import { auditTimeBound, presentAuditEvent, verifyChain } from '../modules/audit/audit-service.js';
 import { BackupError, createBackup, restoreBackup, verifyBackup } from '../modules/backup/backup.js';
 import { rewrapWorkspaceKeys, rotateWorkspaceKey } from '../modules/keys/key-rotation.js';
 import { fail, openContext, readConfigOrExit } from './context.js';
@@ -297,9 +297,9 @@ export async function auditVerify(options: { workspace?: string }): Promise<void
 
 export async function auditExport(options: { format: string; since?: string; workspace?: string }): Promise<void> {
   if (options.format !== 'csv' && options.format !== 'jsonl') fail('--format must be csv or jsonl', 2);
-  if (options.since && Number.isNaN(Date.parse(options.since)))
-    fail('--since must be a date or time, e.g. 2026-01-31', 2);
-  const since = options.since ? new Date(options.since).toISOString() : undefined;
+  // In the stored form of `at`, or a text comparison would misplace the bound (auditTimeBound).
+  const since = options.since === undefined ? undefined : auditTimeBound(options.since);
+  if (options.since !== undefined && since === undefined) fail('--since must be a date or time, e.g. 2026-01-31', 2);
   const ctx = await openContext();
   try {
     if (options.format === 'csv') process.stdout.write(`chain,${CSV_COLUMNS.join(',')}\r\n`);

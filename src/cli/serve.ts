@@ -32,10 +32,15 @@ export async function serve(): Promise<void> {
     );
   }
   const stopSweep = startSecretRetentionSweep(ctx);
-  const setupUrl = await prepareSetup(ctx);
-  if (setupUrl) {
+  const setup = await prepareSetup(ctx);
+  if (setup?.token === 'generated') {
     // Printed to the terminal on purpose, once per start, while setup is pending.
-    process.stdout.write(`\nHush is not set up yet. Open this URL to create the first owner:\n\n  ${setupUrl}\n\n`);
+    process.stdout.write(`\nHush is not set up yet. Open this URL to create the first owner:\n\n  ${setup.url}\n\n`);
+  } else if (setup) {
+    // The operator chose the token (HUSH_SETUP_TOKEN) to keep it out of this output: it is not repeated here.
+    process.stdout.write(
+      `\nHush is not set up yet. Open this URL to create the first owner, and enter the setup token set in HUSH_SETUP_TOKEN:\n\n  ${setup.url}\n\n`,
+    );
   }
   // Start-up's garbage (migrations, route schemas, the OpenAPI document) goes now, not at the first busy moment.
   setImmediate(() => idle.collect());

@@ -256,6 +256,34 @@ describe.each(DATABASES)('hush audit on $kind', ({ kind, available }) => {
     expect(chains).toEqual(new Set([ws]));
   });
 
+  it.runIf(available)('--since compares instants, not text: whole seconds and sub-millisecond digits', async () => {
+    const all = await ctx.db.selectFrom('audit_events').select(['id', 'at']).execute();
+    // Events are stored at millisecond precision; one at a fractional second shows the difference.
+    const event = all.find((e) => !e.at.endsWith('.000Z'));
+    if (!event) throw new Error('no event at a fractional second');
+    const idsSince = async (bound: string) => {
+      const r = await runHush(['audit', 'export', '--format', 'jsonl', '--since', bound], site.env);
+      expect(r.code, describeRun(r)).toBe(0);
+      const lines = r.stdout.split('\n').filter(Boolean);
+      return new Set(lines.map((l) => (JSON.parse(l) as { id: string }).id));
+    };
+    const atOrAfter = (ms: number) => new Set(all.filter((e) => Date.parse(e.at) >= ms).map((e) => e.id));
+    const second = `${event.at.slice(0, 19)}Z`;
+    const [wholeSecond, subMsAfter] = await Promise.all([idsSince(second), idsSince(event.at.replace('Z', '1Z'))]);
+    expect(wholeSecond).toContain(event.id);
+    expect(wholeSecond).toEqual(atOrAfter(Date.parse(second)));
+    // …05.6661Z is after an event at …05.666Z: cutting the digits off would keep it.
+    expect(subMsAfter).not.toContain(event.id);
+    expect(subMsAfter).toEqual(atOrAfter(Date.parse(event.at) + 1));
+  });
+
+  it.runIf(available)('a --since year with no four-digit form is a usage error, not "everything"', async () => {
+    const r = await runHush(['audit', 'export', '--since', '+010000-01-01T00:00:00Z'], site.env);
+    expect(r.code, describeRun(r)).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual(['hush: --since must be a date or time, e.g. 2026-01-31']);
+    expect(r.stdout).toBe('');
+  });
+
   it.runIf(available)('a bad --format or --since is a usage error: exit 2, one line', async () => {
     const [format, when] = await Promise.all([
       runHush(['audit', 'export', '--format', 'xml'], site.env),

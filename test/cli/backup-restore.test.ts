@@ -6,7 +6,17 @@
  * file or a wrong root key is refused with one line and creates nothing.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import pg from 'pg';
@@ -287,6 +297,34 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
       await expectUntouched(none, 'none');
     },
     60_000,
+  );
+
+  it.runIf(available)(
+    'a stale .partial (world-readable, or a link elsewhere) and an old backup still give an owner-only backup',
+    async () => {
+      const dir = path.join(source.dataDir, 'stale');
+      mkdirSync(dir);
+      const readable = path.join(dir, 'readable.backup.gz');
+      writeFileSync(`${readable}.partial`, 'left by an interrupted run');
+      chmodSync(`${readable}.partial`, 0o644);
+      const linked = path.join(dir, 'linked.backup.gz');
+      const elsewhere = path.join(dir, 'elsewhere.txt');
+      writeFileSync(elsewhere, 'not to be written through a link');
+      chmodSync(elsewhere, 0o644);
+      symlinkSync(elsewhere, `${linked}.partial`);
+      const previous = path.join(dir, 'previous.backup.gz');
+      writeFileSync(previous, 'an older backup');
+      chmodSync(previous, 0o644);
+      for (const file of [readable, linked, previous]) {
+        const r = await runHush(['backup', file], source.env);
+        expect(r.code, describeRun(r)).toBe(0);
+        expect(statSync(file).mode & 0o777, file).toBe(0o600);
+        expect(existsSync(`${file}.partial`), file).toBe(false);
+        expect(gunzipSync(readFileSync(file)).toString('utf8')).toMatch(/^\{"format":"hush-backup"/);
+      }
+      expect(readFileSync(elsewhere, 'utf8')).toBe('not to be written through a link');
+      expect(statSync(elsewhere).mode & 0o777).toBe(0o644);
+    },
   );
 
   it.runIf(available)('a backup into a directory that does not exist: exit 1, one line, no file', async () => {

@@ -74,4 +74,51 @@ describe('hush serve (process)', () => {
     expect(res.headers.get('set-cookie')).toMatch(/hush_session=.*HttpOnly/i);
     expect(await (await fetch(`${base}/setup`)).json()).toEqual({ needed: false });
   });
+
+  it('with HUSH_SETUP_TOKEN set, prints the setup URL without the token and points to the configured one', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
+    dirs.push(dir);
+    const port = await freePort();
+    const configured = 'operator-chosen-setup-token-5f3a9c';
+    const child = spawn(process.execPath, [...ENTRY, 'serve'], {
+      env: cleanEnv({ HUSH_DATA_DIR: path.join(dir, 'data'), HUSH_PORT: String(port), HUSH_SETUP_TOKEN: configured }),
+      cwd: dir,
+    });
+    children.push(child);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += String(d);
+    });
+    child.stderr.on('data', (d) => {
+      out += String(d);
+    });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no setup message in output:\n${out}`)), 20_000);
+      child.stdout.on('data', () => {
+        if (/not set up yet[\s\S]*\n\n {2}\S+\n\n/.test(out)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    expect(out).toContain(`  http://127.0.0.1:${port}/setup\n`);
+    expect(out).toMatch(/HUSH_SETUP_TOKEN/);
+    expect(out).not.toContain('#token=');
+    // The configured token still sets Hush up; it never appeared in the output, before or after.
+    const base = `http://127.0.0.1:${port}/api/v1`;
+    const res = await fetch(`${base}/setup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        token: configured,
+        email: 'o@example.com',
+        password: 'a long password',
+        name: 'O',
+        workspaceName: 'W',
+      }),
+    });
+    expect(res.status).toBe(201);
+    expect(out).not.toContain(configured);
+    expect(out).not.toContain(encodeURIComponent(configured));
+  });
 });

@@ -1,11 +1,38 @@
 /** Reading the audit trail: filtered pages, CSV rows and chain verification. */
 import type { AppContext } from '../../app/context.js';
+import { ValidationError } from '../../app/errors.js';
 import type { Db } from '../../db/database.js';
 import type { AuditEventsTable } from '../../db/schema.js';
 import { authorize, type WorkspaceActor } from '../../policy/policy.js';
 import { type ChainVerdict, ChainVerifier } from './audit-chain.js';
 
 const VERIFY_BATCH = 1000;
+
+/**
+ * A time bound in the form events are stored in. `at` is nowIso() text —
+ * `YYYY-MM-DDTHH:MM:SS.sssZ`, UTC, always milliseconds — compared as text
+ * on both databases, which is only right between texts of that one form:
+ * as text, `…:05Z` sorts after `…:05.666Z`. So a bound is parsed and
+ * rewritten in that form. Digits past the millisecond round up: events fall
+ * on whole milliseconds, so `at >= since` and `at < until` keep their meaning
+ * (Date would cut them off, moving the bound back). Undefined for text that
+ * is not a time, or a year outside 0000–9999 (no four-digit form).
+ */
+export function auditTimeBound(text: string): string | undefined {
+  let ms = Date.parse(text);
+  if (Number.isNaN(ms)) return undefined;
+  const beyondMs = /T\d{2}:\d{2}:\d{2}\.\d{3}(\d+)/.exec(text)?.[1];
+  if (beyondMs && /[1-9]/.test(beyondMs)) ms += 1;
+  const year = new Date(ms).getUTCFullYear();
+  return year >= 0 && year <= 9999 ? new Date(ms).toISOString() : undefined;
+}
+
+function storedBound(text: string, field: string): string {
+  const bound = auditTimeBound(text);
+  if (bound !== undefined) return bound;
+  const message = 'must be an ISO 8601 date-time with a zone, e.g. 2026-01-31T09:00:00Z';
+  throw new ValidationError(`${field}: ${message}`, [{ path: field, message }]);
+}
 
 export interface AuditFilter {
   action?: string | undefined;
@@ -72,8 +99,8 @@ export function createAuditService(deps: Pick<AppContext, 'db'>) {
     }
     if (filter.actorId) q = q.where('audit_events.actor_id', '=', filter.actorId);
     if (filter.targetId) q = q.where('audit_events.target_id', '=', filter.targetId);
-    if (filter.since) q = q.where('audit_events.at', '>=', filter.since);
-    if (filter.until) q = q.where('audit_events.at', '<', filter.until);
+    if (filter.since) q = q.where('audit_events.at', '>=', storedBound(filter.since, 'querystring.since'));
+    if (filter.until) q = q.where('audit_events.at', '<', storedBound(filter.until, 'querystring.until'));
     return q;
   }
 

@@ -30,19 +30,35 @@ export async function setupNeeded(db: AppContext['db']): Promise<boolean> {
   return Number(row.n) === 0;
 }
 
+/** What `hush serve` prints while setup is pending. */
+export interface SetupPrompt {
+  /** The setup page. It holds the token (in the fragment) only when the token was generated. */
+  url: string;
+  /**
+   * `generated`: a fresh token, which only this URL tells. `configured`:
+   * HUSH_SETUP_TOKEN, which the operator already has — set precisely so that
+   * no token reaches the output (and the logs that collect it).
+   */
+  token: 'generated' | 'configured';
+}
+
 /**
  * Called at start: when no user exists yet, registers a setup token and
- * returns the URL to print (null when setup is done).
+ * returns what to print (null when setup is done).
  */
-export async function prepareSetup(deps: Pick<AppContext, 'db' | 'config'>): Promise<string | null> {
+export async function prepareSetup(deps: Pick<AppContext, 'db' | 'config'>): Promise<SetupPrompt | null> {
   if (!(await setupNeeded(deps.db))) return null;
-  const token = deps.config.setupToken ?? newToken();
+  const configured = deps.config.setupToken;
+  const token = configured ?? newToken();
   await deps.db
     .insertInto('settings')
     .values({ key: SETUP_KEY_PREFIX + hashToken(token), value: 'pending', updated_at: nowIso() })
     .onConflict((oc) => oc.column('key').doNothing())
     .execute();
-  return `${deps.config.publicUrl}/setup#token=${encodeURIComponent(token)}`;
+  const page = `${deps.config.publicUrl}/setup`;
+  return configured === undefined
+    ? { url: `${page}#token=${encodeURIComponent(token)}`, token: 'generated' }
+    : { url: page, token: 'configured' };
 }
 
 export function createAuthService(deps: Deps) {

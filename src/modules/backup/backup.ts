@@ -7,8 +7,8 @@
  * writes anything, then writes everything in one transaction.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { access, constants, rename } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { access, constants, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
@@ -76,6 +76,27 @@ function decodeRow(row: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/**
+ * Creates `temp` afresh, owner-only. Whatever was at that path — a partial
+ * file left by an interrupted run (mode 0644, say), or a link elsewhere — is
+ * removed first, and the new file is created exclusively (O_EXCL, which
+ * follows no link) with mode 0600: the mode given at creation is the only
+ * one it ever has, and the rename makes it the backup.
+ */
+async function createOwnerOnly(temp: string) {
+  try {
+    await rm(temp, { force: true });
+    return await open(temp, 'wx', 0o600);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new BackupError(
+      code === 'EEXIST'
+        ? `cannot write ${temp}: it appeared while the backup started (is another backup to the same file running?)`
+        : `cannot write ${temp}: ${code ?? 'unknown error'}`,
+    );
+  }
+}
+
 /** Writes a backup to `file` (via a temp file, renamed when complete). */
 export async function createBackup(
   deps: Pick<AppContext, 'db' | 'dbKind'>,
@@ -91,7 +112,7 @@ export async function createBackup(
   } catch {
     throw new BackupError(`cannot write ${file}: its directory does not exist or is not writable`);
   }
-  const sink = pipeline(out, createWriteStream(temp, { mode: 0o600 }));
+  const sink = pipeline(out, (await createOwnerOnly(temp)).createWriteStream());
   const write = (line: string) =>
     new Promise<void>((resolve, reject) => {
       hash.update(`${line}\n`);

@@ -14,6 +14,7 @@ import {
   plainText,
   problems,
   sendSerialized,
+  wellFormedString,
   workspaceParams,
 } from '../../app/http.js';
 import { authorize } from '../../policy/policy.js';
@@ -26,7 +27,7 @@ import { createSecretService, MAX_SECRET_BYTES } from './secret-service.js';
 
 const secretParams = workspaceParams.extend({ id: idSchema });
 const secretPage = z.object({ items: z.array(secretSchema), nextCursor: z.string().nullable() });
-const hostList = z.array(z.string().max(300)).max(100);
+const hostList = z.array(wellFormedString().max(300)).max(100);
 const description = plainText(500);
 // The byte limit is checked precisely in the service; this bounds parsing.
 const value = z

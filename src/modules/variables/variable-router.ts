@@ -5,6 +5,8 @@ import {
   type App,
   decodeCursor,
   encodeCursor,
+  holdsWellFormedText,
+  ILL_FORMED_TEXT,
   idSchema,
   nameIdCursor,
   paginationQuery,
@@ -19,7 +21,8 @@ import { variableSchema } from './variable-schemas.js';
 import { createVariableService, presentVariable } from './variable-service.js';
 import { VARIABLE_TYPES } from './variable-types.js';
 
-const jsonValue = z.unknown().optional();
+/** A value of any JSON shape (the service checks it against the type); its strings and keys are well-formed. */
+const jsonValue = z.unknown().refine(holdsWellFormedText, ILL_FORMED_TEXT).optional();
 const description = plainText(500);
 const variableParams = workspaceParams.extend({ id: idSchema });
 

@@ -1,6 +1,6 @@
 /** The JSON shape of workflows and their blocks (SPEC §4), as zod schemas. */
 import { z } from 'zod';
-import { plainText } from '../../app/http.js';
+import { plainText, wellFormedString } from '../../app/http.js';
 import { variableNameSchema } from '../variables/variable-names.js';
 
 export const BLOCK_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -11,7 +11,8 @@ export const MAX_TIMEOUT_MS = 60_000;
 
 const blockId = z.string().regex(BLOCK_ID, 'must be 1–64 letters, digits, "_" or "-"');
 const route = blockId.nullable().default(null);
-const template = (max: number) => z.string().max(max, `must be at most ${max} characters`);
+/** Template text is stored, then sent on after substitution: well-formed Unicode only. */
+const template = (max: number) => wellFormedString().max(max, `must be at most ${max} characters`);
 const pair = z.strictObject({ key: template(256), value: template(16_384) });
 
 export const apiBlockSchema = z.strictObject({
@@ -32,7 +33,7 @@ export const apiBlockSchema = z.strictObject({
     .default({ mode: 'none' }),
   timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).default(DEFAULT_TIMEOUT_MS),
   capture: z
-    .array(z.strictObject({ variable: variableNameSchema, path: z.string().min(1).max(512) }))
+    .array(z.strictObject({ variable: variableNameSchema, path: wellFormedString().min(1).max(512) }))
     .max(100)
     .default([]),
   onSuccess: route,

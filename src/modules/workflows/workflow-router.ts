@@ -7,6 +7,8 @@ import {
   boundedPaginationQuery,
   decodeCursor,
   encodeCursor,
+  holdsWellFormedText,
+  ILL_FORMED_TEXT,
   idSchema,
   nameIdCursor,
   pageInMemory,
@@ -35,7 +37,10 @@ const runCursor = z.object({ id: z.string() });
 const inputVariables = z
   .record(
     z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/),
-    z.unknown().refine((v) => nestsWithin(v), `must not nest deeper than ${MAX_VARIABLE_DEPTH} levels`),
+    z
+      .unknown()
+      .refine((v) => nestsWithin(v), `must not nest deeper than ${MAX_VARIABLE_DEPTH} levels`)
+      .refine(holdsWellFormedText, ILL_FORMED_TEXT),
   )
   .default({});
 
