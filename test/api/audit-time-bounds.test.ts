@@ -85,6 +85,14 @@ describe.each(DATABASES)('audit time bounds on $kind', ({ kind, available }) => 
     expect(new Set(await listed(`since=${since}&until=${until}`))).toEqual(new Set(expected.map((e) => e.id)));
   });
 
+  it.runIf(available)('a bound with a UTC offset is the same instant', async () => {
+    const second = Date.parse(`${event.at.slice(0, 19)}Z`);
+    const local = new Date(second + 2 * 3_600_000).toISOString().slice(0, 19);
+    const offset = encodeURIComponent(`${local}+02:00`);
+    expect(await listed(`since=${offset}`)).toContain(event.id);
+    expect(await listed(`until=${offset}`)).not.toContain(event.id);
+  });
+
   it.runIf(available)('a bound that is not a date-time is 422 validation_failed', async () => {
     for (const bad of ['yesterday', '2026-01-31', '2026-02-30T00:00:00Z', '2026-01-31T10:00:00']) {
       const res = await owner.get(`/api/v1/workspaces/${ws}/audit?since=${encodeURIComponent(bad)}`);

@@ -23,8 +23,8 @@ const filterQuery = {
     .optional(),
   actorId: idSchema.optional(),
   targetId: idSchema.optional(),
-  since: z.iso.datetime().optional(),
-  until: z.iso.datetime().optional(),
+  since: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time, e.g. 2026-01-31T10:00:00Z' }).optional(),
+  until: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time, e.g. 2026-01-31T10:00:00Z' }).optional(),
 };
 
 const eventSchema = z.object({
