@@ -8,10 +8,12 @@ import * as foundation from './0001-foundation.js';
 import * as variablesSecrets from './0002-variables-secrets.js';
 import * as workflowsRuns from './0003-workflows-runs.js';
 import * as changeEpochs from './0004-change-epochs.js';
+import * as roleNamesCaseInsensitive from './0005-role-names-case-insensitive.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
   '0002-variables-secrets': variablesSecrets,
   '0003-workflows-runs': workflowsRuns,
   '0004-change-epochs': changeEpochs,
+  '0005-role-names-case-insensitive': roleNamesCaseInsensitive,
 };

@@ -2,7 +2,10 @@
  * Membership: invitations (a one-time token and URL, stored hashed), members,
  * role changes and removal. Rules: only `members.manage_owners` touches an
  * owner or makes one; nobody assigns a role with more permissions than they
- * hold; a workspace always keeps at least one owner.
+ * hold; a workspace always keeps at least one owner. Whatever hands out a
+ * role (role change, invitation, acceptance) holds the workspace lock
+ * (`lockWorkspace`) and checks the role under it; deleting a custom role takes
+ * the same lock, so it cannot slip in between.
  */
 import { sql, type Transaction } from 'kysely';
 import type { AppContext } from '../../app/context.js';
@@ -32,10 +35,13 @@ type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'passwords' | 'config'>
 export function createMemberService(deps: Deps) {
   const { db } = deps;
 
-  /** The role must exist here, and the actor must be allowed to hand it out. */
-  async function checkAssignable(actor: WorkspaceActor, role: string): Promise<void> {
+  /**
+   * The role must exist here, and the actor must be allowed to hand it out.
+   * Run inside the transaction that assigns it, after `lockWorkspace`.
+   */
+  async function checkAssignable(trx: Transaction<Database>, actor: WorkspaceActor, role: string): Promise<void> {
     if (!isSystemRole(role)) {
-      const exists = await db
+      const exists = await trx
         .selectFrom('roles')
         .select('id')
         .where('id', '=', role)
@@ -47,7 +53,7 @@ export function createMemberService(deps: Deps) {
         ]);
     }
     if (!mayManageMemberWithRole(actor, role)) throw new ForbiddenError('Only an owner can make someone an owner.');
-    if (!mayGrant(actor, await permissionsOfRole(db, actor.workspaceId, role))) {
+    if (!mayGrant(actor, await permissionsOfRole(trx, actor.workspaceId, role))) {
       throw new ForbiddenError('You cannot give a role with permissions you do not have yourself.');
     }
   }
@@ -95,7 +101,6 @@ export function createMemberService(deps: Deps) {
 
     async invite(actor: WorkspaceActor, audit: AuditContext, input: { email: string; role: string }) {
       authorize(actor, 'members.manage');
-      await checkAssignable(actor, input.role);
       const emailNormalized = normalizeEmail(input.email);
       const token = newToken();
       const now = Date.now();
@@ -113,6 +118,8 @@ export function createMemberService(deps: Deps) {
         accepted_by: null,
       };
       await db.transaction().execute(async (trx) => {
+        await lockWorkspace(trx, deps.dbKind, actor.workspaceId);
+        await checkAssignable(trx, actor, input.role);
         const already = await trx
           .selectFrom('members')
           .innerJoin('users', 'users.id', 'members.user_id')
@@ -301,9 +308,9 @@ export function createMemberService(deps: Deps) {
 
     async changeRole(actor: WorkspaceActor, audit: AuditContext, userId: string, role: string) {
       authorize(actor, 'members.manage');
-      await checkAssignable(actor, role);
       await db.transaction().execute(async (trx) => {
         await lockWorkspace(trx, deps.dbKind, actor.workspaceId);
+        await checkAssignable(trx, actor, role);
         const member = await loadMember(trx, actor.workspaceId, userId);
         if (!mayManageMemberWithRole(actor, member.role))
           throw new ForbiddenError('Only an owner can change an owner.');

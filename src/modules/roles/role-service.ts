@@ -1,7 +1,10 @@
 /**
  * Custom roles: named permission sets defined per workspace. They can never
  * hold `secrets.manage` or `members.manage_owners`, and a caller can only
- * grant permissions they hold themselves.
+ * grant permissions they hold themselves. Names are unique regardless of
+ * case (a unique index on `lower(name)` settles concurrent creates). A delete
+ * holds the workspace lock, as every assignment of a role does
+ * (members, invitations), so a role is never deleted while being handed out.
  */
 import { sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
@@ -18,8 +21,9 @@ import {
 import { authorize, mayGrant, type WorkspaceActor } from '../../policy/policy.js';
 import type { AuditContext } from '../audit/audit-log.js';
 import { parsePermissions } from '../workspaces/workspace-access.js';
+import { lockWorkspace } from '../workspaces/workspace-service.js';
 
-type Deps = Pick<AppContext, 'db' | 'audit'>;
+type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit'>;
 
 export interface RoleView {
   id: string;
@@ -67,13 +71,18 @@ function checkName(name: string): void {
   }
 }
 
-/** Role names are unique per workspace regardless of case. */
+/**
+ * Role names are unique per workspace regardless of case, in the database's
+ * own `lower()` — the one its unique index `roles_workspace_name_lower_uq`
+ * uses, which settles concurrent writers; this check only gives the usual
+ * case its message first.
+ */
 async function checkNameFree(db: Deps['db'], workspaceId: string, name: string, exceptId?: string): Promise<void> {
   let q = db
     .selectFrom('roles')
     .select('id')
     .where('workspace_id', '=', workspaceId)
-    .where(sql<boolean>`lower(name) = ${name.toLowerCase()}`);
+    .where(sql<boolean>`lower(name) = lower(${name})`);
   if (exceptId) q = q.where('id', '!=', exceptId);
   if (await q.executeTakeFirst()) throw new ConflictError('name_taken', `A role named "${name}" already exists.`);
 }
@@ -81,8 +90,8 @@ async function checkNameFree(db: Deps['db'], workspaceId: string, name: string, 
 export function createRoleService(deps: Deps) {
   const { db } = deps;
 
-  async function load(workspaceId: string, id: string): Promise<RolesTable> {
-    const row = await db
+  async function load(workspaceId: string, id: string, executor: Deps['db'] = db): Promise<RolesTable> {
+    const row = await executor
       .selectFrom('roles')
       .selectAll()
       .where('id', '=', id)
@@ -185,9 +194,12 @@ export function createRoleService(deps: Deps) {
 
     async remove(actor: WorkspaceActor, audit: AuditContext, id: string) {
       authorize(actor, 'roles.manage');
-      const current = await load(actor.workspaceId, id);
-      checkGrantable(actor, [...parsePermissions(current.permissions)]);
       await db.transaction().execute(async (trx) => {
+        // Assignments take the same lock and check the role exists under it:
+        // either they see it deleted, or this sees them holding it.
+        await lockWorkspace(trx, deps.dbKind, actor.workspaceId);
+        const current = await load(actor.workspaceId, id, trx);
+        checkGrantable(actor, [...parsePermissions(current.permissions)]);
         const inUse = await trx
           .selectFrom('members')
           .select('user_id')

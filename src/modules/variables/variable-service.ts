@@ -1,12 +1,15 @@
 /**
  * Custom variables: typed, with an optional test value (Send request) and
  * fallback value (a run's initial value), sharing the workspace name space
- * with secrets.
+ * with secrets. An update or delete reads the variable's row locked, before
+ * it touches the name registry: two edits of one variable queue, so each
+ * renames from the name the other left, and a rename after a delete is a 404.
  */
+import type { Transaction } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { NotFoundError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
-import type { VariablesTable } from '../../db/schema.js';
+import type { Database, VariablesTable } from '../../db/schema.js';
 import { nameContains } from '../../db/search.js';
 import { authorize, type WorkspaceActor } from '../../policy/policy.js';
 import type { AuditContext } from '../audit/audit-log.js';
@@ -14,7 +17,7 @@ import { SYSTEM_VARIABLES } from './system-variables.js';
 import { claimName, releaseName } from './variable-names.js';
 import { decodeVariableValue, encodeVariableValue, type VariableType } from './variable-types.js';
 
-type Deps = Pick<AppContext, 'db' | 'audit'>;
+type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit'>;
 
 export interface VariableInput {
   name: string;
@@ -48,6 +51,20 @@ export function createVariableService(deps: Deps) {
       .where('id', '=', id)
       .where('workspace_id', '=', workspaceId)
       .executeTakeFirst();
+    if (!row) throw new NotFoundError('Variable');
+    return row;
+  }
+
+  /**
+   * `load` inside `trx`, holding the row until the transaction ends
+   * (`FOR UPDATE` on PostgreSQL; a SQLite transaction holds the write lock
+   * from its start). Always the variable's row first, then its names: one
+   * order for every writer, so none waits on another in a circle.
+   */
+  async function loadLocked(trx: Transaction<Database>, workspaceId: string, id: string): Promise<VariablesTable> {
+    let q = trx.selectFrom('variables').selectAll().where('id', '=', id).where('workspace_id', '=', workspaceId);
+    if (deps.dbKind === 'postgres') q = q.forUpdate();
+    const row = await q.executeTakeFirst();
     if (!row) throw new NotFoundError('Variable');
     return row;
   }
@@ -125,7 +142,7 @@ export function createVariableService(deps: Deps) {
     async update(actor: WorkspaceActor, audit: AuditContext, id: string, patch: Partial<VariableInput>) {
       authorize(actor, 'variables.manage');
       return db.transaction().execute(async (trx) => {
-        const current = await load(actor.workspaceId, id, trx);
+        const current = await loadLocked(trx, actor.workspaceId, id);
         const type = patch.type ?? (current.type as VariableType);
         const testValue = 'testValue' in patch ? patch.testValue : decodeVariableValue(current.test_value);
         const fallbackValue =
@@ -160,7 +177,7 @@ export function createVariableService(deps: Deps) {
     async remove(actor: WorkspaceActor, audit: AuditContext, id: string) {
       authorize(actor, 'variables.manage');
       await db.transaction().execute(async (trx) => {
-        const current = await load(actor.workspaceId, id, trx);
+        const current = await loadLocked(trx, actor.workspaceId, id);
         await trx.deleteFrom('variables').where('id', '=', id).execute();
         await releaseName(trx, actor.workspaceId, current.name);
         await deps.audit(trx, audit, {

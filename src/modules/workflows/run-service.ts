@@ -38,7 +38,7 @@ function recordedSize(step: StepRecord): number {
   );
 }
 
-type Deps = Pick<AppContext, 'db' | 'audit' | 'auditQueue' | 'keyring' | 'outbound' | 'cache'>;
+type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'auditQueue' | 'keyring' | 'outbound' | 'cache'>;
 
 interface VariableRow {
   name: string;

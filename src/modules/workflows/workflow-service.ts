@@ -4,19 +4,62 @@
  * block field, every referenced secret exists, and adding a secret reference
  * needs `secrets.use`. A saved workflow keeps working when its editor later
  * loses `secrets.use`; a missing secret fails at run time instead.
+ *
+ * One workflow holds at most MAX_SECRET_REFS secret references, whose paths
+ * total at most MAX_SECRET_REF_PATH_CHARS: each is a row of the usages index
+ * and an item of a secret's usages. Edits and deletes read and lock the
+ * workflow's row inside their transaction, so a save racing a delete is a 404
+ * for whichever comes second, never a half-written workflow.
  */
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { AppError, ForbiddenError, NotFoundError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
-import type { WorkflowsTable } from '../../db/schema.js';
+import type { Database, WorkflowsTable } from '../../db/schema.js';
 import { authorize, can, type WorkspaceActor } from '../../policy/policy.js';
 import { analyzeBlock } from '../../runtime/block-fields.js';
 import type { AuditContext } from '../audit/audit-log.js';
 import { SYSTEM_VARIABLES } from '../variables/system-variables.js';
 import type { Block, WorkflowInput } from './block-schema.js';
 
-type Deps = Pick<AppContext, 'db' | 'audit'>;
+/** `dbKind` says how to lock a workflow's row (PostgreSQL needs `FOR UPDATE`). */
+type Deps = Pick<AppContext, 'db' | 'audit' | 'dbKind'>;
+
+/**
+ * Secret references one workflow may hold, and the characters of their field
+ * paths together (a JSON body's path repeats every key above the value). Far
+ * above what a real workflow needs (100 blocks with a few secrets each);
+ * without a bound, one request could make the usages index, and every
+ * secret's usages, as large as memory.
+ */
+export const MAX_SECRET_REFS = 1_000;
+export const MAX_SECRET_REF_PATH_CHARS = 256 * 1024;
+
+/** Reference rows per INSERT: 5 parameters each, well below either database's limit. */
+const REF_INSERT_CHUNK = 200;
+
+/**
+ * Warnings and errors listed for one save, and the characters of a path in
+ * them: a path repeats every JSON key above its field, so listing one per
+ * field made a 100 KB body answer hundreds of megabytes.
+ */
+const MAX_LISTED = 100;
+const MAX_LISTED_PATH_CHARS = 512;
+
+function listedPath(path: string): string {
+  if (path.length <= MAX_LISTED_PATH_CHARS) return path;
+  // Not between the two halves of a surrogate pair.
+  const end = /[\uD800-\uDBFF]/.test(path.charAt(MAX_LISTED_PATH_CHARS - 1))
+    ? MAX_LISTED_PATH_CHARS - 1
+    : MAX_LISTED_PATH_CHARS;
+  return `${path.slice(0, end)}…`;
+}
+
+function tooManyReferences(detail: string): AppError {
+  return new AppError(422, 'too_many_references', `A workflow can hold at most ${detail}.`, {
+    errors: [{ path: 'body.blocks', message: `at most ${detail}` }],
+  });
+}
 
 export interface SecretRef {
   blockId: string;
@@ -79,6 +122,8 @@ export function validateBlocks(
     else for (const a of b.assignments) assigned.add(a.variable);
   }
   const warnings: Warning[] = [];
+  let unlistedWarnings = 0;
+  let refPathChars = 0;
   blocks.forEach((b, i) => {
     const routes: [string, string | null][] =
       b.type === 'api'
@@ -98,13 +143,24 @@ export function validateBlocks(
     }
     const { fields, problems: fieldProblems } = analyzeBlock(b, `body.blocks.${i}.`);
     problems.push(...fieldProblems);
+    const prefix = `body.blocks.${i}.`;
     for (const f of fields) {
-      for (const name of f.template.secrets)
-        refs.push({ blockId: b.id, field: f.path.replace(`body.blocks.${i}.`, ''), secretName: name });
+      for (const name of f.template.secrets) {
+        // Checked before the path is copied: it can be as long as the body.
+        refPathChars += f.path.length - prefix.length;
+        if (refs.length >= MAX_SECRET_REFS) throw tooManyReferences(`${MAX_SECRET_REFS} secret references`);
+        if (refPathChars > MAX_SECRET_REF_PATH_CHARS)
+          throw tooManyReferences(
+            `${MAX_SECRET_REF_PATH_CHARS} characters of secret reference paths (JSON keys above each secret count)`,
+          );
+        refs.push({ blockId: b.id, field: f.path.slice(prefix.length), secretName: name });
+      }
       for (const name of f.template.variables) {
-        if (!assigned.has(name))
+        if (assigned.has(name)) continue;
+        if (warnings.length >= MAX_LISTED) unlistedWarnings += 1;
+        else
           warnings.push({
-            path: f.path,
+            path: listedPath(f.path),
             message: `"${name}" is not a known variable; it renders empty unless the run's input sets it`,
           });
       }
@@ -112,10 +168,13 @@ export function validateBlocks(
   });
   const first = problems[0];
   if (first) {
-    throw new AppError(422, first.code, `${first.path}: ${first.message}`, {
-      errors: problems.map((p) => ({ path: p.path, message: p.message })),
-    });
+    const errors = problems.slice(0, MAX_LISTED).map((p) => ({ path: listedPath(p.path), message: p.message }));
+    if (problems.length > MAX_LISTED)
+      errors.push({ path: 'body.blocks', message: `${problems.length - MAX_LISTED} more problems are not listed` });
+    throw new AppError(422, first.code, `${listedPath(first.path)}: ${first.message}`, { errors });
   }
+  if (unlistedWarnings > 0)
+    warnings.push({ path: 'body.blocks', message: `${unlistedWarnings} more unknown variables are not listed` });
   return { refs, warnings };
 }
 
@@ -129,6 +188,20 @@ export function createWorkflowService(deps: Deps) {
       .where('id', '=', id)
       .where('workspace_id', '=', workspaceId)
       .executeTakeFirst();
+    if (!row) throw new NotFoundError('Workflow');
+    return row;
+  }
+
+  /**
+   * Reads the workflow inside `trx` and locks its row until the transaction
+   * ends (`FOR UPDATE` on PostgreSQL; SQLite's transactions hold the write
+   * lock from their start). An edit or delete that comes second waits here
+   * and then finds the row as the first left it — or gone: 404.
+   */
+  async function lockWorkflow(trx: Kysely<Database>, workspaceId: string, id: string): Promise<WorkflowsTable> {
+    let q = trx.selectFrom('workflows').selectAll().where('id', '=', id).where('workspace_id', '=', workspaceId);
+    if (deps.dbKind === 'postgres') q = q.forUpdate();
+    const row = await q.executeTakeFirst();
     if (!row) throw new NotFoundError('Workflow');
     return row;
   }
@@ -149,6 +222,7 @@ export function createWorkflowService(deps: Deps) {
    * would send the secret somewhere new.
    */
   async function checkSecretRefs(
+    trx: Kysely<Database>,
     actor: WorkspaceActor,
     refs: SecretRef[],
     blocks: readonly Block[],
@@ -157,7 +231,7 @@ export function createWorkflowService(deps: Deps) {
     const key = (r: SecretRef) => `${r.blockId}\u0000${r.field}\u0000${r.secretName.toLowerCase()}`;
     // A kept reference to a deleted secret is the block's, wherever its rows moved (fields are positional).
     const kept = (r: SecretRef) => `${r.blockId}\u0000${r.secretName.toLowerCase()}`;
-    const previous = refs.length > 0 && existing ? await previousRefs(existing.id) : [];
+    const previous = refs.length > 0 && existing ? await previousRefs(trx, existing.id) : [];
     const before = new Set(previous.map(key));
     const keptBefore = new Set(previous.map(kept));
     if (refs.length > 0 && !can(actor, 'secrets.use')) {
@@ -177,7 +251,7 @@ export function createWorkflowService(deps: Deps) {
     }
     const names = [...new Set(refs.map((r) => r.secretName.toLowerCase()))];
     if (names.length === 0) return [];
-    const rows = await db
+    const rows = await trx
       .selectFrom('secrets')
       .select(sql<string>`lower(name)`.as('n'))
       .where('workspace_id', '=', actor.workspaceId)
@@ -208,8 +282,8 @@ export function createWorkflowService(deps: Deps) {
     }));
   }
 
-  async function previousRefs(workflowId: string): Promise<SecretRef[]> {
-    const rows = await db
+  async function previousRefs(trx: Kysely<Database>, workflowId: string): Promise<SecretRef[]> {
+    const rows = await trx
       .selectFrom('workflow_secret_refs')
       .selectAll()
       .where('workflow_id', '=', workflowId)
@@ -217,43 +291,48 @@ export function createWorkflowService(deps: Deps) {
     return rows.map((r) => ({ blockId: r.block_id, field: r.field, secretName: r.secret_name_lower }));
   }
 
-  async function save(actor: WorkspaceActor, audit: AuditContext, input: WorkflowInput, existing?: WorkflowsTable) {
+  /** Creates a workflow, or replaces the workflow `id` (read and locked in the same transaction). */
+  async function save(actor: WorkspaceActor, audit: AuditContext, input: WorkflowInput, id?: string) {
     authorize(actor, 'workflows.edit');
     const { refs, warnings } = validateBlocks(
       input.blocks,
       input.startBlockId,
       await knownVariables(actor.workspaceId),
     );
-    warnings.push(...(await checkSecretRefs(actor, refs, input.blocks, existing)));
-    const now = nowIso();
-    const row: WorkflowsTable = {
-      id: existing?.id ?? newId('wf'),
-      workspace_id: actor.workspaceId,
-      name: input.name,
-      start_block_id: input.startBlockId,
-      blocks: JSON.stringify(input.blocks),
-      created_at: existing?.created_at ?? now,
-      created_by: existing?.created_by ?? actor.userId,
-      updated_at: now,
-      updated_by: actor.userId,
-    };
-    await db.transaction().execute(async (trx) => {
+    const blocks = JSON.stringify(input.blocks);
+    return db.transaction().execute(async (trx) => {
+      const existing = id === undefined ? undefined : await lockWorkflow(trx, actor.workspaceId, id);
+      warnings.push(...(await checkSecretRefs(trx, actor, refs, input.blocks, existing)));
+      const now = nowIso();
+      const row: WorkflowsTable = {
+        id: existing?.id ?? newId('wf'),
+        workspace_id: actor.workspaceId,
+        name: input.name,
+        start_block_id: input.startBlockId,
+        blocks,
+        created_at: existing?.created_at ?? now,
+        created_by: existing?.created_by ?? actor.userId,
+        updated_at: now,
+        updated_by: actor.userId,
+      };
       if (existing) {
         await trx.updateTable('workflows').set(row).where('id', '=', row.id).execute();
         await trx.deleteFrom('workflow_secret_refs').where('workflow_id', '=', row.id).execute();
       } else {
         await trx.insertInto('workflows').values(row).execute();
       }
-      for (const r of refs) {
+      for (let start = 0; start < refs.length; start += REF_INSERT_CHUNK) {
         await trx
           .insertInto('workflow_secret_refs')
-          .values({
-            workspace_id: actor.workspaceId,
-            workflow_id: row.id,
-            block_id: r.blockId,
-            field: r.field,
-            secret_name_lower: r.secretName.toLowerCase(),
-          })
+          .values(
+            refs.slice(start, start + REF_INSERT_CHUNK).map((r) => ({
+              workspace_id: actor.workspaceId,
+              workflow_id: row.id,
+              block_id: r.blockId,
+              field: r.field,
+              secret_name_lower: r.secretName.toLowerCase(),
+            })),
+          )
           .execute();
       }
       await deps.audit(trx, audit, {
@@ -263,8 +342,8 @@ export function createWorkflowService(deps: Deps) {
         targetId: row.id,
         data: { name: row.name, blocks: input.blocks.length, secretRefs: refs.length },
       });
+      return { row, warnings };
     });
-    return { row, warnings };
   }
 
   return {
@@ -292,13 +371,15 @@ export function createWorkflowService(deps: Deps) {
 
     async replace(actor: WorkspaceActor, audit: AuditContext, id: string, input: WorkflowInput) {
       authorize(actor, 'workflows.edit');
-      return save(actor, audit, input, await load(actor.workspaceId, id));
+      // An unknown id is a 404 before the body is judged; the save reads it again, locked.
+      await load(actor.workspaceId, id);
+      return save(actor, audit, input, id);
     },
 
     async remove(actor: WorkspaceActor, audit: AuditContext, id: string) {
       authorize(actor, 'workflows.edit');
-      const row = await load(actor.workspaceId, id);
       await db.transaction().execute(async (trx) => {
+        const row = await lockWorkflow(trx, actor.workspaceId, id);
         await trx.deleteFrom('workflow_secret_refs').where('workflow_id', '=', id).execute();
         await trx.deleteFrom('workflows').where('id', '=', id).execute();
         await deps.audit(trx, audit, {
@@ -311,7 +392,12 @@ export function createWorkflowService(deps: Deps) {
       });
     },
 
-    /** Blocks that reference a secret (by its name). */
+    /**
+     * Blocks that reference a secret (by its name). Each workflow's blocks are
+     * read and parsed once, for the names of its blocks, however many of its
+     * fields name the secret (workflows saved before the reference bound may
+     * hold tens of thousands).
+     */
     async usages(actor: WorkspaceActor, secretId: string) {
       authorize(actor, 'secrets.read');
       const secret = await db
@@ -327,7 +413,6 @@ export function createWorkflowService(deps: Deps) {
         .select([
           'workflows.id as workflowId',
           'workflows.name as workflowName',
-          'workflows.blocks',
           'workflow_secret_refs.block_id as blockId',
           'workflow_secret_refs.field',
         ])
@@ -335,16 +420,26 @@ export function createWorkflowService(deps: Deps) {
         .where('workflow_secret_refs.secret_name_lower', '=', secret.name.toLowerCase())
         .orderBy('workflows.name')
         .execute();
-      return rows.map((r) => {
-        const block = (JSON.parse(r.blocks) as Block[]).find((b) => b.id === r.blockId);
-        return {
-          workflowId: r.workflowId,
-          workflowName: r.workflowName,
-          blockId: r.blockId,
-          blockName: block?.name ?? '',
-          field: r.field,
-        };
-      });
+      const blockNames = new Map<string, Map<string, string>>();
+      for (const workflowId of new Set(rows.map((r) => r.workflowId))) {
+        const workflow = await db
+          .selectFrom('workflows')
+          .select('blocks')
+          .where('id', '=', workflowId)
+          .executeTakeFirst();
+        // Deleted since the first read: its rows keep an empty block name.
+        const names = new Map<string, string>();
+        for (const b of workflow ? (JSON.parse(workflow.blocks) as Block[]) : [])
+          if (!names.has(b.id)) names.set(b.id, b.name);
+        blockNames.set(workflowId, names);
+      }
+      return rows.map((r) => ({
+        workflowId: r.workflowId,
+        workflowName: r.workflowName,
+        blockId: r.blockId,
+        blockName: blockNames.get(r.workflowId)?.get(r.blockId) ?? '',
+        field: r.field,
+      }));
     },
   };
 }

@@ -1,0 +1,155 @@
+/**
+ * Migration 0005 on both databases, over data an older Hush could hold: role
+ * names equal but for case in one workspace (two concurrent creates both
+ * passed the service's check). The migration keeps every role and its id;
+ * the oldest of a group keeps its name, each later one gets the first free
+ * " (n)" suffix, in a fixed order; then the unique index on lower(name)
+ * refuses any new duplicate, while other workspaces stay free to use the name.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Migrator } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isUniqueViolation, migrateToLatest, type OpenDatabase, openDatabase } from '../../src/db/database.js';
+import { migrations } from '../../src/db/migrations/index.js';
+import { createPostgresDatabase, DATABASES } from '../support/databases.js';
+
+const BEFORE = ['0001-foundation', '0002-variables-secrets', '0003-workflows-runs', '0004-change-epochs'];
+
+describe.each(DATABASES)('migration 0005 (role names unique regardless of case) on $kind', ({ kind, available }) => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  /** A database migrated up to 0004 only. */
+  async function databaseBefore0005(): Promise<OpenDatabase> {
+    let database: OpenDatabase;
+    if (kind === 'postgres') {
+      const pgDb = await createPostgresDatabase();
+      cleanups.push(() => pgDb.drop());
+      database = openDatabase({ kind: 'postgres', url: pgDb.url });
+    } else {
+      const dir = mkdtempSync(path.join(tmpdir(), 'hush-migration-'));
+      cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+      database = openDatabase({ kind: 'sqlite', file: path.join(dir, 'hush.db') });
+    }
+    cleanups.push(() => database.close());
+    const subset = Object.fromEntries(BEFORE.map((name) => [name, migrations[name] as (typeof migrations)[string]]));
+    const { error } = await new Migrator({
+      db: database.db,
+      provider: { getMigrations: async () => subset },
+      migrationTableName: 'hush_migrations',
+      migrationLockTableName: 'hush_migrations_lock',
+    }).migrateToLatest();
+    expect(error).toBeUndefined();
+    return database;
+  }
+
+  async function addWorkspace(database: OpenDatabase, id: string): Promise<void> {
+    const at = '2024-01-01T00:00:00.000Z';
+    await database.db
+      .insertInto('workspaces')
+      .values({
+        id,
+        name: id,
+        secret_host_binding: 'pin-on-first-use',
+        active_key_version: 1,
+        created_at: at,
+        updated_at: at,
+        deleted_at: null,
+      })
+      .execute();
+  }
+
+  async function addRole(database: OpenDatabase, workspaceId: string, id: string, name: string, createdAt: string) {
+    await database.db
+      .insertInto('roles')
+      .values({
+        id,
+        workspace_id: workspaceId,
+        name,
+        description: '',
+        permissions: '[]',
+        created_at: createdAt,
+        updated_at: createdAt,
+      })
+      .execute();
+  }
+
+  async function namesById(database: OpenDatabase): Promise<Record<string, string>> {
+    const rows = await database.db.selectFrom('roles').select(['id', 'name']).orderBy('id').execute();
+    return Object.fromEntries(rows.map((r) => [r.id, r.name]));
+  }
+
+  async function insertRefused(insert: () => Promise<void>): Promise<boolean> {
+    try {
+      await insert();
+      return false;
+    } catch (error) {
+      if (isUniqueViolation(error)) return true;
+      throw error;
+    }
+  }
+
+  it.runIf(available)(
+    'renames later case-duplicates to the first free "(n)", keeps every role and id, then refuses new duplicates',
+    async () => {
+      const database = await databaseBefore0005();
+      await addWorkspace(database, 'ws_one');
+      await addWorkspace(database, 'ws_two');
+      const t = (minute: number) => `2024-01-01T00:0${minute}:00.000Z`;
+      // Oldest of its group: keeps its name.
+      await addRole(database, 'ws_one', 'rol_a', 'Ops', t(1));
+      // Later duplicates, the same time: id breaks the tie.
+      await addRole(database, 'ws_one', 'rol_b', 'OPS', t(2));
+      await addRole(database, 'ws_one', 'rol_d', 'ops', t(2));
+      // Holds the first suffix already (and is no duplicate itself).
+      await addRole(database, 'ws_one', 'rol_c', 'ops (2)', t(0));
+      await addRole(database, 'ws_one', 'rol_e', 'Other', t(1));
+      // Another workspace's "OPS" is no duplicate.
+      await addRole(database, 'ws_two', 'rol_f', 'OPS', t(3));
+
+      const outcome = await migrateToLatest(database.db);
+      expect(outcome.error).toBeUndefined();
+      expect(outcome.applied).toEqual(['0005-role-names-case-insensitive']);
+      expect(await namesById(database)).toEqual({
+        rol_a: 'Ops',
+        rol_b: 'OPS (3)',
+        rol_c: 'ops (2)',
+        rol_d: 'ops (4)',
+        rol_e: 'Other',
+        rol_f: 'OPS',
+      });
+
+      // The index: no new name equal but for case, in the same workspace.
+      expect(await insertRefused(() => addRole(database, 'ws_one', 'rol_g', 'oPs', t(4)))).toBe(true);
+      expect(await insertRefused(() => addRole(database, 'ws_two', 'rol_h', 'ops', t(4)))).toBe(true);
+      expect(
+        await insertRefused(() =>
+          database.db
+            .updateTable('roles')
+            .set({ name: 'OTHER' })
+            .where('id', '=', 'rol_a')
+            .execute()
+            .then(() => {}),
+        ),
+      ).toBe(true);
+      // A name new to the workspace, and a renamed role's old name elsewhere, are fine.
+      expect(await insertRefused(() => addRole(database, 'ws_two', 'rol_i', 'Other', t(4)))).toBe(false);
+      expect(await insertRefused(() => addRole(database, 'ws_one', 'rol_j', 'Ops (5)', t(4)))).toBe(false);
+    },
+    60_000,
+  );
+
+  it.runIf(available)('changes nothing on data without duplicates', async () => {
+    const database = await databaseBefore0005();
+    await addWorkspace(database, 'ws_one');
+    await addRole(database, 'ws_one', 'rol_a', 'Ops', '2024-01-01T00:00:00.000Z');
+    await addRole(database, 'ws_one', 'rol_b', 'Ops (2)', '2024-01-01T00:01:00.000Z');
+    const outcome = await migrateToLatest(database.db);
+    expect(outcome.error).toBeUndefined();
+    expect(await namesById(database)).toEqual({ rol_a: 'Ops', rol_b: 'Ops (2)' });
+  });
+});
