@@ -25,6 +25,8 @@ import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
 import {
   charge,
+  MAX_RENDERED_CHARS,
+  type RenderBudget,
   type RenderContext,
   renderBudget,
   renderedSize,
@@ -529,6 +531,13 @@ function respondRedirect(status: number, rawHeaders: [string, string][], redacto
   return { ok: false, response: { status, headers, body: '' }, captures: {} };
 }
 
+/** Takes `value`'s size from `budget` if there is room for it (an exhausted budget takes nothing more). */
+function fits(budget: RenderBudget, value: unknown): boolean {
+  if (budget.left < 0) return false;
+  budget.left -= renderedSize(value);
+  return budget.left >= 0;
+}
+
 function respond(
   block: ApiBlock,
   status: number,
@@ -548,12 +557,20 @@ function respond(
     } catch {
       json = undefined;
     }
+    // What the captures may hold together, like the block's rendered fields (and the record they go to).
+    const budget = renderBudget();
     for (const rule of block.capture) {
       let value = json === undefined ? undefined : resolvePath(json, parseJsonPath(rule.path));
       if (!nestsWithin(value)) {
         captureError ??= {
           code: 'capture_too_deep',
           message: `The value at ${rule.path} nests deeper than ${MAX_VARIABLE_DEPTH} levels.`,
+        };
+        value = null;
+      } else if (!fits(budget, value)) {
+        captureError ??= {
+          code: 'value_too_large',
+          message: `The captured values are longer than ${MAX_RENDERED_CHARS} characters in all; ${rule.path} was not captured.`,
         };
         value = null;
       }

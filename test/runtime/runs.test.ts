@@ -70,6 +70,11 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
         res.end(`${'['.repeat(10_000)}1${']'.repeat(10_000)}`);
         return;
       }
+      if (req.url.startsWith('/bigjson')) {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ v: 'j'.repeat(1024 * 1024) }));
+        return;
+      }
       if (req.url.startsWith('/big')) {
         res.end('x'.repeat(1024 * 1024));
         return;
@@ -309,6 +314,30 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
         expect(sent.body.code).toBe('value_too_large');
       }
       expect(up.received.length).toBe(before);
+    },
+  );
+
+  it.runIf(available)(
+    'one step cannot record past the bounds: copies of a big value in Set Values, many captures of a big answer',
+    async () => {
+      const big = 'c'.repeat(512 * 1024);
+      const copies = Array.from({ length: 100 }, (_, i) => ({ variable: `c${i}`, value: '{{big}}' }));
+      const id = await save('Copies', [{ id: 'copy', type: 'set', assignments: copies }], 'copy');
+      const r = await run(id, { big });
+      expect(r.body.status).toBe('failed');
+      expect(r.body.steps[0]).toMatchObject({ status: 'failed', error: { code: 'value_too_large' } });
+      expect(r.text.length).toBeLessThan(16 * 1024 * 1024);
+
+      const captures = Array.from({ length: 100 }, (_, i) => ({ variable: `k${i}`, path: '$.v' }));
+      const send = await team.clients.editor.post(`${ws}/blocks/send`, {
+        block: api('many', { url: `${up.url}/bigjson`, headers: [], capture: captures }),
+      });
+      expect(send.status).toBe(200);
+      expect(send.body.error.code).toBe('value_too_large');
+      const kept = Object.values(send.body.captures as Record<string, unknown>).filter((v) => v !== null);
+      expect(kept.length).toBeGreaterThan(0);
+      expect(kept.length).toBeLessThan(6);
+      expect(send.text.length).toBeLessThan(16 * 1024 * 1024);
     },
   );
 

@@ -13,7 +13,15 @@ import { analyzeBlock, type BlockAnalysis } from '../../runtime/block-fields.js'
 import { type ApiStepResult, executeApiBlock } from '../../runtime/executor.js';
 import { setOwn } from '../../runtime/json-path.js';
 import { Redactor } from '../../runtime/redactor.js';
-import { parseTemplate, renderBudget, renderTemplate, resolvePath, soleVariable } from '../../runtime/templates.js';
+import {
+  charge,
+  parseTemplate,
+  renderBudget,
+  renderedSize,
+  renderTemplate,
+  resolvePath,
+  soleVariable,
+} from '../../runtime/templates.js';
 import type { AuditContext } from '../audit/audit-log.js';
 import { decodeVariableValue } from '../variables/variable-types.js';
 import type { ApiBlock, Block, SetBlock } from './block-schema.js';
@@ -179,15 +187,19 @@ export function createRunService(deps: Deps) {
       for (const a of block.assignments) {
         const template = parseTemplate(a.value);
         const sole = soleVariable(template);
-        const value = sole
-          ? (resolvePath(vars.get(sole.name), sole.path) ?? null)
-          : renderTemplate(template, {
-              variable: (n) => vars.get(n),
-              secret: () => {
-                throw new AppError(422, 'secret_not_allowed_here', 'A Set Values block cannot use a secret.');
-              },
-              budget,
-            });
+        let value: unknown;
+        if (sole) {
+          // A copy costs no memory here, but the run record writes it out once more.
+          value = resolvePath(vars.get(sole.name), sole.path) ?? null;
+          charge(budget, renderedSize(value));
+        } else
+          value = renderTemplate(template, {
+            variable: (n) => vars.get(n),
+            secret: () => {
+              throw new AppError(422, 'secret_not_allowed_here', 'A Set Values block cannot use a secret.');
+            },
+            budget,
+          });
         vars.set(a.variable, value);
         setOwn(captures, a.variable, value);
       }
