@@ -10,6 +10,7 @@
  * Plaintext secret values live only inside this function's scope.
  */
 import { randomBytes } from 'node:crypto';
+import { domainToUnicode } from 'node:url';
 import { AppError } from '../app/errors.js';
 import type { ApiBlock } from '../modules/workflows/block-schema.js';
 import {
@@ -23,6 +24,7 @@ import {
 import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath, setOwn } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
+import { MIN_DERIVED_FORM_LENGTH, secretFormList } from './secret-forms.js';
 import {
   charge,
   MAX_RENDERED_CHARS,
@@ -448,7 +450,7 @@ export async function executeApiBlock(
         // Leaving the origin: nothing that carries a secret goes along.
         headers = headers.filter(([k]) => !rendered.secretHeaders.has(k.toLowerCase()));
         for (const key of rendered.secretQuery) next.searchParams.delete(key);
-        if (urlCarriesSecret(next, redactor)) {
+        if (urlCarriesSecret(next, redactor) || hostCarriesSecret(next, toRedact.values())) {
           // The upstream put a secret elsewhere in the next URL: following would send it away.
           return finish({
             ...respondRedirect(res.status, res.headers, redactor),
@@ -509,15 +511,26 @@ function urlCarriesSecret(url: URL, redactor: Redactor): boolean {
   return false;
 }
 
-/** `text` with each run of %XX escapes decoded as UTF-8 (a run that is not UTF-8: its ASCII escapes only). */
+/** `text` with each run of %XX escapes decoded as UTF-8 (a byte that starts no character becomes U+FFFD, the rest decode). */
 function percentDecoded(text: string): string {
-  return text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      return run.replace(/%[0-7][0-9A-Fa-f]/g, (ascii) => String.fromCharCode(Number.parseInt(ascii.slice(1), 16)));
+  return text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => Buffer.from(run.replaceAll('%', ''), 'hex').toString('utf8'));
+}
+
+/**
+ * Whether a URL's host name holds a secret in any form, whatever its case:
+ * the URL parser lower-cases a host (and percent-decodes it), so a value put
+ * there comes out case-folded — also read back from punycode.
+ */
+function hostCarriesSecret(url: URL, secrets: Iterable<SecretMaterial>): boolean {
+  const hosts = [url.hostname, domainToUnicode(url.hostname).toLowerCase()];
+  for (const secret of secrets) {
+    for (const form of secretFormList(secret.value)) {
+      if (form.length < MIN_DERIVED_FORM_LENGTH) continue;
+      const folded = form.toLowerCase();
+      if (hosts.some((host) => host.includes(folded))) return true;
     }
-  });
+  }
+  return false;
 }
 
 /** The redirect answer itself, with its Location withheld (it holds a secret in some encoding). */

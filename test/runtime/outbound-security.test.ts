@@ -369,6 +369,42 @@ describe.each(DATABASES)('outbound security on $kind', ({ kind, available }) => 
       },
     );
 
+    it.runIf(available)(
+      'a redirect putting the value in another host name (lower-cased by the URL parser) or beside a broken escape is not followed',
+      async () => {
+        const mixed = 'K7f3A9c2E1b0D4f6A8c1E3';
+        const accented = 'äpass-word-123456';
+        for (const [name, value] of [
+          ['mixed_case', mixed],
+          ['accented', accented],
+        ]) {
+          const created = await owner.post(`${ws}/secrets`, {
+            name,
+            visibility: 'masked',
+            value,
+            allowedHosts: ['127.0.0.1'],
+          });
+          expect(created.status, created.text).toBe(201);
+        }
+        const cases: [string, (key: string) => string][] = [
+          ['mixed_case', (key) => `http://${key}.attacker.invalid/`],
+          ['accented', (key) => `${up2.url}/cb?x=%FF${encodeURIComponent(key).replace('%C3', '%c3')}`],
+        ];
+        for (const [name, location] of cases) {
+          up.handle((req, res) => {
+            const key = new URL(req.url, 'http://x').searchParams.get('key') ?? '';
+            res.writeHead(302, { location: location(key) }).end();
+          });
+          up2.handle((_req, res) => res.end('ok'));
+          const before = up2.received.length;
+          const res = await send({ url: `${up.url}/open`, query: [{ key: 'key', value: `{{secret:${name}}}` }] });
+          expect(res.status, res.text).toBe(200);
+          expect(res.body.error?.code, `${name}: ${res.text}`).toBe('unsafe_redirect');
+          expect(up2.received.length).toBe(before);
+        }
+      },
+    );
+
     it.runIf(available)('5 redirects are followed; a 6th gives 200 with ok:false and an error code', async () => {
       up.handle((req, res) => {
         const m = /^\/hops\/(\d+)\/(\d+)$/.exec(req.url);
