@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/app/errors.js';
-import { createSecretVault } from '../../src/modules/workflows/secret-vault.js';
+import { createSecretVault, MAX_HOST_SECRETS } from '../../src/modules/workflows/secret-vault.js';
 import { DATABASES } from '../support/databases.js';
 import { setupOwner } from '../support/fixtures.js';
 import { startTestApp, type TestApp, type TestClient } from '../support/harness.js';
@@ -45,6 +45,51 @@ describe.each(DATABASES)('secret vault on $kind', ({ kind, available }) => {
       expect(refused).toMatchObject({ status: 422, code: 'secret_unavailable' });
       const pinned = await t.ctx.db.selectFrom('audit_events').select('id').where('action', '=', 'secret.host_pinned');
       expect(await pinned.execute()).toEqual([]);
+    },
+  );
+
+  it.runIf(available)(
+    'secrets bound to a host: at most the most recently used MAX_HOST_SECRETS, and one that cannot be decrypted is left out',
+    async () => {
+      const ws = `/api/v1/workspaces/${workspaceId}`;
+      const ids: string[] = [];
+      for (let i = 0; i <= MAX_HOST_SECRETS; i++) {
+        const created = await owner.post(`${ws}/secrets`, {
+          name: `bound_${i}`,
+          visibility: 'masked',
+          value: `bound-value-${i}-xxxxxxxx`,
+          allowedHosts: ['bound.example'],
+        });
+        expect(created.status, created.text).toBe(201);
+        ids.push(created.body.id);
+      }
+      // The last one created was used most recently; the first one's stored value is damaged.
+      await t.ctx.db
+        .updateTable('secrets')
+        .set({ last_used_at: new Date().toISOString() })
+        .where('id', '=', ids.at(-1) as string)
+        .execute();
+      const damaged = await t.ctx.db
+        .selectFrom('secret_versions')
+        .select(['secret_id', 'version', 'ciphertext'])
+        .where('secret_id', '=', ids[0] as string)
+        .executeTakeFirstOrThrow();
+      const bytes = Buffer.from(damaged.ciphertext);
+      bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 1;
+      await t.ctx.db
+        .updateTable('secret_versions')
+        .set({ ciphertext: bytes })
+        .where('secret_id', '=', damaged.secret_id)
+        .where('version', '=', damaged.version)
+        .execute();
+
+      const vault = createSecretVault(t.ctx, { workspaceId, epoch: await t.ctx.cache.epoch(workspaceId) }, AUDIT, 'y');
+      const bound = await vault.hostSecrets('bound.example');
+      const names = bound.map((m) => m.name);
+      expect(names[0]).toBe(`bound_${MAX_HOST_SECRETS}`);
+      expect(names).not.toContain('bound_0');
+      expect(names.length).toBe(MAX_HOST_SECRETS - 1);
+      expect(await vault.hostSecrets('other.example')).toEqual([]);
     },
   );
 });

@@ -6,7 +6,7 @@
  */
 import { sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
-import { AppError } from '../../app/errors.js';
+import { AppError, CryptoError } from '../../app/errors.js';
 import { nowIso } from '../../app/ids.js';
 import { decryptSecretValue } from '../../crypto/envelope.js';
 import type { SecretMaterial } from '../../runtime/executor.js';
@@ -26,6 +26,13 @@ interface StoredSecret {
   ciphertext: Buffer;
 }
 
+/**
+ * Bound secrets an answer is redacted of beyond the execution's own (the most
+ * recently used): each is decrypted and matched per call, so the cost per
+ * call stays bounded when many secrets share one host.
+ */
+export const MAX_HOST_SECRETS = 100;
+
 export function secretUnavailable(name: string): AppError {
   return new AppError(422, 'secret_unavailable', `The secret "${name}" does not exist or is deleted.`);
 }
@@ -34,10 +41,12 @@ export interface SecretVault {
   loadSecret(name: string): Promise<SecretMaterial>;
   checkHost(secret: SecretMaterial, host: string, blockId: string): Promise<boolean>;
   /**
-   * The workspace's secrets whose allowed hosts let them go to `host`, deleted
-   * ones included until purged: whatever Hush ever sent there, in any
-   * execution. An upstream may store a value and answer it back later, so its
-   * answers are redacted of all of them. Loaded for redaction only — never sent.
+   * The workspace's secrets whose allowed hosts let them go to `host` now,
+   * deleted ones included until purged (their current values; the most
+   * recently used MAX_HOST_SECRETS; one that cannot be decrypted is left
+   * out): what another execution may have sent there. An upstream may store a
+   * value and answer it back later, so its answers are redacted of them too.
+   * Loaded for redaction only — never sent.
    */
   hostSecrets(host: string): Promise<SecretMaterial[]>;
   /** Every secret loaded so far, sent or for redaction (for a run-wide redactor). */
@@ -103,11 +112,18 @@ export function createSecretVault(
         .executeTakeFirst(),
     );
 
-  /** Secrets (deleted ones too) whose allowed hosts hold one of `patterns`; `host` confirms each match. */
+  /**
+   * Secrets (deleted ones too) whose allowed hosts hold one of `patterns`, the
+   * most recently used first, at most MAX_HOST_SECRETS; `host` confirms each match.
+   */
   const loadBound = (host: string, patterns: string[]) => async (): Promise<StoredSecret[]> => {
     // allowed_hosts is a JSON array of canonical patterns (no quote, %, _ or backslash in them).
     const rows = await storedColumns()
       .where((eb) => eb.or(patterns.map((p) => eb('secrets.allowed_hosts', 'like', `%${JSON.stringify(p)}%`))))
+      .orderBy(sql`secrets.last_used_at is null`)
+      .orderBy('secrets.last_used_at', 'desc')
+      .orderBy('secrets.id')
+      .limit(MAX_HOST_SECRETS)
       .execute();
     return rows.flatMap((row) => {
       const stored = toStored(row);
@@ -162,7 +178,14 @@ export function createSecretVault(
         const key = `${stored.id}:${stored.version}`;
         let material = forRedaction.get(key);
         if (!material) {
-          material = await decrypt(stored);
+          try {
+            material = await decrypt(stored);
+          } catch (error) {
+            // A value that cannot be decrypted (its key gone, its bytes damaged) cannot be echoed
+            // from Hush either: it must not stop every call to the host. Sending it fails loudly.
+            if (error instanceof CryptoError) continue;
+            throw error;
+          }
           forRedaction.set(key, material);
         }
         materials.push(material);
