@@ -306,7 +306,7 @@ function renderJson(
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       const childPath = `${path}/${pathSegment(k)}`;
-      out[String(renderString(k, childPath, true))] = renderJson(v, childPath, renderString);
+      setOwn(out, String(renderString(k, childPath, true)), renderJson(v, childPath, renderString));
     }
     return out;
   }
