@@ -3,7 +3,7 @@
  * names equal but for case in one workspace (two concurrent creates both
  * passed the service's check). The migration keeps every role and its id;
  * the oldest of a group keeps its name, each later one gets the first free
- * " (n)" suffix, in a fixed order; then the unique index on lower(name)
+ * " n" suffix (within 64 characters), in a fixed order; then the unique index on lower(name)
  * refuses any new duplicate, while other workspaces stay free to use the name.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -94,7 +94,7 @@ describe.each(DATABASES)('migration 0005 (role names unique regardless of case) 
   }
 
   it.runIf(available)(
-    'renames later case-duplicates to the first free "(n)", keeps every role and id, then refuses new duplicates',
+    'renames later case-duplicates to the first free " n", keeps every role and id, then refuses new duplicates',
     async () => {
       const database = await databaseBefore0005();
       await addWorkspace(database, 'ws_one');
@@ -106,22 +106,29 @@ describe.each(DATABASES)('migration 0005 (role names unique regardless of case) 
       await addRole(database, 'ws_one', 'rol_b', 'OPS', t(2));
       await addRole(database, 'ws_one', 'rol_d', 'ops', t(2));
       // Holds the first suffix already (and is no duplicate itself).
-      await addRole(database, 'ws_one', 'rol_c', 'ops (2)', t(0));
+      await addRole(database, 'ws_one', 'rol_c', 'ops 2', t(0));
       await addRole(database, 'ws_one', 'rol_e', 'Other', t(1));
       // Another workspace's "OPS" is no duplicate.
       await addRole(database, 'ws_two', 'rol_f', 'OPS', t(3));
+      // A long name stays within the API's 64 characters.
+      await addRole(database, 'ws_two', 'rol_k', 'L'.repeat(64), t(1));
+      await addRole(database, 'ws_two', 'rol_l', 'l'.repeat(64), t(2));
 
       const outcome = await migrateToLatest(database.db);
       expect(outcome.error).toBeUndefined();
-      expect(outcome.applied).toEqual(['0005-role-names-case-insensitive']);
+      expect(outcome.applied).toEqual(['0005-role-names-case-insensitive', '0006-secret-ref-paths']);
       expect(await namesById(database)).toEqual({
         rol_a: 'Ops',
-        rol_b: 'OPS (3)',
-        rol_c: 'ops (2)',
-        rol_d: 'ops (4)',
+        rol_b: 'OPS 3',
+        rol_c: 'ops 2',
+        rol_d: 'ops 4',
         rol_e: 'Other',
         rol_f: 'OPS',
+        rol_k: 'L'.repeat(64),
+        rol_l: `${'l'.repeat(62)} 2`,
       });
+      // What the API accepts as a role name (role-router.ts).
+      for (const name of Object.values(await namesById(database))) expect(name).toMatch(/^[\p{L}\p{N} _.-]{1,64}$/u);
 
       // The index: no new name equal but for case, in the same workspace.
       expect(await insertRefused(() => addRole(database, 'ws_one', 'rol_g', 'oPs', t(4)))).toBe(true);
@@ -138,7 +145,7 @@ describe.each(DATABASES)('migration 0005 (role names unique regardless of case) 
       ).toBe(true);
       // A name new to the workspace, and a renamed role's old name elsewhere, are fine.
       expect(await insertRefused(() => addRole(database, 'ws_two', 'rol_i', 'Other', t(4)))).toBe(false);
-      expect(await insertRefused(() => addRole(database, 'ws_one', 'rol_j', 'Ops (5)', t(4)))).toBe(false);
+      expect(await insertRefused(() => addRole(database, 'ws_one', 'rol_j', 'Ops 5', t(4)))).toBe(false);
     },
     60_000,
   );
@@ -147,9 +154,9 @@ describe.each(DATABASES)('migration 0005 (role names unique regardless of case) 
     const database = await databaseBefore0005();
     await addWorkspace(database, 'ws_one');
     await addRole(database, 'ws_one', 'rol_a', 'Ops', '2024-01-01T00:00:00.000Z');
-    await addRole(database, 'ws_one', 'rol_b', 'Ops (2)', '2024-01-01T00:01:00.000Z');
+    await addRole(database, 'ws_one', 'rol_b', 'Ops 2', '2024-01-01T00:01:00.000Z');
     const outcome = await migrateToLatest(database.db);
     expect(outcome.error).toBeUndefined();
-    expect(await namesById(database)).toEqual({ rol_a: 'Ops', rol_b: 'Ops (2)' });
+    expect(await namesById(database)).toEqual({ rol_a: 'Ops', rol_b: 'Ops 2' });
   });
 });

@@ -5,13 +5,18 @@
  *
  * Such duplicates may already exist. They are kept, renamed: in each group of
  * names equal in `lower()`, the oldest role (created_at, then id) keeps its
- * name and each later one becomes "<name> (2)", "<name> (3)", … — the first
- * number whose name no role of the workspace holds — so the index can be
+ * name and each later one becomes "<name> 2", "<name> 3", … — the first
+ * number whose name no role of the workspace holds, the name cut so the
+ * whole stays within the API's 64 characters (letters, digits, spaces, `_`,
+ * `.`, `-`: a renamed role can be saved back as it is) — so the index can be
  * built on any data and the same data always gives the same names. Role ids
  * do not change, so members and invitations keep their roles. No audit event
  * is written: migrations run before the audit writer exists.
  */
 import { type Kysely, sql } from 'kysely';
+
+/** The API's limit on a role name (role-router.ts). */
+const MAX_ROLE_NAME = 64;
 
 interface DuplicateRole {
   id: string;
@@ -34,7 +39,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   `.execute(db);
   for (const role of later.rows) {
     for (let n = 2; ; n++) {
-      const candidate = `${role.name} (${n})`;
+      const suffix = ` ${n}`;
+      const candidate = `${role.name.slice(0, MAX_ROLE_NAME - suffix.length).trimEnd()}${suffix}`;
       const taken = await sql`
         select 1 from roles where workspace_id = ${role.workspace_id} and lower(name) = lower(${candidate})
       `.execute(db);

@@ -9,6 +9,7 @@ import * as variablesSecrets from './0002-variables-secrets.js';
 import * as workflowsRuns from './0003-workflows-runs.js';
 import * as changeEpochs from './0004-change-epochs.js';
 import * as roleNamesCaseInsensitive from './0005-role-names-case-insensitive.js';
+import * as secretRefPaths from './0006-secret-ref-paths.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0003-workflows-runs': workflowsRuns,
   '0004-change-epochs': changeEpochs,
   '0005-role-names-case-insensitive': roleNamesCaseInsensitive,
+  '0006-secret-ref-paths': secretRefPaths,
 };
