@@ -54,8 +54,12 @@ export interface ExecutionEnv {
   variables: Map<string, unknown>;
   /** Loads a secret the block names; throws AppError `secret_unavailable` when it cannot. */
   loadSecret(name: string): Promise<SecretMaterial>;
-  /** Whether `secret` may go to `host`; pins an empty list on first use. */
-  checkHost(secret: SecretMaterial, host: string, blockId: string): Promise<boolean>;
+  /**
+   * Whether `secret` may go to `host`; pins an empty list on first use —
+   * unless `pin` is false, which answers whether it could be pinned there
+   * without pinning it.
+   */
+  checkHost(secret: SecretMaterial, host: string, blockId: string, pin?: boolean): Promise<boolean>;
   /**
    * Secrets that may have been sent to `host` by any execution (its allowed
    * hosts match): an upstream there may answer a stored one back, so every
@@ -366,6 +370,7 @@ export async function executeApiBlock(
 
   // The destination must pass the SSRF rules before a secret is pinned to it,
   // and every secret must be allowed to go there, before any connection.
+  let unresolvable: OutboundFailure | undefined;
   if (rendered.secrets.length > 0) {
     try {
       await env.client.checkDestination(rendered.url);
@@ -373,15 +378,23 @@ export async function executeApiBlock(
       if (error instanceof OutboundFailure && error.code === 'outbound_blocked')
         throw refuse('outbound_blocked', error.message, 403);
       if (!(error instanceof OutboundFailure)) throw error;
-      // Unresolvable now: a secret is never pinned to a host nobody could check, so nothing is sent.
-      if (rendered.secrets.some((s) => s.allowedHosts.length === 0)) return failed(error);
+      unresolvable = error;
     }
   }
+  let unpinned = false;
   for (const secret of rendered.secrets) {
-    if (!(await env.checkHost(secret, rendered.url.hostname, block.id))) {
+    // A secret is never pinned to a host nobody could check: while it does not resolve, only asked.
+    const pin = !(unresolvable && secret.allowedHosts.length === 0);
+    if (!(await env.checkHost(secret, rendered.url.hostname, block.id, pin))) {
       throw refuse('host_not_allowed', `The secret "${secret.name}" may not be sent to ${rendered.url.hostname}.`, 403);
     }
+    unpinned ||= secret.allowedHosts.length === 0 && !pin;
     secretsSent.push({ id: secret.id, name: secret.name, host: rendered.url.hostname });
+  }
+  if (unresolvable && unpinned) {
+    // It could be pinned there, but was not: nothing is sent (and nothing counts as used).
+    secretsSent.length = 0;
+    return failed(unresolvable);
   }
 
   let url = rendered.url;

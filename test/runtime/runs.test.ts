@@ -368,6 +368,9 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
       expect(steered.body.status).toBe('failed');
       expect(steered.body.steps[0]).toMatchObject({ status: 'failed', error: { code: 'host_not_allowed' } });
       expect(up2.received.length).toBe(before);
+      // A host that does not resolve is no different: the operator could not pin it there either.
+      const nowhere = await run(id, { base: 'http://no-such-host.invalid' });
+      expect(nowhere.body.steps[0]).toMatchObject({ status: 'failed', error: { code: 'host_not_allowed' } });
       const secret = await team.owner.get(`${ws}/secrets/${created.body.id}`);
       expect(secret.body.allowedHosts).toEqual([]);
 

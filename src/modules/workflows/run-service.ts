@@ -128,7 +128,7 @@ export function createRunService(deps: Deps) {
       {
         variables: vars,
         loadSecret: (name) => vault.loadSecret(name),
-        checkHost: (secret, host, blockId) => vault.checkHost(secret, host, blockId),
+        checkHost: (secret, host, blockId, pin) => vault.checkHost(secret, host, blockId, pin),
         hostSecrets: (host) => vault.hostSecrets(host),
         client: deps.outbound,
         earlierSecrets: () => vault.loaded(),

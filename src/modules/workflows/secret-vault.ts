@@ -39,7 +39,8 @@ export function secretUnavailable(name: string): AppError {
 
 export interface SecretVault {
   loadSecret(name: string): Promise<SecretMaterial>;
-  checkHost(secret: SecretMaterial, host: string, blockId: string): Promise<boolean>;
+  /** Whether `secret` may go to `host`; pins an empty list on first use (unless `pin` is false: only asks). */
+  checkHost(secret: SecretMaterial, host: string, blockId: string, pin?: boolean): Promise<boolean>;
   /**
    * The workspace's secrets whose allowed hosts let them go to `host` now,
    * deleted ones included until purged (their current values; the most
@@ -193,7 +194,7 @@ export function createSecretVault(
       return materials;
     },
 
-    async checkHost(secret, host, blockId) {
+    async checkHost(secret, host, blockId, pin = true) {
       if (secret.allowedHosts.length > 0) return hostAllowed(secret.allowedHosts, host);
       const epoch = requestEpoch ?? (await deps.cache.epoch(workspaceId));
       const binding = await deps.cache.get(workspaceId, epoch, 'secret_host_binding', async () => {
@@ -217,6 +218,7 @@ export function createSecretVault(
       }
       const canonical = parseHostPattern(host);
       if (!canonical.ok) return false;
+      if (!pin) return true;
       // Pin on first use: only if the list is still empty (another call may have pinned it).
       const pinnedAt = nowIso();
       const pinned = await db.transaction().execute(async (trx) => {
