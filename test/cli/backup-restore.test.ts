@@ -137,6 +137,15 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
         ids[name] = r.body.id;
         values[name] = s.value;
       }
+      // Text of 2–4 UTF-8 bytes per character, enough that the backup's chunks split characters.
+      for (let i = 0; i < 40; i++) {
+        const v = await owner.api.post(`/workspaces/${workspaceId}/variables`, {
+          name: `wide_${i}`,
+          type: 'text',
+          testValue: `é€😀${i}`.repeat(400),
+        });
+        expect(v.status, v.text).toBe(201);
+      }
       // Some history: a second version, and a rotated workspace key (versions 1 and 2 are gone/kept as used).
       expect((await owner.api.patch(`${base}/${ids.crm_key}`, { value: UPDATED })).status).toBe(200);
       values.crm_key = UPDATED;

@@ -11,6 +11,7 @@ import { createReadStream } from 'node:fs';
 import { access, constants, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { StringDecoder } from 'node:string_decoder';
 import { createGunzip, createGzip } from 'node:zlib';
 import { type Kysely, sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
@@ -190,10 +191,12 @@ async function* lines(file: string): AsyncGenerator<string> {
   const gunzip = createGunzip();
   source.on('error', (error) => gunzip.destroy(error));
   source.pipe(gunzip);
+  // A character may be split across two chunks: the decoder keeps its first bytes for the next.
+  const decoder = new StringDecoder('utf8');
   let rest = '';
   try {
     for await (const chunk of gunzip) {
-      const text = rest + (chunk as Buffer).toString('utf8');
+      const text = rest + decoder.write(chunk as Buffer);
       const parts = text.split('\n');
       rest = parts.pop() ?? '';
       for (const part of parts) yield part;
@@ -204,6 +207,7 @@ async function* lines(file: string): AsyncGenerator<string> {
       code === 'ENOENT' ? `${file} does not exist` : `${file} is not a readable Hush backup (damaged or not gzip)`,
     );
   }
+  rest += decoder.end();
   if (rest) yield rest;
 }
 
