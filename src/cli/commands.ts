@@ -4,7 +4,8 @@
  * succeeded, 1 when it did its job but found or left a problem, and prints
  * one clear line on a refusal.
  */
-import { statSync } from 'node:fs';
+import { lstatSync, realpathSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Config } from '../app/config.js';
@@ -336,7 +337,41 @@ export async function auditExport(options: { format: string; since?: string; wor
   }
 }
 
+/**
+ * Why `file` must not be a backup's target, or undefined: a backup replaces
+ * its target whole, so it may only be a regular file (or nothing yet) and
+ * never the root key file or the database itself.
+ */
+function unsafeBackupTarget(file: string, config: ReturnType<typeof readConfigOrExit>): string | undefined {
+  let target = path.resolve(file);
+  try {
+    const stat = lstatSync(target);
+    if (!stat.isFile()) return `${file} exists and is not a regular file`;
+    target = realpathSync(target);
+  } catch {
+    // Nothing there yet.
+  }
+  const protectedFiles: [string, string][] = [];
+  if (config.masterKey.kind === 'file') protectedFiles.push([config.masterKey.path, 'the root key file']);
+  if (config.database.kind === 'sqlite') {
+    const db = config.database.file;
+    for (const suffix of ['', '-wal', '-shm', '-journal']) protectedFiles.push([`${db}${suffix}`, 'the database']);
+  }
+  for (const [protectedFile, what] of protectedFiles) {
+    let resolved = path.resolve(protectedFile);
+    try {
+      resolved = realpathSync(resolved);
+    } catch {
+      // Not created yet: compared by its path.
+    }
+    if (resolved === target) return `${file} is ${what}: a backup would replace it`;
+  }
+  return undefined;
+}
+
 export async function backup(file: string): Promise<void> {
+  const unsafe = unsafeBackupTarget(file, readConfigOrExit());
+  if (unsafe) fail(unsafe);
   const ctx = await openContext();
   try {
     const r = await createBackup(

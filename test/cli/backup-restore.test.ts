@@ -336,6 +336,35 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
     },
   );
 
+  it.runIf(available)(
+    'a backup never replaces the root key file, the database, a directory or a device: exit 1, one line, nothing changed',
+    async () => {
+      const keyFile = path.join(source.dataDir, 'master.key');
+      const dbFile = path.join(source.dataDir, 'hush.db');
+      const link = path.join(source.dataDir, 'key-link.gz');
+      const targets: [string, RegExp][] = [
+        [source.dataDir, /not a regular file/],
+        ['/dev/null', /not a regular file/],
+      ];
+      if (kind === 'sqlite') {
+        symlinkSync(keyFile, link);
+        targets.push([keyFile, /root key file/], [dbFile, /the database/], [`${dbFile}-wal`, /the database/]);
+        targets.push([link, /not a regular file/]);
+      }
+      const before = kind === 'sqlite' ? [readFileSync(keyFile), readFileSync(dbFile)] : [];
+      for (const [file, reason] of targets) {
+        const r = await runHush(['backup', file], source.env);
+        expectOneLineRefusal(r, reason);
+      }
+      if (kind === 'sqlite') {
+        expect(readFileSync(keyFile)).toEqual(before[0]);
+        expect(readFileSync(dbFile)).toEqual(before[1]);
+        expect(existsSync(`${dbFile}-wal.partial`)).toBe(false);
+      }
+      expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+    },
+  );
+
   it.runIf(available)('a backup into a directory that does not exist: exit 1, one line, no file', async () => {
     const file = path.join(source.dataDir, 'no-such-dir', 'hush.backup.gz');
     const r = await runHush(['backup', file], source.env);
