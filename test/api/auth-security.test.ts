@@ -229,12 +229,14 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
 
   describe('login rate limit', () => {
     let rl: TestApp;
+    let rlOwner: TestClient;
     beforeAll(async () => {
       if (!available) return;
       rl = await startTestApp(kind, { HUSH_LOGIN_LIMIT_PER_MIN: '3' });
-      // Setup and accepting invitations are not logins: they do not count.
+      // Setup is no login; accepting an invitation counts once for the account it joins.
       const { owner: o, workspaceId } = await setupOwner(rl);
-      for (const email of ['other@example.com', 'burst@example.com']) {
+      rlOwner = o;
+      for (const email of ['other@example.com', 'burst@example.com', 'victim@example.com']) {
         await inviteAndJoin(rl, o, workspaceId, email, 'viewer');
       }
     }, 60_000);
@@ -274,6 +276,42 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
           remoteAddress: '198.51.100.7',
         });
         expect(elsewhere.status, elsewhere.text).toBe(200);
+      },
+    );
+
+    it.runIf(available)(
+      "accepting an invitation checks an existing account's password under the same limit: no guessing there either",
+      async () => {
+        // Anyone may invite any email to a workspace of their own, then try passwords at accept.
+        const own = await rlOwner.post('/api/v1/workspaces', { name: 'Bait' });
+        expect(own.status, own.text).toBe(201);
+        const invited = await rlOwner.post(`/api/v1/workspaces/${own.body.id}/invitations`, {
+          email: 'victim@example.com',
+          role: 'viewer',
+        });
+        expect(invited.status, invited.text).toBe(201);
+        const guesser = rl.client();
+        const statuses: number[] = [];
+        for (let i = 0; i < 4; i++) {
+          const guess = await guesser.post('/api/v1/invitations/accept', {
+            token: invited.body.token,
+            password: `g${i}`,
+          });
+          statuses.push(guess.status);
+        }
+        // Joining counted once already (the victim accepted an invitation before): then wrong guesses, then 429.
+        expect(statuses).toEqual([401, 401, 429, 429]);
+        expectProblem(
+          await guesser.post('/api/v1/invitations/accept', { token: invited.body.token, password: PASSWORD }),
+          429,
+          'rate_limited',
+        );
+        // Another IP is not affected (the key is account + IP, as for signing in).
+        const elsewhere = await raw(rl, 'POST', '/api/v1/invitations/accept', {
+          payload: { token: invited.body.token, password: 'g-elsewhere' },
+          remoteAddress: '198.51.100.9',
+        });
+        expect(elsewhere.status, elsewhere.text).toBe(401);
       },
     );
 

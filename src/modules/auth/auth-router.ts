@@ -1,7 +1,6 @@
 /** HTTP routes: first-run setup, sign-in, sign-out, and who am I. */
 import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
-import { RateLimitedError } from '../../app/errors.js';
 import {
   type App,
   displayNameSchema,
@@ -12,8 +11,9 @@ import {
   userSchema,
 } from '../../app/http.js';
 import { createWorkspaceService } from '../workspaces/workspace-service.js';
-import { type AuthService, normalizeEmail, presentUser } from './auth-service.js';
+import { type AuthService, presentUser } from './auth-service.js';
 import { clearSessionCookies, setSessionCookies } from './cookies.js';
+import { loginRateLimit } from './login-limit.js';
 import { auditContextOf, requirePrincipal } from './principal.js';
 
 const sessionResponse = z.object({ user: userSchema, csrfToken: z.string() });
@@ -67,16 +67,10 @@ export async function authRoutes(app: App, ctx: AppContext, auth: AuthService): 
     '/auth/login',
     {
       config: {
-        rateLimit: {
-          max: ctx.config.loginLimitPerMin,
-          timeWindow: 60_000,
-          hook: 'preHandler',
-          keyGenerator: (request) => {
-            const email = (request.body as { email?: unknown } | undefined)?.email;
-            return `login:${request.ip}:${typeof email === 'string' ? normalizeEmail(email) : ''}`;
-          },
-          errorResponseBuilder: (_request, context) => new RateLimitedError(Math.max(1, Math.ceil(context.ttl / 1000))),
-        },
+        rateLimit: loginRateLimit(ctx, (request) => {
+          const email = (request.body as { email?: unknown } | undefined)?.email;
+          return typeof email === 'string' ? email : undefined;
+        }),
       },
       schema: {
         tags: ['auth'],

@@ -13,7 +13,9 @@ import {
   userSchema,
   workspaceParams,
 } from '../../app/http.js';
+import { hashToken } from '../../app/ids.js';
 import { setSessionCookies } from '../auth/cookies.js';
+import { loginRateLimit } from '../auth/login-limit.js';
 import { auditContextOf } from '../auth/principal.js';
 import type { SessionStore } from '../auth/session-store.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
@@ -173,6 +175,19 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
   app.post(
     '/invitations/accept',
     {
+      // Accepting for an existing account checks its password: the login limit of that account applies.
+      config: {
+        rateLimit: loginRateLimit(ctx, async (request) => {
+          const token = (request.body as { token?: unknown } | undefined)?.token;
+          if (typeof token !== 'string') return undefined;
+          const invitation = await ctx.db
+            .selectFrom('invitations')
+            .select('email_normalized')
+            .where('token_hash', '=', hashToken(token))
+            .executeTakeFirst();
+          return invitation?.email_normalized;
+        }),
+      },
       schema: {
         tags: ['members'],
         summary: 'Accept an invitation: creates the account (or checks its password) and signs in',
