@@ -277,12 +277,24 @@ export async function rotateWorkspace(workspace: string | undefined, options: { 
 export async function auditVerify(options: { workspace?: string }): Promise<void> {
   const ctx = await openContext();
   try {
-    const chains = options.workspace
-      ? [options.workspace]
-      : (await ctx.db.selectFrom('audit_heads').select('chain').orderBy('chain').execute()).map((c) => c.chain);
+    // Every chain there should be — the system's and each workspace's — and any other that has a
+    // head or events: a chain whose head (or every event) was removed is still checked.
+    const workspaces = new Set((await ctx.db.selectFrom('workspaces').select('id').execute()).map((w) => w.id));
+    const all = new Set([
+      SYSTEM_CHAIN,
+      ...workspaces,
+      ...(await ctx.db.selectFrom('audit_heads').select('chain').execute()).map((h) => h.chain),
+      ...(await ctx.db.selectFrom('audit_events').select('chain').distinct().execute()).map((e) => e.chain),
+    ]);
+    if (options.workspace && !all.has(options.workspace)) fail(`no workspace ${options.workspace}`);
+    const chains = options.workspace ? [options.workspace] : [...all].sort();
     let broken = 0;
     for (const chain of chains) {
-      const v = await verifyChain(ctx.db, chain);
+      let v = await verifyChain(ctx.db, chain);
+      // A workspace's creation is its chain's first event: a workspace without any lost them all.
+      if (v.ok && v.checked === 0 && workspaces.has(chain)) {
+        v = { ok: false, checked: 0, brokenAt: '(start)', reason: 'the chain has no events' };
+      }
       const label = chain === SYSTEM_CHAIN ? 'system' : chain;
       if (v.ok) out(`ok      ${label}: ${v.checked} events`);
       else {

@@ -186,6 +186,41 @@ describe.each(DATABASES)('hush audit on $kind', ({ kind, available }) => {
     );
   });
 
+  it.runIf(available)(
+    'a removed chain head, also with the trail cut short or wiped: exit 1; an unknown --workspace: exit 1',
+    async () => {
+      const rows = await chainRows();
+      const head = await ctx.db.selectFrom('audit_heads').selectAll().where('chain', '=', ws).executeTakeFirstOrThrow();
+      await ctx.db.deleteFrom('audit_heads').where('chain', '=', ws).execute();
+      try {
+        for (const cut of ['head only', 'and the last event', 'and every event']) {
+          if (cut === 'and the last event')
+            await ctx.db
+              .deleteFrom('audit_events')
+              .where('id', '=', rows.at(-1)?.id ?? '')
+              .execute();
+          if (cut === 'and every event') await ctx.db.deleteFrom('audit_events').where('chain', '=', ws).execute();
+          for (const args of [
+            ['audit', 'verify'],
+            ['audit', 'verify', '--workspace', ws],
+          ]) {
+            const r = await runHush(args, site.env);
+            expect(r.code, `${cut}: ${describeRun(r)}`).toBe(1);
+            expect(r.stdout).toMatch(new RegExp(`^BROKEN  ${ws}: `, 'm'));
+          }
+        }
+      } finally {
+        await ctx.db.deleteFrom('audit_events').where('chain', '=', ws).execute();
+        for (const row of rows) await ctx.db.insertInto('audit_events').values(row).execute();
+        await ctx.db.insertInto('audit_heads').values(head).execute();
+      }
+      const unknown = await runHush(['audit', 'verify', '--workspace', 'ws_nope'], site.env);
+      expect(unknown.code, describeRun(unknown)).toBe(1);
+      expect(unknown.stderr.trim()).toBe('hush: no workspace ws_nope');
+      expect(unknown.stdout).toBe('');
+    },
+  );
+
   it.runIf(available)('after the rows are put back the trail verifies again', async () => {
     const r = await runHush(['audit', 'verify'], site.env);
     expect(r.code, describeRun(r)).toBe(0);

@@ -79,7 +79,12 @@ export async function verifyChain(db: Db, chain: string): Promise<ChainVerdict> 
     if (!last || rows.length < VERIFY_BATCH) break;
     after = Number(last.seq);
   }
-  return verifier.finish(head ? { seq: Number(head.seq), hash: head.hash } : undefined);
+  if (head) return verifier.finish({ seq: Number(head.seq), hash: head.hash });
+  // Every chain's first event creates its head: events without one mean the head was removed,
+  // and with it the check that the trail was not cut short.
+  const verdict = verifier.finish();
+  if (!verdict.ok || verdict.checked === 0) return verdict;
+  return { ok: false, checked: verdict.checked, brokenAt: '(head)', reason: 'the chain has events but no head' };
 }
 
 export function createAuditService(deps: Pick<AppContext, 'db'>) {
