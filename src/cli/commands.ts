@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Config } from '../app/config.js';
+import { CryptoError } from '../app/errors.js';
 import {
   addRootKeyToFile,
   keyFilePermissionsTooOpen,
@@ -418,10 +419,20 @@ export async function restore(file: string): Promise<void> {
       fail(`no root key file at ${config.masterKey.path}: put the key file this backup was made with there first`);
     }
   }
-  const keys =
-    config.masterKey.kind === 'env'
-      ? parseEnvMasterKey(config.masterKey.value)
-      : openFileKeyProvider(config.masterKey.path).provider;
+  let keys: ReturnType<typeof parseEnvMasterKey>;
+  try {
+    keys =
+      config.masterKey.kind === 'env'
+        ? parseEnvMasterKey(config.masterKey.value)
+        : openFileKeyProvider(config.masterKey.path).provider;
+  } catch (error) {
+    // The same one line serve gives for a key it cannot use; never a stack trace.
+    if (error instanceof CryptoError) fail(error.message);
+    const code = (error as { code?: string }).code;
+    if (code && config.masterKey.kind === 'file')
+      fail(`cannot read the root key file ${config.masterKey.path} (${code})`);
+    throw error;
+  }
   const missing = header.rootKeyIds.filter((id) => !keys.hasKey(id));
   if (missing.length > 0)
     fail(
@@ -434,6 +445,10 @@ export async function restore(file: string): Promise<void> {
     out(`restored ${total} rows from ${file}`);
   } catch (error) {
     if (error instanceof BackupError) fail(error.message);
+    // The database refused a row (a hand-edited file, another restore into the same database):
+    // the restore's transaction wrote nothing. One line, no stack trace.
+    if (error instanceof Error)
+      fail(`${file} could not be restored, nothing was written: ${error.message.split('\n')[0]}`);
     throw error;
   } finally {
     await ctx.close();

@@ -5,7 +5,7 @@
  * before and a Send request delivers the real value to the upstream. A damaged
  * file or a wrong root key is refused with one line and creates nothing.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
@@ -288,6 +288,50 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
       }
     },
     60_000,
+  );
+
+  it.runIf(available)(
+    'a hand-edited backup whose checksum was recomputed, but whose lines are malformed: exit 1, one line, nothing created',
+    async () => {
+      /** The backup with `edit` applied to its lines, and its trailer's checksum made to match again. */
+      const reforged = (edit: (lines: string[]) => string[]) => {
+        const lines = gunzipSync(readFileSync(backupFile)).toString('utf8').trim().split('\n');
+        const trailer = JSON.parse(lines.pop() ?? '{}');
+        const body = edit(lines);
+        const sha256 = createHash('sha256')
+          .update(body.map((l) => `${l}\n`).join(''))
+          .digest('hex');
+        const counts = JSON.parse(JSON.stringify(trailer.counts));
+        return gzipSync(`${[...body, JSON.stringify({ ...trailer, counts, sha256 })].join('\n')}\n`);
+      };
+      const withoutKeys = (lines: string[]) => {
+        const header = JSON.parse(lines[0] ?? '{}');
+        delete header.rootKeyIds;
+        return [JSON.stringify(header), ...lines.slice(1)];
+      };
+      const nullRow = (lines: string[]) => [lines[0] ?? '', 'null', ...lines.slice(2)];
+      for (const [name, edit, reason] of [
+        ['no-key-ids', withoutKeys, /header is malformed/],
+        ['null-row', nullRow, /not a JSON object/],
+      ] as const) {
+        const t = await target('same');
+        const file = path.join(source.dataDir, 'backups', `${name}.gz`);
+        writeFileSync(file, reforged(edit));
+        expectOneLineRefusal(await runHush(['restore', file], t.env), reason);
+        await expectUntouched(t, 'same');
+      }
+    },
+    60_000,
+  );
+
+  it.runIf(available && kind === 'sqlite')(
+    'a root key file that is no key: exit 1, one line, no stack trace',
+    async () => {
+      const t = await target('none');
+      writeFileSync(path.join(t.dataDir, 'master.key'), 'garbage');
+      const r = await runHush(['restore', backupFile], t.env);
+      expectOneLineRefusal(r, /key/);
+    },
   );
 
   it.runIf(available)(

@@ -225,7 +225,17 @@ export async function verifyBackup(file: string): Promise<{ header: Header; coun
     } catch {
       throw new BackupError(`${file} is damaged (a line is not JSON)`);
     }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new BackupError(`${file} is damaged (a line is not a JSON object)`);
     if (parsed.trailer === true) {
+      const counts = parsed.counts;
+      if (
+        typeof parsed.sha256 !== 'string' ||
+        counts === null ||
+        typeof counts !== 'object' ||
+        !Object.values(counts).every((n) => Number.isSafeInteger(n) && (n as number) >= 0)
+      )
+        throw new BackupError(`${file} is damaged (its trailer is malformed)`);
       trailer = parsed as unknown as { counts: Record<string, number>; sha256: string };
       continue;
     }
@@ -236,8 +246,15 @@ export async function verifyBackup(file: string): Promise<{ header: Header; coun
         throw new BackupError(
           `${file} is a backup of format version ${String(parsed.version)}, this Hush reads ${BACKUP_VERSION}`,
         );
+      const strings = (value: unknown) => Array.isArray(value) && value.every((v) => typeof v === 'string');
+      if (!strings(parsed.migrations) || !strings(parsed.rootKeyIds))
+        throw new BackupError(`${file} is damaged (its header is malformed)`);
       header = parsed as unknown as Header;
-    } else rows += 1;
+    } else {
+      if (typeof parsed.t !== 'string' || parsed.r === null || typeof parsed.r !== 'object' || Array.isArray(parsed.r))
+        throw new BackupError(`${file} is damaged (a row line is malformed)`);
+      rows += 1;
+    }
   }
   if (!header || !trailer) throw new BackupError(`${file} is incomplete (no header or trailer): it is damaged`);
   if (hash.digest('hex') !== trailer.sha256)
