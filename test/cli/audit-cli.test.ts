@@ -319,6 +319,22 @@ describe.each(DATABASES)('hush audit on $kind', ({ kind, available }) => {
     expect(r.stdout).toBe('');
   });
 
+  it.runIf(available)(
+    'a --since that is no real date (Feb 30, month 13, hour 25, a bare number) is a usage error',
+    async () => {
+      for (const bound of ['2026-02-30', '2026-13-01', '2026-01-31T25:00Z', '0', '2026']) {
+        const r = await runHush(['audit', 'export', '--since', bound], site.env);
+        expect(r.code, `${bound}: ${describeRun(r)}`).toBe(2);
+        expect(r.stdout).toBe('');
+      }
+      // A date-time without a zone is UTC.
+      const utc = await runHush(['audit', 'export', '--since', since.replace('Z', '')], site.env);
+      const zoned = await runHush(['audit', 'export', '--since', since], site.env);
+      expect(utc.code, describeRun(utc)).toBe(0);
+      expect(utc.stdout).toBe(zoned.stdout);
+    },
+  );
+
   it.runIf(available)('a bad --format or --since is a usage error: exit 2, one line', async () => {
     const [format, when] = await Promise.all([
       runHush(['audit', 'export', '--format', 'xml'], site.env),

@@ -18,10 +18,22 @@ const VERIFY_BATCH = 1000;
  * (Date would cut them off, moving the bound back). Undefined for text that
  * is not a time, or a year outside 0000–9999 (no four-digit form).
  */
+/** An ISO 8601 date, or date-time with seconds optional, fraction any length, and a zone (Z or ±hh:mm) optional. */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
+
 export function auditTimeBound(text: string): string | undefined {
-  let ms = Date.parse(text);
+  // Date.parse alone would take "0" (the year 2000) and roll 2026-02-30 over to March.
+  const parts = ISO_TIME.exec(text.trim());
+  if (!parts) return undefined;
+  const [, y, mo, d, h = '0', mi = '0', sec = '0'] = parts;
+  const day = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
+  if (day.getUTCMonth() !== Number(mo) - 1 || day.getUTCDate() !== Number(d)) return undefined;
+  if (Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) return undefined;
+  // A time without a zone is UTC (Date.parse would read it in the server's local zone).
+  const zoned = parts[4] !== undefined && !/(?:Z|[+-]\d{2}:\d{2})$/.test(text.trim()) ? `${text.trim()}Z` : text.trim();
+  let ms = Date.parse(zoned);
   if (Number.isNaN(ms)) return undefined;
-  const beyondMs = /T\d{2}:\d{2}:\d{2}\.\d{3}(\d+)/.exec(text)?.[1];
+  const beyondMs = /T\d{2}:\d{2}:\d{2}\.\d{3}(\d+)/.exec(zoned)?.[1];
   if (beyondMs && /[1-9]/.test(beyondMs)) ms += 1;
   const year = new Date(ms).getUTCFullYear();
   return year >= 0 && year <= 9999 ? new Date(ms).toISOString() : undefined;
