@@ -42,6 +42,10 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     rootKeys = loadRootKeys(config, log);
   } catch (error) {
     if (error instanceof CryptoError) throw new StartupError(error.message);
+    // The key file or its directory cannot be made or read (permissions, a read-only disk…).
+    const code = (error as { code?: string }).code;
+    if (code && config.masterKey.kind === 'file')
+      throw new StartupError(`cannot create or read the root key file ${config.masterKey.path} (${code})`);
     throw error;
   }
   const database = openDatabase(config.database, {

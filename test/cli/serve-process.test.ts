@@ -30,6 +30,25 @@ describe('hush serve (process)', () => {
     expect(r.stderr.trim().split('\n')).toEqual(['hush: invalid configuration: HUSH_PORT: must be a whole number']);
   });
 
+  it('a root key file whose directory cannot be created: exit 1, one line naming it, no stack trace', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
+    dirs.push(dir);
+    // sysfs refuses new directories, to root as well.
+    const keyFile = '/sys/hush-test-nope/keys/master.key';
+    const r = spawnSync(process.execPath, [...ENTRY, 'serve'], {
+      env: cleanEnv({ HUSH_DATA_DIR: dir, HUSH_MASTER_KEY_FILE: keyFile, HUSH_PORT: '0' }),
+      encoding: 'utf8',
+      cwd: dir,
+      timeout: 30_000,
+    });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /^hush: cannot create or read the root key file \/sys\/hush-test-nope\/keys\/master\.key \(E[A-Z]+\)$/,
+      ),
+    ]);
+  });
+
   it('prints the setup URL at first start, creates owner-only key and database files, and the URL sets Hush up', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
     dirs.push(dir);
