@@ -33,6 +33,8 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
 export async function doctor(): Promise<void> {
   const config = readConfigOrExit();
   const checks: { ok: boolean; what: string; fix?: string }[] = [{ ok: true, what: 'configuration is valid' }];
+  /** The root keys, when they could be loaded (the workspace-key check below needs them). */
+  let rootKeys: { hasKey(id: string): boolean } | undefined;
   if (config.masterKey.kind === 'file') {
     const file = config.masterKey.path;
     let exists = true;
@@ -50,6 +52,7 @@ export async function doctor(): Promise<void> {
     else {
       try {
         const { provider } = openFileKeyProvider(file);
+        rootKeys = provider;
         checks.push({
           ok: true,
           what: `root key file ${file} holds ${provider.keyIds().length} key(s), active ${provider.activeKeyId()}`,
@@ -72,6 +75,7 @@ export async function doctor(): Promise<void> {
     // The same parse `serve` does, so doctor never calls a key serve would refuse "ok".
     try {
       const provider = parseEnvMasterKey(config.masterKey.value);
+      rootKeys = provider;
       checks.push({
         ok: true,
         what: `root keys come from HUSH_MASTER_KEY: ${provider.keyIds().length} key(s), active ${provider.activeKeyId()}`,
@@ -104,13 +108,11 @@ export async function doctor(): Promise<void> {
             fix: 'start `hush serve` once (it migrates at start)',
           },
     );
-    const keysUnusable = checks.some(
-      (c) => !c.ok && (c.what.includes('is missing') || c.what.startsWith('HUSH_MASTER_KEY is unusable')),
-    );
-    if (pending.length === 0 && !keysUnusable) {
-      const keys = await openContext(config);
-      const rows = await keys.db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
-      const missing = rows.map((r) => r.root_key_id).filter((id) => !keys.rootKeys.hasKey(id));
+    // Checked with the keys loaded above, on this connection: no server context (nor its Redis).
+    if (pending.length === 0 && rootKeys) {
+      const loaded = rootKeys;
+      const rows = await database.db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
+      const missing = rows.map((r) => r.root_key_id).filter((id) => !loaded.hasKey(id));
       checks.push(
         missing.length === 0
           ? { ok: true, what: 'every workspace key is wrapped by a loaded root key' }
@@ -120,7 +122,6 @@ export async function doctor(): Promise<void> {
               fix: 'load the key file or HUSH_MASTER_KEY these were made with',
             },
       );
-      await keys.close();
     }
   } catch (error) {
     checks.push({

@@ -4,7 +4,7 @@
  * database. And the command line itself: `--help` on every command exits 0,
  * an unknown command or a missing argument exits 2.
  */
-import { chmodSync, existsSync, renameSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -70,6 +70,33 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
       expect(lines.filter((l) => l.startsWith('FAIL'))).toHaveLength(1);
     } finally {
       chmodSync(keyFile, 0o600);
+    }
+  });
+
+  it.runIf(available)('Redis unreachable, or a key file that is no key: every check is still printed', async () => {
+    const redisDown = await runHush(['doctor'], { ...site.env, HUSH_REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(redisDown.code, describeRun(redisDown)).toBe(1);
+    const lines = redisDown.stdout.trim().split('\n');
+    expect(lines).toContain(`ok    database (${kind}) is reachable`);
+    expect(lines).toContain('ok    every workspace key is wrapped by a loaded root key');
+    const at = lines.indexOf('FAIL  Redis (HUSH_REDIS_URL) is not reachable');
+    expect(at, redisDown.stdout).toBeGreaterThan(-1);
+    expect(lines[at + 1]).toMatch(/^ {6}fix: /);
+    expect(redisDown.stderr).toBe('');
+
+    const original = readFileSync(keyFile);
+    writeFileSync(keyFile, '{}');
+    try {
+      const r = await runHush(['doctor'], site.env);
+      expect(r.code, describeRun(r)).toBe(1);
+      const out = r.stdout.trim().split('\n');
+      const bad = out.findIndex((l) => l.startsWith(`FAIL  root key file ${keyFile} is unreadable`));
+      expect(bad, r.stdout).toBeGreaterThan(-1);
+      expect(out[bad + 1]).toMatch(/^ {6}fix: /);
+      expect(out).toContain(`ok    database (${kind}) is reachable`);
+      expect(r.stderr).toBe('');
+    } finally {
+      writeFileSync(keyFile, original);
     }
   });
 
