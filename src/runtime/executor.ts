@@ -24,11 +24,10 @@ import {
 import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath, setOwn } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
-import { MIN_DERIVED_FORM_LENGTH, secretFormList } from './secret-forms.js';
 import {
   charge,
+  fits,
   MAX_RENDERED_CHARS,
-  type RenderBudget,
   type RenderContext,
   renderBudget,
   renderedSize,
@@ -388,7 +387,7 @@ export async function executeApiBlock(
     if (!(await env.checkHost(secret, rendered.url.hostname, block.id, pin))) {
       throw refuse('host_not_allowed', `The secret "${secret.name}" may not be sent to ${rendered.url.hostname}.`, 403);
     }
-    unpinned ||= secret.allowedHosts.length === 0 && !pin;
+    unpinned ||= !pin;
     secretsSent.push({ id: secret.id, name: secret.name, host: rendered.url.hostname });
   }
   if (unresolvable && unpinned) {
@@ -463,7 +462,7 @@ export async function executeApiBlock(
         // Leaving the origin: nothing that carries a secret goes along.
         headers = headers.filter(([k]) => !rendered.secretHeaders.has(k.toLowerCase()));
         for (const key of rendered.secretQuery) next.searchParams.delete(key);
-        if (urlCarriesSecret(next, redactor) || hostCarriesSecret(next, toRedact.values())) {
+        if (urlCarriesSecret(next, redactor) || hostCarriesSecret(next, redactor)) {
           // The upstream put a secret elsewhere in the next URL: following would send it away.
           return finish({
             ...respondRedirect(res.status, res.headers, redactor),
@@ -534,16 +533,8 @@ function percentDecoded(text: string): string {
  * the URL parser lower-cases a host (and percent-decodes it), so a value put
  * there comes out case-folded — also read back from punycode.
  */
-function hostCarriesSecret(url: URL, secrets: Iterable<SecretMaterial>): boolean {
-  const hosts = [url.hostname, domainToUnicode(url.hostname).toLowerCase()];
-  for (const secret of secrets) {
-    for (const form of secretFormList(secret.value)) {
-      if (form.length < MIN_DERIVED_FORM_LENGTH) continue;
-      const folded = form.toLowerCase();
-      if (hosts.some((host) => host.includes(folded))) return true;
-    }
-  }
-  return false;
+function hostCarriesSecret(url: URL, redactor: Redactor): boolean {
+  return redactor.occursFolded(url.hostname) || redactor.occursFolded(domainToUnicode(url.hostname));
 }
 
 /** The redirect answer itself, with its Location withheld (it holds a secret in some encoding). */
@@ -555,13 +546,6 @@ function respondRedirect(status: number, rawHeaders: [string, string][], redacto
     redactor,
   );
   return { ok: false, response: { status, headers, body: '' }, captures: {} };
-}
-
-/** Takes `value`'s size from `budget` if there is room for it (an exhausted budget takes nothing more). */
-function fits(budget: RenderBudget, value: unknown): boolean {
-  if (budget.left < 0) return false;
-  budget.left -= renderedSize(value);
-  return budget.left >= 0;
 }
 
 function respond(
@@ -593,7 +577,7 @@ function respond(
           message: `The value at ${rule.path} nests deeper than ${MAX_VARIABLE_DEPTH} levels.`,
         };
         value = null;
-      } else if (!fits(budget, value)) {
+      } else if (!fits(budget, renderedSize(value))) {
         captureError ??= {
           code: 'value_too_large',
           message: `The captured values are longer than ${MAX_RENDERED_CHARS} characters in all; ${rule.path} was not captured.`,

@@ -26,7 +26,7 @@
  * every position in one right-to-left pass — the same result in linear time.
  */
 import { setOwn } from './json-path.js';
-import { secretFormList } from './secret-forms.js';
+import { MIN_DERIVED_FORM_LENGTH, secretFormList } from './secret-forms.js';
 
 export interface SecretToRedact {
   name: string;
@@ -295,6 +295,16 @@ export class Redactor {
     if (copied === 0) return text;
     if (copied < text.length) parts.push(text.slice(copied));
     return parts.join('');
+  }
+
+  /**
+   * Whether `text` holds any form of 4 or more characters whatever its case
+   * (a URL's host name comes out of the URL parser lower-cased). A check,
+   * not a redaction: it compares every form, for short texts.
+   */
+  occursFolded(text: string): boolean {
+    const folded = text.toLowerCase();
+    return this.patterns.some((p) => p.length >= MIN_DERIVED_FORM_LENGTH && folded.includes(p.toLowerCase()));
   }
 
   /**

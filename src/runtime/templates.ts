@@ -31,11 +31,16 @@ export function renderBudget(): RenderBudget {
   return { left: MAX_RENDERED_CHARS };
 }
 
+/** Takes `chars` from `budget` if there is room for them (a spent budget takes nothing more). */
+export function fits(budget: RenderBudget, chars: number): boolean {
+  if (budget.left < 0) return false;
+  budget.left -= chars;
+  return budget.left >= 0;
+}
+
 /** Takes `chars` from `budget`; 422 `value_too_large` once it is spent. */
 export function charge(budget: RenderBudget | undefined, chars: number): void {
-  if (!budget) return;
-  budget.left -= chars;
-  if (budget.left < 0) {
+  if (budget && !fits(budget, chars)) {
     throw new AppError(
       422,
       'value_too_large',

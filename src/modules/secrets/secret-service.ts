@@ -8,6 +8,7 @@
 import type { Transaction } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../app/errors.js';
+import { ILL_FORMED_TEXT } from '../../app/http.js';
 import { newId, nowIso } from '../../app/ids.js';
 import { decryptSecretValue, encryptSecretValue } from '../../crypto/envelope.js';
 import type { Db } from '../../db/database.js';
@@ -51,7 +52,7 @@ export interface ListSecretsQuery {
 function checkValue(value: string): void {
   // A lone surrogate has no UTF-8 form: storing it would silently alter the secret.
   if (!value.isWellFormed()) {
-    const message = 'must be valid Unicode text (it holds a lone surrogate)';
+    const message = ILL_FORMED_TEXT;
     throw new ValidationError(`body.value: ${message}`, [{ path: 'body.value', message }]);
   }
   const bytes = Buffer.byteLength(value, 'utf8');
