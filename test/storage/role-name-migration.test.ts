@@ -6,16 +6,10 @@
  * " n" suffix (within 64 characters), in a fixed order; then the unique index on lower(name)
  * refuses any new duplicate, while other workspaces stay free to use the name.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { Migrator } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isUniqueViolation, migrateToLatest, type OpenDatabase, openDatabase } from '../../src/db/database.js';
-import { migrations } from '../../src/db/migrations/index.js';
-import { createPostgresDatabase, DATABASES } from '../support/databases.js';
-
-const BEFORE = ['0001-foundation', '0002-variables-secrets', '0003-workflows-runs', '0004-change-epochs'];
+import { isUniqueViolation, migrateToLatest, type OpenDatabase } from '../../src/db/database.js';
+import { DATABASES } from '../support/databases.js';
+import { databaseBefore } from '../support/migrated-before.js';
 
 describe.each(DATABASES)('migration 0005 (role names unique regardless of case) on $kind', ({ kind, available }) => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -23,29 +17,7 @@ describe.each(DATABASES)('migration 0005 (role names unique regardless of case) 
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  /** A database migrated up to 0004 only. */
-  async function databaseBefore0005(): Promise<OpenDatabase> {
-    let database: OpenDatabase;
-    if (kind === 'postgres') {
-      const pgDb = await createPostgresDatabase();
-      cleanups.push(() => pgDb.drop());
-      database = openDatabase({ kind: 'postgres', url: pgDb.url });
-    } else {
-      const dir = mkdtempSync(path.join(tmpdir(), 'hush-migration-'));
-      cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-      database = openDatabase({ kind: 'sqlite', file: path.join(dir, 'hush.db') });
-    }
-    cleanups.push(() => database.close());
-    const subset = Object.fromEntries(BEFORE.map((name) => [name, migrations[name] as (typeof migrations)[string]]));
-    const { error } = await new Migrator({
-      db: database.db,
-      provider: { getMigrations: async () => subset },
-      migrationTableName: 'hush_migrations',
-      migrationLockTableName: 'hush_migrations_lock',
-    }).migrateToLatest();
-    expect(error).toBeUndefined();
-    return database;
-  }
+  const databaseBefore0005 = () => databaseBefore(kind, '0005', cleanups);
 
   async function addWorkspace(database: OpenDatabase, id: string): Promise<void> {
     const at = '2024-01-01T00:00:00.000Z';

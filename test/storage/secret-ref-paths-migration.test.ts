@@ -4,18 +4,13 @@
  * current one (`~2`), which is what a save computes now — so an unchanged
  * workflow re-saved is not mistaken for one that moves a secret.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { Migrator } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { migrateToLatest, type OpenDatabase, openDatabase } from '../../src/db/database.js';
-import { migrations } from '../../src/db/migrations/index.js';
+import { migrateToLatest } from '../../src/db/database.js';
 import { apiBlockSchema } from '../../src/modules/workflows/block-schema.js';
 import { analyzeBlock } from '../../src/runtime/block-fields.js';
-import { createPostgresDatabase, DATABASES } from '../support/databases.js';
+import { DATABASES } from '../support/databases.js';
+import { databaseBefore } from '../support/migrated-before.js';
 
-const BEFORE = Object.keys(migrations).filter((name) => name < '0006');
 const AT = '2024-01-01T00:00:00.000Z';
 
 describe.each(DATABASES)('migration 0006 (secret reference paths) on $kind', ({ kind, available }) => {
@@ -24,28 +19,7 @@ describe.each(DATABASES)('migration 0006 (secret reference paths) on $kind', ({ 
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  async function databaseBefore0006(): Promise<OpenDatabase> {
-    let database: OpenDatabase;
-    if (kind === 'postgres') {
-      const pgDb = await createPostgresDatabase();
-      cleanups.push(() => pgDb.drop());
-      database = openDatabase({ kind: 'postgres', url: pgDb.url });
-    } else {
-      const dir = mkdtempSync(path.join(tmpdir(), 'hush-migration-'));
-      cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-      database = openDatabase({ kind: 'sqlite', file: path.join(dir, 'hush.db') });
-    }
-    cleanups.push(() => database.close());
-    const subset = Object.fromEntries(BEFORE.map((name) => [name, migrations[name] as (typeof migrations)[string]]));
-    const { error } = await new Migrator({
-      db: database.db,
-      provider: { getMigrations: async () => subset },
-      migrationTableName: 'hush_migrations',
-      migrationLockTableName: 'hush_migrations_lock',
-    }).migrateToLatest();
-    expect(error).toBeUndefined();
-    return database;
-  }
+  const databaseBefore0006 = () => databaseBefore(kind, '0006', cleanups);
 
   it.runIf(available)('rewrites a # inside a JSON key to ~2, as a save computes it now, and nothing else', async () => {
     const database = await databaseBefore0006();
