@@ -43,6 +43,19 @@ interface Selectable {
 
 const enabled = browserAvailable(SUITE);
 
+/**
+ * Clicks "Save workflow" and waits for the server's answer to that save: an
+ * earlier save's "Saved" status may still be showing, so it proves nothing.
+ */
+async function saveWorkflow(page: Page): Promise<void> {
+  const answered = page.waitForResponse(
+    (r) => ['POST', 'PUT'].includes(r.request().method()) && /\/workflows(\/[^/?]+)?$/.test(new URL(r.url()).pathname),
+  );
+  await page.getByRole('button', { name: 'Save workflow' }).click();
+  expect((await answered).status()).toBeLessThan(300);
+  await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+}
+
 describe.runIf(enabled)(SUITE, () => {
   let browser: Browser;
   let hush: BrowserApp;
@@ -137,8 +150,7 @@ describe.runIf(enabled)(SUITE, () => {
     expect(received?.url).toBe('/api/v2/tickets');
     expect(received?.headers.authorization).toBe(`Bearer ${values.masked}`);
 
-    await page.getByRole('button', { name: 'Save workflow' }).click();
-    await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+    await saveWorkflow(page);
 
     expect((await leaksInDom(page, values)).hits).toEqual([]);
     const log = await network.all();
@@ -291,8 +303,7 @@ describe.runIf(enabled)(SUITE, () => {
 
     await page.getByLabel('Workflow name').fill('Editor tools v2');
     await page.getByLabel('URL', { exact: true }).fill(`${up.url}/x`);
-    await page.getByRole('button', { name: 'Save workflow' }).click();
-    await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+    await saveWorkflow(page);
     const ws = `/api/v1/workspaces/${wsId}`;
     const list = (await ownerClient.get(`${ws}/workflows?limit=200`)).body.items as { id: string; name: string }[];
     const id = list.find((w) => w.name === 'Editor tools v2')?.id;
@@ -307,8 +318,7 @@ describe.runIf(enabled)(SUITE, () => {
     await blocks.getByRole('button', { name: /Set values/ }).click();
     await page.getByRole('button', { name: 'Remove block' }).click();
     expect(await blocks.getByRole('button').count()).toBeGreaterThanOrEqual(1);
-    await page.getByRole('button', { name: 'Save workflow' }).click();
-    await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+    await saveWorkflow(page);
     saved = (await ownerClient.get(`${ws}/workflows/${id}`)).body;
     expect(saved.blocks.map((b: { id: string }) => b.id)).toEqual([apiBlock.id]);
     expect(saved.startBlockId).toBe(apiBlock.id);
