@@ -1,8 +1,12 @@
 /**
  * The redactor: replaces every form of every secret value used in a run with
  * `[secret:NAME]`, in one left-to-right pass. At each position the longest
- * form starting there wins; after a replacement the scan resumes past it
- * (leftmost-longest, non-overlapping).
+ * form starting there wins (leftmost-longest). Forms that overlap — a value
+ * whose tail is its own head (`abcab` in `abcabcab`), or two secrets where
+ * one's tail is the other's head — are covered together: a form starting
+ * inside a replaced span and running past its end extends it, so no
+ * character of any occurrence is left. A covered span reads as the
+ * replacement of each secret in it, once each, in order.
  *
  * How: forms are indexed by a hash of their first W characters (W = their
  * length, at most 8). The scan looks the hash of the W characters at a
@@ -183,6 +187,8 @@ export class Redactor {
   private work = 0;
   /** Where the current scan ran out of budget (the automaton goes on from there), or -1. */
   private resumeAt = -1;
+  /** The replacements written for the covered span being extended (each once). */
+  private spanLabels: string[] = [];
   /** Cumulative scan figures (for tests and benchmarks): never text, never values. */
   readonly stats = { nearMissChars: 0, automatonScans: 0 };
 
@@ -403,11 +409,64 @@ export class Redactor {
     return false;
   }
 
-  /** Appends the text from `copied` to `i`, then form `p`'s replacement; where the text goes on. */
+  /** Appends the text from `copied` to `i`, then form `p`'s replacement, starting a covered span; its end. */
   private replace(text: string, parts: string[], copied: number, i: number, p: number): number {
     if (i > copied) parts.push(text.slice(copied, i));
-    parts.push(this.replacements[p] as string);
+    const label = this.replacements[p] as string;
+    parts.push(label);
+    this.spanLabels.length = 0;
+    this.spanLabels.push(label);
     return i + (this.patterns[p] as string).length;
+  }
+
+  /** Form `p`, found at `i` inside the covered span that ends at `end`, extends it if it runs past. */
+  private extend(parts: string[], i: number, p: number, end: number): number {
+    const formEnd = i + (this.patterns[p] as string).length;
+    if (formEnd <= end) return end;
+    const label = this.replacements[p] as string;
+    if (!this.spanLabels.includes(label)) {
+      this.spanLabels.push(label);
+      parts.push(label);
+    }
+    return formEnd;
+  }
+
+  /**
+   * Replaces form `p` at `i`, then covers every form that starts inside the
+   * replaced span and runs past its end (overlapping occurrences): where the
+   * text goes on. Each such extension is charged its length to the budget
+   * (a text of back-to-back overlapping occurrences would otherwise verify
+   * a whole form at every position); when the budget runs out at `j`, sets
+   * `resumeAt` = j and the automaton, which extends spans too, goes on.
+   */
+  private replaceCovering(text: string, parts: string[], copied: number, i: number, p: number, limit: number): number {
+    let end = this.replace(text, parts, copied, i, p);
+    const n = text.length;
+    for (let j = i + 1; j < end; j++) {
+      // The longest form starting at j that runs past `end`, over every window's candidates.
+      let best = NO_FORM;
+      let bestLength = end - j;
+      for (const b of this.buckets) {
+        if (j + b.window > n) continue;
+        const found = this.longestAt(text, j, b, hashAt(text, j, b.window), bestLength, limit);
+        if (found === OUT_OF_BUDGET) {
+          this.resumeAt = j;
+          return end;
+        }
+        if (found !== NO_FORM) {
+          best = found;
+          bestLength = (this.patterns[found] as string).length;
+        }
+      }
+      if (best === NO_FORM) continue;
+      end = this.extend(parts, j, best, end);
+      this.work += bestLength;
+      if (this.work > limit && j + 1 < end) {
+        this.resumeAt = j + 1;
+        return end;
+      }
+    }
+    return end;
   }
 
   /** Near-miss characters a scan of `n` characters may compare before the automaton takes over. */
@@ -454,7 +513,8 @@ export class Redactor {
         i += 1;
         continue;
       }
-      i = copied = this.replace(text, parts, copied, i, best);
+      i = copied = this.replaceCovering(text, parts, copied, i, best, limit);
+      if (this.resumeAt !== -1) return copied;
     }
     return copied;
   }
@@ -483,7 +543,8 @@ export class Redactor {
         }
       }
       if (best !== NO_FORM) {
-        i = copied = this.replace(text, parts, copied, i, best);
+        i = copied = this.replaceCovering(text, parts, copied, i, best, limit);
+        if (this.resumeAt !== -1) return copied;
         if (i + window > n) break;
         h = hashAt(text, i, window);
         continue;
@@ -520,7 +581,8 @@ export class Redactor {
         }
       }
       if (best !== -1) {
-        i = copied = this.replace(text, parts, copied, i, best);
+        i = copied = this.replaceCovering(text, parts, copied, i, best, limit);
+        if (this.resumeAt !== -1) return copied;
         for (let k = 0; k < buckets.length; k++) {
           const b = buckets[k] as Bucket;
           if (i + b.window <= n) hs[k] = hashAt(text, i, b.window);
@@ -550,8 +612,11 @@ export class Redactor {
     let copied = copiedBefore;
     for (let k = starts.length - 1; k >= 0; k--) {
       const i = starts[k] as number;
-      if (i < copied) continue; // inside a form already replaced
-      copied = this.replace(text, parts, copied, i, forms[k] as number);
+      // Inside a covered span (one the scan began, too): extends it if it runs past.
+      copied =
+        i < copied
+          ? this.extend(parts, i, forms[k] as number, copied)
+          : this.replace(text, parts, copied, i, forms[k] as number);
     }
     if (copied === 0) return text;
     if (copied < text.length) parts.push(text.slice(copied));
