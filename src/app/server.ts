@@ -37,6 +37,7 @@ import type { AppContext } from './context.js';
 import { problem, registerErrorHandler, sendProblem } from './error-handler.js';
 import type { App } from './http.js';
 import { registerMetrics } from './metrics.js';
+import { redisRateLimitStore } from './rate-limit-store.js';
 import { RequestLogController } from './request-log.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -148,7 +149,11 @@ export async function buildServer(ctx: AppContext): Promise<App> {
   });
   await app.register(cookie);
   // Counted in Redis when configured, so a limit holds across every server.
-  await app.register(rateLimit, { global: false, ...(ctx.redis ? { redis: ctx.redis, nameSpace: 'hush-rl:' } : {}) });
+  // Redis trouble refuses a limited request with 503 (rate-limit-store.ts).
+  await app.register(rateLimit, {
+    global: false,
+    ...(ctx.redis ? { store: redisRateLimitStore(ctx.redis, 'hush-rl:') } : {}),
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

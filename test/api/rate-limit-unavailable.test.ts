@@ -1,0 +1,106 @@
+/**
+ * Rate limits counted in Redis, and Redis stops answering: a limited request
+ * (reveal, login) is refused with 503 `rate_limit_unavailable` — not let
+ * through uncounted, not a 500 — and nothing is revealed or attempted; when
+ * Redis is back, so is the service. Redis is reached through a TCP relay on
+ * 127.0.0.1 that the test cuts and restores.
+ */
+
+import type { AddressInfo } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setupOwner } from '../support/fixtures.js';
+import { PASSWORD, startTestApp, type TestApp } from '../support/harness.js';
+import { REDIS_URL, redisUp } from '../support/redis.js';
+
+/** A relay to Redis that can be cut (listener closed, connections dropped) and restored on the same port. */
+class Relay {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  async up(): Promise<void> {
+    const target = new URL(REDIS_URL);
+    const server = createServer((client) => {
+      const upstream = connect(Number(target.port || 6379), target.hostname);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => {});
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+}
+
+describe.runIf(redisUp)('rate limits when Redis stops answering', () => {
+  const relay = new Relay();
+  let t: TestApp;
+
+  beforeAll(async () => {
+    await relay.up();
+    t = await startTestApp('sqlite', { HUSH_REDIS_URL: `redis://127.0.0.1:${relay.port}` });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await relay.down();
+  });
+
+  it('refuses a reveal and a login with 503 rate_limit_unavailable, reveals nothing, and recovers', async () => {
+    const { owner, workspaceId } = await setupOwner(t);
+    const created = await owner.post(`/api/v1/workspaces/${workspaceId}/secrets`, {
+      name: 'k',
+      visibility: 'masked',
+      value: 'relay-cut-value-0123',
+    });
+    expect(created.status, created.text).toBe(201);
+    const reveal = `/api/v1/workspaces/${workspaceId}/secrets/${created.body.id}/reveal`;
+    expect((await owner.post(reveal)).status).toBe(200);
+    const revealsBefore = await t.ctx.db
+      .selectFrom('audit_events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('action', '=', 'secret.revealed')
+      .executeTakeFirstOrThrow();
+
+    await relay.down();
+    const refused = await owner.post(reveal);
+    expect(refused.status, refused.text).toBe(503);
+    expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(refused.body.code).toBe('rate_limit_unavailable');
+    expect(refused.headers['retry-after']).toBe('5');
+    expect(refused.text).not.toContain('relay-cut-value-0123');
+    const login = await t.client().post('/api/v1/auth/login', { email: 'owner@example.com', password: PASSWORD });
+    expect(login.status, login.text).toBe(503);
+    expect(login.body.code).toBe('rate_limit_unavailable');
+    expect(login.headers['set-cookie']).toBeUndefined();
+    // Nothing was revealed while the count could not be kept.
+    const revealsAfter = await t.ctx.db
+      .selectFrom('audit_events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('action', '=', 'secret.revealed')
+      .executeTakeFirstOrThrow();
+    expect(Number(revealsAfter.n)).toBe(Number(revealsBefore.n));
+    // Routes without a limit go on answering.
+    expect((await owner.get(`/api/v1/workspaces/${workspaceId}/secrets`)).status).toBe(200);
+
+    await relay.up();
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await owner.post(reveal)).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe(200);
+  });
+});
