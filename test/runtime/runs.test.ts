@@ -240,6 +240,62 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
     },
   );
 
+  it.runIf(available).each([
+    ['given a new value: the next step sends the new one', 'rotate'],
+    ['narrowed to another host: the next step sends nothing (host_not_allowed)', 'narrow'],
+    ['deleted: the next step sends nothing (secret_unavailable)', 'delete'],
+  ] as const)('a secret a run has sent, then %s', async (_label, change) => {
+    const v1 = makeCanary(`mid${change}1`);
+    const v2 = makeCanary(`mid${change}2`);
+    const name = `tok_mid_${change}`;
+    const created = await team.owner.post(`${ws}/secrets`, {
+      name,
+      visibility: 'restricted',
+      value: v1,
+      allowedHosts: ['127.0.0.2'],
+    });
+    expect(created.status, created.text).toBe(201);
+    const secretUrl = `${ws}/secrets/${created.body.id}`;
+    // Step 1 sends the secret; while its answer is pending, an admin changes the secret.
+    up2.handle((req, res) => {
+      if (!req.url.startsWith('/change')) return void res.end('ok');
+      const changed =
+        change === 'rotate'
+          ? team.owner.patch(secretUrl, { value: v2 })
+          : change === 'narrow'
+            ? team.owner.patch(secretUrl, { allowedHosts: ['api.example.com'] })
+            : team.owner.delete(secretUrl);
+      void changed.then((r) => res.end(String(r.status)));
+    });
+    const auth = [{ key: 'Authorization', value: `Bearer {{secret:${name}}}` }];
+    const id = await save(
+      `Changed mid-run (${change})`,
+      [
+        api('first', { url: `${up2.url}/change`, headers: auth, onSuccess: 'second' }),
+        api('second', { url: `${up2.url}/again`, headers: auth }),
+      ],
+      'first',
+    );
+    const before = up2.received.length;
+    const r = await run(id);
+    expect(r.body.steps[0].response.body).toMatch(/^20[04]$/);
+    const sent = up2.received.slice(before).map((x) => x.headers.authorization);
+    if (change === 'rotate') {
+      expect(r.body.status, r.text).toBe('succeeded');
+      expect(sent).toEqual([`Bearer ${v1}`, `Bearer ${v2}`]);
+    } else {
+      expect(r.body.status, r.text).toBe('failed');
+      expect(r.body.steps[1]).toMatchObject({
+        status: 'failed',
+        error: { code: change === 'narrow' ? 'host_not_allowed' : 'secret_unavailable' },
+      });
+      expect(sent).toEqual([`Bearer ${v1}`]);
+    }
+    // The old value stays redacted in the record.
+    expectNoForm(r, v1);
+    expectNoForm(r, v2);
+  });
+
   it.runIf(available)(
     'a numeric secret echoed as a JSON number is redacted in captures, run variables and what a later step sends',
     async () => {

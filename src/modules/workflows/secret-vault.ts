@@ -59,9 +59,11 @@ export interface SecretVault {
 /**
  * `epoch` is the workspace change epoch the request was authorised at: the
  * secrets an execution loads before its first call are read at it (from
- * the workspace cache when warm); any loaded after a call (a later step of a
- * run) read the epoch afresh, so a secret changed meanwhile is never sent in
- * its old version.
+ * the workspace cache when warm). After a call (a later step of a run) every
+ * secret is read again at the epoch of that moment — one already loaded too:
+ * a secret changed, narrowed or deleted while a run is under way is never
+ * sent in its old version, to a host it no longer allows, or at all. The old
+ * value stays loaded for redaction only.
  */
 export function createSecretVault(
   deps: Deps,
@@ -75,6 +77,8 @@ export function createSecretVault(
   const cache = new Map<string, SecretMaterial>();
   /** The version of each secret in `cache`, by id. */
   const versions = new Map<string, number>();
+  /** Names in `cache` read since the last call: sent as they are; the others are checked again first. */
+  const current = new Set<string>();
   /** Loaded by hostSecrets, by id and version: kept apart so a later step still loads what it sends afresh. */
   const forRedaction = new Map<string, SecretMaterial>();
   const audited = new Set<string>();
@@ -154,12 +158,24 @@ export function createSecretVault(
     async loadSecret(name) {
       const lowerName = name.toLowerCase();
       const hit = cache.get(lowerName);
-      if (hit) return hit;
+      if (hit && current.has(lowerName)) return hit;
       const epoch = requestEpoch ?? (await deps.cache.epoch(workspaceId));
       const stored = await deps.cache.get(workspaceId, epoch, `secret:${lowerName}`, loadStored(lowerName));
+      if (hit) {
+        if (stored && stored.id === hit.id && stored.version === versions.get(hit.id)) {
+          // The same value: its allowed hosts as they are now (a narrowed list holds from the next call).
+          hit.allowedHosts = [...stored.allowedHosts];
+          current.add(lowerName);
+          return hit;
+        }
+        // Changed, replaced or deleted since the last call: the old value is only redacted from now on.
+        cache.delete(lowerName);
+        forRedaction.set(`${hit.id}:${versions.get(hit.id)}`, hit);
+      }
       if (!stored) throw secretUnavailable(name);
       const material = await decrypt(stored);
       cache.set(lowerName, material);
+      current.add(lowerName);
       versions.set(stored.id, stored.version);
       return material;
     },
@@ -252,8 +268,9 @@ export function createSecretVault(
     loaded: () => [...cache.values(), ...forRedaction.values()],
 
     async recordUse(sent, blockId) {
-      // A call has been made: secrets loaded from now on read the epoch afresh.
+      // A call has been made: secrets loaded or used from now on are read at the epoch afresh.
       requestEpoch = undefined;
+      current.clear();
       const fresh = sent.filter((s) => !audited.has(s.id));
       for (const s of fresh) audited.add(s.id);
       await deps.auditQueue.append(
