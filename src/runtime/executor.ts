@@ -21,7 +21,7 @@ import {
   RESERVED_HEADERS,
   reservedHeaderMessage,
 } from './block-fields.js';
-import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath, setOwn } from './json-path.js';
+import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath, setOwn, wellFormedDeep } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
 import {
@@ -584,8 +584,8 @@ function respond(
         };
         value = null;
       }
-      // Captured values are data from now on, redacted like everything else.
-      const redacted = redactor.redactDeep(value ?? null);
+      // Captured values are data from now on, well-formed text and redacted like everything else.
+      const redacted = redactor.redactDeep(wellFormedDeep(value ?? null));
       setOwn(captures, rule.variable, redacted);
       env.variables.set(rule.variable, redacted);
     }

@@ -55,3 +55,28 @@ export function parseJsonPath(path: string): PathStep[] {
 export function setOwn(record: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
 }
+
+/**
+ * The value with every string in it, keys too, made well-formed Unicode (a
+ * lone surrogate, which JSON's `\ud800` escapes can carry, becomes U+FFFD):
+ * the very same value when it is already. A captured value is used as text
+ * from then on (encoded into a URL, stored), and only well-formed text can
+ * be. Recursive: for values `nestsWithin` has passed.
+ */
+export function wellFormedDeep(value: unknown): unknown {
+  if (typeof value === 'string') return value.isWellFormed() ? value : value.toWellFormed();
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    const items = value.map(wellFormedDeep);
+    return items.every((item, i) => item === value[i]) ? value : items;
+  }
+  const out: Record<string, unknown> = {};
+  let changed = false;
+  for (const [key, item] of Object.entries(value)) {
+    const k = key.isWellFormed() ? key : key.toWellFormed();
+    const v = wellFormedDeep(item);
+    if (k !== key || v !== item) changed = true;
+    setOwn(out, k, v);
+  }
+  return changed ? out : value;
+}

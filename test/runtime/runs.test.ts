@@ -297,6 +297,78 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
   });
 
   it.runIf(available)(
+    'a captured lone surrogate is captured as U+FFFD and a later step encodes it into its URL (was a 500 after the secret went out)',
+    async () => {
+      up2.handle((req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(req.url.startsWith('/surrogate') ? '{"x":"\\ud800ok"}' : 'fine');
+      });
+      const id = await save(
+        'Lone surrogate',
+        [
+          api('first', {
+            url: `${up2.url}/surrogate`,
+            headers: [],
+            capture: [{ variable: 'x', path: '$.x' }],
+            onSuccess: 'second',
+          }),
+          api('second', { url: `${up2.url}/next?v={{x}}`, headers: [] }),
+        ],
+        'first',
+      );
+      const before = up2.received.length;
+      const r = await run(id);
+      expect(r.body.status, r.text).toBe('succeeded');
+      expect(r.body.steps[0].captures).toEqual({ x: '\ufffdok' });
+      expect(up2.received.slice(before).map((x) => x.url)).toEqual(['/surrogate', '/next?v=%EF%BF%BDok']);
+    },
+  );
+
+  it.runIf(available)(
+    'a step that fails on the server still leaves its run recorded and finished (then a 500)',
+    async () => {
+      const id = await save('Damaged', [
+        api('call', { url: `${up.url}/ok`, onSuccess: 'broken' }),
+        set('broken', 'v', 'x'),
+      ]);
+      // Damage the stored workflow behind the API's back: the second block cannot be run.
+      const stored = await t.ctx.db
+        .selectFrom('workflows')
+        .select('blocks')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      const blocks = JSON.parse(stored.blocks) as { id: string; assignments?: unknown }[];
+      (blocks[1] as { assignments: unknown }).assignments = null;
+      await t.ctx.db
+        .updateTable('workflows')
+        .set({ blocks: JSON.stringify(blocks) })
+        .where('id', '=', id)
+        .execute();
+
+      const r = await team.clients.operator.post(`${ws}/workflows/${id}/runs`, { variables: {} });
+      expect(r.status, r.text).toBe(500);
+      expect(r.body.code).toBe('internal_error');
+      expectNoForm(r, A);
+      const runs = await team.clients.operator.get(`${ws}/workflows/${id}/runs`);
+      expect(runs.body.items).toHaveLength(1);
+      const recorded = runs.body.items[0];
+      expect(recorded.status).toBe('failed');
+      expect(recorded.steps.map((s: Step) => [s.blockId, s.status, s.error?.code])).toEqual([
+        ['call', 'succeeded', undefined],
+        ['broken', 'failed', 'internal_error'],
+      ]);
+      expectNoForm(runs, A);
+      const finished = await t.ctx.db
+        .selectFrom('audit_events')
+        .select('data')
+        .where('action', '=', 'run.finished')
+        .where('target_id', '=', recorded.id)
+        .execute();
+      expect(finished.map((e) => JSON.parse(e.data))).toEqual([{ workflowId: id, status: 'failed', steps: 2 }]);
+    },
+  );
+
+  it.runIf(available)(
     'a numeric secret echoed as a JSON number is redacted in captures, run variables and what a later step sends',
     async () => {
       const pin = '8675309123';

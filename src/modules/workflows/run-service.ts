@@ -270,6 +270,7 @@ export function createRunService(deps: Deps) {
       let status: 'succeeded' | 'failed' = 'succeeded';
       let next = workflow.start_block_id;
       let recorded = 0;
+      let failure: { error: unknown } | undefined;
       while (next !== null) {
         const block = blocks.get(next);
         if (!block) {
@@ -299,7 +300,26 @@ export function createRunService(deps: Deps) {
           status = 'failed';
           break;
         }
-        const step = block.type === 'api' ? await runApiStep(block, vars, vault) : runSetStep(block, vars);
+        let step: StepRecord;
+        try {
+          step = block.type === 'api' ? await runApiStep(block, vars, vault) : runSetStep(block, vars);
+        } catch (error) {
+          // A fault of Hush's own (a bug, the database gone): the run is still recorded and
+          // finished — an earlier step may have sent a secret — then the error goes on (a 500).
+          steps.push({
+            blockId: block.id,
+            type: block.type,
+            status: 'failed',
+            request: null,
+            response: null,
+            captures: {},
+            error: { code: 'internal_error', message: 'The step failed on the server; nothing after it ran.' },
+            durationMs: 0,
+          });
+          status = 'failed';
+          failure = { error };
+          break;
+        }
         steps.push(step);
         recorded += recordedSize(step);
         if (step.status === 'succeeded') next = block.onSuccess;
@@ -347,6 +367,7 @@ export function createRunService(deps: Deps) {
               .then(() => undefined),
         },
       );
+      if (failure) throw failure.error;
       return row;
     },
 
