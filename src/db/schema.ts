@@ -214,6 +214,8 @@ export interface RunsTable {
   started_by: string | null;
   variables: string;
   steps: string;
+  /** How many steps `steps` holds: lists read this, never the record. */
+  step_count: number;
 }
 
 export interface Database {

@@ -10,6 +10,7 @@ import * as workflowsRuns from './0003-workflows-runs.js';
 import * as changeEpochs from './0004-change-epochs.js';
 import * as roleNamesCaseInsensitive from './0005-role-names-case-insensitive.js';
 import * as secretRefPaths from './0006-secret-ref-paths.js';
+import * as runStepCounts from './0007-run-step-counts.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0004-change-epochs': changeEpochs,
   '0005-role-names-case-insensitive': roleNamesCaseInsensitive,
   '0006-secret-ref-paths': secretRefPaths,
+  '0007-run-step-counts': runStepCounts,
 };

@@ -265,6 +265,16 @@ export async function verifyBackup(file: string): Promise<{ header: Header; coun
   return { header, counts: trailer.counts };
 }
 
+function stepCount(file: string, steps: unknown): number {
+  try {
+    const parsed: unknown = JSON.parse(String(steps));
+    if (Array.isArray(parsed)) return parsed.length;
+  } catch {
+    // reported below
+  }
+  throw new BackupError(`${file} holds a run whose steps are not a JSON list`);
+}
+
 /**
  * Restores `file` into an empty, migrated database. Checks first (checksum,
  * emptiness, root keys — by unwrapping every workspace key); writes in one
@@ -326,6 +336,8 @@ export async function restoreBackup(
           );
         }
       }
+      // A backup from before migration 0007 has no step counts: counted here, as the migration does.
+      if (parsed.t === 'runs' && row.step_count === undefined) row.step_count = stepCount(file, row.steps);
       if (batch && batch.table !== parsed.t) await flush();
       batch ??= { table: parsed.t, rows: [] };
       batch.rows.push(row);

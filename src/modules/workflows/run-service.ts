@@ -65,6 +65,30 @@ export interface StepRecord {
   durationMs: number;
 }
 
+/** A run in a list: what it was, never its record (GET …/runs/{id} has that). */
+export function presentRunSummary(row: RunSummaryRow) {
+  return {
+    id: row.id,
+    workflowId: row.workflow_id,
+    status: row.status,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    startedBy: row.started_by,
+    stepCount: Number(row.step_count),
+  };
+}
+
+const SUMMARY_COLUMNS = [
+  'id',
+  'workflow_id',
+  'status',
+  'started_at',
+  'finished_at',
+  'started_by',
+  'step_count',
+] as const satisfies readonly (keyof RunsTable)[];
+type RunSummaryRow = Pick<RunsTable, (typeof SUMMARY_COLUMNS)[number]>;
+
 export function presentRun(row: RunsTable) {
   return {
     id: row.id,
@@ -344,6 +368,7 @@ export function createRunService(deps: Deps) {
         started_by: actor.userId,
         variables: JSON.stringify(redactor.redactDeep(variables)),
         steps: JSON.stringify(redactor.redactDeep(steps)),
+        step_count: steps.length,
       };
       await deps.auditQueue.append(
         [
@@ -376,7 +401,7 @@ export function createRunService(deps: Deps) {
       await workflows.load(actor.workspaceId, workflowId);
       let q = db
         .selectFrom('runs')
-        .selectAll()
+        .select(SUMMARY_COLUMNS)
         .where('workspace_id', '=', actor.workspaceId)
         .where('workflow_id', '=', workflowId);
       if (beforeId) q = q.where('id', '<', beforeId);

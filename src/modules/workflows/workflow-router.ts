@@ -20,12 +20,13 @@ import { MAX_VARIABLE_DEPTH, nestsWithin } from '../../runtime/json-path.js';
 import { auditContextOf } from '../auth/principal.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
 import { apiBlockSchema, workflowInputSchema } from './block-schema.js';
-import { createRunService, presentRun } from './run-service.js';
+import { createRunService, presentRun, presentRunSummary } from './run-service.js';
 import {
   errorSchema,
   requestSchema,
   responseSchema,
   runSchema,
+  runSummarySchema,
   usageSchema,
   workflowSchema,
 } from './workflow-schemas.js';
@@ -228,11 +229,11 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
     {
       schema: {
         tags: ['runs'],
-        summary: "A workflow's runs, newest first (workflows.read)",
+        summary: "A workflow's runs, newest first, as summaries (workflows.read); GET …/runs/{runId} for the steps",
         params: workflowParams,
         querystring: z.strictObject(paginationQuery),
         response: {
-          200: z.object({ items: z.array(runSchema), nextCursor: z.string().nullable() }),
+          200: z.object({ items: z.array(runSummarySchema), nextCursor: z.string().nullable() }),
           ...problems(401, 403, 404, 422),
         },
       },
@@ -243,7 +244,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       const page = await runs.list(actor, request.params.id, request.query.limit, before?.id);
       const last = page.rows.at(-1);
       return {
-        items: page.rows.map(presentRun),
+        items: page.rows.map(presentRunSummary),
         nextCursor: page.hasMore && last ? encodeCursor({ id: last.id }) : null,
       };
     },

@@ -42,6 +42,17 @@ export const runSchema = z.object({
   steps: z.array(stepSchema),
 });
 
+/** A run in a list: its steps are read one run at a time (GET …/runs/{id}). */
+export const runSummarySchema = z.object({
+  id: z.string(),
+  workflowId: z.string().nullable(),
+  status: z.enum(['succeeded', 'failed']),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  startedBy: z.string().nullable(),
+  stepCount: z.number().int(),
+});
+
 export const usageSchema = z.object({
   workflowId: z.string(),
   workflowName: z.string(),

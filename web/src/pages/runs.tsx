@@ -4,6 +4,14 @@ import { get, type Page, post } from '../api';
 import { useWorkspace } from '../app-state';
 import { ErrorText } from '../components/ui';
 
+/** A run in the list: its steps are read when it is opened. */
+interface RunSummary {
+  id: string;
+  status: string;
+  startedAt: string;
+  stepCount: number;
+}
+
 interface Run {
   id: string;
   status: string;
@@ -25,7 +33,7 @@ export function RunsPage() {
   const ws = useWorkspace();
   const [workflows, setWorkflows] = useState<{ id: string; name: string }[]>([]);
   const [workflowId, setWorkflowId] = useState('');
-  const [runs, setRuns] = useState<Run[]>([]);
+  const [runs, setRuns] = useState<RunSummary[]>([]);
   const [open, setOpen] = useState<Run | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
@@ -35,7 +43,8 @@ export function RunsPage() {
     }, setError);
   }, [ws.id]);
   const load = useCallback(async () => {
-    if (workflowId) setRuns((await get<Page<Run>>(`/workspaces/${ws.id}/workflows/${workflowId}/runs?limit=50`)).items);
+    if (workflowId)
+      setRuns((await get<Page<RunSummary>>(`/workspaces/${ws.id}/workflows/${workflowId}/runs?limit=50`)).items);
   }, [ws.id, workflowId]);
   useEffect(() => {
     void load().catch(setError);
@@ -86,7 +95,17 @@ export function RunsPage() {
           {runs.map((r) => (
             <tr key={r.id}>
               <td>
-                <button type="button" className="ghost" onClick={() => setOpen(r)}>
+                <button
+                  type="button"
+                  className="ghost"
+                  onClick={async () => {
+                    try {
+                      setOpen(await get<Run>(`/workspaces/${ws.id}/runs/${r.id}`));
+                    } catch (err) {
+                      setError(err);
+                    }
+                  }}
+                >
                   {r.id}
                 </button>
               </td>
@@ -94,7 +113,7 @@ export function RunsPage() {
                 <span className={`badge ${r.status}`}>{r.status}</span>
               </td>
               <td>{new Date(r.startedAt).toLocaleString()}</td>
-              <td>{r.steps.length}</td>
+              <td>{r.stepCount}</td>
             </tr>
           ))}
         </tbody>

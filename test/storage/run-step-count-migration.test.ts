@@ -1,0 +1,60 @@
+/**
+ * Migration 0007 on both databases: existing runs get their number of steps
+ * counted from their stored records (a run list reads only that column).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { migrateToLatest } from '../../src/db/database.js';
+import { DATABASES } from '../support/databases.js';
+import { databaseBefore } from '../support/migrated-before.js';
+
+const AT = '2024-01-01T00:00:00.000Z';
+
+describe.each(DATABASES)('migration 0007 (run step counts) on $kind', ({ kind, available }) => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it.runIf(available)('counts the steps each existing run recorded', async () => {
+    const database = await databaseBefore(kind, '0007', cleanups);
+    await database.db
+      .insertInto('workspaces')
+      .values({
+        id: 'ws_one',
+        name: 'one',
+        secret_host_binding: 'pin-on-first-use',
+        active_key_version: 1,
+        created_at: AT,
+        updated_at: AT,
+        deleted_at: null,
+      })
+      .execute();
+    const step = { blockId: 'b', type: 'set', status: 'succeeded', request: null, response: null, captures: {} };
+    const runs = [0, 1, 3].map((n) => ({
+      id: `run_${n}`,
+      workspace_id: 'ws_one',
+      workflow_id: 'wf_one',
+      kind: 'run' as const,
+      status: 'succeeded' as const,
+      started_at: AT,
+      finished_at: AT,
+      started_by: null,
+      variables: '{}',
+      steps: JSON.stringify(Array.from({ length: n }, () => step)),
+    }));
+    // Written as an older Hush wrote them: without the column.
+    await (database.db as unknown as import('kysely').Kysely<Record<string, Record<string, unknown>>>)
+      .insertInto('runs')
+      .values(runs)
+      .execute();
+
+    const outcome = await migrateToLatest(database.db);
+    expect(outcome.error).toBeUndefined();
+    const counted = await database.db.selectFrom('runs').select(['id', 'step_count']).orderBy('id').execute();
+    expect(counted.map((r) => [r.id, Number(r.step_count)])).toEqual([
+      ['run_0', 0],
+      ['run_1', 1],
+      ['run_3', 3],
+    ]);
+  });
+});
