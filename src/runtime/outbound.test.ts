@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { BlockList } from 'node:net';
+import { type AddressInfo, BlockList, createServer as createNetServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOutboundClient, OutboundFailure } from './outbound.js';
 
@@ -107,6 +107,28 @@ describe('the outbound client', () => {
     expect(f.code).toBe('upstream_timeout');
     expect(Date.now() - t0).toBeLessThan(1000); // the drip lasts 1.2 s
     await client.close();
+  });
+
+  it('bounds the wait for a connection by the timeout too: a peer that stalls the TLS handshake', async () => {
+    // Accepts the TCP connection and never answers: connecting (TLS included) never completes.
+    const held = new Set<Socket>();
+    const stall = createNetServer((socket) => {
+      held.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => stall.listen(0, '127.0.0.1', resolve));
+    const { port: stalled } = stall.address() as AddressInfo;
+    const client = createOutboundClient({ allow: loopback, connectTimeoutMs: 3_000 });
+    const t0 = Date.now();
+    const f = await failure(
+      client.send({ ...hop('/'), url: new URL(`https://127.0.0.1:${stalled}/`), timeoutMs: 300 }),
+    );
+    expect(f.code).toBe('upstream_timeout');
+    expect(f.message).toContain('within 300 ms');
+    expect(Date.now() - t0).toBeLessThan(2_000); // the connector alone waits 3 s
+    await client.close(); // once the connector gives up on the queued request
+    for (const socket of held) socket.destroy();
+    await new Promise((resolve) => stall.close(resolve));
   });
 
   it('returns the final answer after informational (1xx) ones, with its own headers', async () => {

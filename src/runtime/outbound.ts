@@ -56,6 +56,37 @@ export interface OutboundClient {
 
 /** Address verdicts remembered per client. */
 const VERDICTS_KEPT = 1024;
+/** How often calls past their deadline are looked for (a call may overrun by this much). */
+const DEADLINE_SWEEP_MS = 100;
+
+/**
+ * Deadlines of the calls under way, checked by one shared timer while any is
+ * (no timer per call). What undici's own timeouts do not bound — the wait
+ * for a connection, which a stalled peer holds until the connector gives up
+ * — ends at the call's deadline too.
+ */
+function createDeadlineWatch() {
+  const watched = new Set<{ deadline: number; expire(): void }>();
+  let timer: NodeJS.Timeout | undefined;
+  const sweep = () => {
+    const now = Date.now();
+    for (const call of watched) if (now > call.deadline) call.expire();
+    if (watched.size === 0) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  };
+  return {
+    add(call: { deadline: number; expire(): void }) {
+      watched.add(call);
+      if (!timer) {
+        timer = setInterval(sweep, DEADLINE_SWEEP_MS);
+        timer.unref();
+      }
+    },
+    delete: (call: { deadline: number; expire(): void }) => watched.delete(call),
+  };
+}
 
 export function createOutboundClient(options: { allow: BlockList; connectTimeoutMs?: number }): OutboundClient {
   const base = buildConnector({ timeout: options.connectTimeoutMs ?? 10_000 });
@@ -104,6 +135,7 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
   };
 
   const agent = new Agent({ connect, keepAliveTimeout: 10_000, connections: 128 });
+  const deadlines = createDeadlineWatch();
 
   return {
     checkDestination: (url) =>
@@ -124,13 +156,28 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
         const chunks: Buffer[] = [];
         let size = 0;
         let settled = false;
+        let started: Dispatcher.DispatchController | undefined;
+        const watch = {
+          deadline,
+          // Past the deadline before an answer (still connecting, say): the call fails now, and
+          // a request not yet written is never written (onRequestStart aborts it).
+          expire: () => {
+            fail(timedOut(hop));
+            started?.abort(timedOut(hop));
+          },
+        };
         const fail = (error: unknown) => {
           if (settled) return;
           settled = true;
+          deadlines.delete(watch);
           reject(toFailure(error, hop));
         };
         const handler: Dispatcher.DispatchHandler = {
-          onRequestStart() {}, // its presence marks the controller-style handler API
+          // Called as the request is about to be written on a connection.
+          onRequestStart(controller) {
+            started = controller;
+            if (settled) controller.abort(timedOut(hop));
+          },
           onResponseStart(_controller, statusCode, responseHeaders) {
             if (statusCode < 200) return; // 1xx: the final answer follows
             status = statusCode;
@@ -157,6 +204,7 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
           onResponseEnd() {
             if (settled) return;
             settled = true;
+            deadlines.delete(watch);
             resolve({
               status,
               headers,
@@ -167,6 +215,7 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
             fail(error);
           },
         };
+        deadlines.add(watch);
         try {
           agent.dispatch(
             {
