@@ -139,7 +139,8 @@ export async function buildServer(ctx: AppContext): Promise<App> {
   const apiHeaders = ctx.config.secureCookies ? { ...API_HEADERS, 'strict-transport-security': HSTS } : API_HEADERS;
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    if (API_PATH.test(request.url)) {
+    // By the path, or by the route matched (the router decodes `/%61pi/…` to an API route).
+    if (API_PATH.test(request.url) || API_PATH.test(request.routeOptions.url ?? '')) {
       reply.headers(apiHeaders);
       done();
       return;

@@ -603,7 +603,6 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
         ['GET', '/api/v1/workspaces', undefined],
         ['POST', '/api/v1/workspaces', { name: 'Anonymous' }],
         ['GET', `/api/v1/workspaces/${wsA}`, undefined],
-        ['POST', '/api/v1/auth/logout', {}],
       ];
       for (const [method, url, body] of calls) {
         const res = await anon.request(method, url, body);
@@ -618,6 +617,38 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
     });
   });
 
+  describe('signing out', () => {
+    it.runIf(available)(
+      'a session ended elsewhere (or none at all) still signs out: 204, cookies cleared, nothing else changes',
+      async () => {
+        const first = await login(t, 'admin@example.com');
+        const stale = new Map(first.cookies);
+        expect((await first.post('/api/v1/auth/logout')).status).toBe(204);
+        // The other tab still holds the ended session's cookies.
+        const before = await snapshot(t);
+        const cookie = [...stale].map(([k, v]) => `${k}=${v}`).join('; ');
+        const res = await raw(t, 'POST', '/api/v1/auth/logout', {
+          headers: { cookie, 'x-hush-csrf': stale.get('hush_csrf') as string },
+          payload: {},
+        });
+        expect(res.status, res.text).toBe(204);
+        const cleared = [res.headers['set-cookie']].flat().map(String);
+        expect(
+          cleared.some((c) => c.startsWith('hush_session=;')),
+          cleared.join('\n'),
+        ).toBe(true);
+        expect(
+          cleared.some((c) => c.startsWith('hush_csrf=;')),
+          cleared.join('\n'),
+        ).toBe(true);
+        const anonymous = await t.client().post('/api/v1/auth/logout');
+        expect(anonymous.status).toBe(204);
+        expect(await snapshot(t)).toEqual(before);
+        expect((await raw(t, 'GET', '/api/v1/me', { headers: { cookie } })).status).toBe(401);
+      },
+    );
+  });
+
   describe('security headers', () => {
     it.runIf(available)('every response carries a request id and the security headers', async () => {
       const responses: [string, Reply][] = [
@@ -627,6 +658,8 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
         ['GET /api/v1/me (401)', await raw(t, 'GET', '/api/v1/me')],
         ['GET /api/v1/me (200)', await owner.get('/api/v1/me')],
         ['GET unknown (404)', await raw(t, 'GET', '/api/v1/no-such-route')],
+        // An API route reached through an encoded path is still an API answer.
+        ['GET encoded path', await raw(t, 'GET', '/%61pi/v1/me', { headers: { cookie: cookieHeader(owner) } })],
         [
           'POST malformed (400)',
           await raw(t, 'POST', '/api/v1/auth/login', {

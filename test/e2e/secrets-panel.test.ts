@@ -203,6 +203,59 @@ describe.runIf(enabled)(SUITE, () => {
     await context.close();
   });
 
+  it('a multi-line value (a PEM key) is kept as pasted and revealed as it is; the value is never React state', async () => {
+    const pem = `-----BEGIN PRIVATE KEY-----\n${makeCanary('pemline')}\n\t  indented ${makeCanary('pemtab')}\n-----END PRIVATE KEY-----`;
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await createSecret(page, {
+      name: 'signing_key',
+      value: pem,
+      visibility: 'Masked',
+      description: 'a key of several lines',
+      hosts: 'sign.example',
+    });
+    // Not a password field (a password manager would offer to save it), shown as dots.
+    await page.getByRole('button', { name: 'Create New' }).click();
+    const field = page.getByRole('dialog', { name: 'Create New' }).getByLabel('Value', { exact: true });
+    expect(await field.evaluate((e) => [e.tagName, e.getAttribute('type'), e.getAttribute('autocomplete')])).toEqual([
+      'TEXTAREA',
+      null,
+      'off',
+    ]);
+    await page.keyboard.press('Escape');
+
+    const row = secretRow(page, 'signing_key');
+    await row.getByRole('button', { name: 'Reveal value' }).click();
+    await row.getByRole('button', { name: 'Hide value' }).waitFor();
+    const shown = row.locator('code.revealed');
+    expect(await shown.evaluate((e) => [e.textContent, getComputedStyle(e).whiteSpace])).toEqual([pem, 'pre-wrap']);
+    // Not in React's component tree (state, props, the previous render's copies), shown or hidden.
+    const inReact = (value: string) =>
+      page.evaluate((v) => {
+        const root = document.getElementById('root') as unknown as Record<string, unknown>;
+        const start = root[Object.keys(root).find((k) => k.startsWith('__reactContainer$')) as string];
+        const seen = new Set<unknown>();
+        const stack: unknown[] = [start];
+        while (stack.length > 0) {
+          const x = stack.pop();
+          if (typeof x === 'string') {
+            if (x.includes(v)) return true;
+            continue;
+          }
+          if (x === null || typeof x !== 'object' || seen.has(x) || x instanceof Node) continue;
+          seen.add(x);
+          for (const [k, child] of Object.entries(x)) if (k !== 'return' && k !== '_owner') stack.push(child);
+        }
+        return false;
+      }, value);
+    expect(await inReact(pem)).toBe(false);
+    await row.getByRole('button', { name: 'Hide value' }).click();
+    await row.getByRole('button', { name: 'Reveal value' }).waitFor();
+    expect(await shown.evaluate((e) => e.textContent)).toBe('');
+    expect(await inReact(pem)).toBe(false);
+    await context.close();
+  });
+
   it('the server logged no form of either value', () => {
     const logs = new LeakSearch(values);
     logs.scan('server log', hush.t.logs.join('\n'));

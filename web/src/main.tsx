@@ -194,9 +194,16 @@ function Shell({ session, path }: { session: Session; path: string }) {
           type="button"
           className="ghost"
           onClick={async () => {
-            await post('/auth/logout');
-            navigate('/login');
-            await session.reload();
+            // Signed out whatever the server answers (a session ended elsewhere, a network error):
+            // nothing of the workspace stays on screen.
+            try {
+              await post('/auth/logout');
+            } catch {
+              // the page below is the sign-in page either way
+            } finally {
+              navigate('/login');
+              window.location.reload();
+            }
           }}
         >
           Sign out
@@ -224,7 +231,8 @@ function Shell({ session, path }: { session: Session; path: string }) {
         ) : workspace && workspace.id === wsId ? (
           <WorkspaceContext.Provider value={workspace}>
             {page === 'variables' && <VariablesPage />}
-            {page === 'workflows' && (parts[3] ? <WorkflowEditor workflowId={parts[3]} /> : <WorkflowsPage />)}
+            {page === 'workflows' &&
+              (parts[3] ? <WorkflowEditor key={parts[3]} workflowId={parts[3]} /> : <WorkflowsPage />)}
             {page === 'runs' && <RunsPage />}
             {page === 'audit' && <AuditPage />}
             {page === 'members' && <MembersPage />}

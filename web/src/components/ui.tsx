@@ -27,13 +27,20 @@ export function Field(props: {
   hint?: string;
   autoComplete?: string;
   placeholder?: string;
+  /**
+   * A secret value: several lines kept as typed or pasted (a PEM key), shown
+   * as dots, and not a password field — password managers offer to save and
+   * sync those (the rest of the form reads like a sign-up).
+   */
+  secret?: boolean;
 }) {
   const id = useId();
-  // A password field is left uncontrolled: React mirrors a controlled input's value into its `value`
-  // attribute, which would put a typed secret or password into the serialized DOM. Its parent still
+  // A password or secret field is left uncontrolled: React mirrors a controlled input's value into its
+  // `value` attribute, which would put a typed secret or password into the serialized DOM. Its parent still
   // hears every change; to clear it, unmount it (the side panels do).
   const initialValue = useRef(props.value).current;
-  const valueProps = props.type === 'password' ? { defaultValue: initialValue } : { value: props.value };
+  const valueProps =
+    props.type === 'password' || props.secret ? { defaultValue: initialValue } : { value: props.value };
   const common = {
     id,
     ...valueProps,
@@ -45,7 +52,21 @@ export function Field(props: {
   return (
     <div className="field">
       <label htmlFor={id}>{props.label}</label>
-      {props.multiline ? (
+      {props.secret ? (
+        <textarea
+          {...common}
+          rows={3}
+          className="masked-input"
+          autoComplete="off"
+          spellCheck={false}
+          autoCapitalize="off"
+          autoCorrect="off"
+          data-1p-ignore=""
+          data-lpignore="true"
+          data-bwignore=""
+          data-form-type="other"
+        />
+      ) : props.multiline ? (
         <textarea {...common} rows={3} />
       ) : (
         <input {...common} type={props.type ?? 'text'} autoComplete={props.autoComplete ?? 'off'} />

@@ -14,14 +14,21 @@ const REVEAL_MS = 20_000;
 
 function RevealableValue({ secret }: { secret: Secret }) {
   const ws = useWorkspace();
-  const [value, setValue] = useState<string | null>(null);
+  // The value is never React state or a prop: written into the element and wiped from it on hide
+  // (React keeps a component's previous state and props around after a re-render).
+  const box = useRef<HTMLElement>(null);
+  const [shown, setShown] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   const hide = useCallback(() => {
     clearTimeout(timer.current);
-    setValue(null); // the value is dropped, not just hidden
+    if (box.current) box.current.textContent = '';
+    setShown(false);
   }, []);
   useEffect(() => hide, [hide]);
+  // A new version (or a new secret in this row): whatever was shown is not its value.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: hiding is the point of a version change
+  useEffect(hide, [hide, secret.id, secret.version]);
 
   if (secret.visibility === 'restricted') {
     return (
@@ -35,9 +42,10 @@ function RevealableValue({ secret }: { secret: Secret }) {
   }
   return (
     <span className="secret-value">
-      {value === null ? <Dots /> : <code className="revealed">{value}</code>}
+      {!shown && <Dots />}
+      <code ref={box} className="revealed" hidden={!shown} />
       {ws.can('secrets.reveal') &&
-        (value === null ? (
+        (!shown ? (
           <button
             type="button"
             className="icon"
@@ -46,7 +54,9 @@ function RevealableValue({ secret }: { secret: Secret }) {
             onClick={async () => {
               try {
                 const r = await post<{ value: string }>(`/workspaces/${ws.id}/secrets/${secret.id}/reveal`);
-                setValue(r.value);
+                if (!box.current) return; // gone meanwhile
+                box.current.textContent = r.value;
+                setShown(true);
                 setError(null);
                 clearTimeout(timer.current);
                 timer.current = setTimeout(hide, REVEAL_MS);
@@ -133,10 +143,9 @@ export function SecretForm(props: { secret?: Secret; initialName?: string; onSav
       </fieldset>
       <Field
         label="Value"
-        type="password"
+        secret
         value={value}
         onChange={setValue}
-        autoComplete="new-password"
         hint={editing ? 'Leave empty to keep the current value. A new value makes a new version.' : undefined}
         error={error}
         errorField="value"

@@ -995,6 +995,8 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
           )}
           {block?.type === 'api' && (
             <ApiBlockForm
+              // A block's own form: a Send request result never carries over to another block.
+              key={block.id}
               block={block}
               blocks={wf.blocks}
               onChange={replace}
@@ -1004,7 +1006,7 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
             />
           )}
           {block?.type === 'set' && (
-            <SetBlockForm block={block} blocks={wf.blocks} onChange={replace} readOnly={readOnly} />
+            <SetBlockForm key={block.id} block={block} blocks={wf.blocks} onChange={replace} readOnly={readOnly} />
           )}
           {!block && <p className="muted">Add a block to start.</p>}
         </div>
