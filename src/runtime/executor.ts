@@ -51,6 +51,11 @@ export interface SecretMaterial {
 export interface ExecutionEnv {
   /** The run's variables (custom, captured, set) and system variables (`$run_id`…). */
   variables: Map<string, unknown>;
+  /**
+   * A captured value as its variable's declared type (converted, or why it
+   * cannot be: the step fails `type_mismatch`); absent, values are kept as they are.
+   */
+  asDeclared?(name: string, value: unknown): { value: unknown } | { error: { code: string; message: string } };
   /** Loads a secret the block names; throws AppError `secret_unavailable` when it cannot. */
   loadSecret(name: string): Promise<SecretMaterial>;
   /**
@@ -585,9 +590,14 @@ function respond(
         value = null;
       }
       // Captured values are data from now on, well-formed text and redacted like everything else.
-      const redacted = redactor.redactDeep(wellFormedDeep(value ?? null));
-      setOwn(captures, rule.variable, redacted);
-      env.variables.set(rule.variable, redacted);
+      let captured = redactor.redactDeep(wellFormedDeep(value ?? null));
+      const typed = env.asDeclared?.(rule.variable, captured);
+      if (typed && 'error' in typed) {
+        captureError ??= typed.error;
+        captured = null;
+      } else if (typed) captured = typed.value;
+      setOwn(captures, rule.variable, captured);
+      env.variables.set(rule.variable, captured);
     }
   }
   const ok = status >= 200 && status < 400;

@@ -370,6 +370,85 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
   );
 
   it.runIf(available)(
+    'values put into a declared variable take its type: converted when they read as it, else type_mismatch',
+    async () => {
+      for (const [name, type] of [
+        ['typed_n', 'number'],
+        ['typed_b', 'boolean'],
+        ['typed_d', 'datetime'],
+        ['typed_m', 'map'],
+        ['typed_t', 'text'],
+      ] as const) {
+        const v = await team.owner.post(`${ws}/variables`, { name, type });
+        expect(v.status, v.text).toBe(201);
+      }
+      up2.handle((req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          req.url.startsWith('/typed')
+            ? JSON.stringify({ n: '12.5', when: '2026-02-30T00:00:00Z', m: '{"a":1}', t: 7 })
+            : req.body,
+        );
+      });
+      const id = await save(
+        'Typed',
+        [
+          set('set', 'typed_n', '{{typed_n}}0'),
+          api('get', {
+            url: `${up2.url}/typed`,
+            headers: [],
+            capture: [
+              { variable: 'typed_m', path: '$.m' },
+              { variable: 'typed_t', path: '$.t' },
+            ],
+            onSuccess: 'post',
+          }),
+          api('post', {
+            method: 'POST',
+            url: `${up2.url}/echo`,
+            headers: [],
+            body: {
+              mode: 'json',
+              content: '{"n":"{{typed_n}}","b":"{{typed_b}}","m":"{{typed_m}}","t":"{{typed_t}}"}',
+            },
+            onSuccess: 'bad',
+          }),
+          set('bad', 'typed_b', 'yes please'),
+        ].map((b, i, all) => (b.type === 'set' && i === 0 ? { ...b, onSuccess: all[1]?.id } : b)),
+        'set',
+      );
+      // Input: "4" for a number (any case of its name) and "TRUE" for a boolean are converted.
+      const r = await team.clients.operator.post(`${ws}/workflows/${id}/runs`, {
+        variables: { TYPED_N: '4', typed_b: 'TRUE' },
+      });
+      expect(r.status, r.text).toBe(201);
+      const [setStep, get, post, bad] = r.body.steps;
+      expect(setStep.captures).toEqual({ typed_n: 40 });
+      expect(get.captures).toEqual({ typed_m: { a: 1 }, typed_t: '7' });
+      expect(JSON.parse(post.response.body)).toEqual({ n: 40, b: true, m: { a: 1 }, t: '7' });
+      expect(bad).toMatchObject({ status: 'failed', error: { code: 'type_mismatch' } });
+      expect(r.body.status).toBe('failed');
+      expect(r.body.variables).toMatchObject({ typed_n: 40, typed_b: true });
+
+      // A capture that cannot be its type fails the step; an input that cannot be is refused.
+      const capture = await save('Typed capture', [
+        api('call', { url: `${up2.url}/typed`, headers: [], capture: [{ variable: 'typed_d', path: '$.when' }] }),
+      ]);
+      const c = await run(capture);
+      expect(c.body.steps[0]).toMatchObject({
+        status: 'failed',
+        error: { code: 'type_mismatch' },
+        captures: { typed_d: null },
+      });
+      const refused = await team.clients.operator.post(`${ws}/workflows/${capture}/runs`, {
+        variables: { typed_n: 'abc' },
+      });
+      expect(refused.status, refused.text).toBe(422);
+      expect(refused.body).toMatchObject({ code: 'validation_failed', errors: [{ path: 'body.variables.typed_n' }] });
+    },
+  );
+
+  it.runIf(available)(
     'a numeric secret echoed as a JSON number is redacted in captures, run variables and what a later step sends',
     async () => {
       const pin = '8675309123';

@@ -96,3 +96,47 @@ export function encodeVariableValue(type: VariableType, value: unknown, field: s
 export function decodeVariableValue(json: string | null): unknown {
   return json === null ? null : (JSON.parse(json) as unknown);
 }
+
+/**
+ * A value a run puts into a declared variable (Set Values, a capture, run
+ * input), as the variable's type: kept when it has the type already; text
+ * that reads as the type is converted (`"42"` → 42, `"true"` → true, a JSON
+ * object's or array's text → the map or list, a real ISO date-time kept);
+ * text takes any value, a non-string as its JSON text. Null is always
+ * allowed (no value). `undefined` when the value cannot be that type.
+ */
+export function asVariableType(type: VariableType, value: unknown): { value: unknown } | undefined {
+  if (value === null || value === undefined) return { value: null };
+  if (matchesType(type, value)) return { value };
+  switch (type) {
+    case 'text':
+      return { value: JSON.stringify(value) };
+    case 'number': {
+      if (typeof value !== 'string' || !/^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$/.test(value))
+        return undefined;
+      const number = Number(value);
+      return Number.isFinite(number) ? { value: number } : undefined;
+    }
+    case 'boolean': {
+      const text = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
+      return text === 'true' ? { value: true } : text === 'false' ? { value: false } : undefined;
+    }
+    case 'datetime':
+      return undefined; // a string that is not a real ISO date-time, or not a string
+    case 'map':
+    case 'list': {
+      if (typeof value !== 'string') return undefined;
+      try {
+        const parsed: unknown = JSON.parse(value);
+        return matchesType(type, parsed) && nestsWithin(parsed) ? { value: parsed } : undefined;
+      } catch {
+        return undefined;
+      }
+    }
+  }
+}
+
+/** Why `asVariableType` refused a value for `name`. */
+export function typeMismatchError(name: string, type: VariableType): { code: string; message: string } {
+  return { code: 'type_mismatch', message: `${name} ${typeMismatch(type)}.` };
+}

@@ -5,7 +5,7 @@
  * the execution loaded; run records hold no value.
  */
 import type { AppContext } from '../../app/context.js';
-import { AppError, ForbiddenError, NotFoundError } from '../../app/errors.js';
+import { AppError, ForbiddenError, NotFoundError, ValidationError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
 import type { RunsTable } from '../../db/schema.js';
 import { authorize, can, type WorkspaceActor } from '../../policy/policy.js';
@@ -23,7 +23,12 @@ import {
   soleVariable,
 } from '../../runtime/templates.js';
 import type { AuditContext } from '../audit/audit-log.js';
-import { decodeVariableValue } from '../variables/variable-types.js';
+import {
+  asVariableType,
+  decodeVariableValue,
+  typeMismatchError,
+  type VariableType,
+} from '../variables/variable-types.js';
 import type { ApiBlock, Block, SetBlock } from './block-schema.js';
 import { createSecretVault, type SecretVault } from './secret-vault.js';
 import { createWorkflowService } from './workflow-service.js';
@@ -50,8 +55,26 @@ type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'auditQueue' | 'keyring
 
 interface VariableRow {
   name: string;
+  type: VariableType;
   test_value: string | null;
   fallback_value: string | null;
+}
+
+/** An execution's variables, and the types of those the workspace declares (by name). */
+interface Variables {
+  vars: Map<string, unknown>;
+  types: Map<string, VariableType>;
+}
+
+/** `value` as `name`'s declared type (any value for an undeclared name), or why not. */
+function asDeclared(
+  types: Map<string, VariableType>,
+  name: string,
+  value: unknown,
+): { value: unknown } | { error: { code: string; message: string } } {
+  const type = types.get(name);
+  if (type === undefined) return { value };
+  return asVariableType(type, value) ?? { error: typeMismatchError(name, type) };
 }
 
 export interface StepRecord {
@@ -120,30 +143,50 @@ export function createRunService(deps: Deps) {
   const { db } = deps;
   const workflows = createWorkflowService(deps);
 
-  /** Custom variables' test (Send) or fallback (run) values, then the caller's overrides. */
+  /**
+   * Custom variables' test (Send) or fallback (run) values, then the caller's
+   * overrides: one for a declared variable (its name in any case) takes the
+   * variable's type (422 `validation_failed` when it cannot).
+   */
   async function initialVariables(
     actor: WorkspaceActor,
     which: 'test' | 'fallback',
     overrides: Record<string, unknown>,
-  ) {
-    const rows = await deps.cache.get<VariableRow[]>(actor.workspaceId, actor.epoch, 'variables', () =>
+  ): Promise<Variables> {
+    const rows = await deps.cache.get<VariableRow[]>(actor.workspaceId, actor.epoch, 'variables:typed', () =>
       db
         .selectFrom('variables')
-        .select(['name', 'test_value', 'fallback_value'])
+        .select(['name', 'type', 'test_value', 'fallback_value'])
         .where('workspace_id', '=', actor.workspaceId)
+        .$narrowType<{ type: VariableType }>()
         .execute(),
     );
     const vars = new Map<string, unknown>();
-    for (const r of rows) vars.set(r.name, decodeVariableValue(which === 'test' ? r.test_value : r.fallback_value));
+    const types = new Map<string, VariableType>();
+    const declared = new Map<string, string>();
+    for (const r of rows) {
+      vars.set(r.name, decodeVariableValue(which === 'test' ? r.test_value : r.fallback_value));
+      types.set(r.name, r.type);
+      declared.set(r.name.toLowerCase(), r.name);
+    }
     // Input is data: it is stored as is and never parsed as a template.
-    for (const [k, v] of Object.entries(overrides)) if (!k.startsWith('$')) vars.set(k, v);
-    return vars;
+    for (const [key, v] of Object.entries(overrides)) {
+      if (key.startsWith('$')) continue;
+      const name = declared.get(key.toLowerCase()) ?? key;
+      const typed = asDeclared(types, name, v);
+      if ('error' in typed)
+        throw new ValidationError(`body.variables.${key}: ${typed.error.message}`, [
+          { path: `body.variables.${key}`, message: typed.error.message },
+        ]);
+      vars.set(name, typed.value);
+    }
+    return { vars, types };
   }
 
   /** Runs one API block with the execution's secrets, then records which were sent where. */
   async function execute(
     block: ApiBlock,
-    vars: Map<string, unknown>,
+    { vars, types }: Variables,
     vault: SecretVault,
     analysis?: BlockAnalysis,
   ): Promise<ApiStepResult> {
@@ -151,6 +194,7 @@ export function createRunService(deps: Deps) {
       block,
       {
         variables: vars,
+        asDeclared: types.size > 0 ? (name, value) => asDeclared(types, name, value) : undefined,
         loadSecret: (name) => vault.loadSecret(name),
         checkHost: (secret, host, blockId, pin) => vault.checkHost(secret, host, blockId, pin),
         hostSecrets: (host) => vault.hostSecrets(host),
@@ -163,7 +207,7 @@ export function createRunService(deps: Deps) {
     return result;
   }
 
-  async function runApiStep(block: ApiBlock, vars: Map<string, unknown>, vault: SecretVault): Promise<StepRecord> {
+  async function runApiStep(block: ApiBlock, vars: Variables, vault: SecretVault): Promise<StepRecord> {
     const started = performance.now();
     try {
       const result = await execute(block, vars, vault);
@@ -192,7 +236,7 @@ export function createRunService(deps: Deps) {
     }
   }
 
-  function runSetStep(block: SetBlock, vars: Map<string, unknown>): StepRecord {
+  function runSetStep(block: SetBlock, { vars, types }: Variables): StepRecord {
     const started = performance.now();
     const captures: Record<string, unknown> = {};
     const record = (status: StepRecord['status'], error?: StepRecord['error']): StepRecord => ({
@@ -224,8 +268,10 @@ export function createRunService(deps: Deps) {
             },
             budget,
           });
-        vars.set(a.variable, value);
-        setOwn(captures, a.variable, value);
+        const typed = asDeclared(types, a.variable, value);
+        if ('error' in typed) return record('failed', typed.error);
+        vars.set(a.variable, typed.value);
+        setOwn(captures, a.variable, typed.value);
       }
     } catch (error) {
       if (!(error instanceof AppError) || error.status >= 500) throw error;
@@ -255,7 +301,7 @@ export function createRunService(deps: Deps) {
       const runId = newId('run');
       const startedAt = nowIso();
       const vars = await initialVariables(actor, 'test', overrides);
-      for (const [k, v] of systemVariables(runId, actor.workspaceId, 'TEST', startedAt)) vars.set(k, v);
+      for (const [k, v] of systemVariables(runId, actor.workspaceId, 'TEST', startedAt)) vars.vars.set(k, v);
       const vault = createSecretVault(deps, actor, audit, runId, { mayPin: can(actor, 'secrets.use') });
       const result = await execute(block, vars, vault, analysis);
       return {
@@ -275,7 +321,7 @@ export function createRunService(deps: Deps) {
       const runId = newId('run');
       const startedAt = nowIso();
       const vars = await initialVariables(actor, 'fallback', overrides);
-      for (const [k, v] of systemVariables(runId, actor.workspaceId, 'PRODUCTION', startedAt)) vars.set(k, v);
+      for (const [k, v] of systemVariables(runId, actor.workspaceId, 'PRODUCTION', startedAt)) vars.vars.set(k, v);
       const vault = createSecretVault(deps, actor, audit, runId, { mayPin: can(actor, 'secrets.use') });
       await deps.auditQueue.append([
         {
@@ -356,7 +402,7 @@ export function createRunService(deps: Deps) {
 
       const redactor = finalRedactor(vault);
       const variables: Record<string, unknown> = {};
-      for (const [k, v] of vars) setOwn(variables, k, v);
+      for (const [k, v] of vars.vars) setOwn(variables, k, v);
       const row: RunsTable = {
         id: runId,
         workspace_id: actor.workspaceId,
