@@ -123,6 +123,27 @@ export async function doctor(): Promise<void> {
             },
       );
     }
+    if (pending.length === 0) {
+      // Every stored value's key version still exists (a value under a retired key is lost).
+      const orphaned = await database.db
+        .selectFrom('secret_versions as v')
+        .leftJoin('workspace_keys as k', (join) =>
+          join.onRef('k.workspace_id', '=', 'v.workspace_id').onRef('k.version', '=', 'v.key_version'),
+        )
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('k.version', 'is', null)
+        .executeTakeFirstOrThrow();
+      const n = Number(orphaned.n);
+      checks.push(
+        n === 0
+          ? { ok: true, what: 'every stored secret value has its workspace key' }
+          : {
+              ok: false,
+              what: `${n} stored secret value(s) are encrypted under a workspace key version that no longer exists`,
+              fix: 'restore those values from a backup taken before the key was retired, or set them again',
+            },
+      );
+    }
   } catch (error) {
     checks.push({
       ok: false,
@@ -216,6 +237,10 @@ export async function retireRoot(): Promise<void> {
   const config: Config = readConfigOrExit();
   const ctx = await openContext(config);
   try {
+    // SQLite commits (synchronous=NORMAL) reach the disk at a checkpoint: this connection's
+    // commit below syncs the write-ahead log instead, so every rewrapped key is on disk
+    // before an old root key leaves the key file (a power cut could roll them back).
+    if (ctx.dbKind === 'sqlite') await sql`PRAGMA synchronous = FULL`.execute(ctx.db);
     const outcome = await withJobLock(ctx, 'root-keys', () =>
       rewrapWorkspaceKeys(ctx, undefined, 'keys.root_retire_checked'),
     );

@@ -51,11 +51,64 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
       `ok    database (${kind}) is reachable`,
       'ok    database schema is up to date',
       'ok    every workspace key is wrapped by a loaded root key',
+      'ok    every stored secret value has its workspace key',
       'ok    outbound: private and local addresses are blocked (no HUSH_OUTBOUND_ALLOW_CIDRS)',
     ]);
     expect(plain.stderr).toBe('');
     expect(opened.code, describeRun(opened)).toBe(0);
     expect(opened.stdout).toContain('ok    outbound: these ranges are opened despite the SSRF guard: 127.0.0.0/8');
+  });
+
+  it.runIf(available)('a stored value under a workspace key version that is gone: FAIL', async () => {
+    const ctx = await site.open();
+    const at = new Date().toISOString();
+    try {
+      const ws = await ctx.db.selectFrom('workspaces').select('id').executeTakeFirstOrThrow();
+      await ctx.db
+        .insertInto('secrets')
+        .values({
+          id: 'sec_orphan',
+          workspace_id: ws.id,
+          name: 'orphan',
+          visibility: 'masked',
+          description: '',
+          allowed_hosts: '[]',
+          hosts_pinned_at: null,
+          version: 1,
+          created_at: at,
+          created_by: null,
+          updated_at: at,
+          updated_by: null,
+          last_used_at: null,
+          deleted_at: null,
+          deleted_by: null,
+        })
+        .execute();
+      await ctx.db
+        .insertInto('secret_versions')
+        .values({
+          secret_id: 'sec_orphan',
+          version: 1,
+          workspace_id: ws.id,
+          key_version: 99,
+          ciphertext: Buffer.alloc(40),
+          created_at: at,
+          created_by: null,
+        })
+        .execute();
+      const r = await runHush(['doctor'], site.env);
+      expect(r.code, describeRun(r)).toBe(1);
+      const lines = r.stdout.split('\n');
+      const failed = lines.indexOf(
+        'FAIL  1 stored secret value(s) are encrypted under a workspace key version that no longer exists',
+      );
+      expect(failed, r.stdout).toBeGreaterThan(-1);
+      expect(lines[failed + 1]).toMatch(/^ {6}fix: /);
+    } finally {
+      await ctx.db.deleteFrom('secret_versions').where('secret_id', '=', 'sec_orphan').execute();
+      await ctx.db.deleteFrom('secrets').where('id', '=', 'sec_orphan').execute();
+      await ctx.close();
+    }
   });
 
   it.runIf(available)('a key file readable by others (0644): FAIL and the chmod to run', async () => {

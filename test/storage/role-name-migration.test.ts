@@ -88,7 +88,8 @@ describe.each(DATABASES)('migration 0005 (role names unique regardless of case) 
 
       const outcome = await migrateToLatest(database.db);
       expect(outcome.error).toBeUndefined();
-      expect(outcome.applied).toEqual(['0005-role-names-case-insensitive', '0006-secret-ref-paths']);
+      // 0005 and every migration after it.
+      expect(outcome.applied?.[0]).toBe('0005-role-names-case-insensitive');
       expect(await namesById(database)).toEqual({
         rol_a: 'Ops',
         rol_b: 'OPS 3',

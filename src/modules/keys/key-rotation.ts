@@ -205,20 +205,27 @@ export async function rotateWorkspaceKey(
       // Old key versions are retired once nothing is encrypted under them, in the
       // transaction that records the rotation: servers see both at once (the
       // event moves the workspace's change epoch, dropping cached ciphertexts).
+      // The workspace row is locked first (PostgreSQL; SQLite's write lock holds
+      // already): no secret write commits between the check and the delete.
+      let current = trx.selectFrom('workspaces').select('active_key_version').where('id', '=', workspaceId);
+      if (deps.dbKind === 'postgres') current = current.forUpdate();
+      const now = Number((await current.executeTakeFirstOrThrow()).active_key_version);
       const used = await trx
         .selectFrom('secret_versions')
         .select('key_version')
         .distinct()
         .where('workspace_id', '=', workspaceId)
         .execute();
-      const keep = new Set([active, ...used.map((u) => Number(u.key_version))]);
+      const keep = new Set([active, now, ...used.map((u) => Number(u.key_version))]);
       const versions = await trx
         .selectFrom('workspace_keys')
         .select('version')
         .where('workspace_id', '=', workspaceId)
         .execute();
       for (const v of versions) {
-        if (!keep.has(Number(v.version))) {
+        // Only versions older than this rotation's: a newer one belongs to a rotation that
+        // overlapped this one (SQLite has no job lock) — its active key, or about to be.
+        if (Number(v.version) < active && !keep.has(Number(v.version))) {
           await trx
             .deleteFrom('workspace_keys')
             .where('workspace_id', '=', workspaceId)

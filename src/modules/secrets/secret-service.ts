@@ -11,7 +11,7 @@ import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError
 import { ILL_FORMED_TEXT } from '../../app/http.js';
 import { newId, nowIso } from '../../app/ids.js';
 import { decryptSecretValue, encryptSecretValue } from '../../crypto/envelope.js';
-import type { Db } from '../../db/database.js';
+import type { DatabaseKind, Db } from '../../db/database.js';
 import { withJobLock } from '../../db/job-lock.js';
 import type { Database, SecretsTable } from '../../db/schema.js';
 import { nameContains } from '../../db/search.js';
@@ -90,8 +90,21 @@ function secretDeleted(): AppError {
   return new ConflictError('secret_deleted', 'The secret is deleted; restore it first.');
 }
 
-/** Destroys every version's ciphertext and the secret row, and frees its name. */
-async function destroySecret(trx: Transaction<Database>, row: SecretsTable): Promise<void> {
+/**
+ * Destroys every version's ciphertext and the secret row, and frees its name.
+ * The versions are locked in version order first, the order a key rotation
+ * updates them in (a plain DELETE locks them in whatever order it finds
+ * them: PostgreSQL saw the two deadlock).
+ */
+async function destroySecret(trx: Transaction<Database>, row: SecretsTable, kind: DatabaseKind): Promise<void> {
+  if (kind === 'postgres')
+    await trx
+      .selectFrom('secret_versions')
+      .select('version')
+      .where('secret_id', '=', row.id)
+      .orderBy('version')
+      .forUpdate()
+      .execute();
   await trx.deleteFrom('secret_versions').where('secret_id', '=', row.id).execute();
   await trx.deleteFrom('secrets').where('id', '=', row.id).execute();
   await releaseName(trx, row.workspace_id, row.name);
@@ -118,12 +131,18 @@ export function createSecretService(deps: Deps) {
     return row satisfies SecretMetadata;
   }
 
+  /**
+   * The key version a new value is encrypted under. On PostgreSQL the
+   * workspace row is share-locked until the write commits: a key rotation's
+   * switch to the next version waits for writes under the current one, so
+   * its re-encryption passes see them (read without the lock, a write could
+   * commit under a key the rotation had already retired). SQLite writers
+   * hold the database's write lock already.
+   */
   async function activeKeyVersion(trx: Transaction<Database>, workspaceId: string): Promise<number> {
-    const ws = await trx
-      .selectFrom('workspaces')
-      .select('active_key_version')
-      .where('id', '=', workspaceId)
-      .executeTakeFirstOrThrow();
+    let q = trx.selectFrom('workspaces').select('active_key_version').where('id', '=', workspaceId);
+    if (deps.dbKind === 'postgres') q = q.forShare();
+    const ws = await q.executeTakeFirstOrThrow();
     return Number(ws.active_key_version);
   }
 
@@ -381,7 +400,7 @@ export function createSecretService(deps: Deps) {
       await db.transaction().execute(async (trx) => {
         const row = await load(actor.workspaceId, id, trx, 'lock');
         if (purge) {
-          await destroySecret(trx, row);
+          await destroySecret(trx, row, deps.dbKind);
           await deps.audit(trx, audit, {
             workspaceId: actor.workspaceId,
             action: 'secret.purged',
@@ -457,7 +476,7 @@ export type SecretService = ReturnType<typeof createSecretService>;
  * system. Returns how many were purged.
  */
 export async function purgeExpiredSecrets(
-  deps: Pick<AppContext, 'db' | 'audit' | 'config'>,
+  deps: Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'config'>,
   now = Date.now(),
 ): Promise<number> {
   const cutoff = nowIso(now - deps.config.secretRetentionDays * 86_400_000);
@@ -478,7 +497,7 @@ export async function purgeExpiredSecrets(
         .where('deleted_at', '<=', cutoff)
         .executeTakeFirst();
       if (!row) return;
-      await destroySecret(trx, row);
+      await destroySecret(trx, row, deps.dbKind);
       await deps.audit(
         trx,
         { actorId: null, actorType: 'system', ip: null, requestId: null },
