@@ -860,5 +860,11 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
     expect(next.body.items.map((r: { id: string }) => r.id)).toEqual([first.body.id]);
     // Another workspace's member cannot read it.
     expect((await team.outsider.get(`${ws}/runs/${first.body.id}`)).status).toBe(404);
+    // Deleting the workflow keeps its runs listable; an id that never named one is 404.
+    expect((await team.owner.delete(`${ws}/workflows/${id}`)).status).toBe(204);
+    const kept = await team.clients.viewer.get(`${ws}/workflows/${id}/runs`);
+    expect(kept.status, kept.text).toBe(200);
+    expect(kept.body.items.map((r: { id: string }) => r.id)).toEqual([second.body.id, first.body.id]);
+    expect((await team.clients.viewer.get(`${ws}/workflows/wf_neverexisted/runs`)).status).toBe(404);
   });
 });

@@ -444,7 +444,6 @@ export function createRunService(deps: Deps) {
 
     async list(actor: WorkspaceActor, workflowId: string, limit: number, beforeId?: string) {
       authorize(actor, 'workflows.read');
-      await workflows.load(actor.workspaceId, workflowId);
       let q = db
         .selectFrom('runs')
         .select(SUMMARY_COLUMNS)
@@ -455,6 +454,8 @@ export function createRunService(deps: Deps) {
         .orderBy('id', 'desc')
         .limit(limit + 1)
         .execute();
+      // A deleted workflow's runs stay listable; an id naming neither a workflow nor a run is a 404.
+      if (rows.length === 0 && !beforeId) await workflows.load(actor.workspaceId, workflowId);
       return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
     },
 
