@@ -70,6 +70,8 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
   const redis = config.redisUrl
     ? new Redis(config.redisUrl, {
         connectTimeout: 1000,
+        // A Redis that holds the connection but stops answering: the command fails (503), never hangs.
+        commandTimeout: 1000,
         maxRetriesPerRequest: 1,
         lazyConnect: true,
         enableAutoPipelining: true,

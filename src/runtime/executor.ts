@@ -589,13 +589,15 @@ function respond(
         };
         value = null;
       }
-      // Captured values are data from now on, well-formed text and redacted like everything else.
-      let captured = redactor.redactDeep(wellFormedDeep(value ?? null));
+      // Captured values are data from now on: as the variable's type (a map's or list's JSON text
+      // decoded — escapes the redactor never saw), then well-formed text, then redacted.
+      let captured: unknown = wellFormedDeep(value ?? null);
       const typed = env.asDeclared?.(rule.variable, captured);
       if (typed && 'error' in typed) {
         captureError ??= typed.error;
         captured = null;
       } else if (typed) captured = typed.value;
+      captured = redactor.redactDeep(wellFormedDeep(captured));
       setOwn(captures, rule.variable, captured);
       env.variables.set(rule.variable, captured);
     }

@@ -22,6 +22,10 @@ describe('the redactor', () => {
     ['raw', SECRET],
     ['JSON-escaped', JSON.stringify(SECRET).slice(1, -1)],
     ['JSON-escaped twice (JSON in a JSON string)', JSON.stringify(JSON.stringify(SECRET).slice(1, -1)).slice(1, -1)],
+    [
+      ".NET's JSON (System.Text.Json: + ' \" & < > and non-ASCII as upper-case \\u)",
+      'zd-9f8KQ2b/tX\\u002Be\\u0022\\u00E9\\u003C\\u0026\\u003E\\u0027vL0pA',
+    ],
     ['percent-encoded', encodeURIComponent(SECRET)],
     ['form-encoded', encodeURIComponent(SECRET).replaceAll('%20', '+')],
     ['HTML-escaped', htmlEscape(SECRET)],
@@ -486,6 +490,11 @@ function plainSecretForms(value: string): string[] {
       ascii,
       ascii.replace(/\\u[0-9a-f]{4}/g, (m) => `\\u${m.slice(2).toUpperCase()}`),
       json.replace(/[&<>\u2028\u2029]/g, u),
+      // .NET System.Text.Json's default encoder.
+      ascii
+        .replaceAll('\\"', '\\u0022')
+        .replace(/[&<>'+`]/g, u)
+        .replace(/\\u[0-9a-f]{4}/g, (m) => `\\u${m.slice(2).toUpperCase()}`),
       json.replaceAll('/', '\\/'),
       strict,
       strict.replaceAll('%2F', '/'),

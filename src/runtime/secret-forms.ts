@@ -44,6 +44,7 @@ const PLAIN = /^[A-Za-z0-9._-]*$/;
 const RFC3986_EXTRA = /[!'()*]/g;
 /** What Go's encoding/json escapes beyond JSON.stringify (HTML-safe output). */
 const GO_JSON_EXTRA = /[&<>\u2028\u2029]/g;
+const DOTNET_JSON_EXTRA = /[&<>'+`]/g;
 
 const hexEscape = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
 const unicodeEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
@@ -109,6 +110,13 @@ function valueForms(value: string, add: (form: string) => void): void {
   if (ascii.includes('\\u')) add(ascii.replace(/\\u[0-9a-f]{4}/g, (m) => m.toUpperCase().replace('\\U', '\\u')));
   const go = json.replace(GO_JSON_EXTRA, unicodeEscape);
   if (go !== json) add(go);
+  // .NET's System.Text.Json (ASP.NET Core's default encoder): also " & < > ' + ` as \u00XX,
+  // every escape's hex in upper case.
+  const dotnet = ascii
+    .replaceAll('\\"', '\\u0022')
+    .replace(DOTNET_JSON_EXTRA, unicodeEscape)
+    .replace(/\\u[0-9a-f]{4}/g, (m) => `\\u${m.slice(2).toUpperCase()}`);
+  if (dotnet !== json) add(dotnet);
   if (json.includes('/')) add(json.replaceAll('/', '\\/'));
   if (percent.length !== value.length) {
     // Lower-case hex, and form encoding's `+` for spaces.

@@ -405,6 +405,59 @@ describe.each(DATABASES)('membership rules on $kind', ({ kind, available }) => {
       expect(user).toEqual([]);
     });
 
+    it.runIf(available)(
+      'a second pending invitation is used up by accepting the first, and a removal revokes what is pending',
+      async () => {
+        const email = uniqueEmail('twice');
+        const first = await invite(email, 'editor');
+        const spare = await invite(email, 'editor');
+        const joined = t.client();
+        const accepted = await joined.post('/api/v1/invitations/accept', {
+          token: first.token,
+          name: 'Twice',
+          password: PASSWORD,
+        });
+        expect(accepted.status, accepted.text).toBe(201);
+        const userId = accepted.body.user.id as string;
+        expect((await owner.delete(`/api/v1/workspaces/${ws}/members/${userId}`)).status).toBe(204);
+        // The spare link does not let them back in, nor revive their session.
+        expectProblem(
+          await t.client().post('/api/v1/invitations/accept', { token: spare.token, password: PASSWORD }),
+          404,
+          'invitation_invalid',
+        );
+        expect(await roleOf(ws, userId)).toBeUndefined();
+        expect((await joined.get(`/api/v1/workspaces/${ws}`)).status).toBe(404);
+
+        // Invited again after the removal, then removed while that invitation is pending: revoked.
+        const again = await invite(email, 'viewer');
+        const back = await t.client().post('/api/v1/invitations/accept', { token: again.token, password: PASSWORD });
+        expect(back.status, back.text).toBe(201);
+        const pending = await invite(email.toUpperCase(), 'viewer').catch(() => undefined);
+        expect(pending).toBeUndefined(); // a member cannot be invited: nothing pending to revoke here
+        const later = await t.ctx.db
+          .insertInto('invitations')
+          .values({
+            id: `inv_${Date.now().toString(36)}pending`,
+            workspace_id: ws,
+            email,
+            email_normalized: email,
+            role: 'viewer',
+            token_hash: 'x'.repeat(64),
+            invited_by: ownerId,
+            created_at: new Date().toISOString(),
+            expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+            accepted_at: null,
+            accepted_by: null,
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        expect((await owner.delete(`/api/v1/workspaces/${ws}/members/${userId}`)).status).toBe(204);
+        const left = await t.ctx.db.selectFrom('invitations').select('id').where('id', '=', later.id).execute();
+        expect(left).toEqual([]);
+      },
+    );
+
     it.runIf(available)('an existing member cannot be invited again', async () => {
       const before = await invitationCount(ws);
       for (const email of ['admin@example.com', 'ADMIN@Example.com', 'owner@example.com']) {

@@ -2,8 +2,9 @@
  * Rate limits counted in Redis, and Redis stops answering: a limited request
  * (reveal, login) is refused with 503 `rate_limit_unavailable` — not let
  * through uncounted, not a 500 — and nothing is revealed or attempted; when
- * Redis is back, so is the service. Redis is reached through a TCP relay on
- * 127.0.0.1 that the test cuts and restores.
+ * Redis is back, so is the service; a Redis that holds the connection but
+ * stops answering gives the same 503. Redis is reached through a TCP relay on
+ * 127.0.0.1 that the test cuts, restores and stalls.
  */
 
 import type { AddressInfo } from 'node:net';
@@ -17,7 +18,24 @@ import { REDIS_URL, redisUp } from '../support/redis.js';
 class Relay {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  /** Connections stay open, but what is sent waits (a Redis that stops answering, then catches up). */
+  private stalledChunks: (() => void)[] | undefined;
   port = 0;
+
+  stall(): void {
+    this.stalledChunks = [];
+  }
+
+  resume(): void {
+    const waiting = this.stalledChunks ?? [];
+    this.stalledChunks = undefined;
+    for (const send of waiting) send();
+  }
+
+  private pass(to: Socket, chunk: Buffer): void {
+    if (this.stalledChunks) this.stalledChunks.push(() => to.write(chunk));
+    else to.write(chunk);
+  }
 
   async up(): Promise<void> {
     const target = new URL(REDIS_URL);
@@ -28,7 +46,8 @@ class Relay {
         s.on('close', () => this.sockets.delete(s));
         s.on('error', () => {});
       }
-      client.pipe(upstream).pipe(client);
+      client.on('data', (chunk: Buffer) => this.pass(upstream, chunk));
+      upstream.on('data', (chunk: Buffer) => this.pass(client, chunk));
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });
@@ -97,6 +116,19 @@ describe.runIf(redisUp)('rate limits when Redis stops answering', () => {
 
     await relay.up();
     let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = (await owner.post(reveal)).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe(200);
+
+    // Connected, but no answer: the count times out into the same 503, not a hanging request.
+    relay.stall();
+    const stalled = await owner.post(reveal);
+    expect(stalled.status, stalled.text).toBe(503);
+    expect(stalled.body.code).toBe('rate_limit_unavailable');
+    relay.resume();
+    status = 0;
     for (let i = 0; i < 50 && status !== 200; i++) {
       status = (await owner.post(reveal)).status;
       if (status !== 200) await new Promise((r) => setTimeout(r, 100));

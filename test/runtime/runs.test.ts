@@ -449,6 +449,48 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
   );
 
   it.runIf(available)(
+    'a map captured from JSON text is redacted after it is decoded: an escape the redactor has no form for cannot carry a value to another host',
+    async () => {
+      const value = makeCanary('mapesc');
+      const created = await team.owner.post(`${ws}/secrets`, {
+        name: 'tok_mapesc',
+        visibility: 'restricted',
+        value,
+        allowedHosts: ['127.0.0.2'],
+      });
+      expect(created.status, created.text).toBe(201);
+      const declared = await team.owner.post(`${ws}/variables`, { name: 'escaped_map', type: 'map' });
+      expect(declared.status, declared.text).toBe(201);
+      // The value's first character written as a \\u escape inside JSON text inside JSON.
+      const escaped = `\\u${value.charCodeAt(0).toString(16).padStart(4, '0')}${JSON.stringify(value.slice(1)).slice(1, -1)}`;
+      up2.handle((_req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(`{"m":${JSON.stringify(`{"k":"${escaped}"}`)}}`);
+      });
+      const id = await save(
+        'Escaped map',
+        [
+          api('get', {
+            url: `${up2.url}/escaped`,
+            headers: [{ key: 'Authorization', value: 'Bearer {{secret:tok_mapesc}}' }],
+            capture: [{ variable: 'escaped_map', path: '$.m' }],
+            onSuccess: 'send',
+          }),
+          api('send', { url: `${up.url}/ok`, headers: [{ key: 'X-Fwd', value: '{{escaped_map.k}}' }] }),
+        ],
+        'get',
+      );
+      const before = up.received.length;
+      const r = await run(id);
+      expect(r.body.status, r.text).toBe('succeeded');
+      expect(r.body.steps[0].captures).toEqual({ escaped_map: { k: '[secret:tok_mapesc]' } });
+      const forwarded = up.received.slice(before);
+      expect(forwarded.map((x) => x.headers['x-fwd'])).toEqual(['[secret:tok_mapesc]']);
+      expect(JSON.stringify(forwarded)).not.toContain(value);
+    },
+  );
+
+  it.runIf(available)(
     'a numeric secret echoed as a JSON number is redacted in captures, run variables and what a later step sends',
     async () => {
       const pin = '8675309123';

@@ -32,6 +32,22 @@ const INVITATION_TTL_MS = 7 * 86_400_000;
 
 type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'passwords' | 'config'> & { sessions: SessionStore };
 
+/** Deletes the workspace's pending invitations of `emailNormalized`; their ids. */
+async function revokePendingInvitations(
+  trx: Transaction<Database>,
+  workspaceId: string,
+  emailNormalized: string,
+): Promise<string[]> {
+  const rows = await trx
+    .deleteFrom('invitations')
+    .where('workspace_id', '=', workspaceId)
+    .where('email_normalized', '=', emailNormalized)
+    .where('accepted_at', 'is', null)
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
 export function createMemberService(deps: Deps) {
   const { db } = deps;
 
@@ -165,6 +181,9 @@ export function createMemberService(deps: Deps) {
         if (!row) throw new NotFoundError('Invitation');
         if (!mayManageMemberWithRole(actor, row.role))
           throw new ForbiddenError('Only an owner can revoke an owner invitation.');
+        // As for removing a member: never over a role with permissions the actor does not hold.
+        if (!mayGrant(actor, await permissionsOfRole(trx, actor.workspaceId, row.role)))
+          throw new ForbiddenError('That invitation grants permissions you do not have yourself.');
         await deps.audit(trx, audit, {
           workspaceId: actor.workspaceId,
           action: 'invitation.revoked',
@@ -280,13 +299,20 @@ export function createMemberService(deps: Deps) {
           })
           .execute();
         await trx.updateTable('invitations').set({ accepted_by: userId }).where('id', '=', invitation.id).execute();
+        // Any other invitation of this email to this workspace is used up with this one: kept,
+        // it would let them back in after a removal.
+        const superseded = await revokePendingInvitations(trx, invitation.workspace_id, invitation.email_normalized);
         const ctx = { ...audit, actorId: userId, actorType: 'user' as const };
         await deps.audit(trx, ctx, {
           workspaceId: invitation.workspace_id,
           action: 'invitation.accepted',
           targetType: 'invitation',
           targetId: invitation.id,
-          data: { email: invitation.email_normalized, newAccount: !existing },
+          data: {
+            email: invitation.email_normalized,
+            newAccount: !existing,
+            ...(superseded.length > 0 ? { revokedInvitations: superseded } : {}),
+          },
         });
         await deps.audit(trx, ctx, {
           workspaceId: invitation.workspace_id,
@@ -370,12 +396,19 @@ export function createMemberService(deps: Deps) {
           .where('workspace_id', '=', actor.workspaceId)
           .where('user_id', '=', userId)
           .execute();
+        // An invitation of theirs still pending would let them straight back in.
+        const user = await trx
+          .selectFrom('users')
+          .select('email_normalized')
+          .where('id', '=', userId)
+          .executeTakeFirst();
+        const revoked = user ? await revokePendingInvitations(trx, actor.workspaceId, user.email_normalized) : [];
         await deps.audit(trx, audit, {
           workspaceId: actor.workspaceId,
           action: leaving ? 'member.left' : 'member.removed',
           targetType: 'user',
           targetId: userId,
-          data: { role: member.role },
+          data: { role: member.role, ...(revoked.length > 0 ? { revokedInvitations: revoked } : {}) },
         });
       });
     },

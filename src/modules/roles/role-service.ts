@@ -212,6 +212,7 @@ export function createRoleService(deps: Deps) {
           .where('workspace_id', '=', actor.workspaceId)
           .where('role', '=', id)
           .where('accepted_at', 'is', null)
+          .where('expires_at', '>', nowIso())
           .executeTakeFirst();
         if (inUse || invited) {
           throw new ConflictError(
@@ -219,6 +220,13 @@ export function createRoleService(deps: Deps) {
             'Members or pending invitations still have this role; change them first.',
           );
         }
+        // Expired invitations of the role (never listed, never to be accepted) go with it.
+        await trx
+          .deleteFrom('invitations')
+          .where('workspace_id', '=', actor.workspaceId)
+          .where('role', '=', id)
+          .where('accepted_at', 'is', null)
+          .execute();
         await trx.deleteFrom('roles').where('id', '=', id).execute();
         await deps.audit(trx, audit, {
           workspaceId: actor.workspaceId,

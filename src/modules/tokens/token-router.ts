@@ -15,6 +15,7 @@ import type { ApiTokensTable } from '../../db/schema.js';
 import { auditContextOf, requirePrincipal } from '../auth/principal.js';
 import { API_TOKEN_PREFIX } from '../auth/session-store.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
+import { lockWorkspace } from '../workspaces/workspace-service.js';
 
 const tokenSchema = z.object({
   id: z.string(),
@@ -79,6 +80,16 @@ export async function tokenRoutes(app: App, ctx: AppContext): Promise<void> {
         last_used_at: null,
       };
       await db.transaction().execute(async (trx) => {
+        // Under the workspace lock a removal also takes, the membership checked again: a token
+        // made while its user is being removed would survive the removal's token sweep.
+        await lockWorkspace(trx, ctx.dbKind, row.workspace_id);
+        const member = await trx
+          .selectFrom('members')
+          .select('user_id')
+          .where('workspace_id', '=', row.workspace_id)
+          .where('user_id', '=', userId)
+          .executeTakeFirst();
+        if (!member) throw new NotFoundError('Workspace');
         await trx.insertInto('api_tokens').values(row).execute();
         await ctx.audit(trx, auditContextOf(request), {
           workspaceId: row.workspace_id,

@@ -5,7 +5,7 @@
  */
 import { AppError, ValidationError } from '../../app/errors.js';
 import { jsonStrings } from '../../runtime/block-fields.js';
-import { MAX_VARIABLE_DEPTH, nestsWithin } from '../../runtime/json-path.js';
+import { MAX_VARIABLE_DEPTH, nestsWithin, wellFormedDeep } from '../../runtime/json-path.js';
 import { SECRET_REFERENCE } from './variable-names.js';
 import { VARIABLE_TYPES, type VariableType } from './variable-schemas.js';
 
@@ -99,7 +99,8 @@ export function decodeVariableValue(json: string | null): unknown {
 
 /**
  * A value a run puts into a declared variable (Set Values, a capture, run
- * input), as the variable's type: kept when it has the type already; text
+ * input), as the variable's type (a map or list decoded from JSON text holds
+ * what the text's escapes spelled: callers redact the result, not the text): kept when it has the type already; text
  * that reads as the type is converted (`"42"` → 42, `"true"` → true, a JSON
  * object's or array's text → the map or list, a real ISO date-time kept);
  * text takes any value, a non-string as its JSON text. Null is always
@@ -128,7 +129,8 @@ export function asVariableType(type: VariableType, value: unknown): { value: unk
       if (typeof value !== 'string') return undefined;
       try {
         const parsed: unknown = JSON.parse(value);
-        return matchesType(type, parsed) && nestsWithin(parsed) ? { value: parsed } : undefined;
+        // Its `\ud800` escapes can make lone surrogates again: text from here on is well-formed.
+        return matchesType(type, parsed) && nestsWithin(parsed) ? { value: wellFormedDeep(parsed) } : undefined;
       } catch {
         return undefined;
       }

@@ -236,7 +236,7 @@ export function createRunService(deps: Deps) {
     }
   }
 
-  function runSetStep(block: SetBlock, { vars, types }: Variables): StepRecord {
+  function runSetStep(block: SetBlock, { vars, types }: Variables, redactLoaded: () => Redactor): StepRecord {
     const started = performance.now();
     const captures: Record<string, unknown> = {};
     const record = (status: StepRecord['status'], error?: StepRecord['error']): StepRecord => ({
@@ -270,8 +270,13 @@ export function createRunService(deps: Deps) {
           });
         const typed = asDeclared(types, a.variable, value);
         if ('error' in typed) return record('failed', typed.error);
-        vars.set(a.variable, typed.value);
-        setOwn(captures, a.variable, typed.value);
+        // A map or list decoded from text holds what its escapes spelled: redacted like a capture.
+        const stored =
+          typed.value !== value && typeof typed.value === 'object' && typed.value !== null
+            ? redactLoaded().redactDeep(typed.value)
+            : typed.value;
+        vars.set(a.variable, stored);
+        setOwn(captures, a.variable, stored);
       }
     } catch (error) {
       if (!(error instanceof AppError) || error.status >= 500) throw error;
@@ -372,7 +377,10 @@ export function createRunService(deps: Deps) {
         }
         let step: StepRecord;
         try {
-          step = block.type === 'api' ? await runApiStep(block, vars, vault) : runSetStep(block, vars);
+          step =
+            block.type === 'api'
+              ? await runApiStep(block, vars, vault)
+              : runSetStep(block, vars, () => finalRedactor(vault));
         } catch (error) {
           // A fault of Hush's own (a bug, the database gone): the run is still recorded and
           // finished — an earlier step may have sent a secret — then the error goes on (a 500).
