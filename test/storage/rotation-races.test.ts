@@ -133,4 +133,41 @@ describe('key rotation races', () => {
       expect(keys.map((k) => Number(k.version))).toEqual([2, 3]);
     },
   );
+
+  for (const { kind, available } of DATABASES)
+    it.runIf(available)(
+      `${kind}: a rotation stopped after re-encrypting everything is finished by the next run, not followed by another`,
+      async () => {
+        t = await startTestApp(kind);
+        const { owner, workspaceId } = await setupOwner(t);
+        const ws = `/api/v1/workspaces/${workspaceId}`;
+        expect(
+          (await owner.post(`${ws}/secrets`, { name: 'k', visibility: 'masked', value: 'resume-value-01' })).status,
+        ).toBe(201);
+        // Stops (as a crash would) after its only batch: every row is under version 2, version 1 not retired yet.
+        const stopped = await rotateWorkspaceKey(t.ctx, workspaceId, {
+          progress: () => {
+            throw new Error('stopped');
+          },
+        }).catch((error: Error) => error.message);
+        expect(stopped).toBe('stopped');
+        const between = await t.ctx.db
+          .selectFrom('workspace_keys')
+          .select('version')
+          .where('workspace_id', '=', workspaceId)
+          .orderBy('version')
+          .execute();
+        expect(between.map((k) => Number(k.version))).toEqual([1, 2]);
+
+        const resumed = await rotateWorkspaceKey(t.ctx, workspaceId);
+        expect(resumed).toMatchObject({ failed: 0, keyVersion: 2 });
+        const keys = await t.ctx.db
+          .selectFrom('workspace_keys')
+          .select('version')
+          .where('workspace_id', '=', workspaceId)
+          .execute();
+        expect(keys.map((k) => Number(k.version))).toEqual([2]);
+        expect(await everyVersionOpens(t, workspaceId)).toEqual(['resume-value-01']);
+      },
+    );
 });

@@ -118,7 +118,17 @@ export async function rotateWorkspaceKey(
     .where('workspace_id', '=', workspaceId)
     .where('key_version', '<', active)
     .executeTakeFirstOrThrow();
-  if (!(options.resume !== false && Number(pending.n) > 0)) {
+  // Unfinished: rows still under an older key, or older keys not yet retired (a rotation that
+  // stopped after re-encrypting everything, before its last transaction).
+  const older = await db
+    .selectFrom('workspace_keys')
+    .select('version')
+    .where('workspace_id', '=', workspaceId)
+    .where('version', '<', active)
+    .limit(1)
+    .execute();
+  const unfinished = Number(pending.n) > 0 || older.length > 0;
+  if (!(options.resume !== false && unfinished)) {
     const next = active + 1;
     await db.transaction().execute(async (trx) => {
       await deps.keyring.createKey(trx, workspaceId, next);
