@@ -173,6 +173,81 @@ describe.each(DATABASES)('audit trail on $kind', ({ kind, available }) => {
     );
   });
 
+  it.runIf(available)('a row forged below seq 1 is caught (and listed, so it can be seen)', async () => {
+    await expectTamperCaught(
+      async () => {
+        const [first] = await rows();
+        if (!first) throw new Error('fixture too small');
+        const forged = { ...first, id: 'evt_forgedzero0000000000', seq: 0, action: 'secret.revealed' };
+        await t.ctx.db
+          .insertInto('audit_events')
+          .values({ ...forged, hash: hashEvent(forged) })
+          .execute();
+      },
+      () => 'evt_forgedzero0000000000',
+    );
+  });
+
+  it.runIf(available)('an event past the chain head is caught', async () => {
+    await expectTamperCaught(
+      async () => {
+        const last = (await rows()).at(-1);
+        if (!last) throw new Error('fixture too small');
+        const forged = {
+          ...last,
+          id: 'evt_forgedpast0000000000',
+          seq: Number(last.seq) + 1,
+          prev_hash: last.hash,
+          action: 'member.removed',
+        };
+        await t.ctx.db
+          .insertInto('audit_events')
+          .values({ ...forged, hash: hashEvent(forged) })
+          .execute();
+      },
+      () => 'evt_forgedpast0000000000',
+    );
+  });
+
+  it.runIf(available)('verify while others write is ok every time (only committed events up to the head)', async () => {
+    const writes = Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        owner.post(`/api/v1/workspaces/${ws}/invitations`, {
+          email: `live${i}-${Date.now()}@example.com`,
+          role: 'viewer',
+        }),
+      ),
+    );
+    const verdicts = [];
+    for (let i = 0; i < 20; i++) verdicts.push(owner.get(`/api/v1/workspaces/${ws}/audit/verify`));
+    const [written, checked] = await Promise.all([writes, Promise.all(verdicts)]);
+    expect(written.map((w) => w.status)).toEqual(Array(30).fill(201));
+    expect(checked.map((v) => [v.status, v.body.ok, v.body.reason])).toEqual(Array(20).fill([200, true, undefined]));
+  });
+
+  it.runIf(available)('a workspace whose whole trail and head were removed does not verify', async () => {
+    const before = await rows();
+    const head = await t.ctx.db.selectFrom('audit_heads').selectAll().where('chain', '=', ws).executeTakeFirstOrThrow();
+    await t.ctx.db.deleteFrom('audit_events').where('chain', '=', ws).execute();
+    await t.ctx.db.deleteFrom('audit_heads').where('chain', '=', ws).execute();
+    try {
+      const verdict = await owner.get(`/api/v1/workspaces/${ws}/audit/verify`);
+      expect(verdict.body).toMatchObject({ ok: false, checked: 0 });
+    } finally {
+      for (const r of before) await t.ctx.db.insertInto('audit_events').values(r).execute();
+      await t.ctx.db.insertInto('audit_heads').values(head).execute();
+    }
+    expect((await owner.get(`/api/v1/workspaces/${ws}/audit/verify`)).body.ok).toBe(true);
+  });
+
+  it.runIf(available)('a cursor past the largest seq is a 422, not a 500', async () => {
+    for (const seq of [2 ** 31, Number.MAX_SAFE_INTEGER]) {
+      const cursor = Buffer.from(JSON.stringify({ seq })).toString('base64url');
+      const res = await owner.get(`/api/v1/workspaces/${ws}/audit?cursor=${cursor}`);
+      expect(res.status, res.text).toBe(422);
+    }
+  });
+
   it.runIf(available)('concurrent writers keep one gap-free chain', async () => {
     const n = 25;
     const results = await Promise.all(

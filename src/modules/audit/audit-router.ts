@@ -14,7 +14,7 @@ import {
 import { resolveActor } from '../workspaces/workspace-access.js';
 import { createAuditService, type presentAuditEvent } from './audit-service.js';
 
-const auditCursor = z.object({ seq: z.number().int().positive() });
+const auditCursor = z.object({ seq: z.number().int().positive().max(2_147_483_647) });
 const filterQuery = {
   action: z
     .string()

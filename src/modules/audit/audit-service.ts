@@ -72,31 +72,61 @@ export function presentAuditEvent(row: AuditEventsTable & { actor_email?: string
   };
 }
 
-/** Walks one chain in batches (constant memory) and verifies it. */
-export async function verifyChain(db: Db, chain: string): Promise<ChainVerdict> {
-  const head = await db.selectFrom('audit_heads').select(['seq', 'hash']).where('chain', '=', chain).executeTakeFirst();
+/**
+ * Walks one chain in batches (constant memory) and verifies it, from its
+ * lowest stored seq (a row below 1 is a forgery, caught as a seq gap) up to
+ * the head read first: events committed after that read belong to writes
+ * that were still under way, and are checked by the next run. Then the head
+ * is read again, and an event past it is out of place. `mustExist`: a
+ * workspace chain (its creation is its first event) with no events at all
+ * lost them.
+ */
+export async function verifyChain(db: Db, chain: string, options: { mustExist?: boolean } = {}): Promise<ChainVerdict> {
+  const readHead = () =>
+    db.selectFrom('audit_heads').select(['seq', 'hash']).where('chain', '=', chain).executeTakeFirst();
+  const head = await readHead();
   const verifier = new ChainVerifier();
-  let after = 0;
+  let after: number | undefined;
   for (;;) {
-    const rows = await db
-      .selectFrom('audit_events')
-      .selectAll()
-      .where('chain', '=', chain)
-      .where('seq', '>', after)
-      .orderBy('seq')
-      .limit(VERIFY_BATCH)
-      .execute();
+    let q = db.selectFrom('audit_events').selectAll().where('chain', '=', chain);
+    if (after !== undefined) q = q.where('seq', '>', after);
+    if (head) q = q.where('seq', '<=', Number(head.seq));
+    const rows = await q.orderBy('seq').limit(VERIFY_BATCH).execute();
     for (const r of rows) if (verifier.push({ ...r, seq: Number(r.seq) })) return verifier.finish();
     const last = rows.at(-1);
     if (!last || rows.length < VERIFY_BATCH) break;
     after = Number(last.seq);
   }
-  if (head) return verifier.finish({ seq: Number(head.seq), hash: head.hash });
+  if (head) {
+    const verdict = verifier.finish({ seq: Number(head.seq), hash: head.hash });
+    if (!verdict.ok) return verdict;
+    // The last event first, then the head: an event commits with its head move, so a head read
+    // after it is at least as far, whatever commits in between.
+    const lastEvent = await db
+      .selectFrom('audit_events')
+      .select(['id', 'seq'])
+      .where('chain', '=', chain)
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const now = await readHead();
+    if (lastEvent && Number(lastEvent.seq) > Number(now?.seq ?? head.seq))
+      return {
+        ok: false,
+        checked: verdict.checked,
+        brokenAt: lastEvent.id,
+        reason: 'an event lies past the chain head',
+      };
+    return verdict;
+  }
   // Every chain's first event creates its head: events without one mean the head was removed,
   // and with it the check that the trail was not cut short.
   const verdict = verifier.finish();
-  if (!verdict.ok || verdict.checked === 0) return verdict;
-  return { ok: false, checked: verdict.checked, brokenAt: '(head)', reason: 'the chain has events but no head' };
+  if (!verdict.ok) return verdict;
+  if (verdict.checked > 0)
+    return { ok: false, checked: verdict.checked, brokenAt: '(head)', reason: 'the chain has events but no head' };
+  if (options.mustExist) return { ok: false, checked: 0, brokenAt: '(start)', reason: 'the chain has no events' };
+  return verdict;
 }
 
 export function createAuditService(deps: Pick<AppContext, 'db'>) {
@@ -142,13 +172,11 @@ export function createAuditService(deps: Pick<AppContext, 'db'>) {
     /** Every matching event oldest first, in batches, for CSV export. */
     async *export(actor: WorkspaceActor, filter: AuditFilter) {
       authorize(actor, 'audit.read');
-      let after = 0;
+      let after: number | undefined;
       for (;;) {
-        const rows = await query(actor, filter)
-          .where('audit_events.seq', '>', after)
-          .orderBy('audit_events.seq')
-          .limit(500)
-          .execute();
+        let q = query(actor, filter);
+        if (after !== undefined) q = q.where('audit_events.seq', '>', after);
+        const rows = await q.orderBy('audit_events.seq').limit(500).execute();
         for (const r of rows) yield presentAuditEvent(r);
         const last = rows.at(-1);
         if (!last || rows.length < 500) return;
@@ -158,7 +186,7 @@ export function createAuditService(deps: Pick<AppContext, 'db'>) {
 
     async verify(actor: WorkspaceActor) {
       authorize(actor, 'audit.read');
-      return verifyChain(db, actor.workspaceId);
+      return verifyChain(db, actor.workspaceId, { mustExist: true });
     },
   };
 }
