@@ -412,6 +412,8 @@ export async function executeApiBlock(
     new OutboundFailure('upstream_timeout', `No complete answer from ${url.host} within ${block.timeoutMs} ms.`);
 
   let hop = 0;
+  /** Whether a request has gone out (an answer came back): from then on nothing is a refusal. */
+  let answered = false;
   try {
     for (; ; hop++) {
       const left = Math.ceil(deadline - performance.now());
@@ -424,6 +426,7 @@ export async function executeApiBlock(
         timeoutMs: left,
         maxResponseBytes: env.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       });
+      answered = true;
       const location = res.headers.find(([k]) => k === 'location')?.[1];
       if (!REDIRECTS.has(res.status) || location === undefined || hop >= MAX_REDIRECTS) {
         if (REDIRECTS.has(res.status) && location !== undefined && hop >= MAX_REDIRECTS) {
@@ -501,6 +504,15 @@ export async function executeApiBlock(
         throw refuse('outbound_blocked', redactor.redact(error.message), 403);
       return failed(error.code === 'upstream_timeout' ? timedOut() : error);
     }
+    // A refusal on a later hop (a secret purged or not pinnable there): the first request went
+    // out, so it is a failed call whose secrets are audited as used, not a refusal.
+    if (answered && error instanceof AppError && error.status < 500)
+      return finish({
+        ok: false,
+        response: null,
+        captures: {},
+        error: { code: error.code, message: redactor.redact(error.message) },
+      });
     throw error;
   }
 }

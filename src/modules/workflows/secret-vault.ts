@@ -271,8 +271,7 @@ export function createSecretVault(
       // A call has been made: secrets loaded or used from now on are read at the epoch afresh.
       requestEpoch = undefined;
       current.clear();
-      const fresh = sent.filter((s) => !audited.has(s.id));
-      for (const s of fresh) audited.add(s.id);
+      const fresh = [...new Map(sent.filter((s) => !audited.has(s.id)).map((s) => [s.id, s])).values()];
       await deps.auditQueue.append(
         fresh.map((s) => ({
           ctx: audit,
@@ -286,6 +285,8 @@ export function createSecretVault(
         })),
         { secretsUsed: fresh.map((s) => s.id) },
       );
+      // Counted as audited once written: an append that failed is tried again by the next call.
+      for (const s of fresh) audited.add(s.id);
     },
   };
 }
