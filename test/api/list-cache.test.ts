@@ -118,6 +118,13 @@ describe.each(DATABASES)('the cached secrets list on $kind', ({ kind, available 
     expect(walked).toEqual(all);
     expect((await page(team.owner, 'q=page_')).items.map((s) => s.name)).toEqual(['page_a', 'page_b', 'page_c']);
     expect((await page(team.owner, 'q=page_b')).items.map((s) => s.name)).toEqual(['page_b']);
+    // Two queries whose parts meet at a line break are two pages, not one cached for both.
+    const first = await page(team.owner, 'limit=1');
+    const cursor = encodeURIComponent(first.nextCursor as string);
+    const crafted = await page(team.owner, `q=page_&cursor=%21%0A${cursor}`);
+    const other = await page(team.owner, `q=page_%0A!&cursor=${cursor}`);
+    expect(other.items).toEqual([]);
+    expect(crafted.items.length).toBeGreaterThan(0);
   });
 
   it.runIf(available)(

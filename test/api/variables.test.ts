@@ -192,6 +192,38 @@ describe.each(DATABASES)('variables on $kind', ({ kind, available }) => {
       }
     });
 
+    it.runIf(available)('a datetime in the years 0001–0099 is a real date', async () => {
+      for (const value of ['0050-06-01T00:00:00Z', '0001-01-01T00:00:00Z', '0004-02-29T12:00:00Z']) {
+        const created = await createVariable({ type: 'datetime', testValue: value });
+        expect(created.testValue).toBe(value);
+      }
+      const res = await owner.post(variablesUrl(), {
+        name: uniqueName('DATE'),
+        type: 'datetime',
+        testValue: '0003-02-29T00:00:00Z',
+      });
+      expectProblem(res, 422, 'validation_failed');
+    });
+
+    it.runIf(available)(
+      'a number JSON cannot hold (1e400) anywhere inside a value is refused, not stored as null',
+      async () => {
+        for (const [type, raw] of [
+          ['map', '{"a":1e309}'],
+          ['list', '[1,-1e400]'],
+          ['number', '1e999'],
+        ] as const) {
+          const res = await owner.post(
+            variablesUrl(),
+            `{"name":"${uniqueName('INF')}","type":"${type}","testValue":${raw}}`,
+            { 'content-type': 'application/json' },
+          );
+          expectProblem(res, 422, 'validation_failed');
+          expect(res.body.errors?.[0]?.path).toBe('body.testValue');
+        }
+      },
+    );
+
     it.runIf(available)('null clears a value; leaving a field out keeps it', async () => {
       const v = await createVariable({ type: 'number', testValue: 1, fallbackValue: 2 });
       const kept = await owner.patch(variableUrl(v.id), { description: 'described' });

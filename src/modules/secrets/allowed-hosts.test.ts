@@ -36,6 +36,9 @@ describe('allowed host patterns', () => {
     '[not-ip]',
     'a b.example.com',
     `${'a'.repeat(64)}.example.com`,
+    'fe80::1%eth0',
+    '[fe80::1%25eth0]',
+    '::1%1',
   ])('refuses %j', (input) => {
     expect(parseHostPattern(input).ok).toBe(false);
   });

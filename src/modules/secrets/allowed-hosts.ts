@@ -30,7 +30,11 @@ export function parseHostPattern(input: string): HostPatternResult {
   const ipText = bracketed?.[1] ?? text;
   const family = isIP(ipText);
   if (family === 4) return { ok: true, pattern: ipText };
-  if (family === 6) return { ok: true, pattern: new URL(`http://[${ipText}]/`).hostname.slice(1, -1) };
+  if (family === 6) {
+    // A zone id (fe80::1%eth0) names an interface of one machine, not a host: URLs cannot hold one.
+    if (ipText.includes('%')) return { ok: false, message: `"${input}": an IPv6 zone id (%…) is not allowed` };
+    return { ok: true, pattern: new URL(`http://[${ipText}]/`).hostname.slice(1, -1) };
+  }
   if (bracketed) return { ok: false, message: `"${input}" is not an IPv6 address` };
   if (text.startsWith('*.')) {
     const rest = canonicalHostName(text.slice(2));

@@ -76,7 +76,8 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       const { limit, cursor, q, deleted } = request.query;
       const after = decodeCursor(cursor, nameIdCursor);
       // The same page for the same workspace head: served as stored (page-cache.ts).
-      const key = `secrets\n${deleted}\n${limit}\n${q ?? ''}\n${cursor ?? ''}`;
+      // As JSON: `q` and the cursor are free text, and joined by a separator two queries could meet.
+      const key = JSON.stringify(['secrets', deleted, limit, q ?? '', cursor ?? '']);
       let body = pages.get(actor.workspaceId, actor, key);
       if (body === undefined) {
         const page = await service.list(actor, { q, deleted: deleted === 'true', limit, after });

@@ -19,7 +19,9 @@ function isRealDateTime(value: string): boolean {
   const m = ISO_DATETIME.exec(value);
   if (!m || Number.isNaN(Date.parse(value))) return false;
   const [year, month, day] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
-  const probe = new Date(Date.UTC(year, month - 1, day));
+  // setUTCFullYear, not Date.UTC: that reads years 0–99 as 1900–1999.
+  const probe = new Date(0);
+  probe.setUTCFullYear(year, month - 1, day);
   return probe.getUTCFullYear() === year && probe.getUTCMonth() === month - 1 && probe.getUTCDate() === day;
 }
 
@@ -52,14 +54,28 @@ function matchesType(type: VariableType, value: unknown): boolean {
   }
 }
 
-/** Whether a value nests deeper than MAX_VARIABLE_DEPTH, and whether any string (or key) holds a secret reference. */
-function inspect(value: unknown): { secretReference: boolean; tooDeep: boolean } {
-  if (!nestsWithin(value)) return { secretReference: false, tooDeep: true };
+/** Whether any number inside a value is not finite (JSON's 1e400 parses to Infinity, and is stored as null). */
+function holdsNonFinite(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const current = stack.pop();
+    if (typeof current === 'number' && !Number.isFinite(current)) return true;
+    if (current !== null && typeof current === 'object') for (const v of Object.values(current)) stack.push(v);
+  }
+  return false;
+}
+
+/**
+ * Whether a value nests deeper than MAX_VARIABLE_DEPTH, holds a number that
+ * is not finite, and whether any string (or key) holds a secret reference.
+ */
+function inspect(value: unknown): { secretReference: boolean; tooDeep: boolean; nonFinite: boolean } {
+  if (!nestsWithin(value)) return { secretReference: false, tooDeep: true, nonFinite: false };
   let secretReference = false;
   jsonStrings(value, (text) => {
     secretReference ||= SECRET_REFERENCE.test(text);
   });
-  return { secretReference, tooDeep: false };
+  return { secretReference, tooDeep: false, nonFinite: holdsNonFinite(value) };
 }
 
 /**
@@ -73,6 +89,10 @@ export function encodeVariableValue(type: VariableType, value: unknown, field: s
   const found = inspect(value);
   if (found.tooDeep) {
     const message = `must not nest deeper than ${MAX_VARIABLE_DEPTH} levels`;
+    throw new ValidationError(`${field}: ${message}`, [{ path: field, message }]);
+  }
+  if (found.nonFinite) {
+    const message = 'must hold finite numbers only (JSON has no Infinity: it would be stored as null)';
     throw new ValidationError(`${field}: ${message}`, [{ path: field, message }]);
   }
   if (found.secretReference) {
