@@ -75,6 +75,7 @@ export async function seedSecrets(ctx: AppContext, options: SeedOptions): Promis
           description: '',
           allowed_hosts: '[]',
           hosts_pinned_at: null,
+          revision: 0,
           version: 1,
           created_at: now,
           created_by: userId,

@@ -160,6 +160,8 @@ export interface SecretsTable {
   allowed_hosts: string;
   hosts_pinned_at: string | null;
   version: number;
+  /** Moved by every change to the secret (its version only by new values): the ETag's second part. */
+  revision: number;
   created_at: string;
   created_by: string | null;
   updated_at: string;

@@ -394,7 +394,7 @@ describe.each(DATABASES)('secrets on $kind', ({ kind, available }) => {
         const v2 = await patchSecret(s.id, { value: 'version-two-value-2222' });
         expect(v2.status, v2.text).toBe(200);
         expect(v2.body.version).toBe(2);
-        expect(v2.headers.etag).toBe('"2"');
+        expect(v2.headers.etag).toBe('"2.1"');
         expectNoValue(v2.text, ['version-one-value-1111', 'version-two-value-2222']);
         const v3 = await patchSecret(s.id, { value: 'version-three-value-3333' });
         expect(v3.body.version).toBe(3);
@@ -450,9 +450,9 @@ describe.each(DATABASES)('secrets on $kind', ({ kind, available }) => {
         expect(await snapshot(s.id)).toEqual(before);
         expect((await reveal(s.id)).body.value).toBe('if-match-value-v2');
 
-        // The ETag of a GET is a valid If-Match, quoted or not.
+        // The ETag of a GET (version.revision) is a valid If-Match.
         const got = await owner.get(secretUrl(s.id));
-        expect(got.headers.etag).toBe('"2"');
+        expect(got.headers.etag).toBe('"2.1"');
         const quoted = await patchSecret(
           s.id,
           { value: 'if-match-value-v3' },
@@ -466,11 +466,46 @@ describe.each(DATABASES)('secrets on $kind', ({ kind, available }) => {
     it.runIf(available)('a malformed If-Match is refused with 422 and changes nothing', async () => {
       const s = await createSecret({ value: 'malformed-if-match-value' });
       const before = await snapshot(s.id);
-      for (const header of ['abc', '1.5', '-1', 'v1', 'W/"x"']) {
+      for (const header of ['abc', '1.x', '-1', 'v1', '"1.2.3"']) {
         expectProblem(await patchSecret(s.id, { value: 'malformed-if-match-new' }, { 'if-match': header }), 422);
       }
+      // A weak tag never matches (If-Match compares strongly).
+      expectProblem(
+        await patchSecret(s.id, { value: 'malformed-if-match-new' }, { 'if-match': 'W/"1.0"' }),
+        412,
+        'version_conflict',
+      );
       expect(await snapshot(s.id)).toEqual(before);
     });
+
+    it.runIf(available)(
+      'the ETag moves with every change: an edit of hosts or description from a stale copy is 412, not a silent overwrite',
+      async () => {
+        const s = await createSecret({ value: 'etag-revision-value', allowedHosts: ['a.example.com'] });
+        const etag = String((await owner.get(secretUrl(s.id))).headers.etag);
+        expect(etag).toBe('"1.0"');
+        // Admin A narrows the hosts; admin B, holding the same ETag, would widen them.
+        const a = await patchSecret(
+          s.id,
+          { allowedHosts: ['a.example.com'], description: 'narrowed' },
+          { 'if-match': etag },
+        );
+        expect(a.status, a.text).toBe(200);
+        expect(a.headers.etag).toBe('"1.1"');
+        const before = await snapshot(s.id);
+        expectProblem(
+          await patchSecret(s.id, { allowedHosts: ['*.evil.example'] }, { 'if-match': etag }),
+          412,
+          'version_conflict',
+        );
+        expect(await snapshot(s.id)).toEqual(before);
+        // The version alone (SPEC) still guards the value; `*` matches whatever is there.
+        expect((await patchSecret(s.id, { description: 'by version' }, { 'if-match': '1' })).status).toBe(200);
+        const any = await patchSecret(s.id, { description: 'any' }, { 'if-match': '*' });
+        expect(any.status, any.text).toBe(200);
+        expect(any.body).toMatchObject({ version: 1, revision: 3 });
+      },
+    );
   });
 
   describe('value size', () => {

@@ -75,6 +75,7 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
           allowed_hosts: '[]',
           hosts_pinned_at: null,
           version: 1,
+          revision: 0,
           created_at: at,
           created_by: null,
           updated_at: at,

@@ -11,6 +11,7 @@ import * as changeEpochs from './0004-change-epochs.js';
 import * as roleNamesCaseInsensitive from './0005-role-names-case-insensitive.js';
 import * as secretRefPaths from './0006-secret-ref-paths.js';
 import * as runStepCounts from './0007-run-step-counts.js';
+import * as secretRevisions from './0008-secret-revisions.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0005-role-names-case-insensitive': roleNamesCaseInsensitive,
   '0006-secret-ref-paths': secretRefPaths,
   '0007-run-step-counts': runStepCounts,
+  '0008-secret-revisions': secretRevisions,
 };

@@ -24,6 +24,7 @@ export function presentSecret(row: SecretMetadata, retentionDays: number): Secre
     allowedHosts: JSON.parse(row.allowed_hosts) as string[],
     hostsPinnedAt: row.hosts_pinned_at,
     version: Number(row.version),
+    revision: Number(row.revision),
     createdAt: row.created_at,
     createdBy: row.created_by,
     updatedAt: row.updated_at,

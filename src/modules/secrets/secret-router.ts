@@ -35,16 +35,27 @@ const value = z
   .min(1, 'must not be empty')
   .max(MAX_SECRET_BYTES, `must be at most ${MAX_SECRET_BYTES} bytes of UTF-8`);
 
-/** `If-Match: 3` or `If-Match: "3"` → 3. */
-function parseIfMatch(header: string | undefined): number | undefined {
-  if (header === undefined) return undefined;
-  const m = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
+/** A secret's ETag: its version (new values) and its revision (every change). */
+export function secretETag(row: { version: number; revision: number }): string {
+  return `"${Number(row.version)}.${Number(row.revision)}"`;
+}
+
+/**
+ * `If-Match`: the ETag (`"3.7"`, version and revision: any change since is a
+ * conflict), or the version alone (`3` or `"3"`, SPEC §4: a new value since
+ * is a conflict), or `*` (any). A weak tag never matches (RFC 9110 compares
+ * strongly): a conflict.
+ */
+function parseIfMatch(header: string | undefined): { version: number; revision?: number } | undefined {
+  if (header === undefined || header.trim() === '*') return undefined;
+  if (/^\s*W\//.test(header)) return { version: -1 };
+  const m = /^\s*"?(\d{1,9})(?:\.(\d{1,9}))?"?\s*$/.exec(header);
   if (!m?.[1]) {
-    throw new ValidationError('headers.if-match: must be the secret version, e.g. If-Match: 3', [
-      { path: 'headers.if-match', message: 'must be the secret version' },
+    throw new ValidationError('headers.if-match: must be the secret\'s ETag or version, e.g. If-Match: "3.7"', [
+      { path: 'headers.if-match', message: "must be the secret's ETag or version" },
     ]);
   }
-  return Number(m[1]);
+  return m[2] === undefined ? { version: Number(m[1]) } : { version: Number(m[1]), revision: Number(m[2]) };
 }
 
 export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
@@ -133,7 +144,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
     async (request, reply) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const row = await service.get(actor, request.params.id);
-      reply.header('etag', `"${row.version}"`);
+      reply.header('etag', secretETag(row));
       return present(row);
     },
   );
@@ -144,7 +155,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       schema: {
         tags: ['secrets'],
         summary:
-          'Replace the value (a new version), description or allowed hosts (secrets.manage); If-Match: <version>',
+          'Replace the value (a new version), description or allowed hosts (secrets.manage); If-Match: the ETag ("<version>.<revision>", any change since is 412) or <version> (a new value since is 412)',
         params: secretParams,
         headers: z.object({ 'if-match': z.string().max(40).optional() }),
         body: z
@@ -163,7 +174,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const ifMatch = parseIfMatch(request.headers['if-match']);
       const row = await service.update(actor, auditContextOf(request), request.params.id, request.body, ifMatch);
-      reply.header('etag', `"${row.version}"`);
+      reply.header('etag', secretETag(row));
       return present(row);
     },
   );

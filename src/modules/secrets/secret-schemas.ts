@@ -9,6 +9,8 @@ export const secretSchema = z.object({
   allowedHosts: z.array(z.string()),
   hostsPinnedAt: z.string().nullable(),
   version: z.number().int(),
+  /** Moved by every change (version: new values only); If-Match takes "<version>.<revision>". */
+  revision: z.number().int(),
   createdAt: z.string(),
   createdBy: z.string().nullable(),
   updatedAt: z.string(),

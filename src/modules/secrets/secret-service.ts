@@ -230,6 +230,7 @@ export function createSecretService(deps: Deps) {
           allowed_hosts: JSON.stringify(hosts),
           hosts_pinned_at: null,
           version: 1,
+          revision: 0,
           created_at: now,
           created_by: actor.userId,
           updated_at: now,
@@ -253,7 +254,13 @@ export function createSecretService(deps: Deps) {
       return { row, warnings };
     },
 
-    async update(actor: WorkspaceActor, audit: AuditContext, id: string, input: UpdateSecretInput, ifMatch?: number) {
+    async update(
+      actor: WorkspaceActor,
+      audit: AuditContext,
+      id: string,
+      input: UpdateSecretInput,
+      ifMatch?: { version: number; revision?: number },
+    ) {
       authorize(actor, 'secrets.manage');
       const current = await load(actor.workspaceId, id);
       const immutable: { path: string; message: string }[] = [];
@@ -273,12 +280,9 @@ export function createSecretService(deps: Deps) {
         const row = await load(actor.workspaceId, id, trx, 'lock');
         if (row.deleted_at) throw secretDeleted();
         const version = Number(row.version);
-        if (ifMatch !== undefined && ifMatch !== version) {
-          throw new AppError(
-            412,
-            'version_conflict',
-            `The secret is at version ${version}, not ${ifMatch}; reload and try again.`,
-          );
+        const revision = Number(row.revision);
+        if (ifMatch !== undefined && (ifMatch.version !== version || (ifMatch.revision ?? revision) !== revision)) {
+          throw new AppError(412, 'version_conflict', 'The secret changed since you read it; reload and try again.');
         }
         if (hosts !== undefined && hosts.length === 0) {
           const ws = await trx
@@ -295,7 +299,12 @@ export function createSecretService(deps: Deps) {
           }
         }
         const nextVersion = input.value === undefined ? version : version + 1;
-        const set: Partial<SecretsTable> = { updated_at: nowIso(), updated_by: actor.userId, version: nextVersion };
+        const set: Partial<SecretsTable> = {
+          updated_at: nowIso(),
+          updated_by: actor.userId,
+          version: nextVersion,
+          revision: revision + 1,
+        };
         if (input.description !== undefined) set.description = input.description;
         if (hosts !== undefined) {
           set.allowed_hosts = JSON.stringify(hosts);
@@ -308,6 +317,7 @@ export function createSecretService(deps: Deps) {
           .set(set)
           .where('id', '=', id)
           .where('version', '=', version)
+          .where('revision', '=', revision)
           .where('deleted_at', 'is', null)
           .executeTakeFirst();
         if (Number(result.numUpdatedRows) !== 1) {
@@ -414,7 +424,13 @@ export function createSecretService(deps: Deps) {
         const now = nowIso();
         await trx
           .updateTable('secrets')
-          .set({ deleted_at: now, deleted_by: actor.userId, updated_at: now, updated_by: actor.userId })
+          .set((eb) => ({
+            deleted_at: now,
+            deleted_by: actor.userId,
+            updated_at: now,
+            updated_by: actor.userId,
+            revision: eb('revision', '+', 1),
+          }))
           .where('id', '=', id)
           .execute();
         await deps.audit(trx, audit, {
@@ -441,7 +457,13 @@ export function createSecretService(deps: Deps) {
         const now = nowIso();
         await trx
           .updateTable('secrets')
-          .set({ deleted_at: null, deleted_by: null, updated_at: now, updated_by: actor.userId })
+          .set((eb) => ({
+            deleted_at: null,
+            deleted_by: null,
+            updated_at: now,
+            updated_by: actor.userId,
+            revision: eb('revision', '+', 1),
+          }))
           .where('id', '=', id)
           .execute();
         await deps.audit(trx, audit, {

@@ -240,7 +240,11 @@ export function createSecretVault(
       const pinned = await db.transaction().execute(async (trx) => {
         const result = await trx
           .updateTable('secrets')
-          .set({ allowed_hosts: JSON.stringify([canonical.pattern]), hosts_pinned_at: pinnedAt })
+          .set((eb) => ({
+            allowed_hosts: JSON.stringify([canonical.pattern]),
+            hosts_pinned_at: pinnedAt,
+            revision: eb('revision', '+', 1),
+          }))
           .where('id', '=', secret.id)
           .where('allowed_hosts', '=', '[]')
           .executeTakeFirst();

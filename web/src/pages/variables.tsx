@@ -107,7 +107,7 @@ export function SecretForm(props: { secret?: Secret; initialName?: string; onSav
           if (value) body.value = value;
           const saved = editing
             ? await patch<Secret>(`/workspaces/${ws.id}/secrets/${editing.id}`, body, {
-                'if-match': String(editing.version),
+                'if-match': `"${editing.version}.${editing.revision}"`,
               })
             : await post<Secret>(`/workspaces/${ws.id}/secrets`, { ...body, name, visibility, value });
           setValue('');
