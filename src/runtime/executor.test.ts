@@ -36,7 +36,6 @@ describe('the executor on a later hop', () => {
     loopback.addSubnet('127.0.0.0', 8, 'ipv4');
     const client = createOutboundClient({ allow: loopback });
     const secret: SecretMaterial = { id: 'sec_1', name: 'tok', value: 'later-hop-value-0123', allowedHosts: [] };
-    let checks = 0;
     try {
       const result = await executeApiBlock(
         apiBlockSchema.parse({
@@ -50,7 +49,6 @@ describe('the executor on a later hop', () => {
           variables: new Map(),
           loadSecret: async () => secret,
           checkHost: async () => {
-            checks += 1;
             // Purged once the first request has gone out.
             if (received.length === 0) return true;
             throw new AppError(422, 'secret_unavailable', 'The secret "tok" does not exist or is deleted.');
