@@ -18,6 +18,9 @@ describe('allowed host patterns', () => {
     ['[::1]', '::1'],
     ['2001:DB8::0:1', '2001:db8::1'],
     ['bücher.example', 'xn--bcher-kva.example'],
+    ['*.example.co.uk', '*.example.co.uk'],
+    ['*.acme.github.io', '*.acme.github.io'],
+    ['*.internal.corp', '*.internal.corp'],
   ])('accepts %s as %s', (input, canonical) => {
     expect(parseHostPattern(input)).toEqual({ ok: true, pattern: canonical });
   });
@@ -36,6 +39,9 @@ describe('allowed host patterns', () => {
     '[not-ip]',
     'a b.example.com',
     `${'a'.repeat(64)}.example.com`,
+    '*.co.uk',
+    '*.github.io',
+    '*.blogspot.com',
     'fe80::1%eth0',
     '[fe80::1%25eth0]',
     '::1%1',

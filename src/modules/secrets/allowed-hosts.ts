@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
+import { parse } from 'tldts';
 
 export const MAX_ALLOWED_HOSTS = 20;
 
@@ -42,6 +43,14 @@ export function parseHostPattern(input: string): HostPatternResult {
       return {
         ok: false,
         message: `"${input}": a wildcard needs a domain of at least two labels, such as *.example.com`,
+      };
+    }
+    // `*.co.uk`, `*.github.io`: every registrant's hosts under a public suffix (the Public
+    // Suffix List's ICANN and private sections), not one organisation's.
+    if (parse(rest, { allowPrivateDomains: true }).publicSuffix === rest) {
+      return {
+        ok: false,
+        message: `"${input}": ${rest} is a public suffix (anyone can register a name under it); name a domain of your own, such as *.example.${rest}`,
       };
     }
     return { ok: true, pattern: `*.${rest}` };
