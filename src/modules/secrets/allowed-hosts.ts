@@ -3,9 +3,9 @@
  * `*.domain` wildcards and IP literals. Pure: parsing to a canonical form
  * and matching a request's host against the list.
  */
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
-import { parse } from 'tldts';
 
 export const MAX_ALLOWED_HOSTS = 20;
 
@@ -17,6 +17,19 @@ function canonicalHostName(name: string): string | undefined {
   const ascii = domainToASCII(name);
   if (!ascii || ascii.length > 253) return undefined;
   return ascii.split('.').every((l) => LABEL.test(l)) ? ascii : undefined;
+}
+
+type Tldts = typeof import('tldts');
+let tldts: Tldts | undefined;
+
+/**
+ * The public suffix `host` ends in (ICANN and private sections of the list).
+ * The list is loaded on the first wildcard checked: it costs ~6 MiB of memory
+ * a server that never checks one does not need.
+ */
+function publicSuffixOf(host: string): string | null {
+  tldts ??= createRequire(import.meta.url)('tldts') as Tldts;
+  return tldts.parse(host, { allowPrivateDomains: true }).publicSuffix;
 }
 
 /** Canonical form of one pattern, or why it is not one. */
@@ -47,7 +60,7 @@ export function parseHostPattern(input: string): HostPatternResult {
     }
     // `*.co.uk`, `*.github.io`: every registrant's hosts under a public suffix (the Public
     // Suffix List's ICANN and private sections), not one organisation's.
-    if (parse(rest, { allowPrivateDomains: true }).publicSuffix === rest) {
+    if (publicSuffixOf(rest) === rest) {
       return {
         ok: false,
         message: `"${input}": ${rest} is a public suffix (anyone can register a name under it); name a domain of your own, such as *.example.${rest}`,
