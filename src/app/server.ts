@@ -37,6 +37,7 @@ import type { AppContext } from './context.js';
 import { problem, registerErrorHandler, sendProblem } from './error-handler.js';
 import type { App } from './http.js';
 import { registerMetrics } from './metrics.js';
+import { refineOpenApi } from './openapi.js';
 import { redisRateLimitStore } from './rate-limit-store.js';
 import { RequestLogController } from './request-log.js';
 
@@ -172,6 +173,8 @@ export async function buildServer(ctx: AppContext): Promise<App> {
       security: [{ session: [] }, { token: [] }],
     },
     transform: jsonSchemaTransform,
+    transformObject: (document) =>
+      'openapiObject' in document ? refineOpenApi(document.openapiObject) : document.swaggerObject,
   });
 
   const sessions = createSessionStore(ctx.db, ctx.config, ctx.cache);
