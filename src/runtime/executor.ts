@@ -601,15 +601,16 @@ function respond(
         };
         value = null;
       }
-      // Captured values are data from now on: as the variable's type (a map's or list's JSON text
-      // decoded — escapes the redactor never saw), then well-formed text, then redacted.
-      let captured: unknown = wellFormedDeep(value ?? null);
+      // Captured values are data from now on: redacted as captured, then converted to the
+      // variable's type (a value that held a secret does not read as a number any more), then
+      // redacted again — a map's or list's JSON text decoded spells out escapes the redactor
+      // never saw as text.
+      let captured: unknown = redactor.redactDeep(wellFormedDeep(value ?? null));
       const typed = env.asDeclared?.(rule.variable, captured);
       if (typed && 'error' in typed) {
         captureError ??= typed.error;
         captured = null;
-      } else if (typed) captured = typed.value;
-      captured = redactor.redactDeep(wellFormedDeep(captured));
+      } else if (typed && typed.value !== captured) captured = redactor.redactDeep(wellFormedDeep(typed.value));
       setOwn(captures, rule.variable, captured);
       env.variables.set(rule.variable, captured);
     }

@@ -449,6 +449,45 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
   );
 
   it.runIf(available)(
+    'a value captured into a number variable is redacted before it is read as a number: a secret never becomes one',
+    async () => {
+      const declared = await team.owner.post(`${ws}/variables`, { name: 'captured_n', type: 'number' });
+      expect(declared.status, declared.text).toBe(201);
+      for (const [value, echoed] of [
+        ['12345678.', '12345678.'],
+        ['123456789012345678', '1234567890123456789'],
+        ['98765432', '98765432'],
+      ]) {
+        const name = `tok_num_${value.length}_${echoed.length}_${value.slice(0, 2)}`;
+        const created = await team.owner.post(`${ws}/secrets`, {
+          name,
+          visibility: 'restricted',
+          value,
+          allowedHosts: ['127.0.0.2'],
+        });
+        expect(created.status, created.text).toBe(201);
+        up2.handle((_req, res) => {
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ n: echoed }));
+        });
+        const id = await save(`Number capture ${name}`, [
+          api('call', {
+            url: `${up2.url}/n`,
+            headers: [{ key: 'Authorization', value: `Bearer {{secret:${name}}}` }],
+            capture: [{ variable: 'captured_n', path: '$.n' }],
+          }),
+        ]);
+        const r = await run(id);
+        expect(r.body.steps[0], value).toMatchObject({
+          error: { code: 'type_mismatch' },
+          captures: { captured_n: null },
+        });
+        expect(r.text).not.toContain(value.replace('.', ''));
+      }
+    },
+  );
+
+  it.runIf(available)(
     'a map captured from JSON text is redacted after it is decoded: an escape the redactor has no form for cannot carry a value to another host',
     async () => {
       const value = makeCanary('mapesc');

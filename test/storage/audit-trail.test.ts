@@ -183,6 +183,17 @@ describe.each(DATABASES)('audit trail on $kind', ({ kind, available }) => {
           .insertInto('audit_events')
           .values({ ...forged, hash: hashEvent(forged) })
           .execute();
+        // Paging the list reaches it (its cursor is below 1 too).
+        const seen: string[] = [];
+        let query = 'limit=2';
+        for (;;) {
+          const page = await owner.get(`/api/v1/workspaces/${ws}/audit?${query}`);
+          expect(page.status, page.text).toBe(200);
+          seen.push(...page.body.items.map((e: { id: string }) => e.id));
+          if (!page.body.nextCursor) break;
+          query = `limit=2&cursor=${encodeURIComponent(page.body.nextCursor)}`;
+        }
+        expect(seen.at(-1)).toBe(forged.id);
       },
       () => 'evt_forgedzero0000000000',
     );

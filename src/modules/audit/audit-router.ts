@@ -14,7 +14,8 @@ import {
 import { resolveActor } from '../workspaces/workspace-access.js';
 import { createAuditService, type presentAuditEvent } from './audit-service.js';
 
-const auditCursor = z.object({ seq: z.number().int().positive().max(2_147_483_647) });
+// Any stored seq (a forged row below 1 is listed too, and its page must go on), within the column's range.
+const auditCursor = z.object({ seq: z.number().int().min(-2_147_483_648).max(2_147_483_647) });
 const filterQuery = {
   action: z
     .string()
