@@ -179,23 +179,28 @@ describe.each(DATABASES)('audit trail on $kind', ({ kind, available }) => {
         const [first] = await rows();
         if (!first) throw new Error('fixture too small');
         const forged = { ...first, id: 'evt_forgedzero0000000000', seq: 0, action: 'secret.revealed' };
+        const deeper = { ...forged, id: 'evt_forgedminus000000000', seq: -1 };
         await t.ctx.db
           .insertInto('audit_events')
-          .values({ ...forged, hash: hashEvent(forged) })
+          .values([
+            { ...forged, hash: hashEvent(forged) },
+            { ...deeper, hash: hashEvent(deeper) },
+          ])
           .execute();
-        // Paging the list reaches it (its cursor is below 1 too).
+        // Paging the list reaches them (cursors below 1 too).
         const seen: string[] = [];
-        let query = 'limit=2';
+        let query = 'limit=1';
         for (;;) {
           const page = await owner.get(`/api/v1/workspaces/${ws}/audit?${query}`);
           expect(page.status, page.text).toBe(200);
           seen.push(...page.body.items.map((e: { id: string }) => e.id));
           if (!page.body.nextCursor) break;
-          query = `limit=2&cursor=${encodeURIComponent(page.body.nextCursor)}`;
+          query = `limit=1&cursor=${encodeURIComponent(page.body.nextCursor)}`;
         }
-        expect(seen.at(-1)).toBe(forged.id);
+        expect(seen.slice(-2)).toEqual([forged.id, deeper.id]);
       },
-      () => 'evt_forgedzero0000000000',
+      // The lowest stored row is the first that breaks the chain.
+      () => 'evt_forgedminus000000000',
     );
   });
 
