@@ -56,40 +56,16 @@ export interface OutboundClient {
 
 /** Address verdicts remembered per client. */
 const VERDICTS_KEPT = 1024;
-/** How often calls past their deadline are looked for (a call may overrun by this much). */
-const DEADLINE_SWEEP_MS = 100;
-
 /**
- * Deadlines of the calls under way, checked by one shared timer while any is
- * (no timer per call). What undici's own timeouts do not bound — the wait
- * for a connection, which a stalled peer holds until the connector gives up
- * — ends at the call's deadline too.
+ * Connect timeouts (TCP and TLS handshake) a call may get, in ms: the largest
+ * one within what the call has left (its block's timeout, less earlier
+ * redirect hops), so a peer that stalls the handshake cannot hold a call past
+ * its timeout — one pool per value in use, no timer or registration per call.
  */
-function createDeadlineWatch() {
-  const watched = new Set<{ deadline: number; expire(): void }>();
-  let timer: NodeJS.Timeout | undefined;
-  const sweep = () => {
-    const now = Date.now();
-    for (const call of watched) if (now > call.deadline) call.expire();
-    if (watched.size === 0) {
-      clearInterval(timer);
-      timer = undefined;
-    }
-  };
-  return {
-    add(call: { deadline: number; expire(): void }) {
-      watched.add(call);
-      if (!timer) {
-        timer = setInterval(sweep, DEADLINE_SWEEP_MS);
-        timer.unref();
-      }
-    },
-    delete: (call: { deadline: number; expire(): void }) => watched.delete(call),
-  };
-}
+const CONNECT_TIMEOUTS = [250, 500, 1000, 2000, 5000, 10_000] as const;
 
 export function createOutboundClient(options: { allow: BlockList; connectTimeoutMs?: number }): OutboundClient {
-  const base = buildConnector({ timeout: options.connectTimeoutMs ?? 10_000 });
+  const maxConnectMs = options.connectTimeoutMs ?? 10_000;
   // An address's verdict depends only on the address and the allow list: kept
   // for the addresses seen last (most calls go to a few hosts).
   const verdicts = new Map<string, AddressVerdict>();
@@ -124,18 +100,32 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
     });
   };
 
-  const connect: buildConnector.connector = (opts, callback) => {
-    const host = opts.hostname;
-    resolveChecked(host, (error, address) => {
-      if (error || address === undefined) return callback(error ?? blocked(host, 'no address'), null);
-      if (isIP(host.startsWith('[') ? host.slice(1, -1) : host)) return base(opts, callback);
-      // Connect to the very address checked; TLS still verifies the name.
-      base({ ...opts, hostname: address, servername: opts.servername || host }, callback);
-    });
+  const connectWithin = (timeout: number): buildConnector.connector => {
+    const base = buildConnector({ timeout });
+    return (opts, callback) => {
+      const host = opts.hostname;
+      resolveChecked(host, (error, address) => {
+        if (error || address === undefined) return callback(error ?? blocked(host, 'no address'), null);
+        if (isIP(host.startsWith('[') ? host.slice(1, -1) : host)) return base(opts, callback);
+        // Connect to the very address checked; TLS still verifies the name.
+        base({ ...opts, hostname: address, servername: opts.servername || host }, callback);
+      });
+    };
   };
 
-  const agent = new Agent({ connect, keepAliveTimeout: 10_000, connections: 128 });
-  const deadlines = createDeadlineWatch();
+  const agents = new Map<number, Agent>();
+  /** The pool whose connect timeout is the largest within `leftMs` (the smallest when none is). */
+  const agentFor = (leftMs: number): Agent => {
+    let timeout = Math.min(CONNECT_TIMEOUTS[0], maxConnectMs);
+    for (const t of CONNECT_TIMEOUTS) if (t <= leftMs && t <= maxConnectMs) timeout = t;
+    if (leftMs >= maxConnectMs) timeout = maxConnectMs;
+    let agent = agents.get(timeout);
+    if (!agent) {
+      agent = new Agent({ connect: connectWithin(timeout), keepAliveTimeout: 10_000, connections: 128 });
+      agents.set(timeout, agent);
+    }
+    return agent;
+  };
 
   return {
     checkDestination: (url) =>
@@ -156,28 +146,13 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
         const chunks: Buffer[] = [];
         let size = 0;
         let settled = false;
-        let started: Dispatcher.DispatchController | undefined;
-        const watch = {
-          deadline,
-          // Past the deadline before an answer (still connecting, say): the call fails now, and
-          // a request not yet written is never written (onRequestStart aborts it).
-          expire: () => {
-            fail(timedOut(hop));
-            started?.abort(timedOut(hop));
-          },
-        };
         const fail = (error: unknown) => {
           if (settled) return;
           settled = true;
-          deadlines.delete(watch);
           reject(toFailure(error, hop));
         };
         const handler: Dispatcher.DispatchHandler = {
-          // Called as the request is about to be written on a connection.
-          onRequestStart(controller) {
-            started = controller;
-            if (settled) controller.abort(timedOut(hop));
-          },
+          onRequestStart() {}, // its presence marks the controller-style handler API
           onResponseStart(_controller, statusCode, responseHeaders) {
             if (statusCode < 200) return; // 1xx: the final answer follows
             status = statusCode;
@@ -204,7 +179,6 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
           onResponseEnd() {
             if (settled) return;
             settled = true;
-            deadlines.delete(watch);
             resolve({
               status,
               headers,
@@ -215,9 +189,8 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
             fail(error);
           },
         };
-        deadlines.add(watch);
         try {
-          agent.dispatch(
+          agentFor(hop.timeoutMs).dispatch(
             {
               origin: hop.url.origin,
               path: hop.url.pathname + hop.url.search,
@@ -234,7 +207,9 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
         }
       });
     },
-    close: () => agent.close(),
+    close: async () => {
+      await Promise.all([...agents.values()].map((agent) => agent.close()));
+    },
   };
 }
 
