@@ -457,7 +457,7 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
         ['12345678.', '12345678.'],
         ['123456789012345678', '1234567890123456789'],
         ['98765432', '98765432'],
-      ]) {
+      ] as const) {
         const name = `tok_num_${value.length}_${echoed.length}_${value.slice(0, 2)}`;
         const created = await team.owner.post(`${ws}/secrets`, {
           name,
