@@ -88,19 +88,6 @@ export interface StepRecord {
   durationMs: number;
 }
 
-/** A run in a list: what it was, never its record (GET …/runs/{id} has that). */
-export function presentRunSummary(row: RunSummaryRow) {
-  return {
-    id: row.id,
-    workflowId: row.workflow_id,
-    status: row.status,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    startedBy: row.started_by,
-    stepCount: Number(row.step_count),
-  };
-}
-
 const SUMMARY_COLUMNS = [
   'id',
   'workflow_id',
@@ -110,9 +97,10 @@ const SUMMARY_COLUMNS = [
   'started_by',
   'step_count',
 ] as const satisfies readonly (keyof RunsTable)[];
-type RunSummaryRow = Pick<RunsTable, (typeof SUMMARY_COLUMNS)[number]>;
+type RunHeadRow = Pick<RunsTable, 'id' | 'workflow_id' | 'status' | 'started_at' | 'finished_at' | 'started_by'>;
 
-export function presentRun(row: RunsTable) {
+/** What a run was. */
+function presentRunHead(row: RunHeadRow) {
   return {
     id: row.id,
     workflowId: row.workflow_id,
@@ -120,6 +108,17 @@ export function presentRun(row: RunsTable) {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     startedBy: row.started_by,
+  };
+}
+
+/** A run in a list: what it was, never its record (GET …/runs/{id} has that). */
+export function presentRunSummary(row: Pick<RunsTable, (typeof SUMMARY_COLUMNS)[number]>) {
+  return { ...presentRunHead(row), stepCount: Number(row.step_count) };
+}
+
+export function presentRun(row: RunsTable) {
+  return {
+    ...presentRunHead(row),
     variables: JSON.parse(row.variables) as Record<string, unknown>,
     steps: JSON.parse(row.steps) as StepRecord[],
   };

@@ -31,27 +31,22 @@ export const stepSchema = z.object({
   error: errorSchema.optional(),
   durationMs: z.number(),
 });
-export const runSchema = z.object({
+/** What a run was: in a list and in a run's own record alike. */
+const runHeadSchema = z.object({
   id: z.string(),
   workflowId: z.string().nullable(),
   status: z.enum(['succeeded', 'failed']),
   startedAt: z.string(),
   finishedAt: z.string(),
   startedBy: z.string().nullable(),
+});
+export const runSchema = runHeadSchema.extend({
   variables: z.record(z.string(), z.unknown()),
   steps: z.array(stepSchema),
 });
 
 /** A run in a list: its steps are read one run at a time (GET …/runs/{id}). */
-export const runSummarySchema = z.object({
-  id: z.string(),
-  workflowId: z.string().nullable(),
-  status: z.enum(['succeeded', 'failed']),
-  startedAt: z.string(),
-  finishedAt: z.string(),
-  startedBy: z.string().nullable(),
-  stepCount: z.number().int(),
-});
+export const runSummarySchema = runHeadSchema.extend({ stepCount: z.number().int() });
 
 export const usageSchema = z.object({
   workflowId: z.string(),
