@@ -111,6 +111,20 @@ function presentRunHead(row: RunHeadRow) {
   };
 }
 
+/** A failed step with no request or response recorded (refused before sending, stopped, or a fault of Hush's own). */
+function failedWithoutRecord(block: Block, error: { code: string; message: string }, started?: number): StepRecord {
+  return {
+    blockId: block.id,
+    type: block.type,
+    status: 'failed',
+    request: null,
+    response: null,
+    captures: {},
+    error,
+    durationMs: started === undefined ? 0 : Math.round((performance.now() - started) * 10) / 10,
+  };
+}
+
 /** A run in a list: what it was, never its record (GET …/runs/{id} has that). */
 export function presentRunSummary(row: Pick<RunsTable, (typeof SUMMARY_COLUMNS)[number]>) {
   return { ...presentRunHead(row), stepCount: Number(row.step_count) };
@@ -222,16 +236,7 @@ export function createRunService(deps: Deps) {
       };
     } catch (error) {
       if (!(error instanceof AppError) || error.status >= 500) throw error;
-      return {
-        blockId: block.id,
-        type: 'api',
-        status: 'failed',
-        request: null,
-        response: null,
-        captures: {},
-        error: { code: error.code, message: error.message },
-        durationMs: Math.round((performance.now() - started) * 10) / 10,
-      };
+      return failedWithoutRecord(block, { code: error.code, message: error.message }, started);
     }
   }
 
@@ -361,16 +366,7 @@ export function createRunService(deps: Deps) {
                 }
               : undefined;
         if (stop) {
-          steps.push({
-            blockId: block.id,
-            type: block.type,
-            status: 'failed',
-            request: null,
-            response: null,
-            captures: {},
-            error: stop,
-            durationMs: 0,
-          });
+          steps.push(failedWithoutRecord(block, stop));
           status = 'failed';
           break;
         }
@@ -383,16 +379,12 @@ export function createRunService(deps: Deps) {
         } catch (error) {
           // A fault of Hush's own (a bug, the database gone): the run is still recorded and
           // finished — an earlier step may have sent a secret — then the error goes on (a 500).
-          steps.push({
-            blockId: block.id,
-            type: block.type,
-            status: 'failed',
-            request: null,
-            response: null,
-            captures: {},
-            error: { code: 'internal_error', message: 'The step failed on the server; nothing after it ran.' },
-            durationMs: 0,
-          });
+          steps.push(
+            failedWithoutRecord(block, {
+              code: 'internal_error',
+              message: 'The step failed on the server; nothing after it ran.',
+            }),
+          );
           status = 'failed';
           failure = { error };
           break;
