@@ -241,20 +241,27 @@ export async function retireRoot(): Promise<void> {
     // commit below syncs the write-ahead log instead, so every rewrapped key is on disk
     // before an old root key leaves the key file (a power cut could roll them back).
     if (ctx.dbKind === 'sqlite') await sql`PRAGMA synchronous = FULL`.execute(ctx.db);
-    const outcome = await withJobLock(ctx, 'root-keys', () =>
-      rewrapWorkspaceKeys(ctx, undefined, 'keys.root_retire_checked'),
-    );
+    // The key file is rewritten under the same lock as the check: a `rotate-root` on another
+    // node cannot add a key to the file between the two and have it dropped.
+    const masterKey = config.masterKey;
+    const outcome = await withJobLock(ctx, 'root-keys', async () => {
+      const r = await rewrapWorkspaceKeys(ctx, undefined, 'keys.root_retire_checked');
+      const unused = ctx.rootKeys.keyIds().filter((id) => id !== r.rootKeyId);
+      const retired =
+        r.stillInUse.length === 0 && masterKey.kind === 'file'
+          ? retireRootKeysInFile(masterKey.path, unused)
+          : undefined;
+      return { r, unused, retired };
+    });
     if (!outcome.ran) fail(ROOT_KEYS_BUSY);
-    const r = outcome.value;
+    const { r, unused, retired } = outcome.value;
     printResult(`rewrapped workspace keys under ${r.rootKeyId}`, r);
     if (r.stillInUse.length > 0) {
       out(`still in use, kept: ${r.stillInUse.join(', ')}`);
       process.exitCode = 1;
       return;
     }
-    const unused = ctx.rootKeys.keyIds().filter((id) => id !== r.rootKeyId);
-    if (config.masterKey.kind === 'file') {
-      const retired = retireRootKeysInFile(config.masterKey.path, unused);
+    if (retired !== undefined) {
       out(
         retired.length > 0
           ? `retired unused root keys: ${retired.join(', ')} — back the key file up now`
