@@ -610,7 +610,7 @@ function respond(
       if (typed && 'error' in typed) {
         captureError ??= typed.error;
         captured = null;
-      } else if (typed && typed.value !== captured) captured = redactor.redactDeep(wellFormedDeep(typed.value));
+      } else if (typed && typed.value !== captured) captured = redactor.redactDeep(typed.value); // decoded JSON is well-formed already
       setOwn(captures, rule.variable, captured);
       env.variables.set(rule.variable, captured);
     }

@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isUniqueViolation, migrateToLatest, type OpenDatabase } from '../../src/db/database.js';
 import { DATABASES } from '../support/databases.js';
-import { databaseBefore } from '../support/migrated-before.js';
+import { addWorkspace, databaseBefore } from '../support/migrated-before.js';
 
 describe.each(DATABASES)('migration 0005 (role names unique regardless of case) on $kind', ({ kind, available }) => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -18,22 +18,6 @@ describe.each(DATABASES)('migration 0005 (role names unique regardless of case) 
   });
 
   const databaseBefore0005 = () => databaseBefore(kind, '0005', cleanups);
-
-  async function addWorkspace(database: OpenDatabase, id: string): Promise<void> {
-    const at = '2024-01-01T00:00:00.000Z';
-    await database.db
-      .insertInto('workspaces')
-      .values({
-        id,
-        name: id,
-        secret_host_binding: 'pin-on-first-use',
-        active_key_version: 1,
-        created_at: at,
-        updated_at: at,
-        deleted_at: null,
-      })
-      .execute();
-  }
 
   async function addRole(database: OpenDatabase, workspaceId: string, id: string, name: string, createdAt: string) {
     await database.db

@@ -47,6 +47,17 @@ async function everyVersionOpens(t: TestApp, workspaceId: string): Promise<strin
 
 const availableOn = (kind: string) => DATABASES.find((d) => d.kind === kind)?.available ?? false;
 
+/** The workspace's key versions, oldest first. */
+async function keyVersions(t: TestApp, workspaceId: string): Promise<number[]> {
+  const rows = await t.ctx.db
+    .selectFrom('workspace_keys')
+    .select('version')
+    .where('workspace_id', '=', workspaceId)
+    .orderBy('version')
+    .execute();
+  return rows.map((k) => Number(k.version));
+}
+
 describe('key rotation races', () => {
   let t: TestApp | undefined;
   afterEach(async () => {
@@ -82,12 +93,7 @@ describe('key rotation races', () => {
       expect(written.status, written.text).toBe(200);
       expect(rotated).toMatchObject({ failed: 0, keyVersion: 2 });
       expect(await everyVersionOpens(t, workspaceId)).toEqual(['first-value-0123', 'second-value-4567']);
-      const keys = await t.ctx.db
-        .selectFrom('workspace_keys')
-        .select('version')
-        .where('workspace_id', '=', workspaceId)
-        .execute();
-      expect(keys.map((k) => Number(k.version))).toEqual([2]);
+      expect(await keyVersions(t, workspaceId)).toEqual([2]);
     },
   );
 
@@ -124,13 +130,7 @@ describe('key rotation races', () => {
       });
       expect(newer).toBe(true);
       expect(rotated).toMatchObject({ failed: 0, keyVersion: 2 });
-      const keys = await t.ctx.db
-        .selectFrom('workspace_keys')
-        .select('version')
-        .where('workspace_id', '=', workspaceId)
-        .orderBy('version')
-        .execute();
-      expect(keys.map((k) => Number(k.version))).toEqual([2, 3]);
+      expect(await keyVersions(t, workspaceId)).toEqual([2, 3]);
     },
   );
 
@@ -151,22 +151,11 @@ describe('key rotation races', () => {
           },
         }).catch((error: Error) => error.message);
         expect(stopped).toBe('stopped');
-        const between = await t.ctx.db
-          .selectFrom('workspace_keys')
-          .select('version')
-          .where('workspace_id', '=', workspaceId)
-          .orderBy('version')
-          .execute();
-        expect(between.map((k) => Number(k.version))).toEqual([1, 2]);
+        expect(await keyVersions(t, workspaceId)).toEqual([1, 2]);
 
         const resumed = await rotateWorkspaceKey(t.ctx, workspaceId);
         expect(resumed).toMatchObject({ failed: 0, keyVersion: 2 });
-        const keys = await t.ctx.db
-          .selectFrom('workspace_keys')
-          .select('version')
-          .where('workspace_id', '=', workspaceId)
-          .execute();
-        expect(keys.map((k) => Number(k.version))).toEqual([2]);
+        expect(await keyVersions(t, workspaceId)).toEqual([2]);
         expect(await everyVersionOpens(t, workspaceId)).toEqual(['resume-value-01']);
       },
     );

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '../../src/db/database.js';
 import { DATABASES } from '../support/databases.js';
-import { databaseBefore } from '../support/migrated-before.js';
+import { addWorkspace, databaseBefore } from '../support/migrated-before.js';
 
 const AT = '2024-01-01T00:00:00.000Z';
 
@@ -17,18 +17,7 @@ describe.each(DATABASES)('migration 0007 (run step counts) on $kind', ({ kind, a
 
   it.runIf(available)('counts the steps each existing run recorded', async () => {
     const database = await databaseBefore(kind, '0007', cleanups);
-    await database.db
-      .insertInto('workspaces')
-      .values({
-        id: 'ws_one',
-        name: 'one',
-        secret_host_binding: 'pin-on-first-use',
-        active_key_version: 1,
-        created_at: AT,
-        updated_at: AT,
-        deleted_at: null,
-      })
-      .execute();
+    await addWorkspace(database, 'ws_one');
     const step = { blockId: 'b', type: 'set', status: 'succeeded', request: null, response: null, captures: {} };
     const runs = [0, 1, 3].map((n) => ({
       id: `run_${n}`,

@@ -9,7 +9,7 @@ import { migrateToLatest } from '../../src/db/database.js';
 import { apiBlockSchema } from '../../src/modules/workflows/block-schema.js';
 import { analyzeBlock } from '../../src/runtime/block-fields.js';
 import { DATABASES } from '../support/databases.js';
-import { databaseBefore } from '../support/migrated-before.js';
+import { addWorkspace, databaseBefore } from '../support/migrated-before.js';
 
 const AT = '2024-01-01T00:00:00.000Z';
 
@@ -31,18 +31,7 @@ describe.each(DATABASES)('migration 0006 (secret reference paths) on $kind', ({ 
       headers: [{ key: 'Authorization', value: 'Bearer {{secret:tok}}' }],
       body: { mode: 'json', content: '{"a#b":{"c#":"{{secret:tok}}"},"plain":"{{secret:tok}}"}' },
     });
-    await database.db
-      .insertInto('workspaces')
-      .values({
-        id: 'ws_one',
-        name: 'one',
-        secret_host_binding: 'pin-on-first-use',
-        active_key_version: 1,
-        created_at: AT,
-        updated_at: AT,
-        deleted_at: null,
-      })
-      .execute();
+    await addWorkspace(database, 'ws_one');
     await database.db
       .insertInto('workflows')
       .values({

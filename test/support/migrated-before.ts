@@ -37,3 +37,20 @@ export async function databaseBefore(
   if (error) throw error;
   return database;
 }
+
+/** A workspace row as every migration since 0004 expects one (named by its id). */
+export async function addWorkspace(database: OpenDatabase, id: string): Promise<void> {
+  const at = '2024-01-01T00:00:00.000Z';
+  await database.db
+    .insertInto('workspaces')
+    .values({
+      id,
+      name: id,
+      secret_host_binding: 'pin-on-first-use',
+      active_key_version: 1,
+      created_at: at,
+      updated_at: at,
+      deleted_at: null,
+    })
+    .execute();
+}
