@@ -22,6 +22,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFileKeyProvider } from '../../src/crypto/root-keys.js';
+import { createBackup } from '../../src/modules/backup/backup.js';
 import {
   createSite,
   describeRun,
@@ -353,7 +354,7 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
   );
 
   it.runIf(available)(
-    'a stale .partial (world-readable, or a link elsewhere) and an old backup still give an owner-only backup',
+    'a stale .partial (world-readable, or a link elsewhere) and an old backup still give an owner-only backup; the stale file is neither written nor followed',
     async () => {
       const dir = path.join(source.dataDir, 'stale');
       mkdirSync(dir);
@@ -372,13 +373,40 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
         const r = await runHush(['backup', file], source.env);
         expect(r.code, describeRun(r)).toBe(0);
         expect(statSync(file).mode & 0o777, file).toBe(0o600);
-        expect(existsSync(`${file}.partial`), file).toBe(false);
         expect(gunzipSync(readFileSync(file)).toString('utf8')).toMatch(/^\{"format":"hush-backup"/);
       }
+      expect(readFileSync(`${readable}.partial`, 'utf8')).toBe('left by an interrupted run');
       expect(readFileSync(elsewhere, 'utf8')).toBe('not to be written through a link');
       expect(statSync(elsewhere).mode & 0o777).toBe(0o644);
+      // Nothing of the runs themselves is left beside the backups.
+      expect(readdirSync(dir).sort()).toEqual(
+        [
+          'elsewhere.txt',
+          'linked.backup.gz',
+          'linked.backup.gz.partial',
+          'previous.backup.gz',
+          'readable.backup.gz',
+          'readable.backup.gz.partial',
+        ].sort(),
+      );
     },
   );
+
+  it.runIf(available)('two backups to one file at once both finish, and the file is a whole backup', async () => {
+    const dir = path.join(source.dataDir, 'twice');
+    mkdirSync(dir);
+    const file = path.join(dir, 'same.backup.gz');
+    const runs = await Promise.all([runHush(['backup', file], source.env), runHush(['backup', file], source.env)]);
+    for (const r of runs) expect(r.code, describeRun(r)).toBe(0);
+    expect(readdirSync(dir)).toEqual(['same.backup.gz']);
+    const lines = gunzipSync(readFileSync(file)).toString('utf8').trim().split('\n');
+    const trailer = JSON.parse(lines.at(-1) ?? '{}');
+    expect(trailer.trailer).toBe(true);
+    const sha = createHash('sha256')
+      .update(lines.slice(0, -1).map((l) => `${l}\n`).join(''))
+      .digest('hex');
+    expect(sha).toBe(trailer.sha256);
+  });
 
   it.runIf(available)(
     'a backup never replaces the root key file, the database, a directory or a device: exit 1, one line, nothing changed',
@@ -408,6 +436,24 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
       expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
     },
   );
+
+  it.runIf(available)('a backup that fails half-way leaves no file behind and the old backup as it was', async () => {
+    const dir = path.join(source.dataDir, 'failing');
+    mkdirSync(dir);
+    const file = path.join(dir, 'hush.backup.gz');
+    writeFileSync(file, 'an older backup');
+    const ctx = await source.open();
+    try {
+      const failing = createBackup(ctx, file, (table) => {
+        if (table === 'secrets') throw new Error('the disk went away');
+      });
+      await expect(failing).rejects.toThrow('the disk went away');
+    } finally {
+      await ctx.close();
+    }
+    expect(readdirSync(dir)).toEqual(['hush.backup.gz']);
+    expect(readFileSync(file, 'utf8')).toBe('an older backup');
+  });
 
   it.runIf(available)('a backup into a directory that does not exist: exit 1, one line, no file', async () => {
     const file = path.join(source.dataDir, 'no-such-dir', 'hush.backup.gz');

@@ -6,7 +6,7 @@
  * between them). Restore checks the checksum and the root key before it
  * writes anything, then writes everything in one transaction.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { access, constants, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -78,23 +78,16 @@ function decodeRow(row: Record<string, unknown>): Record<string, unknown> {
 }
 
 /**
- * Creates `temp` afresh, owner-only. Whatever was at that path — a partial
- * file left by an interrupted run (mode 0644, say), or a link elsewhere — is
- * removed first, and the new file is created exclusively (O_EXCL, which
- * follows no link) with mode 0600: the mode given at creation is the only
- * one it ever has, and the rename makes it the backup.
+ * Creates `temp`, owner-only: exclusively (O_EXCL, which follows no link) with
+ * mode 0600 — the mode given at creation is the only one it ever has, and
+ * the rename makes it the backup. The name is this run's own, so two backups
+ * to one file never write into, or remove, each other's temp file.
  */
 async function createOwnerOnly(temp: string) {
   try {
-    await rm(temp, { force: true });
     return await open(temp, 'wx', 0o600);
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    throw new BackupError(
-      code === 'EEXIST'
-        ? `cannot write ${temp}: it appeared while the backup started (is another backup to the same file running?)`
-        : `cannot write ${temp}: ${code ?? 'unknown error'}`,
-    );
+    throw new BackupError(`cannot write ${temp}: ${(error as { code?: string }).code ?? 'unknown error'}`);
   }
 }
 
@@ -104,7 +97,7 @@ export async function createBackup(
   file: string,
   progress?: (table: string, rows: number) => void,
 ): Promise<{ counts: Record<string, number>; sha256: string }> {
-  const temp = `${file}.partial`;
+  const temp = `${file}.${randomBytes(6).toString('hex')}.partial`;
   const hash = createHash('sha256');
   const counts: Record<string, number> = {};
   const out = createGzip();
@@ -114,54 +107,64 @@ export async function createBackup(
     throw new BackupError(`cannot write ${file}: its directory does not exist or is not writable`);
   }
   const sink = pipeline(out, (await createOwnerOnly(temp)).createWriteStream());
-  const write = (line: string) =>
-    new Promise<void>((resolve, reject) => {
-      hash.update(`${line}\n`);
-      out.write(`${line}\n`, (error) => (error ? reject(error) : resolve()));
-    });
-  const snapshot = async (trx: Kysely<Database>) => {
-    const keys = await trx.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
-    const header: Header = {
-      format: BACKUP_FORMAT,
-      version: BACKUP_VERSION,
-      createdAt: new Date().toISOString(),
-      database: deps.dbKind,
-      migrations: Object.keys(migrations),
-      rootKeyIds: keys.map((k) => k.root_key_id),
+  // A write error (a full disk) rejects it while rows are still being read: handled below.
+  sink.catch(() => {});
+  try {
+    const write = (line: string) =>
+      new Promise<void>((resolve, reject) => {
+        hash.update(`${line}\n`);
+        out.write(`${line}\n`, (error) => (error ? reject(error) : resolve()));
+      });
+    const snapshot = async (trx: Kysely<Database>) => {
+      const keys = await trx.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
+      const header: Header = {
+        format: BACKUP_FORMAT,
+        version: BACKUP_VERSION,
+        createdAt: new Date().toISOString(),
+        database: deps.dbKind,
+        migrations: Object.keys(migrations),
+        rootKeyIds: keys.map((k) => k.root_key_id),
+      };
+      await write(JSON.stringify(header));
+      for (const table of BACKUP_TABLES) {
+        let count = 0;
+        for (let offset = 0; ; offset += PAGE) {
+          let q = (trx as unknown as Kysely<Record<string, Record<string, unknown>>>).selectFrom(table).selectAll();
+          for (const column of primaryOrder(table)) q = q.orderBy(column);
+          const rows = (await q.limit(PAGE).offset(offset).execute()) as Record<string, unknown>[];
+          for (const row of rows) await write(JSON.stringify({ t: table, r: encodeRow(row) }));
+          count += rows.length;
+          if (rows.length < PAGE) break;
+        }
+        counts[table] = count;
+        progress?.(table, count);
+      }
     };
-    await write(JSON.stringify(header));
-    for (const table of BACKUP_TABLES) {
-      let count = 0;
-      for (let offset = 0; ; offset += PAGE) {
-        let q = (trx as unknown as Kysely<Record<string, Record<string, unknown>>>).selectFrom(table).selectAll();
-        for (const column of primaryOrder(table)) q = q.orderBy(column);
-        const rows = (await q.limit(PAGE).offset(offset).execute()) as Record<string, unknown>[];
-        for (const row of rows) await write(JSON.stringify({ t: table, r: encodeRow(row) }));
-        count += rows.length;
-        if (rows.length < PAGE) break;
-      }
-      counts[table] = count;
-      progress?.(table, count);
+    if (deps.dbKind === 'postgres') {
+      await deps.db.transaction().setIsolationLevel('repeatable read').execute(snapshot);
+    } else {
+      // A deferred read transaction: a consistent WAL snapshot that does not block writers.
+      await deps.db.connection().execute(async (conn) => {
+        await sql`begin`.execute(conn);
+        try {
+          await snapshot(conn);
+        } finally {
+          await sql`commit`.execute(conn);
+        }
+      });
     }
-  };
-  if (deps.dbKind === 'postgres') {
-    await deps.db.transaction().setIsolationLevel('repeatable read').execute(snapshot);
-  } else {
-    // A deferred read transaction: a consistent WAL snapshot that does not block writers.
-    await deps.db.connection().execute(async (conn) => {
-      await sql`begin`.execute(conn);
-      try {
-        await snapshot(conn);
-      } finally {
-        await sql`commit`.execute(conn);
-      }
-    });
+    const sha256 = hash.digest('hex');
+    out.end(`${JSON.stringify({ trailer: true, counts, sha256 })}\n`);
+    await sink;
+    await rename(temp, file);
+    return { counts, sha256 };
+  } catch (error) {
+    // Nothing of a failed run stays behind: its temp file goes, the target is untouched.
+    out.destroy();
+    await sink.catch(() => {});
+    await rm(temp, { force: true });
+    throw error;
   }
-  const sha256 = hash.digest('hex');
-  out.end(`${JSON.stringify({ trailer: true, counts, sha256 })}\n`);
-  await sink;
-  await rename(temp, file);
-  return { counts, sha256 };
 }
 
 /** A total order for paging: the primary key, or every column where there is none. */
