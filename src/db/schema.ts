@@ -120,6 +120,14 @@ export interface AuditHeadsTable {
   epoch: Generated<number>;
 }
 
+/** SQLite only: the process running a once-only job (src/db/job-lock.ts). */
+export interface JobLocksTable {
+  job: string;
+  holder: string;
+  pid: number;
+  acquired_at: string;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -232,6 +240,7 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_heads: AuditHeadsTable;
   settings: SettingsTable;
+  job_locks: JobLocksTable;
   variable_names: VariableNamesTable;
   variables: VariablesTable;
   secrets: SecretsTable;

@@ -12,6 +12,7 @@ import * as roleNamesCaseInsensitive from './0005-role-names-case-insensitive.js
 import * as secretRefPaths from './0006-secret-ref-paths.js';
 import * as runStepCounts from './0007-run-step-counts.js';
 import * as secretRevisions from './0008-secret-revisions.js';
+import * as jobLocks from './0009-job-locks.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '0006-secret-ref-paths': secretRefPaths,
   '0007-run-step-counts': runStepCounts,
   '0008-secret-revisions': secretRevisions,
+  '0009-job-locks': jobLocks,
 };

@@ -22,7 +22,10 @@ import type { Database } from '../../db/schema.js';
 export const BACKUP_FORMAT = 'hush-backup';
 export const BACKUP_VERSION = 1;
 
-/** Tables in dependency order. Sessions are left out: restored users sign in again. */
+/**
+ * Tables in dependency order. Sessions are left out (restored users sign in
+ * again), and so are SQLite's job locks (they name processes of this machine).
+ */
 export const BACKUP_TABLES = [
   'users',
   'workspaces',
