@@ -100,6 +100,34 @@ describe.each(DATABASES)('variables on $kind', ({ kind, available }) => {
       expectProblem(await team.anonymous.get(variablesUrl()), 401, 'unauthenticated');
     });
 
+    it.runIf(available)(
+      'a system variable is read by the id the list gives it; nobody changes or deletes it',
+      async () => {
+        const listed = await team.clients.viewer.get(`${variablesUrl()}?kind=system`);
+        for (const item of listed.body.items as { id: string }[]) {
+          for (const role of SYSTEM_ROLES) {
+            const one = await team.clients[role].get(variableUrl(item.id));
+            expect(one.status, `${role} ${item.id}: ${one.text}`).toBe(200);
+            expect(one.body).toEqual(item);
+          }
+          const before = await snapshot();
+          expectProblem(
+            await owner.patch(variableUrl(item.id), { description: 'mine now' }),
+            409,
+            'system_variable_read_only',
+          );
+          expectProblem(await owner.delete(variableUrl(item.id)), 409, 'system_variable_read_only');
+          expectProblem(await team.clients.viewer.patch(variableUrl(item.id), { description: 'x' }), 403, 'forbidden');
+          expectProblem(await team.clients.viewer.delete(variableUrl(item.id)), 403, 'forbidden');
+          expectProblem(await team.outsider.get(variableUrl(item.id)), 404, 'not_found');
+          expect(await snapshot()).toEqual(before);
+        }
+        // Only the exact names: anything else is not an id.
+        expectProblem(await owner.get(variableUrl('$RUN_ID')), 422, 'validation_failed');
+        expectProblem(await owner.get(variableUrl('$nothing')), 422, 'validation_failed');
+      },
+    );
+
     it.runIf(available)('?kind=custom omits system variables, ?kind=system lists only them', async () => {
       const custom = await owner.get(`${variablesUrl()}?kind=custom&limit=200`);
       expect(custom.status, custom.text).toBe(200);

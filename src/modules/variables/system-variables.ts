@@ -7,3 +7,10 @@ export const SYSTEM_VARIABLES = [
 ] as const;
 
 export type SystemVariableName = (typeof SYSTEM_VARIABLES)[number]['name'];
+
+const BY_NAME = new Map<string, (typeof SYSTEM_VARIABLES)[number]>(SYSTEM_VARIABLES.map((v) => [v.name, v]));
+
+/** The system variable named `name` exactly (the id the variables list gives it), if any. */
+export function systemVariableNamed(name: string): (typeof SYSTEM_VARIABLES)[number] | undefined {
+  return BY_NAME.get(name);
+}

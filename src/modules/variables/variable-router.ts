@@ -16,6 +16,7 @@ import {
 } from '../../app/http.js';
 import { auditContextOf } from '../auth/principal.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
+import { SYSTEM_VARIABLES } from './system-variables.js';
 import { variableNameSchema } from './variable-names.js';
 import { variableSchema } from './variable-schemas.js';
 import { createVariableService, presentVariable } from './variable-service.js';
@@ -24,7 +25,8 @@ import { VARIABLE_TYPES } from './variable-types.js';
 /** A value of any JSON shape (the service checks it against the type); its strings and keys are well-formed. */
 const jsonValue = z.unknown().refine(holdsWellFormedText, ILL_FORMED_TEXT).optional();
 const description = plainText(500);
-const variableParams = workspaceParams.extend({ id: idSchema });
+/** A custom variable's id, or a system variable's name (the id the list gives it). */
+const variableParams = workspaceParams.extend({ id: z.union([idSchema, z.enum(SYSTEM_VARIABLES.map((v) => v.name))]) });
 
 export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
   const service = createVariableService(ctx);
@@ -92,14 +94,16 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
     {
       schema: {
         tags: ['variables'],
-        summary: 'One custom variable (variables.read)',
+        summary: 'One variable: custom, or system by its name (variables.read)',
         params: variableParams,
         response: { 200: variableSchema, ...problems(401, 403, 404) },
       },
     },
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
-      return presentVariable(await service.get(actor, request.params.id));
+      return (
+        service.systemVariable(actor, request.params.id) ?? presentVariable(await service.get(actor, request.params.id))
+      );
     },
   );
 
@@ -135,7 +139,7 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
         tags: ['variables'],
         summary: 'Delete a custom variable (variables.manage)',
         params: variableParams,
-        response: { 204: z.null(), ...problems(401, 403, 404) },
+        response: { 204: z.null(), ...problems(401, 403, 404, 409) },
       },
     },
     async (request, reply) => {

@@ -7,13 +7,13 @@
  */
 import type { Transaction } from 'kysely';
 import type { AppContext } from '../../app/context.js';
-import { NotFoundError } from '../../app/errors.js';
+import { AppError, NotFoundError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
 import type { Database, VariablesTable } from '../../db/schema.js';
 import { nameContains } from '../../db/search.js';
 import { authorize, type WorkspaceActor } from '../../policy/policy.js';
 import type { AuditContext } from '../audit/audit-log.js';
-import { SYSTEM_VARIABLES } from './system-variables.js';
+import { SYSTEM_VARIABLES, systemVariableNamed } from './system-variables.js';
 import { claimName, releaseName } from './variable-names.js';
 import { decodeVariableValue, encodeVariableValue, type VariableType } from './variable-types.js';
 
@@ -91,17 +91,15 @@ export function createVariableService(deps: Deps) {
     systemVariables(actor: WorkspaceActor, q?: string) {
       authorize(actor, 'variables.read');
       const needle = q?.toLowerCase();
-      return SYSTEM_VARIABLES.filter((v) => !needle || v.name.toLowerCase().includes(needle)).map((v) => ({
-        id: v.name,
-        kind: 'system' as const,
-        name: v.name,
-        type: v.type,
-        description: v.description,
-        testValue: null,
-        fallbackValue: null,
-        createdAt: null,
-        updatedAt: null,
-      }));
+      return SYSTEM_VARIABLES.filter((v) => !needle || v.name.toLowerCase().includes(needle)).map(presentSystem);
+    },
+
+    /** One system variable by the id the list gives it (its name), or undefined for any other id. */
+    systemVariable(actor: WorkspaceActor, id: string) {
+      const variable = systemVariableNamed(id);
+      if (!variable) return undefined;
+      authorize(actor, 'variables.read');
+      return presentSystem(variable);
     },
 
     async get(actor: WorkspaceActor, id: string) {
@@ -141,6 +139,7 @@ export function createVariableService(deps: Deps) {
 
     async update(actor: WorkspaceActor, audit: AuditContext, id: string, patch: Partial<VariableInput>) {
       authorize(actor, 'variables.manage');
+      refuseSystem(id);
       return db.transaction().execute(async (trx) => {
         const current = await loadLocked(trx, actor.workspaceId, id);
         const type = patch.type ?? (current.type as VariableType);
@@ -176,6 +175,7 @@ export function createVariableService(deps: Deps) {
 
     async remove(actor: WorkspaceActor, audit: AuditContext, id: string) {
       authorize(actor, 'variables.manage');
+      refuseSystem(id);
       await db.transaction().execute(async (trx) => {
         const current = await loadLocked(trx, actor.workspaceId, id);
         await trx.deleteFrom('variables').where('id', '=', id).execute();
@@ -190,4 +190,29 @@ export function createVariableService(deps: Deps) {
       });
     },
   };
+}
+
+function presentSystem(v: (typeof SYSTEM_VARIABLES)[number]) {
+  return {
+    id: v.name,
+    kind: 'system' as const,
+    name: v.name,
+    type: v.type,
+    description: v.description,
+    testValue: null,
+    fallbackValue: null,
+    createdAt: null,
+    updatedAt: null,
+  };
+}
+
+/** System variables are read-only: changing one is refused for everyone (after the permission check). */
+function refuseSystem(id: string): void {
+  if (systemVariableNamed(id)) {
+    throw new AppError(
+      409,
+      'system_variable_read_only',
+      `${id} is a system variable: it cannot be changed or deleted.`,
+    );
+  }
 }
