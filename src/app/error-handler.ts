@@ -72,8 +72,12 @@ export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
   return reply.code(body.status).type('application/problem+json; charset=utf-8').send(body);
 }
 
+/** Where a field error points: `body`, `params`, `headers`, or `query` (Fastify says `querystring`). */
+const CONTEXT_NAMES: Record<string, string> = { querystring: 'query' };
+
 function fieldErrorsFromZod(error: FastifyError): FieldError[] {
-  const context = (error as { validationContext?: string }).validationContext ?? 'body';
+  const raw = (error as { validationContext?: string }).validationContext ?? 'body';
+  const context = CONTEXT_NAMES[raw] ?? raw;
   return (error.validation ?? []).map((v) => {
     const pointer = (v.instancePath ?? '').split('/').filter(Boolean);
     const params = v.params as { issue?: { message?: string } } | undefined;

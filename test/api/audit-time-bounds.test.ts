@@ -98,7 +98,7 @@ describe.each(DATABASES)('audit time bounds on $kind', ({ kind, available }) => 
       const res = await owner.get(`/api/v1/workspaces/${ws}/audit?since=${encodeURIComponent(bad)}`);
       expect(res.status, `${bad}: ${res.text}`).toBe(422);
       expect(res.body.code).toBe('validation_failed');
-      expect(res.body.errors[0].path).toBe('querystring.since');
+      expect(res.body.errors[0].path).toBe('query.since');
     }
   });
 });
