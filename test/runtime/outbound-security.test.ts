@@ -405,6 +405,45 @@ describe.each(DATABASES)('outbound security on $kind', ({ kind, available }) => 
       },
     );
 
+    it.runIf(available)(
+      'a call sending no secret is not redirected to another origin with a value the host holds (its bound secret) in the URL or host name',
+      async () => {
+        const value = 'TokABcdEFghIJkl9876';
+        const created = await owner.post(`${ws}/secrets`, {
+          name: 'replayed',
+          visibility: 'masked',
+          value,
+          allowedHosts: ['127.0.0.1'],
+        });
+        expect(created.status, created.text).toBe(201);
+        // The allowed host keeps what it was sent, and later answers it back in a redirect.
+        let stored = '';
+        for (const location of [
+          () => `${up2.url}/cb?v=${stored}`,
+          () => `${up2.url}/cb#${encodeURIComponent(encodeURIComponent(stored))}`,
+          () => `http://${stored}.attacker.invalid/`,
+        ]) {
+          up.handle((req, res) => {
+            const header = req.headers['x-k'];
+            if (header) {
+              stored = String(header);
+              res.end('kept');
+            } else res.writeHead(302, { location: location() }).end();
+          });
+          up2.handle((_req, res) => res.end('ok'));
+          const kept = await send({ url: `${up.url}/keep`, headers: [{ key: 'X-K', value: '{{secret:replayed}}' }] });
+          expect(kept.status, kept.text).toBe(200);
+          expect(stored).toBe(value);
+          const before = up2.received.length;
+          const res = await send({ url: `${up.url}/later` });
+          expect(res.status, res.text).toBe(200);
+          expect(res.body.error?.code, `${location()}: ${res.text}`).toBe('unsafe_redirect');
+          expect(up2.received.length).toBe(before);
+          expect(res.text.toLowerCase()).not.toContain(value.toLowerCase());
+        }
+      },
+    );
+
     it.runIf(available)('5 redirects are followed; a 6th gives 200 with ok:false and an error code', async () => {
       up.handle((req, res) => {
         const m = /^\/hops\/(\d+)\/(\d+)$/.exec(req.url);
