@@ -3,6 +3,7 @@
  * one holds on the other (login per account and IP, reveal per user).
  */
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAppContext } from '../../src/app/bootstrap.js';
 import { loadConfig } from '../../src/app/config.js';
@@ -65,6 +66,23 @@ describe('rate limits across two servers', () => {
     expect(fifth.status).toBe(429);
     expect(fifth.body.code).toBe('rate_limited');
     expect((await b.post('/api/v1/auth/login', { email, password: 'wrong password!' })).status).toBe(429);
+  });
+
+  it.runIf(available)('what was typed into the email field (a password, say) is not in any Redis key', async () => {
+    const typed = `Hunter2-pass-${randomBytes(6).toString('hex')}`;
+    const a = new TestClient(nodes[0]?.app as TestApp['app']);
+    for (const email of [typed, `${typed}@example.com`]) {
+      const r = await a.post('/api/v1/auth/login', { email, password: 'wrong password!' });
+      expect([401, 422], r.text).toContain(r.status);
+    }
+    const redis = new Redis(REDIS_URL);
+    try {
+      const keys = await redis.keys('*');
+      expect(keys.some((k) => k.startsWith('hush-rl:') && k.includes('login'))).toBe(true);
+      expect(keys.filter((k) => k.toLowerCase().includes(typed.toLowerCase()))).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it.runIf(available)('attempts sent at once to both servers: exactly the limit gets through', async () => {

@@ -4,11 +4,14 @@
  * checks an account's password: signing in, and accepting an invitation
  * for an email that already has an account. Each route counts per (IP,
  * normalised email), so a password cannot be guessed through a route the
- * limit does not watch.
+ * limit does not watch. The email is counted by its hash: what someone typed
+ * into the email field may be their password, and the key is stored where
+ * the counts are (Redis, shared by every server).
  */
 import type { FastifyRequest } from 'fastify';
 import type { AppContext } from '../../app/context.js';
 import { RateLimitedError } from '../../app/errors.js';
+import { hashToken } from '../../app/ids.js';
 import { normalizeEmail } from './auth-service.js';
 
 export function loginRateLimit(
@@ -21,7 +24,7 @@ export function loginRateLimit(
     hook: 'preHandler' as const,
     keyGenerator: async (request: FastifyRequest) => {
       const email = await emailOf(request);
-      return `login:${request.ip}:${email === undefined ? '' : normalizeEmail(email)}`;
+      return `login:${request.ip}:${email === undefined ? '' : hashToken(normalizeEmail(email))}`;
     },
     errorResponseBuilder: (_request: FastifyRequest, context: { ttl: number }) =>
       new RateLimitedError(Math.max(1, Math.ceil(context.ttl / 1000))),
