@@ -135,7 +135,8 @@ function refuse(code: string, message: string, status = 422): AppError {
 function toRecord(headers: [string, string][], redactor: Redactor): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of headers) {
-    const key = redactor.redact(k.toLowerCase());
+    // Field names arrive lower-cased: a value echoed as one is matched whatever its case.
+    const key = redactor.redactFolded(k.toLowerCase());
     const value = redactor.redact(v);
     setOwn(out, key, Object.hasOwn(out, key) ? `${out[key]}, ${value}` : value);
   }
@@ -569,6 +570,36 @@ function respondRedirect(status: number, rawHeaders: [string, string][], redacto
   return { ok: false, response: { status, headers, body: '' }, captures: {} };
 }
 
+/** `charset=` of a Content-Type, lower-cased, without quotes. */
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
+/** Single-byte charsets decoded byte for byte (ISO-8859-1, as the redactor's latin1 forms assume). */
+const LATIN1_LABELS = new Set([
+  'iso-8859-1',
+  'iso8859-1',
+  'latin1',
+  'l1',
+  'us-ascii',
+  'ascii',
+  'windows-1252',
+  'cp1252',
+]);
+const UTF16_LABELS: Record<string, string> = { 'utf-16': 'utf-16le', 'utf-16le': 'utf-16le', 'utf-16be': 'utf-16be' };
+
+/**
+ * A response body as text: in the charset its Content-Type declares when
+ * that is ISO-8859-1 (Java servlets' default) or UTF-16, else UTF-8. A
+ * value echoed in a declared charset is then redacted as the text it is;
+ * undeclared ones are caught by their mis-decoded forms (secret-forms.ts).
+ */
+function decodeBody(rawBody: Buffer, contentType: string | undefined): string {
+  const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1]?.toLowerCase();
+  if (charset === undefined || charset === 'utf-8' || charset === 'utf8') return rawBody.toString('utf8');
+  if (LATIN1_LABELS.has(charset)) return rawBody.toString('latin1');
+  const utf16 = UTF16_LABELS[charset];
+  if (utf16) return new TextDecoder(utf16).decode(rawBody);
+  return rawBody.toString('utf8');
+}
+
 function respond(
   block: ApiBlock,
   status: number,
@@ -577,7 +608,7 @@ function respond(
   redactor: Redactor,
   env: ExecutionEnv,
 ): StepOutcome {
-  const text = rawBody.toString('utf8');
+  const text = decodeBody(rawBody, rawHeaders.find(([k]) => k === 'content-type')?.[1]);
   const response: ResponseSnapshot = { status, headers: toRecord(rawHeaders, redactor), body: redactor.redact(text) };
   const captures: Record<string, unknown> = {};
   let captureError: { code: string; message: string } | undefined;

@@ -26,6 +26,7 @@ describe('the redactor', () => {
       ".NET's JSON (System.Text.Json: + ' \" & < > and non-ASCII as upper-case \\u)",
       'zd-9f8KQ2b/tX\\u002Be\\u0022\\u00E9\\u003C\\u0026\\u003E\\u0027vL0pA',
     ],
+    ["PHP's json_encode (\\/ and non-ASCII as \\u)", 'zd-9f8KQ2b\\/tX+e\\"\\u00e9<&>\'vL0pA'],
     ['percent-encoded', encodeURIComponent(SECRET)],
     ['form-encoded', encodeURIComponent(SECRET).replaceAll('%20', '+')],
     ['HTML-escaped', htmlEscape(SECRET)],
@@ -496,6 +497,9 @@ function plainSecretForms(value: string): string[] {
         .replace(/[&<>'+`]/g, u)
         .replace(/\\u[0-9a-f]{4}/g, (m) => `\\u${m.slice(2).toUpperCase()}`),
       json.replaceAll('/', '\\/'),
+      // PHP's json_encode: \/ with \uXXXX, lower or upper case.
+      ascii.replaceAll('/', '\\/'),
+      ascii.replace(/\\u[0-9a-f]{4}/g, (m) => `\\u${m.slice(2).toUpperCase()}`).replaceAll('/', '\\/'),
       strict,
       strict.replaceAll('%2F', '/'),
       strict.replaceAll('%20', '+'),
@@ -520,6 +524,11 @@ function plainSecretForms(value: string): string[] {
       const core = last > first ? text.slice(first, last) : '';
       forms.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
     }
+    // Bytes of another encoding read as UTF-8: ISO-8859-1 (when it has non-ASCII bytes), UTF-16LE/BE.
+    if (/[\u0080-\u00ff]/.test(v)) forms.push(Buffer.from(v, 'latin1').toString('utf8'));
+    const le = Buffer.from(v, 'utf16le').toString('utf8');
+    const be = Buffer.from(v, 'utf16le').swap16().toString('utf8');
+    forms.push(le.replace(/\0$/, ''), be.replace(/^\0/, ''));
     return forms;
   };
   const forms = new Set<string>([value]);

@@ -310,7 +310,51 @@ export class Redactor {
    */
   occursFolded(text: string): boolean {
     const folded = text.toLowerCase();
-    return this.patterns.some((p) => p.length >= MIN_DERIVED_FORM_LENGTH && folded.includes(p.toLowerCase()));
+    return this.folded().some((p) => folded.includes(p));
+  }
+
+  /**
+   * `text` — ASCII, as an HTTP field name is, which its transport lower-cased —
+   * with every form of 4 or more characters replaced whatever its case: one
+   * `[secret:…]` per covered span. Text that is not ASCII is compared as is.
+   */
+  redactFolded(text: string): string {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is exactly what folds without changing length
+    if (!/^[\x00-\x7f]*$/.test(text)) return this.redact(text);
+    const folded = text.toLowerCase();
+    const patterns = this.folded();
+    const covered: [number, number, string][] = [];
+    for (let i = 0; i < patterns.length; i++) {
+      const p = patterns[i] as string;
+      for (let at = folded.indexOf(p); at !== -1; at = folded.indexOf(p, at + 1)) {
+        covered.push([at, at + p.length, this.replacements[this.foldedIndex[i] as number] as string]);
+      }
+    }
+    if (covered.length === 0) return text;
+    covered.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+    let out = '';
+    let copied = 0;
+    for (const [start, end, label] of covered) {
+      if (end <= copied) continue;
+      if (start >= copied) out += text.slice(copied, start) + label;
+      copied = end;
+    }
+    return out + text.slice(copied);
+  }
+
+  /** Forms of 4 or more characters, lower-cased, with their index in `patterns` (built on first use). */
+  private foldedPatterns: string[] | undefined;
+  private foldedIndex: number[] = [];
+  private folded(): string[] {
+    if (!this.foldedPatterns) {
+      this.foldedPatterns = [];
+      this.patterns.forEach((p, i) => {
+        if (p.length < MIN_DERIVED_FORM_LENGTH) return;
+        this.foldedPatterns?.push(p.toLowerCase());
+        this.foldedIndex.push(i);
+      });
+    }
+    return this.foldedPatterns;
   }
 
   /**

@@ -9,7 +9,9 @@
  * string, padded or not; hex in both cases; the value without surrounding
  * white space (HTTP drops it from a header value) when 8 or more characters
  * remain; and for a multi-line value each trimmed line of 8 or more
- * characters.
+ * characters. Also PHP's `\/` with `\uXXXX`, and the value's ISO-8859-1 and
+ * UTF-16 bytes as read by a UTF-8 decoder (an answer in another charset that
+ * does not say so).
  */
 
 /** Derived forms shorter than this would blank out ordinary text; the raw value is always kept. */
@@ -86,6 +88,26 @@ function binaryForms(value: string, add: (form: string) => void): void {
   }
 }
 
+/** Characters whose ISO-8859-1 byte is not ASCII. */
+const LATIN1_HIGH = /[\u0080-\u00ff]/;
+const NUL = String.fromCharCode(0);
+
+/**
+ * The value's bytes in another encoding, read as UTF-8 (how Hush reads a body
+ * that declares no charset): its ISO-8859-1 bytes (a header value as it went
+ * out, echoed raw, or a Latin-1 answer) — each non-ASCII byte becomes U+FFFD,
+ * the rest stays readable — and its UTF-16 bytes, little- and big-endian (an
+ * ASCII value reads as its characters with NULs between).
+ */
+function misdecodedForms(value: string, add: (form: string) => void): void {
+  if (LATIN1_HIGH.test(value)) add(Buffer.from(value, 'latin1').toString('utf8'));
+  const utf16 = Buffer.from(value, 'utf16le');
+  const le = utf16.toString('utf8');
+  add(le.endsWith(NUL) ? le.slice(0, -1) : le);
+  const be = utf16.swap16().toString('utf8');
+  add(be.startsWith(NUL) ? be.slice(1) : be);
+}
+
 /**
  * The forms of one value, each passed to `add`. Most credentials are
  * printable ASCII without quotes or markup, and most encodings leave such a
@@ -95,6 +117,7 @@ function binaryForms(value: string, add: (form: string) => void): void {
 function valueForms(value: string, add: (form: string) => void): void {
   add(value);
   binaryForms(value, add);
+  misdecodedForms(value, add);
   if (PLAIN.test(value)) return; // every other encoding gives the value itself
   const percent = encodeURIComponent(value);
   add(percent);
@@ -107,7 +130,10 @@ function valueForms(value: string, add: (form: string) => void): void {
   const ascii = JSON_ASCII_ESCAPED.test(json) ? jsonAsciiEscape(json) : json;
   if (ascii !== json) add(ascii);
   // The same with upper-case hex in its \u escapes (Java and .NET serialisers write them so).
-  if (ascii.includes('\\u')) add(ascii.replace(/\\u[0-9a-f]{4}/g, (m) => m.toUpperCase().replace('\\U', '\\u')));
+  const asciiUpper = ascii.includes('\\u')
+    ? ascii.replace(/\\u[0-9a-f]{4}/g, (m) => m.toUpperCase().replace('\\U', '\\u'))
+    : ascii;
+  if (asciiUpper !== ascii) add(asciiUpper);
   const go = json.replace(GO_JSON_EXTRA, unicodeEscape);
   if (go !== json) add(go);
   // .NET's System.Text.Json (ASP.NET Core's default encoder): also " & < > ' + ` as \u00XX,
@@ -117,7 +143,10 @@ function valueForms(value: string, add: (form: string) => void): void {
     .replace(DOTNET_JSON_EXTRA, unicodeEscape)
     .replace(/\\u[0-9a-f]{4}/g, (m) => `\\u${m.slice(2).toUpperCase()}`);
   if (dotnet !== json) add(dotnet);
-  if (json.includes('/')) add(json.replaceAll('/', '\\/'));
+  if (json.includes('/')) {
+    // `\/` as PHP's json_encode writes it by default — with \uXXXX for non-ASCII, too.
+    for (const form of [json, ascii, asciiUpper]) add(form.replaceAll('/', '\\/'));
+  }
   if (percent.length !== value.length) {
     // Lower-case hex, and form encoding's `+` for spaces.
     add(percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()));

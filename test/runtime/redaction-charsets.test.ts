@@ -1,0 +1,124 @@
+/**
+ * Redaction of answers that are not UTF-8 text (SPEC §3 "Redaction"): an
+ * upstream that echoes a header value as the ISO-8859-1 bytes it arrived in,
+ * answers in ISO-8859-1 or UTF-16 (declared or not), or echoes the value as
+ * a header *name* (which the HTTP client lower-cases). In each case the
+ * caller sees `[secret:NAME]`, never a readable remainder of the value.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DATABASES } from '../support/databases.js';
+import { setupOwner } from '../support/fixtures.js';
+import { startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+
+/** Non-ASCII in the middle, long readable ASCII on both sides. */
+const ACCENTED = 'Zugangsschlüssel-7c1e9a44d2';
+/** ASCII only, mixed case. */
+const MIXED = 'AKIAx9Jq2LmN8pQ4rS7tUv';
+const NUL = String.fromCharCode(0);
+
+describe.each(DATABASES)('redaction of answers in other charsets on $kind', ({ kind, available }) => {
+  let t: TestApp;
+  let up: Upstream;
+  let owner: TestClient;
+  let ws: string;
+
+  beforeAll(async () => {
+    if (!available) return;
+    up = await startUpstream();
+    t = await startTestApp(kind, { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' });
+    const o = await setupOwner(t);
+    owner = o.owner;
+    ws = `/api/v1/workspaces/${o.workspaceId}`;
+    for (const [name, value] of [
+      ['accented', ACCENTED],
+      ['mixed', MIXED],
+    ]) {
+      const s = await owner.post(`${ws}/secrets`, { name, visibility: 'masked', value });
+      expect(s.status, s.text).toBe(201);
+    }
+  }, 120_000);
+  afterAll(async () => {
+    await t?.close();
+    await up?.close();
+  });
+
+  /** Sends the secret as `X-K` to a route whose answer `answer` writes from the header's bytes. */
+  async function echo(name: string, answer: (bytes: Buffer, res: import('node:http').ServerResponse) => void) {
+    up.handle((req, res) => answer(Buffer.from(String(req.headers['x-k']), 'latin1'), res));
+    const res = await owner.post(`${ws}/blocks/send`, {
+      block: {
+        id: 'b',
+        type: 'api',
+        method: 'GET',
+        url: `${up.url}/echo`,
+        headers: [{ key: 'X-K', value: `{{secret:${name}}}` }],
+      },
+    });
+    expect(res.status, res.text).toBe(200);
+    return res;
+  }
+
+  /** Nothing of the value readable: neither side of its non-ASCII character, nor its characters with NULs between. */
+  function expectUnreadable(text: string, value: string) {
+    const plain = text.replaceAll(NUL, '');
+    for (const part of [value, ...value.split(/[^\x20-\x7e]/).filter((p) => p.length >= 8)]) {
+      expect(plain).not.toContain(part);
+      expect(plain.toLowerCase()).not.toContain(part.toLowerCase());
+    }
+  }
+
+  it.runIf(available)(
+    'a header value echoed as the ISO-8859-1 bytes it went out in, without a charset: no readable remainder',
+    async () => {
+      const res = await echo('accented', (bytes, r) => {
+        r.setHeader('content-type', 'text/plain');
+        r.end(Buffer.concat([Buffer.from('you sent: '), bytes]));
+      });
+      expect(up.received.at(-1)?.headers['x-k']).toBe(ACCENTED);
+      expect(res.body.response.body).toBe('you sent: [secret:accented]');
+      expectUnreadable(res.text, ACCENTED);
+    },
+  );
+
+  it.runIf(available)('an answer that declares ISO-8859-1 is read as such, and redacted', async () => {
+    const res = await echo('accented', (bytes, r) => {
+      r.setHeader('content-type', 'text/plain; charset=ISO-8859-1');
+      r.end(Buffer.concat([Buffer.from('Grüße, ', 'latin1'), bytes]));
+    });
+    expect(res.body.response.body).toBe('Grüße, [secret:accented]');
+    expectUnreadable(res.text, ACCENTED);
+  });
+
+  it.runIf(available).each([
+    ['declared utf-16le', 'text/plain; charset=utf-16le', 'le'],
+    ['declared utf-16be', 'text/plain; charset="UTF-16BE"', 'be'],
+    ['undeclared, little-endian', 'text/plain', 'le'],
+    ['undeclared, big-endian', 'application/octet-stream', 'be'],
+  ] as const)('an answer in UTF-16 (%s): redacted, no NUL-spaced copy', async (_label, type, order) => {
+    for (const name of ['mixed', 'accented'] as const) {
+      const value = name === 'mixed' ? MIXED : ACCENTED;
+      const res = await echo(name, (bytes, r) => {
+        const text = Buffer.from(`key=${bytes.toString('latin1')};`, 'utf16le');
+        r.setHeader('content-type', type);
+        r.end(order === 'be' ? text.swap16() : text);
+      });
+      if (type.includes('charset')) expect(res.body.response.body).toBe(`key=[secret:${name}];`);
+      else expect(res.body.response.body).toContain(`[secret:${name}]`);
+      // Undeclared non-ASCII: the ASCII on either side is what a reader could use.
+      expectUnreadable(res.text, value);
+    }
+  });
+
+  it.runIf(available)('a value echoed as a response header name (lower-cased on the way) is redacted', async () => {
+    const res = await echo('mixed', (bytes, r) => {
+      r.setHeader(`x-meta-${bytes.toString('latin1')}`, 'stored');
+      r.setHeader(`${bytes.toString('latin1')}`, 'alone');
+      r.end('ok');
+    });
+    const names = Object.keys(res.body.response.headers);
+    expect(names).toContain('x-meta-[secret:mixed]');
+    expect(names).toContain('[secret:mixed]');
+    expectUnreadable(res.text, MIXED);
+  });
+});
