@@ -10,14 +10,18 @@ import {
   type Compilable,
   CompiledQuery,
   type DatabaseConnection,
+  type DialectAdapter,
   type Driver,
   Kysely,
   Migrator,
+  PostgresAdapter,
   PostgresDialect,
+  SqliteAdapter,
   type SqliteDatabase,
   SqliteDialect,
   type SqliteDialectConfig,
   SqliteDriver,
+  sql,
 } from 'kysely';
 import pg from 'pg';
 import type { Config } from '../app/config.js';
@@ -97,6 +101,19 @@ class ImmediateSqliteDriver extends SqliteDriver {
   }
 }
 
+/**
+ * SQLite runs DDL inside transactions, and Kysely's migrator uses one when the
+ * adapter says so: every pending migration then runs in one BEGIN IMMEDIATE
+ * transaction. A process killed half-way leaves the schema as it was (a column
+ * added but its migration unrecorded made every later start fail), and two
+ * processes starting at once migrate one after the other (the write lock).
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
 class HushSqliteDialect extends SqliteDialect {
   constructor(
     private readonly settings: SqliteDialectConfig,
@@ -108,7 +125,14 @@ class HushSqliteDialect extends SqliteDialect {
   override createDriver(): Driver {
     return new ImmediateSqliteDriver(this.settings, this.onCommit);
   }
+
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
 }
+
+/** How long a SQLite statement waits for another process's write lock. */
+const BUSY_TIMEOUT_MS = 5000;
 
 /** Prepared statements kept per connection; the SQL Hush issues is a few hundred distinct strings. */
 const STATEMENT_CACHE_SIZE = 500;
@@ -164,7 +188,7 @@ export function openDatabase(database: Config['database'], options: OpenDatabase
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
-    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     const checkpointer = createCheckpointer(sqlite, options.checkpoints);
     const db = new Kysely<Database>({
       dialect: new HushSqliteDialect({ database: withStatementCache(sqlite) }, checkpointer.noteCommit),
@@ -193,15 +217,27 @@ export interface MigrationOutcome {
   error?: unknown;
 }
 
-/** Brings the schema up to date; returns what ran (a result, not a throw). */
+/** How long a SQLite process waits for another one's migration (a large database's takes minutes). */
+const MIGRATION_WAIT_MS = 30 * 60_000;
+
+/**
+ * Brings the schema up to date; returns what ran (a result, not a throw).
+ * Every pending migration runs in one transaction, on SQLite too (see
+ * TransactionalDdlSqliteAdapter); there a process arriving while another
+ * migrates waits for it rather than the usual busy timeout.
+ */
 export async function migrateToLatest(db: Db): Promise<MigrationOutcome> {
+  const sqlite = !(db.getExecutor().adapter instanceof PostgresAdapter);
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => migrations },
     migrationTableName: 'hush_migrations',
     migrationLockTableName: 'hush_migrations_lock',
   });
-  const { error, results } = await migrator.migrateToLatest();
+  if (sqlite) await sql`PRAGMA busy_timeout = ${sql.lit(MIGRATION_WAIT_MS)}`.execute(db);
+  const { error, results } = await migrator.migrateToLatest().finally(async () => {
+    if (sqlite) await sql`PRAGMA busy_timeout = ${sql.lit(BUSY_TIMEOUT_MS)}`.execute(db);
+  });
   const applied = (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
   return error === undefined ? { applied } : { applied, error };
 }
