@@ -4,7 +4,7 @@
  * succeeded, 1 when it did its job but found or left a problem, and prints
  * one clear line on a refusal.
  */
-import { lstatSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
@@ -89,69 +89,85 @@ export async function doctor(): Promise<void> {
     }
   }
 
-  const database = openDatabase(config.database, { poolSize: 1 });
-  try {
-    await sql`select 1`.execute(database.db);
-    checks.push({ ok: true, what: `database (${database.kind}) is reachable` });
-    const applied = await database.db
-      .selectFrom('hush_migrations' as never)
-      .select(sql<string>`name`.as('name'))
-      .execute()
-      .catch(() => [] as { name: string }[]);
-    const pending = Object.keys(migrations).filter((m) => !applied.some((a) => a.name === m));
-    checks.push(
-      pending.length === 0
-        ? { ok: true, what: 'database schema is up to date' }
-        : {
-            ok: false,
-            what: `database needs migrations: ${pending.join(', ')}`,
-            fix: 'start `hush serve` once (it migrates at start)',
-          },
-    );
-    // Checked with the keys loaded above, on this connection: no server context (nor its Redis).
-    if (pending.length === 0 && rootKeys) {
-      const loaded = rootKeys;
-      const rows = await database.db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
-      const missing = rows.map((r) => r.root_key_id).filter((id) => !loaded.hasKey(id));
-      checks.push(
-        missing.length === 0
-          ? { ok: true, what: 'every workspace key is wrapped by a loaded root key' }
-          : {
-              ok: false,
-              what: `workspace keys wrapped by root keys that are not loaded: ${missing.join(', ')}`,
-              fix: 'load the key file or HUSH_MASTER_KEY these were made with',
-            },
-      );
-    }
-    if (pending.length === 0) {
-      // Every stored value's key version still exists (a value under a retired key is lost).
-      const orphaned = await database.db
-        .selectFrom('secret_versions as v')
-        .leftJoin('workspace_keys as k', (join) =>
-          join.onRef('k.workspace_id', '=', 'v.workspace_id').onRef('k.version', '=', 'v.key_version'),
-        )
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('k.version', 'is', null)
-        .executeTakeFirstOrThrow();
-      const n = Number(orphaned.n);
-      checks.push(
-        n === 0
-          ? { ok: true, what: 'every stored secret value has its workspace key' }
-          : {
-              ok: false,
-              what: `${n} stored secret value(s) are encrypted under a workspace key version that no longer exists`,
-              fix: 'restore those values from a backup taken before the key was retired, or set them again',
-            },
-      );
-    }
-  } catch (error) {
+  if (config.database.kind === 'sqlite' && !existsSync(config.database.file)) {
+    // Reported, not created: doctor changes nothing.
     checks.push({
       ok: false,
-      what: `database (${database.kind}) is not reachable: ${(error as { code?: string }).code ?? (error as Error).message}`,
-      fix: 'check HUSH_DATABASE_URL and that the server runs',
+      what: `no database at ${config.database.file}`,
+      fix: 'point HUSH_DATA_DIR at your installation (on a brand-new install, `hush serve` creates it)',
     });
-  } finally {
-    await database.close();
+  } else {
+    const database = openDatabase(config.database, { poolSize: 1 });
+    try {
+      await sql`select 1`.execute(database.db);
+      checks.push({ ok: true, what: `database (${database.kind}) is reachable` });
+      const applied = await database.db
+        .selectFrom('hush_migrations' as never)
+        .select(sql<string>`name`.as('name'))
+        .execute()
+        .catch(() => [] as { name: string }[]);
+      const pending = Object.keys(migrations).filter((m) => !applied.some((a) => a.name === m));
+      const newer = applied.map((a) => a.name).filter((name) => !Object.hasOwn(migrations, name));
+      if (newer.length > 0)
+        checks.push({
+          ok: false,
+          what: `database was migrated by a newer Hush (${newer.join(', ')}): this version cannot use it`,
+          fix: 'run the Hush version that migrated it, or a newer one',
+        });
+      checks.push(
+        pending.length === 0
+          ? { ok: true, what: 'database schema is up to date' }
+          : {
+              ok: false,
+              what: `database needs migrations: ${pending.join(', ')}`,
+              fix: 'start `hush serve` once (it migrates at start)',
+            },
+      );
+      // Checked with the keys loaded above, on this connection: no server context (nor its Redis).
+      if (pending.length === 0 && rootKeys) {
+        const loaded = rootKeys;
+        const rows = await database.db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
+        const missing = rows.map((r) => r.root_key_id).filter((id) => !loaded.hasKey(id));
+        checks.push(
+          missing.length === 0
+            ? { ok: true, what: 'every workspace key is wrapped by a loaded root key' }
+            : {
+                ok: false,
+                what: `workspace keys wrapped by root keys that are not loaded: ${missing.join(', ')}`,
+                fix: 'load the key file or HUSH_MASTER_KEY these were made with',
+              },
+        );
+      }
+      if (pending.length === 0) {
+        // Every stored value's key version still exists (a value under a retired key is lost).
+        const orphaned = await database.db
+          .selectFrom('secret_versions as v')
+          .leftJoin('workspace_keys as k', (join) =>
+            join.onRef('k.workspace_id', '=', 'v.workspace_id').onRef('k.version', '=', 'v.key_version'),
+          )
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('k.version', 'is', null)
+          .executeTakeFirstOrThrow();
+        const n = Number(orphaned.n);
+        checks.push(
+          n === 0
+            ? { ok: true, what: 'every stored secret value has its workspace key' }
+            : {
+                ok: false,
+                what: `${n} stored secret value(s) are encrypted under a workspace key version that no longer exists`,
+                fix: 'restore those values from a backup taken before the key was retired, or set them again',
+              },
+        );
+      }
+    } catch (error) {
+      checks.push({
+        ok: false,
+        what: `database (${database.kind}) is not reachable: ${(error as { code?: string }).code ?? (error as Error).message}`,
+        fix: 'check HUSH_DATABASE_URL and that the server runs',
+      });
+    } finally {
+      await database.close();
+    }
   }
   if (config.redisUrl) {
     const redis = new Redis(config.redisUrl, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0 });
@@ -294,7 +310,11 @@ export async function rotateWorkspace(workspace: string | undefined, options: { 
       const bar = progressBar(`re-encrypt ${id}`);
       const outcome = await withJobLock(ctx, `workspace-key:${id}`, () =>
         rotateWorkspaceKey(ctx, id, { progress: (d, t) => bar.update(d, t) }),
-      );
+      ).catch((error: unknown) => {
+        bar.stop();
+        if (error instanceof CryptoError) fail(error.message);
+        throw error;
+      });
       bar.stop();
       if (!outcome.ran)
         fail(
@@ -468,7 +488,7 @@ export async function restore(file: string): Promise<void> {
     fail(
       `the root key ${missing.join(', ')} that protects this backup is not loaded: restore with the key it was made with`,
     );
-  const ctx = await openContext(config);
+  const ctx = await openContext(config, { newDatabase: true });
   try {
     const r = await restoreBackup(ctx, file);
     const total = Object.values(r.counts).reduce((a, b) => a + b, 0);

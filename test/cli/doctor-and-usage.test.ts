@@ -4,7 +4,16 @@
  * database. And the command line itself: `--help` on every command exits 0,
  * an unknown command or a missing argument exits 2.
  */
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -197,6 +206,99 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
     expect(wrong.stdout).toMatch(/^ok {4}root keys come from HUSH_MASTER_KEY: 1 key\(s\), active /m);
     expect(wrong.stdout).toContain('FAIL  workspace keys wrapped by root keys that are not loaded');
     expect(`${wrong.stdout}${wrong.stderr}`).not.toContain(other);
+  });
+
+  it.runIf(available)(
+    'a mistyped data directory: commands refuse with one line and create nothing; doctor reports it',
+    async () => {
+      const typo = path.join(site.dataDir, 'typo');
+      const env = { ...site.env, HUSH_DATA_DIR: typo };
+      for (const args of [
+        ['backup', path.join(site.dataDir, 'typo.backup.gz')],
+        ['keys', 'rotate-workspace', '--all'],
+        ['keys', 'rotate-root'],
+        ['audit', 'verify'],
+      ]) {
+        const r = await runHush(args, env);
+        expect(r.code, describeRun(r)).toBe(1);
+        expect(r.stderr.trim().split('\n'), args.join(' ')).toEqual([
+          expect.stringMatching(new RegExp(`^hush: no root key file at ${typo}/master.key: restore it`)),
+        ]);
+        expect(existsSync(typo), args.join(' ')).toBe(false);
+        expect(existsSync(path.join(site.dataDir, 'typo.backup.gz'))).toBe(false);
+      }
+      const doctor = await runHush(['doctor'], env);
+      expect(doctor.code, describeRun(doctor)).toBe(1);
+      expect(doctor.stdout).toContain(`FAIL  root key file ${typo}/master.key is missing`);
+      if (kind === 'sqlite') expect(doctor.stdout).toContain(`FAIL  no database at ${typo}/hush.db`);
+      expect(existsSync(typo), 'doctor created the data directory').toBe(false);
+    },
+  );
+
+  it.runIf(available && kind === 'sqlite')(
+    'a key file without its database (SQLite): refused with one line, no empty database made',
+    async () => {
+      const elsewhere = path.join(site.dataDir, 'keys-only');
+      mkdirSync(elsewhere);
+      copyFileSync(keyFile, path.join(elsewhere, 'master.key'));
+      const r = await runHush(['backup', path.join(elsewhere, 'b.gz')], {
+        ...site.env,
+        HUSH_DATA_DIR: elsewhere,
+      });
+      expect(r.code, describeRun(r)).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^hush: no database at ${elsewhere}/hush.db: point HUSH_DATA_DIR`));
+      expect(readdirSync(elsewhere)).toEqual(['master.key']);
+    },
+  );
+
+  it.runIf(available)(
+    "rotate-workspace with another installation's root key: exit 1, one line, nothing changed, the right key still works",
+    async () => {
+      const ctx = await site.open();
+      const state = async () => ({
+        active: await ctx.db.selectFrom('workspaces').select(['id', 'active_key_version']).orderBy('id').execute(),
+        keys: await ctx.db
+          .selectFrom('workspace_keys')
+          .select(['workspace_id', 'version'])
+          .orderBy('version')
+          .execute(),
+      });
+      try {
+        const before = await state();
+        const wrong = { ...site.env, HUSH_MASTER_KEY: Buffer.alloc(32, 9).toString('base64') };
+        const r = await runHush(['keys', 'rotate-workspace', '--all'], wrong);
+        expect(r.code, describeRun(r)).toBe(1);
+        expect(r.stderr.trim().split('\n')).toEqual([
+          expect.stringMatching(
+            /^hush: workspace ws_\S+: its key version 1 cannot be opened with the loaded root keys .*nothing was changed/,
+          ),
+        ]);
+        expect(await state()).toEqual(before);
+        const right = await runHush(['keys', 'rotate-workspace', '--all'], site.env);
+        expect(right.code, describeRun(right)).toBe(0);
+      } finally {
+        await ctx.close();
+      }
+    },
+  );
+
+  it.runIf(available)('a database migrated by a newer Hush: doctor FAILs and says so', async () => {
+    const ctx = await site.open();
+    try {
+      await ctx.db
+        .insertInto('hush_migrations' as never)
+        .values({ name: '9999-from-the-future', timestamp: new Date().toISOString() } as never)
+        .execute();
+      const r = await runHush(['doctor'], site.env);
+      expect(r.code, describeRun(r)).toBe(1);
+      expect(r.stdout).toContain('FAIL  database was migrated by a newer Hush (9999-from-the-future)');
+    } finally {
+      await ctx.db
+        .deleteFrom('hush_migrations' as never)
+        .where('name' as never, '=', '9999-from-the-future' as never)
+        .execute();
+      await ctx.close();
+    }
   });
 
   it.runIf(available)('bad configuration: exit 1 and one line naming the variable', async () => {

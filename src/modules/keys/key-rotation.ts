@@ -15,6 +15,7 @@
  * half-way, and both are audited.
  */
 import type { AppContext } from '../../app/context.js';
+import { CryptoError } from '../../app/errors.js';
 import { nowIso } from '../../app/ids.js';
 import { decryptSecretValue, encryptSecretValue, unwrapWorkspaceKey, wrapWorkspaceKey } from '../../crypto/envelope.js';
 import type { AuditContext } from '../audit/audit-log.js';
@@ -128,6 +129,17 @@ export async function rotateWorkspaceKey(
     .limit(1)
     .execute();
   const unfinished = Number(pending.n) > 0 || older.length > 0;
+  // The loaded root keys must open the current key before a new one is wrapped under them: a
+  // wrong key file would otherwise make a version no server can open the active one.
+  try {
+    await deps.keyring.dataKey(workspaceId, active);
+  } catch (error) {
+    if (!(error instanceof CryptoError)) throw error;
+    throw new CryptoError(
+      'root_key_unavailable',
+      `workspace ${workspaceId}: its key version ${active} cannot be opened with the loaded root keys (${error.message}); nothing was changed — is this the installation's root key file?`,
+    );
+  }
   if (!(options.resume !== false && unfinished)) {
     const next = active + 1;
     await db.transaction().execute(async (trx) => {
