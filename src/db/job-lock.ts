@@ -8,13 +8,16 @@
  * the job runs (released at the end, or by PostgreSQL if the process dies).
  *
  * SQLite (one machine): a `job_locks` row naming the holding process, taken
- * in a write transaction (so two processes cannot both take it). A row left
- * by a process that died is taken over once that process is gone. The
+ * in a write transaction (so two processes cannot both take it) and renewed
+ * every few seconds while the job runs. A row left by a process that died is
+ * taken over once that process is gone (same host) or its renewal is 30 s
+ * old (a container's PID 1, another PID namespace, a reused PID). The
  * database's write lock alone is not enough: a job's work spans many
  * transactions and, for root keys, the key file — two `rotate-root` runs at
  * once could each write the file without the other's new key.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import { nowIso } from '../app/ids.js';
 import type { DatabaseKind, Db } from './database.js';
@@ -42,6 +45,10 @@ async function withAdvisoryLock<T>(db: Db, job: string, run: () => Promise<T>): 
   });
 }
 
+/** How often a holder renews its lock row, and how old a renewal may get before the lock counts as abandoned. */
+export const LOCK_HEARTBEAT_MS = 5_000;
+export const LOCK_STALE_MS = 30_000;
+
 /** Whether process `pid` exists on this machine (EPERM: it does, as another user). */
 function processAlive(pid: number): boolean {
   try {
@@ -52,28 +59,48 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * A lock row still held: renewed within LOCK_STALE_MS, and — when it names
+ * this machine — by a process that still exists. The renewal is what counts
+ * across PID namespaces and PID reuse (a container's CLI is PID 1 every run).
+ */
+function held(row: { host: string; pid: number; heartbeat_at: string }, now: number): boolean {
+  if (Date.parse(row.heartbeat_at) < now - LOCK_STALE_MS) return false;
+  return row.host !== hostname() || processAlive(row.pid);
+}
+
 async function withLockRow<T>(db: Db, job: string, run: () => Promise<T>): Promise<JobOutcome<T>> {
   // Per call, not per process: a second job of the same name in this process waits its turn too.
   const holder = randomBytes(8).toString('hex');
   const taken = await db.transaction().execute(async (trx) => {
     const current = await trx
       .selectFrom('job_locks')
-      .select(['holder', 'pid'])
+      .select(['host', 'pid', 'heartbeat_at'])
       .where('job', '=', job)
       .executeTakeFirst();
-    // Held by a live process (this one included, under another call): not ours to take.
-    if (current && processAlive(current.pid)) return false;
+    if (current && held(current, Date.now())) return false;
+    const row = { holder, host: hostname(), pid: process.pid, acquired_at: nowIso(), heartbeat_at: nowIso() };
     await trx
       .insertInto('job_locks')
-      .values({ job, holder, pid: process.pid, acquired_at: nowIso() })
-      .onConflict((oc) => oc.column('job').doUpdateSet({ holder, pid: process.pid, acquired_at: nowIso() }))
+      .values({ job, ...row })
+      .onConflict((oc) => oc.column('job').doUpdateSet(row))
       .execute();
     return true;
   });
   if (!taken) return { ran: false };
+  const renew = setInterval(() => {
+    db.updateTable('job_locks')
+      .set({ heartbeat_at: nowIso() })
+      .where('job', '=', job)
+      .where('holder', '=', holder)
+      .execute()
+      .catch(() => {}); // a busy moment: the next renewal comes well before the lock goes stale
+  }, LOCK_HEARTBEAT_MS);
+  renew.unref();
   try {
     return { ran: true, value: await run() };
   } finally {
+    clearInterval(renew);
     await db.deleteFrom('job_locks').where('job', '=', job).where('holder', '=', holder).execute();
   }
 }

@@ -124,8 +124,10 @@ export interface AuditHeadsTable {
 export interface JobLocksTable {
   job: string;
   holder: string;
+  host: string;
   pid: number;
   acquired_at: string;
+  heartbeat_at: string;
 }
 
 export interface SettingsTable {

@@ -2,13 +2,15 @@
  * Once-only jobs on SQLite (src/db/job-lock.ts): a `job_locks` row names the
  * process that runs the job. A second run — another call in this process,
  * another process — is refused while it is held; a row left by a process
- * that died is taken over; the lock is released however the job ends.
+ * that died, or not renewed for 30 s, is taken over; the lock is renewed
+ * while the job runs and released however it ends.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withJobLock } from '../../src/db/job-lock.js';
+import { LOCK_HEARTBEAT_MS, LOCK_STALE_MS, withJobLock } from '../../src/db/job-lock.js';
 import { createSite, describeRun, type HushSite, killStartedProcesses, runHush } from '../support/cli.js';
 
 describe('job locks on SQLite', () => {
@@ -62,15 +64,52 @@ describe('job locks on SQLite', () => {
     expect(await withJobLock(ctx, 'sweep', async () => 'again')).toEqual({ ran: true, value: 'again' });
   });
 
-  it('a lock left by a process that died is taken over', async () => {
+  const lockRow = (pid: number, at: string, host = hostname()) => ({
+    job: 'sweep',
+    holder: 'someone',
+    host,
+    pid,
+    acquired_at: at,
+    heartbeat_at: at,
+  });
+
+  it('a lock left by a process of this machine that died is taken over at once', async () => {
     const dead = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid as number;
-    await ctx.db
-      .insertInto('job_locks')
-      .values({ job: 'sweep', holder: 'gone', pid: dead, acquired_at: '2026-01-01T00:00:00.000Z' })
-      .execute();
+    await ctx.db.insertInto('job_locks').values(lockRow(dead, new Date().toISOString())).execute();
     expect(await withJobLock(ctx, 'sweep', async () => 'taken over')).toEqual({ ran: true, value: 'taken over' });
     expect(await locks()).toEqual([]);
   });
+
+  it('a lock not renewed for 30 s is taken over even if its PID lives (PID 1 in a container, reused PIDs, another host)', async () => {
+    const old = new Date(Date.now() - LOCK_STALE_MS - 1000).toISOString();
+    for (const row of [lockRow(1, old), lockRow(process.pid, old), lockRow(1, old, 'another-host')]) {
+      await ctx.db.insertInto('job_locks').values(row).execute();
+      expect(await withJobLock(ctx, 'sweep', async () => 'taken over'), JSON.stringify(row)).toEqual({
+        ran: true,
+        value: 'taken over',
+      });
+      expect(await locks()).toEqual([]);
+    }
+    // Renewed lately by a process elsewhere (its PID means nothing here): held.
+    await ctx.db
+      .insertInto('job_locks')
+      .values(lockRow(999_999, new Date().toISOString(), 'another-host'))
+      .execute();
+    expect(await withJobLock(ctx, 'sweep', async () => 'ran')).toEqual({ ran: false });
+    await ctx.db.deleteFrom('job_locks').execute();
+  });
+
+  it('a running job renews its lock', async () => {
+    let release!: () => void;
+    const holding = withJobLock(ctx, 'sweep', () => new Promise<void>((resolve) => (release = resolve)));
+    await expect.poll(locks).toHaveLength(1);
+    const [first] = await locks();
+    await new Promise((resolve) => setTimeout(resolve, LOCK_HEARTBEAT_MS + 500));
+    const [later] = await locks();
+    expect(Date.parse(later?.heartbeat_at ?? '')).toBeGreaterThan(Date.parse(first?.heartbeat_at ?? ''));
+    release();
+    await holding;
+  }, 20_000);
 
   it('`hush keys rotate-root` (or `retire-root`) while another process holds the root-key lock: exit 1, key file unchanged', async () => {
     const keyFile = path.join(site.dataDir, 'master.key');

@@ -12,8 +12,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .createTable('job_locks')
     .addColumn('job', 'text', (c) => c.primaryKey())
     .addColumn('holder', 'text', (c) => c.notNull())
+    .addColumn('host', 'text', (c) => c.notNull())
     .addColumn('pid', 'integer', (c) => c.notNull())
     .addColumn('acquired_at', 'text', (c) => c.notNull())
+    .addColumn('heartbeat_at', 'text', (c) => c.notNull())
     .execute();
 }
 
