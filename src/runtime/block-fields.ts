@@ -177,9 +177,19 @@ export function analyzeBlock(block: Block, prefix = ''): BlockAnalysis {
     let parsed: unknown;
     try {
       parsed = JSON.parse(block.body.content);
-      jsonStrings(parsed, (text, path, isKey) =>
-        add(`body.content${path || '/'}${isKey ? '#key' : ''}`, isKey ? 'body.json.key' : 'body.json.value', text),
-      );
+      jsonStrings(parsed, (text, path, isKey) => {
+        // A key names its field (and a secret's reference to it): text that cannot be stored as
+        // such — a NUL (PostgreSQL text refuses it) or a lone surrogate (stored altered) — is refused.
+        if (isKey && (text.includes('\u0000') || !text.isWellFormed())) {
+          problems.push({
+            path: `${prefix}body.content`,
+            code: 'validation_failed',
+            message: 'holds a key with a NUL character or a lone surrogate (\\u0000, \\ud800…); keys cannot hold them',
+          });
+          return;
+        }
+        add(`body.content${path || '/'}${isKey ? '#key' : ''}`, isKey ? 'body.json.key' : 'body.json.value', text);
+      });
     } catch {
       problems.push({
         path: `${prefix}body.content`,

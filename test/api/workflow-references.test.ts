@@ -236,4 +236,26 @@ describe.each(DATABASES)('secret references per workflow on $kind', ({ kind, ava
     },
     120_000,
   );
+
+  it.runIf(available)(
+    'a JSON body key holding a NUL or an escaped lone surrogate is 422 on save and on Send, never a 500; nothing stored',
+    async () => {
+      for (const content of [
+        '{"a\\u0000b":"{{secret:MANY}}"}',
+        '{"\\ud800":"{{secret:MANY}}"}',
+        '{"x":{"\\udc00y":"plain"}}',
+      ]) {
+        const before = await refRows();
+        const saved = await owner.post(api('/workflows'), jsonBodyWorkflow('odd keys', content));
+        expectProblem(saved, 422, 'validation_failed');
+        expect(saved.body.errors?.[0]?.path, content).toBe('body.blocks.0.body.content');
+        expect(await refRows()).toBe(before);
+        const sent = await owner.post(api('/blocks/send'), { block: jsonBodyWorkflow('x', content).blocks[0] });
+        expectProblem(sent, 422, 'validation_failed');
+      }
+      // The same characters in a value are data: kept and sent as written.
+      const fine = await owner.post(api('/workflows'), jsonBodyWorkflow('odd values', '{"k":"a\\u0000b \\ud800"}'));
+      expect(fine.status, fine.text).toBe(201);
+    },
+  );
 });
