@@ -48,6 +48,7 @@ const envSchema = z.object({
   HUSH_SETUP_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').max(256).optional(),
   HUSH_LOGIN_LIMIT_PER_MIN: intInRange(1, 100_000).default(10),
   HUSH_REVEAL_LIMIT_PER_MIN: intInRange(1, 1_000_000).default(60),
+  HUSH_RUN_TIMEOUT_SECONDS: intInRange(1, 3600).default(300),
   HUSH_SECRET_RETENTION_DAYS: intInRange(0, 3650).default(7),
   HUSH_SESSION_IDLE_MINUTES: intInRange(1, 525_600).default(12 * 60),
   HUSH_SESSION_ABSOLUTE_HOURS: intInRange(1, 8_760).default(7 * 24),
@@ -80,6 +81,8 @@ export interface Config {
   setupToken: string | undefined;
   loginLimitPerMin: number;
   revealLimitPerMin: number;
+  /** How long one workflow run may take in all, its steps' calls included. */
+  runTimeoutMs: number;
   secretRetentionDays: number;
   sessionIdleMs: number;
   sessionAbsoluteMs: number;
@@ -162,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     setupToken: e.HUSH_SETUP_TOKEN,
     loginLimitPerMin: e.HUSH_LOGIN_LIMIT_PER_MIN,
     revealLimitPerMin: e.HUSH_REVEAL_LIMIT_PER_MIN,
+    runTimeoutMs: e.HUSH_RUN_TIMEOUT_SECONDS * 1000,
     secretRetentionDays: e.HUSH_SECRET_RETENTION_DAYS,
     sessionIdleMs: e.HUSH_SESSION_IDLE_MINUTES * 60_000,
     sessionAbsoluteMs: e.HUSH_SESSION_ABSOLUTE_HOURS * 3_600_000,

@@ -51,7 +51,7 @@ function recordedSize(step: StepRecord): number {
   );
 }
 
-type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'auditQueue' | 'keyring' | 'outbound' | 'cache'>;
+type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'auditQueue' | 'keyring' | 'outbound' | 'cache' | 'config'>;
 
 interface VariableRow {
   name: string;
@@ -220,10 +220,17 @@ export function createRunService(deps: Deps) {
     return result;
   }
 
-  async function runApiStep(block: ApiBlock, vars: Variables, vault: SecretVault): Promise<StepRecord> {
+  async function runApiStep(
+    block: ApiBlock,
+    vars: Variables,
+    vault: SecretVault,
+    deadline: number,
+  ): Promise<StepRecord> {
     const started = performance.now();
+    // The block's own timeout, or what is left of the run's, whichever ends first.
+    const left = Math.max(1, Math.floor(deadline - started));
     try {
-      const result = await execute(block, vars, vault);
+      const result = await execute(left < block.timeoutMs ? { ...block, timeoutMs: left } : block, vars, vault);
       return {
         blockId: block.id,
         type: 'api',
@@ -346,6 +353,7 @@ export function createRunService(deps: Deps) {
       ]);
 
       const steps: StepRecord[] = [];
+      const deadline = performance.now() + deps.config.runTimeoutMs;
       let status: 'succeeded' | 'failed' = 'succeeded';
       let next = workflow.start_block_id;
       let recorded = 0;
@@ -359,12 +367,14 @@ export function createRunService(deps: Deps) {
         const stop =
           steps.length >= MAX_STEPS_PER_RUN
             ? { code: 'too_many_steps', message: `A run stops after ${MAX_STEPS_PER_RUN} steps.` }
-            : recorded > MAX_RUN_RECORD_CHARS
-              ? {
-                  code: 'run_too_large',
-                  message: `A run stops once its steps have recorded ${MAX_RUN_RECORD_CHARS} characters.`,
-                }
-              : undefined;
+            : performance.now() >= deadline
+              ? { code: 'run_timeout', message: `A run stops after ${deps.config.runTimeoutMs / 1000} s.` }
+              : recorded > MAX_RUN_RECORD_CHARS
+                ? {
+                    code: 'run_too_large',
+                    message: `A run stops once its steps have recorded ${MAX_RUN_RECORD_CHARS} characters.`,
+                  }
+                : undefined;
         if (stop) {
           steps.push(failedWithoutRecord(block, stop));
           status = 'failed';
@@ -374,7 +384,7 @@ export function createRunService(deps: Deps) {
         try {
           step =
             block.type === 'api'
-              ? await runApiStep(block, vars, vault)
+              ? await runApiStep(block, vars, vault, deadline)
               : runSetStep(block, vars, () => finalRedactor(vault));
         } catch (error) {
           // A fault of Hush's own (a bug, the database gone): the run is still recorded and
