@@ -449,6 +449,40 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
   );
 
   it.runIf(available)(
+    'a declared variable named in another case is that variable: typed, read and listed once, never a second one',
+    async () => {
+      const declared = await team.owner.post(`${ws}/variables`, { name: 'cased_n', type: 'number' });
+      expect(declared.status, declared.text).toBe(201);
+      const bad = await save('Cased bad', [set('set', 'CASED_N', 'abc')], 'set');
+      const b = await run(bad);
+      expect(b.body.steps[0]).toMatchObject({ status: 'failed', error: { code: 'type_mismatch' } });
+      up2.handle((req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(req.url.startsWith('/cased') ? JSON.stringify({ n: '8' }) : req.body);
+      });
+      const good = await save(
+        'Cased good',
+        [
+          { ...set('set', 'Cased_N', '5'), onSuccess: 'get' },
+          api('get', {
+            url: `${up2.url}/cased?was={{CASED_n}}`,
+            headers: [],
+            capture: [{ variable: 'CASED_N', path: '$.n' }],
+          }),
+        ],
+        'set',
+      );
+      const g = await run(good);
+      expect(g.body.status, g.text).toBe('succeeded');
+      expect(up2.received.at(-1)?.url).toBe('/cased?was=5');
+      // One variable under its declared name, converted to its type by the capture.
+      const keys = Object.keys(g.body.variables).filter((k) => k.toLowerCase() === 'cased_n');
+      expect(keys).toEqual(['cased_n']);
+      expect(g.body.variables.cased_n).toBe(8);
+    },
+  );
+
+  it.runIf(available)(
     'a value captured into a number variable is redacted before it is read as a number: a secret never becomes one',
     async () => {
       const declared = await team.owner.post(`${ws}/variables`, { name: 'captured_n', type: 'number' });

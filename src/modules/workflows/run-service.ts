@@ -66,13 +66,55 @@ interface Variables {
   types: Map<string, VariableType>;
 }
 
-/** `value` as `name`'s declared type (any value for an undeclared name), or why not. */
+/**
+ * An execution's variables by name regardless of case, as the workspace's
+ * names are unique (`COUNT` is the variable `count`): a Set Values block, a
+ * capture or input naming one in another case sets that variable (checked
+ * against its type), never a second one beside it. Listed under the first
+ * spelling set — a declared variable's own.
+ */
+export class VariableMap extends Map<string, unknown> {
+  private readonly spelled = new Map<string, string>();
+
+  private keyOf(name: string): string {
+    return this.spelled.get(name.toLowerCase()) ?? name;
+  }
+
+  override get(name: string): unknown {
+    return super.get(this.keyOf(name));
+  }
+
+  override has(name: string): boolean {
+    return super.has(this.keyOf(name));
+  }
+
+  override set(name: string, value: unknown): this {
+    // Map's constructor calls set before the field above exists.
+    if (this.spelled === undefined) return super.set(name, value);
+    const key = this.keyOf(name);
+    if (key === name) this.spelled.set(name.toLowerCase(), name);
+    return super.set(key, value);
+  }
+
+  override delete(name: string): boolean {
+    const key = this.keyOf(name);
+    this.spelled.delete(name.toLowerCase());
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.spelled.clear();
+    super.clear();
+  }
+}
+
+/** `value` as `name`'s declared type (any value for an undeclared name; names in any case), or why not. */
 function asDeclared(
   types: Map<string, VariableType>,
   name: string,
   value: unknown,
 ): { value: unknown } | { error: { code: string; message: string } } {
-  const type = types.get(name);
+  const type = types.get(name.toLowerCase());
   if (type === undefined) return { value };
   return asVariableType(type, value) ?? { error: typeMismatchError(name, type) };
 }
@@ -174,24 +216,22 @@ export function createRunService(deps: Deps) {
         .$narrowType<{ type: VariableType }>()
         .execute(),
     );
-    const vars = new Map<string, unknown>();
+    const vars = new VariableMap();
+    /** Declared types by lower-cased name. */
     const types = new Map<string, VariableType>();
-    const declared = new Map<string, string>();
     for (const r of rows) {
       vars.set(r.name, decodeVariableValue(which === 'test' ? r.test_value : r.fallback_value));
-      types.set(r.name, r.type);
-      declared.set(r.name.toLowerCase(), r.name);
+      types.set(r.name.toLowerCase(), r.type);
     }
     // Input is data: it is stored as is and never parsed as a template.
     for (const [key, v] of Object.entries(overrides)) {
       if (key.startsWith('$')) continue;
-      const name = declared.get(key.toLowerCase()) ?? key;
-      const typed = asDeclared(types, name, v);
+      const typed = asDeclared(types, key, v);
       if ('error' in typed)
         throw new ValidationError(`body.variables.${key}: ${typed.error.message}`, [
           { path: `body.variables.${key}`, message: typed.error.message },
         ]);
-      vars.set(name, typed.value);
+      vars.set(key, typed.value);
     }
     return { vars, types };
   }
