@@ -63,6 +63,8 @@ const VERDICTS_KEPT = 1024;
  * its timeout — one pool per value in use, no timer or registration per call.
  */
 const CONNECT_TIMEOUTS = [250, 500, 1000, 2000, 5000, 10_000] as const;
+/** Call timeouts below this get a timer of their own (undici's own tick about once a second). */
+const PRECISE_TIMEOUT_BELOW_MS = 5000;
 
 export function createOutboundClient(options: { allow: BlockList; connectTimeoutMs?: number }): OutboundClient {
   const maxConnectMs = options.connectTimeoutMs ?? 10_000;
@@ -138,7 +140,7 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
       // async resource or async iterator per call (about a third of a
       // loopback call's CPU). undici bounds the wait for headers and between
       // body chunks; the deadline bounds the whole body (a slow drip),
-      // without a timer per request.
+      // without a timer per request unless the timeout is short (below).
       const deadline = Date.now() + hop.timeoutMs;
       return new Promise<HopResponse>((resolve, reject) => {
         let status = 0;
@@ -146,13 +148,27 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
         const chunks: Buffer[] = [];
         let size = 0;
         let settled = false;
+        let started: Dispatcher.DispatchController | undefined;
+        // undici's header and body timers tick about once a second: a short timeout gets a timer
+        // of its own (300 ms waited a second). Long ones, the default 10 s among them, do without.
+        const timer =
+          hop.timeoutMs < PRECISE_TIMEOUT_BELOW_MS
+            ? setTimeout(() => {
+                started?.abort(timedOut(hop));
+                fail(timedOut(hop));
+              }, hop.timeoutMs)
+            : undefined;
         const fail = (error: unknown) => {
           if (settled) return;
           settled = true;
+          clearTimeout(timer);
           reject(toFailure(error, hop));
         };
         const handler: Dispatcher.DispatchHandler = {
-          onRequestStart() {}, // its presence marks the controller-style handler API
+          onRequestStart(controller) {
+            started = controller;
+            if (settled) controller.abort(timedOut(hop)); // timed out while waiting for a connection
+          },
           onResponseStart(_controller, statusCode, responseHeaders) {
             if (statusCode < 200) return; // 1xx: the final answer follows
             status = statusCode;
@@ -179,6 +195,7 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
           onResponseEnd() {
             if (settled) return;
             settled = true;
+            clearTimeout(timer);
             resolve({
               status,
               headers,
