@@ -37,6 +37,7 @@ import {
   tokenClient,
 } from '../support/cli.js';
 import { DATABASES, type DatabaseKindUnderTest } from '../support/databases.js';
+import { addWorkspace } from '../support/migrated-before.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
 const SECRETS: Record<string, { visibility: 'masked' | 'restricted'; value: string }> = {
@@ -452,6 +453,59 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
     expect(readdirSync(dir)).toEqual(['hush.backup.gz']);
     expect(readFileSync(file, 'utf8')).toBe('an older backup');
   });
+
+  it.runIf(available)(
+    'tables longer than a page are backed up whole, each row once, and restored',
+    async () => {
+      const key = randomKey();
+      const from = await site(kind, { HUSH_MASTER_KEY: key });
+      const file = path.join(from.dataDir, 'paged.backup.gz');
+      const at = '2026-01-01T00:00:00.000Z';
+      const ctx = await from.open();
+      try {
+        await addWorkspace({ db: ctx.db } as never, 'ws_paged');
+        // 2,050 rows with a one-column key, 1,050 with a two-column one (pages hold 1,000).
+        await ctx.db
+          .insertInto('settings')
+          .values(Array.from({ length: 2_050 }, (_, i) => ({ key: `paged:${i}`, value: 'v', updated_at: at })))
+          .execute();
+        for (let i = 0; i < 1_050; i += 350) {
+          await ctx.db
+            .insertInto('variable_names')
+            .values(
+              Array.from({ length: 350 }, (_, j) => ({
+                workspace_id: 'ws_paged',
+                name_lower: `name_${i + j}`,
+                owner_kind: 'variable' as const,
+                owner_id: `var_${i + j}`,
+              })),
+            )
+            .execute();
+        }
+        const r = await createBackup(ctx, file);
+        expect(r.counts.variable_names).toBe(1_050);
+        expect(r.counts.settings).toBeGreaterThanOrEqual(2_050);
+      } finally {
+        await ctx.close();
+      }
+      const text = gunzipSync(readFileSync(file)).toString('utf8');
+      const keys = text.split('\n').filter((l) => l.includes('"paged:'));
+      expect(new Set(keys).size).toBe(2_050);
+      expect(keys.length).toBe(2_050);
+
+      const into = await site(kind, { HUSH_MASTER_KEY: key });
+      const restored = await runHush(['restore', file], into.env);
+      expect(restored.code, describeRun(restored)).toBe(0);
+      const check = await into.open();
+      try {
+        const names = await check.db.selectFrom('variable_names').select('name_lower').execute();
+        expect(names.length).toBe(1_050);
+      } finally {
+        await check.close();
+      }
+    },
+    60_000,
+  );
 
   it.runIf(available)('a backup into a directory that does not exist: exit 1, one line, no file', async () => {
     const file = path.join(source.dataDir, 'no-such-dir', 'hush.backup.gz');

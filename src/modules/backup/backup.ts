@@ -47,7 +47,11 @@ export const BACKUP_TABLES = [
 ] as const;
 
 type Table = (typeof BACKUP_TABLES)[number];
+/** Rows per read while backing up (runs: fewer, each may hold 32 MiB of steps). */
 const PAGE = 1000;
+const RUNS_PAGE = 8;
+/** Characters of row lines per INSERT while restoring. */
+const BATCH_CHARS = 16 * 1024 * 1024;
 
 export class BackupError extends Error {
   override name = 'BackupError';
@@ -131,13 +135,21 @@ export async function createBackup(
       await write(JSON.stringify(header));
       for (const table of BACKUP_TABLES) {
         let count = 0;
-        for (let offset = 0; ; offset += PAGE) {
+        // Paged by key (each page after the last row of the one before): reading page n does not
+        // step over the n pages before it again, as an OFFSET would.
+        const order = primaryOrder(table);
+        const page = table === 'runs' ? RUNS_PAGE : PAGE;
+        let after: unknown[] | undefined;
+        for (;;) {
           let q = (trx as unknown as Kysely<Record<string, Record<string, unknown>>>).selectFrom(table).selectAll();
-          for (const column of primaryOrder(table)) q = q.orderBy(column);
-          const rows = (await q.limit(PAGE).offset(offset).execute()) as Record<string, unknown>[];
+          if (after) q = q.where(sql<boolean>`(${sql.join(order.map((c) => sql.ref(c)))}) > (${sql.join(after)})`);
+          for (const column of order) q = q.orderBy(column);
+          const rows = (await q.limit(page).execute()) as Record<string, unknown>[];
           for (const row of rows) await write(JSON.stringify({ t: table, r: encodeRow(row) }));
           count += rows.length;
-          if (rows.length < PAGE) break;
+          const last = rows.at(-1);
+          if (rows.length < page || !last) break;
+          after = order.map((c) => last[c]);
         }
         counts[table] = count;
         progress?.(table, count);
@@ -199,13 +211,19 @@ async function* lines(file: string): AsyncGenerator<string> {
   source.pipe(gunzip);
   // A character may be split across two chunks: the decoder keeps its first bytes for the next.
   const decoder = new StringDecoder('utf8');
-  let rest = '';
+  // The current line's pieces so far: each chunk is searched once (a run's line may span many).
+  const pieces: string[] = [];
   try {
     for await (const chunk of gunzip) {
-      const text = rest + decoder.write(chunk as Buffer);
-      const parts = text.split('\n');
-      rest = parts.pop() ?? '';
-      for (const part of parts) yield part;
+      const text = decoder.write(chunk as Buffer);
+      let start = 0;
+      for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+        pieces.push(text.slice(start, end));
+        yield pieces.length === 1 ? (pieces[0] as string) : pieces.join('');
+        pieces.length = 0;
+        start = end + 1;
+      }
+      if (start < text.length) pieces.push(text.slice(start));
     }
   } catch (error) {
     const code = (error as { code?: string }).code;
@@ -213,8 +231,9 @@ async function* lines(file: string): AsyncGenerator<string> {
       code === 'ENOENT' ? `${file} does not exist` : `${file} is not a readable Hush backup (damaged or not gzip)`,
     );
   }
-  rest += decoder.end();
-  if (rest) yield rest;
+  pieces.push(decoder.end());
+  const last = pieces.join('');
+  if (last) yield last;
 }
 
 /** Reads a backup end to end and checks its checksum; returns its header and counts. */
@@ -308,7 +327,7 @@ export async function restoreBackup(
   let written = 0;
   await deps.db.transaction().execute(async (trx) => {
     const anyTrx = trx as unknown as Kysely<Record<string, Record<string, unknown>>>;
-    let batch: { table: string; rows: Record<string, unknown>[] } | undefined;
+    let batch: { table: string; rows: Record<string, unknown>[]; chars: number } | undefined;
     const flush = async () => {
       if (!batch || batch.rows.length === 0) return;
       await anyTrx.insertInto(batch.table).values(batch.rows).execute();
@@ -345,9 +364,11 @@ export async function restoreBackup(
       // A backup from before migration 0007 has no step counts: counted here, as the migration does.
       if (parsed.t === 'runs' && row.step_count === undefined) row.step_count = stepCount(file, row.steps);
       if (batch && batch.table !== parsed.t) await flush();
-      batch ??= { table: parsed.t, rows: [] };
+      batch ??= { table: parsed.t, rows: [], chars: 0 };
       batch.rows.push(row);
-      if (batch.rows.length >= 200) await flush();
+      batch.chars += line.length;
+      // Up to 200 rows, or fewer large ones (a run may hold 32 MiB of steps).
+      if (batch.rows.length >= 200 || batch.chars >= BATCH_CHARS) await flush();
     }
     await flush();
   });
