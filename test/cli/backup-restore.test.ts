@@ -5,18 +5,22 @@
  * before and a Send request delivers the real value to the upstream. A damaged
  * file or a wrong root key is refused with one line and creates nothing.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import pg from 'pg';
@@ -47,6 +51,22 @@ const SECRETS: Record<string, { visibility: 'masked' | 'restricted'; value: stri
 };
 const UPDATED = 'crm-live-v2-Lm4Nq8Ws2Ee6';
 const pgAvailable = DATABASES.some((d) => d.kind === 'postgres' && d.available);
+
+/** Whether this process may mount a small tmpfs (root on Linux: CI and development machines here). */
+const canMount = (() => {
+  if (process.getuid?.() !== 0) return false;
+  const probe = mkdtempSync(path.join(tmpdir(), 'hush-mount-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', probe], { stdio: 'ignore' });
+    execFileSync('umount', [probe], { stdio: 'ignore' });
+    return true;
+  } catch {
+    process.stderr.write('\n[hush tests] NOTICE: cannot mount a tmpfs here: the full-disk backup test is SKIPPED.\n');
+    return false;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+})();
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
@@ -506,6 +526,22 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
     },
     60_000,
   );
+
+  it.runIf(available && canMount)('a full disk: exit 1, one line naming ENOSPC, no file left', async () => {
+    const disk = path.join(source.dataDir, 'full');
+    mkdirSync(disk);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', disk]);
+    try {
+      // All but one 4 KiB page taken: the backup's first writes fit, a later one does not.
+      writeFileSync(path.join(disk, 'filler'), Buffer.alloc(12 * 1024));
+      const file = path.join(disk, 'hush.backup.gz');
+      const r = await runHush(['backup', file], source.env);
+      expectOneLineRefusal(r, new RegExp(`cannot write ${file}: ENOSPC`));
+      expect(readdirSync(disk)).toEqual(['filler']);
+    } finally {
+      execFileSync('umount', [disk]);
+    }
+  });
 
   it.runIf(available)('a backup into a directory that does not exist: exit 1, one line, no file', async () => {
     const file = path.join(source.dataDir, 'no-such-dir', 'hush.backup.gz');

@@ -114,8 +114,11 @@ export async function createBackup(
     throw new BackupError(`cannot write ${file}: its directory does not exist or is not writable`);
   }
   const sink = pipeline(out, (await createOwnerOnly(temp)).createWriteStream());
-  // A write error (a full disk) rejects it while rows are still being read: handled below.
-  sink.catch(() => {});
+  // A write error (a full disk) rejects it while rows are still being read: kept, reported below.
+  let writeError: unknown;
+  sink.catch((error: unknown) => {
+    writeError ??= error;
+  });
   try {
     const write = (line: string) =>
       new Promise<void>((resolve, reject) => {
@@ -171,13 +174,26 @@ export async function createBackup(
     const sha256 = hash.digest('hex');
     out.end(`${JSON.stringify({ trailer: true, counts, sha256 })}\n`);
     await sink;
+    // On disk before the rename makes it the backup (else a power cut could leave an empty one).
+    const written = await open(temp, 'r');
+    try {
+      await written.sync();
+    } finally {
+      await written.close();
+    }
     await rename(temp, file);
     return { counts, sha256 };
   } catch (error) {
+    // The file's own failure, if that is what stopped the run (before the destroy below adds its own).
+    const failedWrite = writeError;
     // Nothing of a failed run stays behind: its temp file goes, the target is untouched.
     out.destroy();
     await sink.catch(() => {});
     await rm(temp, { force: true });
+    // The file's own trouble (a full disk: the stream reports only that it was destroyed) named.
+    const code = (failedWrite as { code?: string } | undefined)?.code ?? (error as { code?: string }).code;
+    if (failedWrite !== undefined || (code && /^E[A-Z]+$/.test(code) && !(error instanceof BackupError)))
+      throw new BackupError(`cannot write ${file}: ${code ?? 'the write failed'}`);
     throw error;
   }
 }
