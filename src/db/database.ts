@@ -13,6 +13,7 @@ import {
   type DialectAdapter,
   type Driver,
   Kysely,
+  type MigrationResult,
   Migrator,
   PostgresAdapter,
   PostgresDialect,
@@ -226,7 +227,22 @@ const MIGRATION_WAIT_MS = 30 * 60_000;
  * TransactionalDdlSqliteAdapter); there a process arriving while another
  * migrates waits for it rather than the usual busy timeout.
  */
-export async function migrateToLatest(db: Db): Promise<MigrationOutcome> {
+export function migrateToLatest(db: Db): Promise<MigrationOutcome> {
+  return migrate(db, (migrator) => migrator.migrateToLatest());
+}
+
+/**
+ * Moves the schema to just after migration `name`, down or up (`restore` of
+ * an older backup into an empty database), in one transaction likewise.
+ */
+export function migrateTo(db: Db, name: string): Promise<MigrationOutcome> {
+  return migrate(db, (migrator) => migrator.migrateTo(name));
+}
+
+async function migrate(
+  db: Db,
+  run: (migrator: Migrator) => Promise<{ error?: unknown; results?: readonly MigrationResult[] }>,
+): Promise<MigrationOutcome> {
   const sqlite = !(db.getExecutor().adapter instanceof PostgresAdapter);
   const migrator = new Migrator({
     db,
@@ -235,7 +251,7 @@ export async function migrateToLatest(db: Db): Promise<MigrationOutcome> {
     migrationLockTableName: 'hush_migrations_lock',
   });
   if (sqlite) await sql`PRAGMA busy_timeout = ${sql.lit(MIGRATION_WAIT_MS)}`.execute(db);
-  const { error, results } = await migrator.migrateToLatest().finally(async () => {
+  const { error, results } = await run(migrator).finally(async () => {
     if (sqlite) await sql`PRAGMA busy_timeout = ${sql.lit(BUSY_TIMEOUT_MS)}`.execute(db);
   });
   const applied = (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);

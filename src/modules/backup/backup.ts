@@ -16,6 +16,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { type Kysely, sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { unwrapWorkspaceKey } from '../../crypto/envelope.js';
+import { migrateTo, migrateToLatest } from '../../db/database.js';
 import { migrations } from '../../db/migrations/index.js';
 import type { Database } from '../../db/schema.js';
 
@@ -127,12 +128,14 @@ export async function createBackup(
       });
     const snapshot = async (trx: Kysely<Database>) => {
       const keys = await trx.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
+      // The schema the rows are in: what this database has applied (a restore starts from there).
+      const applied = await sql<{ name: string }>`select name from hush_migrations order by name`.execute(trx);
       const header: Header = {
         format: BACKUP_FORMAT,
         version: BACKUP_VERSION,
         createdAt: new Date().toISOString(),
         database: deps.dbKind,
-        migrations: Object.keys(migrations),
+        migrations: applied.rows.map((r) => r.name),
         rootKeyIds: keys.map((k) => k.root_key_id),
       };
       await write(JSON.stringify(header));
@@ -306,20 +309,15 @@ export async function verifyBackup(file: string): Promise<{ header: Header; coun
   return { header, counts: trailer.counts };
 }
 
-function stepCount(file: string, steps: unknown): number {
-  try {
-    const parsed: unknown = JSON.parse(String(steps));
-    if (Array.isArray(parsed)) return parsed.length;
-  } catch {
-    // reported below
-  }
-  throw new BackupError(`${file} holds a run whose steps are not a JSON list`);
-}
-
 /**
  * Restores `file` into an empty, migrated database. Checks first (checksum,
  * emptiness, root keys — by unwrapping every workspace key); writes in one
  * transaction, so a failure changes nothing.
+ *
+ * A backup made at an older schema is restored at that schema — the empty
+ * database is migrated down to it first — and then migrated up like any
+ * older database, so every data migration since (renamed duplicate roles,
+ * rewritten reference paths, counted steps…) applies to its rows too.
  */
 export async function restoreBackup(
   deps: Pick<AppContext, 'db' | 'dbKind' | 'rootKeys'>,
@@ -335,10 +333,21 @@ export async function restoreBackup(
   }
   const existing = await deps.db.selectFrom('users').select('id').limit(1).execute();
   if (existing.length > 0) throw new BackupError('restore needs an empty database: this one already has users');
-  const known = new Set(Object.keys(migrations));
-  const unknown = header.migrations.filter((m) => !known.has(m));
+  const names = Object.keys(migrations);
+  const unknown = header.migrations.filter((m) => !names.includes(m));
   if (unknown.length > 0)
     throw new BackupError(`the backup comes from a newer Hush (schema ${unknown.join(', ')}): upgrade first`);
+  const level = header.migrations.at(-1);
+  if (!level || header.migrations.some((m, i) => m !== names[i]))
+    throw new BackupError(`${file} lists migrations out of order: it is damaged`);
+  const older = level !== names.at(-1);
+  if (older) {
+    const down = await migrateTo(deps.db, level);
+    if (down.error !== undefined)
+      throw new BackupError(
+        `could not prepare the empty database for a backup of schema ${level}: ${reason(down.error)}`,
+      );
+  }
 
   let written = 0;
   await deps.db.transaction().execute(async (trx) => {
@@ -377,8 +386,6 @@ export async function restoreBackup(
           );
         }
       }
-      // A backup from before migration 0007 has no step counts: counted here, as the migration does.
-      if (parsed.t === 'runs' && row.step_count === undefined) row.step_count = stepCount(file, row.steps);
       if (batch && batch.table !== parsed.t) await flush();
       batch ??= { table: parsed.t, rows: [], chars: 0 };
       batch.rows.push(row);
@@ -388,5 +395,16 @@ export async function restoreBackup(
     }
     await flush();
   });
+  if (older) {
+    const up = await migrateToLatest(deps.db);
+    if (up.error !== undefined)
+      throw new BackupError(
+        `${file} was restored at its schema ${level}, but bringing it up to date failed: ${reason(up.error)} — the database holds the backup at that schema; the next start tries again`,
+      );
+  }
   return { counts };
+}
+
+function reason(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0] as string;
 }
