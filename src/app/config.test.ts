@@ -1,6 +1,8 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, loadDotEnv } from './config.js';
 
 function errorOf(env: Record<string, string>): string {
   try {
@@ -13,6 +15,17 @@ function errorOf(env: Record<string, string>): string {
 }
 
 describe('configuration', () => {
+  it('a .env that cannot be read (a directory) is a ConfigError naming it, not a TypeError', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hush-env-'));
+    try {
+      mkdirSync(path.join(dir, '.env'));
+      expect(() => loadDotEnv(dir)).toThrow(ConfigError);
+      expect(() => loadDotEnv(dir)).toThrow(`${path.join(dir, '.env')}: is not a file`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('defaults to port 8080 on 127.0.0.1 with SQLite and a key file in ./data', () => {
     const c = loadConfig({}, '/srv');
     expect(c.port).toBe(8080);

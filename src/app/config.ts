@@ -3,7 +3,7 @@
  * typed, validated object at start. A bad value stops the process with one
  * line that names the variable — never its value, which may be a key.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
@@ -178,5 +178,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
 /** Loads `.env` from `cwd` into process.env (existing variables win). */
 export function loadDotEnv(cwd = process.cwd()): void {
   const file = path.join(cwd, '.env');
-  if (existsSync(file)) process.loadEnvFile(file);
+  if (!existsSync(file)) return;
+  // A directory, a file it may not read…: one line, not a stack trace.
+  if (!statSync(file).isFile()) throw new ConfigError(`${file}: is not a file`);
+  try {
+    process.loadEnvFile(file);
+  } catch (error) {
+    throw new ConfigError(`${file}: cannot be read (${(error as { code?: string }).code ?? (error as Error).message})`);
+  }
 }
