@@ -4,13 +4,26 @@
  * content types or headers. Here, once per document: error responses are
  * `application/problem+json`; an operation with path parameters can answer
  * 422 (a malformed id) even where its route does not list it; a secret's
- * GET and PATCH carry its ETag.
+ * GET and PATCH, and a workflow's GET, POST and PUT, carry its ETag.
  */
 type Json = Record<string, unknown>;
 type Operation = { parameters?: { in?: string }[]; responses?: Record<string, Json> };
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const;
-const ETAG_PATH = '/api/v1/workspaces/{ws}/secrets/{id}';
+/** Operations whose success answer carries an ETag: path → method → what the tag is. */
+const ETAGS: Record<string, Partial<Record<(typeof METHODS)[number], string>>> = {
+  '/api/v1/workspaces/{ws}/secrets/{id}': {
+    get: 'The secret\'s "<version>.<revision>": send it back as If-Match',
+    patch: 'The secret\'s "<version>.<revision>": send it back as If-Match',
+  },
+  '/api/v1/workspaces/{ws}/workflows': {
+    post: 'The workflow\'s "<revision>": send it back as If-Match',
+  },
+  '/api/v1/workspaces/{ws}/workflows/{id}': {
+    get: 'The workflow\'s "<revision>": send it back as If-Match',
+    put: 'The workflow\'s "<revision>": send it back as If-Match',
+  },
+};
 
 export function refineOpenApi<T extends object>(document: T): T {
   const doc = document as { paths?: Record<string, Record<string, unknown>> };
@@ -34,13 +47,9 @@ export function refineOpenApi<T extends object>(document: T): T {
           description: 'A malformed path parameter or request',
           content: { 'application/problem+json': problem },
         };
-      if (route === ETAG_PATH && (method === 'get' || method === 'patch') && op.responses['200'])
-        op.responses['200'].headers = {
-          ETag: {
-            description: 'The secret\'s "<version>.<revision>": send it back as If-Match',
-            schema: { type: 'string' },
-          },
-        };
+      const etag = ETAGS[route]?.[method];
+      const success = op.responses['200'] ?? op.responses['201'];
+      if (etag && success) success.headers = { ETag: { description: etag, schema: { type: 'string' } } };
     }
   return document;
 }

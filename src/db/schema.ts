@@ -200,6 +200,10 @@ export interface WorkflowsTable {
   start_block_id: string | null;
   /** JSON array of blocks (see modules/workflows/block-schema.ts). */
   blocks: string;
+  /** How many blocks `blocks` holds: the list reads this, never the blocks. */
+  block_count: number;
+  /** Moved by every save: the workflow's ETag, checked against If-Match. */
+  revision: number;
   created_at: string;
   created_by: string | null;
   updated_at: string;

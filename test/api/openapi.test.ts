@@ -1,8 +1,8 @@
 /**
  * The OpenAPI document (GET /api/v1/openapi.json) says what the server does:
  * the SPEC §4 routes are in it, errors are application/problem+json as the
- * server sends them, a malformed path id's 422 is declared, and a secret's
- * ETag is.
+ * server sends them, a malformed path id's 422 is declared, and so are a
+ * secret's and a workflow's ETag, and that a workflow list holds summaries.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASES } from '../support/databases.js';
@@ -71,5 +71,17 @@ describe.runIf(sqlite)('the OpenAPI document', () => {
       if (op.parameters?.some((p) => p.in === 'path')) expect(op.responses['422'], `${method} ${path}`).toBeDefined();
     const secret = doc.paths['/api/v1/workspaces/{ws}/secrets/{id}'];
     for (const method of ['get', 'patch']) expect(secret?.[method]?.responses['200']?.headers?.ETag).toBeDefined();
+  });
+
+  it("declares a workflow's ETag, its 412, and a list of summaries without blocks", () => {
+    const workflows = doc.paths['/api/v1/workspaces/{ws}/workflows'];
+    const workflow = doc.paths['/api/v1/workspaces/{ws}/workflows/{id}'];
+    expect(workflows?.post?.responses['201']?.headers?.ETag).toBeDefined();
+    for (const method of ['get', 'put']) expect(workflow?.[method]?.responses['200']?.headers?.ETag).toBeDefined();
+    for (const method of ['put', 'delete']) expect(workflow?.[method]?.responses['412']).toBeDefined();
+    const list = JSON.stringify(workflows?.get?.responses['200']?.content);
+    expect(list).toContain('blockCount');
+    expect(list).not.toContain('"blocks"');
+    expect(JSON.stringify(workflow?.get?.responses['200']?.content)).toContain('"blocks"');
   });
 });

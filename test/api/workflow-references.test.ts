@@ -199,6 +199,8 @@ describe.each(DATABASES)('secret references per workflow on $kind', ({ kind, ava
           name: 'legacy',
           start_block_id: 'a',
           blocks: JSON.stringify(blocks),
+          block_count: blocks.length,
+          revision: 0,
           created_at: now,
           created_by: null,
           updated_at: now,

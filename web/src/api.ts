@@ -3,7 +3,7 @@ import type { memberSchema } from '../../src/modules/members/member-schemas';
 import type { roleSchema } from '../../src/modules/roles/role-schemas';
 import type { secretSchema } from '../../src/modules/secrets/secret-schemas';
 import type { variableSchema } from '../../src/modules/variables/variable-schemas';
-import type { runSchema, usageSchema } from '../../src/modules/workflows/workflow-schemas';
+import type { runSchema, usageSchema, workflowSummarySchema } from '../../src/modules/workflows/workflow-schemas';
 
 /**
  * The UI's API client: same-origin fetch with the session cookie, the CSRF
@@ -68,8 +68,9 @@ export const post = <T>(path: string, body?: unknown, headers?: Record<string, s
   api<T>('POST', path, body ?? {}, headers);
 export const patch = <T>(path: string, body: unknown, headers?: Record<string, string>) =>
   api<T>('PATCH', path, body, headers);
-export const put = <T>(path: string, body: unknown) => api<T>('PUT', path, body);
-export const del = <T>(path: string) => api<T>('DELETE', path);
+export const put = <T>(path: string, body: unknown, headers?: Record<string, string>) =>
+  api<T>('PUT', path, body, headers);
+export const del = <T>(path: string, headers?: Record<string, string>) => api<T>('DELETE', path, undefined, headers);
 
 /** Every item of a list, following `nextCursor` (for lists the UI must show whole: members, roles, usages…). */
 export async function getAll<T>(path: string): Promise<T[]> {
@@ -109,6 +110,8 @@ export type Variable = z.infer<typeof variableSchema>;
 export type Member = z.infer<typeof memberSchema>;
 export type Usage = z.infer<typeof usageSchema>;
 export type Run = z.infer<typeof runSchema>;
+/** A workflow in the list: no blocks (GET …/workflows/{id} has them). */
+export type WorkflowSummary = z.infer<typeof workflowSummarySchema>;
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;

@@ -13,6 +13,7 @@ import * as secretRefPaths from './0006-secret-ref-paths.js';
 import * as runStepCounts from './0007-run-step-counts.js';
 import * as secretRevisions from './0008-secret-revisions.js';
 import * as jobLocks from './0009-job-locks.js';
+import * as workflowSummaries from './0010-workflow-summaries.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '0007-run-step-counts': runStepCounts,
   '0008-secret-revisions': secretRevisions,
   '0009-job-locks': jobLocks,
+  '0010-workflow-summaries': workflowSummaries,
 };

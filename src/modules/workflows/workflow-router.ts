@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AppContext } from '../../app/context.js';
+import { ValidationError } from '../../app/errors.js';
 import {
   type App,
   boundedPaginationQuery,
@@ -29,11 +30,39 @@ import {
   runSummarySchema,
   usageSchema,
   workflowSchema,
+  workflowSummarySchema,
 } from './workflow-schemas.js';
-import { createWorkflowService, presentWorkflow } from './workflow-service.js';
+import {
+  createWorkflowService,
+  presentWorkflow,
+  presentWorkflowSummary,
+  type RevisionCondition,
+  workflowETag,
+} from './workflow-service.js';
 
 const workflowParams = workspaceParams.extend({ id: idSchema });
 const runCursor = z.object({ id: z.string() });
+const ifMatchHeaders = z.object({ 'if-match': z.string().max(200).optional() });
+
+/**
+ * `If-Match` on a workflow: its ETag (`"7"`; the bare revision `7` too), a
+ * list of them (any may match), or `*` (any revision — as no header is).
+ * A weak tag (`W/"7"`) never matches: RFC 9110 compares If-Match strongly.
+ */
+export function parseWorkflowIfMatch(header: string | undefined): RevisionCondition {
+  if (header === undefined || header.trim() === '*') return undefined;
+  const revisions: number[] = [];
+  for (const tag of header.split(',').map((t) => t.trim())) {
+    if (/^W\//.test(tag)) continue;
+    const m = /^"?(\d{1,9})"?$/.exec(tag);
+    if (!m?.[1])
+      throw new ValidationError('headers.if-match: must be the workflow\'s ETag, e.g. If-Match: "7"', [
+        { path: 'headers.if-match', message: "must be the workflow's ETag" },
+      ]);
+    revisions.push(Number(m[1]));
+  }
+  return revisions;
+}
 /** Input values are data of any JSON shape, nested no deeper than stored variables may be. */
 const inputVariables = z
   .record(
@@ -54,11 +83,11 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
     {
       schema: {
         tags: ['workflows'],
-        summary: 'Workflows by name (workflows.read)',
+        summary: 'Workflows by name, as summaries (workflows.read); GET …/workflows/{id} for the blocks',
         params: workspaceParams,
         querystring: z.strictObject(paginationQuery),
         response: {
-          200: z.object({ items: z.array(workflowSchema), nextCursor: z.string().nullable() }),
+          200: z.object({ items: z.array(workflowSummarySchema), nextCursor: z.string().nullable() }),
           ...problems(401, 403, 404, 422),
         },
       },
@@ -69,7 +98,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       const page = await workflows.list(actor, request.query.limit, after);
       const last = page.rows.at(-1);
       return {
-        items: page.rows.map((r) => presentWorkflow(r)),
+        items: page.rows.map(presentWorkflowSummary),
         nextCursor: page.hasMore && last ? encodeCursor({ name: last.name, id: last.id }) : null,
       };
     },
@@ -89,6 +118,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
     async (request, reply) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const { row, warnings } = await workflows.create(actor, auditContextOf(request), request.body);
+      reply.header('etag', workflowETag(row));
       return reply.code(201).send(presentWorkflow(row, warnings));
     },
   );
@@ -103,9 +133,11 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
         response: { 200: workflowSchema, ...problems(401, 403, 404) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
-      return presentWorkflow(await workflows.get(actor, request.params.id));
+      const row = await workflows.get(actor, request.params.id);
+      reply.header('etag', workflowETag(row));
+      return presentWorkflow(row);
     },
   );
 
@@ -114,20 +146,25 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
     {
       schema: {
         tags: ['workflows'],
-        summary: 'Replace name, start block and blocks at once (workflows.edit)',
+        summary:
+          'Replace name, start block and blocks at once (workflows.edit); If-Match: the ETag ("<revision>") — a save since is 412; without If-Match the last save wins',
         params: workflowParams,
+        headers: ifMatchHeaders,
         body: workflowInputSchema,
-        response: { 200: workflowSchema, ...problems(401, 403, 404, 422) },
+        response: { 200: workflowSchema, ...problems(401, 403, 404, 412, 422) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
+      const ifMatch = parseWorkflowIfMatch(request.headers['if-match']);
       const { row, warnings } = await workflows.replace(
         actor,
         auditContextOf(request),
         request.params.id,
         request.body,
+        ifMatch,
       );
+      reply.header('etag', workflowETag(row));
       return presentWorkflow(row, warnings);
     },
   );
@@ -137,14 +174,16 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
     {
       schema: {
         tags: ['workflows'],
-        summary: 'Delete a workflow (workflows.edit)',
+        summary: 'Delete a workflow (workflows.edit); If-Match: the ETag ("<revision>") — a save since is 412',
         params: workflowParams,
-        response: { 204: z.null(), ...problems(401, 403, 404) },
+        headers: ifMatchHeaders,
+        response: { 204: z.null(), ...problems(401, 403, 404, 412) },
       },
     },
     async (request, reply) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
-      await workflows.remove(actor, auditContextOf(request), request.params.id);
+      const ifMatch = parseWorkflowIfMatch(request.headers['if-match']);
+      await workflows.remove(actor, auditContextOf(request), request.params.id, ifMatch);
       return reply.code(204).send(null);
     },
   );

@@ -2,13 +2,22 @@
 import { z } from 'zod';
 
 export const warningSchema = z.object({ path: z.string(), message: z.string() });
-export const workflowSchema = z.object({
+/**
+ * A workflow in a list: what it is, never its blocks (a workflow may hold
+ * 2 MB of them; GET …/workflows/{id} answers them one workflow at a time).
+ */
+export const workflowSummarySchema = z.object({
   id: z.string(),
   name: z.string(),
   startBlockId: z.string().nullable(),
-  blocks: z.array(z.unknown()),
+  blockCount: z.number().int(),
+  /** Moved by every save; the ETag is `"<revision>"`, and If-Match takes it back. */
+  revision: z.number().int(),
   createdAt: z.string(),
   updatedAt: z.string(),
+});
+export const workflowSchema = workflowSummarySchema.extend({
+  blocks: z.array(z.unknown()),
   warnings: z.array(warningSchema).optional(),
 });
 export const requestSchema = z.object({

@@ -10,6 +10,11 @@
  * and an item of a secret's usages. Edits and deletes read and lock the
  * workflow's row inside their transaction, so a save racing a delete is a 404
  * for whichever comes second, never a half-written workflow.
+ *
+ * Every save moves the workflow's `revision` (its ETag). A save or delete
+ * that names the revision it was made from (If-Match) is refused with 412
+ * `version_conflict` once someone else has saved since; without one, the
+ * last write wins. The list reads summaries (`block_count`, never `blocks`).
  */
 import { type Kysely, sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
@@ -72,16 +77,61 @@ export interface Warning {
   message: string;
 }
 
-export function presentWorkflow(row: WorkflowsTable, warnings?: Warning[]) {
+/** The columns a workflow list reads: everything but the blocks. */
+export const WORKFLOW_SUMMARY_COLUMNS = [
+  'id',
+  'name',
+  'start_block_id',
+  'block_count',
+  'revision',
+  'created_at',
+  'updated_at',
+] as const satisfies readonly (keyof WorkflowsTable)[];
+
+export type WorkflowSummaryRow = Pick<WorkflowsTable, (typeof WORKFLOW_SUMMARY_COLUMNS)[number]>;
+
+/** A workflow's ETag: its revision, as a strong entity tag. */
+export function workflowETag(row: Pick<WorkflowsTable, 'revision'>): string {
+  return `"${Number(row.revision)}"`;
+}
+
+export function presentWorkflowSummary(row: WorkflowSummaryRow) {
   return {
     id: row.id,
     name: row.name,
     startBlockId: row.start_block_id,
-    blocks: JSON.parse(row.blocks) as Block[],
+    blockCount: Number(row.block_count),
+    revision: Number(row.revision),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+  };
+}
+
+export function presentWorkflow(row: WorkflowsTable, warnings?: Warning[]) {
+  return {
+    ...presentWorkflowSummary(row),
+    blocks: JSON.parse(row.blocks) as Block[],
     ...(warnings ? { warnings } : {}),
   };
+}
+
+/**
+ * What If-Match allows: `undefined` for any revision (no header, or `*`),
+ * else the revisions a save may be made over — none when every tag given was
+ * weak (RFC 9110 compares If-Match strongly: a weak tag never matches).
+ */
+export type RevisionCondition = readonly number[] | undefined;
+
+function checkRevision(row: Pick<WorkflowsTable, 'revision'>, ifMatch: RevisionCondition): void {
+  if (ifMatch !== undefined && !ifMatch.includes(Number(row.revision))) throw workflowChanged();
+}
+
+function workflowChanged(): AppError {
+  return new AppError(
+    412,
+    'version_conflict',
+    'Someone else saved this workflow since you loaded it; reload it and make your changes again.',
+  );
 }
 
 /** Checks the structure and fields of a block list; returns its secret references and warnings. */
@@ -291,8 +341,17 @@ export function createWorkflowService(deps: Deps) {
     return rows.map((r) => ({ blockId: r.block_id, field: r.field, secretName: r.secret_name_lower }));
   }
 
-  /** Creates a workflow, or replaces the workflow `id` (read and locked in the same transaction). */
-  async function save(actor: WorkspaceActor, audit: AuditContext, input: WorkflowInput, id?: string) {
+  /**
+   * Creates a workflow, or replaces the workflow `id` (read and locked in the
+   * same transaction) if its revision is one `ifMatch` allows.
+   */
+  async function save(
+    actor: WorkspaceActor,
+    audit: AuditContext,
+    input: WorkflowInput,
+    id?: string,
+    ifMatch?: RevisionCondition,
+  ) {
     authorize(actor, 'workflows.edit');
     const { refs, warnings } = validateBlocks(
       input.blocks,
@@ -302,6 +361,7 @@ export function createWorkflowService(deps: Deps) {
     const blocks = JSON.stringify(input.blocks);
     return db.transaction().execute(async (trx) => {
       const existing = id === undefined ? undefined : await lockWorkflow(trx, actor.workspaceId, id);
+      if (existing) checkRevision(existing, ifMatch);
       warnings.push(...(await checkSecretRefs(trx, actor, refs, input.blocks, existing)));
       const now = nowIso();
       const row: WorkflowsTable = {
@@ -310,13 +370,22 @@ export function createWorkflowService(deps: Deps) {
         name: input.name,
         start_block_id: input.startBlockId,
         blocks,
+        block_count: input.blocks.length,
+        revision: existing ? Number(existing.revision) + 1 : 0,
         created_at: existing?.created_at ?? now,
         created_by: existing?.created_by ?? actor.userId,
         updated_at: now,
         updated_by: actor.userId,
       };
       if (existing) {
-        await trx.updateTable('workflows').set(row).where('id', '=', row.id).execute();
+        // The row is locked; the revision guard keeps a save from ever landing over one it did not read.
+        const updated = await trx
+          .updateTable('workflows')
+          .set(row)
+          .where('id', '=', row.id)
+          .where('revision', '=', existing.revision)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) !== 1) throw workflowChanged();
         await trx.deleteFrom('workflow_secret_refs').where('workflow_id', '=', row.id).execute();
       } else {
         await trx.insertInto('workflows').values(row).execute();
@@ -352,7 +421,8 @@ export function createWorkflowService(deps: Deps) {
 
     async list(actor: WorkspaceActor, limit: number, after?: { name: string; id: string }) {
       authorize(actor, 'workflows.read');
-      let q = db.selectFrom('workflows').selectAll().where('workspace_id', '=', actor.workspaceId);
+      // Summaries only: the blocks of a page of workflows can be hundreds of megabytes.
+      let q = db.selectFrom('workflows').select(WORKFLOW_SUMMARY_COLUMNS).where('workspace_id', '=', actor.workspaceId);
       if (after) q = q.where((eb) => eb(eb.refTuple('name', 'id'), '>', eb.tuple(after.name, after.id)));
       const rows = await q
         .orderBy('name')
@@ -369,17 +439,25 @@ export function createWorkflowService(deps: Deps) {
 
     create: (actor: WorkspaceActor, audit: AuditContext, input: WorkflowInput) => save(actor, audit, input),
 
-    async replace(actor: WorkspaceActor, audit: AuditContext, id: string, input: WorkflowInput) {
+    async replace(
+      actor: WorkspaceActor,
+      audit: AuditContext,
+      id: string,
+      input: WorkflowInput,
+      ifMatch?: RevisionCondition,
+    ) {
       authorize(actor, 'workflows.edit');
-      // An unknown id is a 404 before the body is judged; the save reads it again, locked.
-      await load(actor.workspaceId, id);
-      return save(actor, audit, input, id);
+      // An unknown id is a 404, and a stale copy a 412, before the body is judged;
+      // the save reads the row again, locked, and checks again.
+      checkRevision(await load(actor.workspaceId, id), ifMatch);
+      return save(actor, audit, input, id, ifMatch);
     },
 
-    async remove(actor: WorkspaceActor, audit: AuditContext, id: string) {
+    async remove(actor: WorkspaceActor, audit: AuditContext, id: string, ifMatch?: RevisionCondition) {
       authorize(actor, 'workflows.edit');
       await db.transaction().execute(async (trx) => {
         const row = await lockWorkflow(trx, actor.workspaceId, id);
+        checkRevision(row, ifMatch);
         await trx.deleteFrom('workflow_secret_refs').where('workflow_id', '=', id).execute();
         await trx.deleteFrom('workflows').where('id', '=', id).execute();
         await deps.audit(trx, audit, {

@@ -1,6 +1,6 @@
 /** Runs: pick a workflow, run it, list its runs and read a run's redacted steps. */
 import { useCallback, useEffect, useState } from 'react';
-import { get, type Page, post } from '../api';
+import { get, type Page, post, type WorkflowSummary } from '../api';
 import { useWorkspace } from '../app-state';
 import { ErrorText } from '../components/ui';
 
@@ -31,13 +31,14 @@ interface Run {
 
 export function RunsPage() {
   const ws = useWorkspace();
-  const [workflows, setWorkflows] = useState<{ id: string; name: string }[]>([]);
+  const [workflows, setWorkflows] = useState<WorkflowSummary[]>([]);
   const [workflowId, setWorkflowId] = useState('');
   const [runs, setRuns] = useState<RunSummary[]>([]);
   const [open, setOpen] = useState<Run | null>(null);
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
-    void get<Page<{ id: string; name: string }>>(`/workspaces/${ws.id}/workflows?limit=200`).then((r) => {
+    // Summaries: the picker needs names only, never a workflow's blocks.
+    void get<Page<WorkflowSummary>>(`/workspaces/${ws.id}/workflows?limit=200`).then((r) => {
       setWorkflows(r.items);
       setWorkflowId((id) => id || r.items[0]?.id || '');
     }, setError);

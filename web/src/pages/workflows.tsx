@@ -1,11 +1,14 @@
 /**
- * Workflows: the list, and the editor with its block list, the API block
- * form (every field that may hold a secret has "Add secret", shown as a
- * protected chip), the Set Values form, routes, and "Send request" with a
- * response viewer whose JSON fields can become capture rules.
+ * Workflows: the list (summaries: names and block counts, never blocks), and
+ * the editor with its block list, the API block form (every field that may
+ * hold a secret has "Add secret", shown as a protected chip), the Set Values
+ * form, routes, and "Send request" with a response viewer whose JSON fields
+ * can become capture rules. The editor saves and deletes with If-Match: the
+ * revision it loaded, so a save over someone else's is refused (412), not
+ * applied over their blocks.
  */
 import { useCallback, useEffect, useId, useRef, useState } from 'react';
-import { ApiError, del, get, type Page, post, put, type Secret } from '../api';
+import { ApiError, del, get, type Page, post, put, type Secret, type WorkflowSummary } from '../api';
 import { Link, navigate, useWorkspace } from '../app-state';
 import { ConfirmModal, ErrorText, Field, Icon, SidePanel } from '../components/ui';
 import { SecretForm } from './variables';
@@ -41,6 +44,8 @@ interface Workflow {
   name: string;
   startBlockId: string | null;
   blocks: Block[];
+  /** Moved by every save: sent back as If-Match. */
+  revision: number;
   warnings?: { path: string; message: string }[];
 }
 interface SendResult {
@@ -56,11 +61,14 @@ const SECRET_REF = /\{\{\s*secret\s*:\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/;
 
 export function WorkflowsPage() {
   const ws = useWorkspace();
-  const [items, setItems] = useState<Workflow[]>([]);
+  const [items, setItems] = useState<WorkflowSummary[]>([]);
   const [name, setName] = useState('');
   const [error, setError] = useState<unknown>(null);
   useEffect(() => {
-    void get<Page<Workflow>>(`/workspaces/${ws.id}/workflows?limit=200`).then((r) => setItems(r.items), setError);
+    void get<Page<WorkflowSummary>>(`/workspaces/${ws.id}/workflows?limit=200`).then(
+      (r) => setItems(r.items),
+      setError,
+    );
   }, [ws.id]);
   return (
     <section>
@@ -72,7 +80,9 @@ export function WorkflowsPage() {
         {items.map((w) => (
           <li key={w.id}>
             <Link to={`/w/${ws.id}/workflows/${w.id}`}>{w.name}</Link>{' '}
-            <span className="muted">{w.blocks.length} blocks</span>
+            <span className="muted">
+              {w.blockCount} {w.blockCount === 1 ? 'block' : 'blocks'}
+            </span>
           </li>
         ))}
       </ul>
@@ -832,14 +842,20 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
   const loadSecrets = useCallback(async () => {
     if (ws.can('secrets.read')) setSecrets((await get<Page<Secret>>(`/workspaces/${ws.id}/secrets?limit=200`)).items);
   }, [ws]);
+  const loadWorkflow = useCallback(async () => {
+    const w = await get<Workflow>(`/workspaces/${ws.id}/workflows/${workflowId}`);
+    setWf(w);
+    // A reload keeps the block on screen if it is still there.
+    setSelected((s) => (s && w.blocks.some((b) => b.id === s) ? s : (w.startBlockId ?? w.blocks[0]?.id ?? null)));
+  }, [ws.id, workflowId]);
   useEffect(() => {
-    void get<Workflow>(`/workspaces/${ws.id}/workflows/${workflowId}`).then((w) => {
-      setWf(w);
-      setSelected(w.startBlockId ?? w.blocks[0]?.id ?? null);
-    }, setError);
+    void loadWorkflow().catch(setError);
     void loadSecrets().catch(setError);
-  }, [ws.id, workflowId, loadSecrets]);
+  }, [loadWorkflow, loadSecrets]);
   if (!wf) return <ErrorText error={error} />;
+  /** The revision this copy was loaded or last saved at: a save over anyone else's is refused (412). */
+  const ifMatch = { 'if-match': `"${wf.revision}"` };
+  const conflict = error instanceof ApiError && error.status === 412;
   const block = wf.blocks.find((b) => b.id === selected);
   const replace = (next: Block) => setWf({ ...wf, blocks: wf.blocks.map((b) => (b.id === next.id ? next : b)) });
   const addBlock = (type: 'api' | 'set') => {
@@ -886,11 +902,11 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
             type="button"
             onClick={async () => {
               try {
-                const next = await put<Workflow>(`/workspaces/${ws.id}/workflows/${wf.id}`, {
-                  name: wf.name,
-                  startBlockId: wf.startBlockId,
-                  blocks: wf.blocks,
-                });
+                const next = await put<Workflow>(
+                  `/workspaces/${ws.id}/workflows/${wf.id}`,
+                  { name: wf.name, startBlockId: wf.startBlockId, blocks: wf.blocks },
+                  ifMatch,
+                );
                 setWf(next);
                 setError(null);
                 setSaved(
@@ -923,7 +939,7 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
         onCancel={() => setConfirmDelete(false)}
         onConfirm={async () => {
           try {
-            await del(`/workspaces/${ws.id}/workflows/${wf.id}`);
+            await del(`/workspaces/${ws.id}/workflows/${wf.id}`, ifMatch);
             navigate(`/w/${ws.id}/workflows`);
           } catch (err) {
             setConfirmDelete(false);
@@ -936,19 +952,42 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
         </p>
       </ConfirmModal>
       {saved && <p role="status">{saved}</p>}
-      {error instanceof ApiError && (
+      {conflict ? (
         <div className="error" role="alert">
-          <p>{error.message}</p>
-          {error.errors.length > 1 && (
-            <ul>
-              {error.errors.map((e) => (
-                <li key={e.path}>
-                  {e.path}: {e.message}
-                </li>
-              ))}
-            </ul>
-          )}
+          <p>
+            <strong>Someone else saved this workflow since you opened it.</strong> Your change was not saved. Reload the
+            workflow to see their version, then make your change again.
+          </p>
+          <button
+            type="button"
+            onClick={async () => {
+              try {
+                await loadWorkflow();
+                setError(null);
+                setSaved(null);
+              } catch (err) {
+                setError(err);
+              }
+            }}
+          >
+            Reload workflow
+          </button>
         </div>
+      ) : (
+        error instanceof ApiError && (
+          <div className="error" role="alert">
+            <p>{error.message}</p>
+            {error.errors.length > 1 && (
+              <ul>
+                {error.errors.map((e) => (
+                  <li key={e.path}>
+                    {e.path}: {e.message}
+                  </li>
+                ))}
+              </ul>
+            )}
+          </div>
+        )
       )}
       <div className="editor">
         <aside aria-label="Blocks">
