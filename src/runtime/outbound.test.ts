@@ -100,7 +100,7 @@ describe('the outbound client', () => {
     expect(f.code).toBe('upstream_timeout');
     expect(f.message).toContain('within 100 ms');
     // undici's header timer alone answered after about a second.
-    expect(Date.now() - t0).toBeLessThan(700);
+    expect(Date.now() - t0).toBeLessThan(900);
     // The connection it used is not handed out half-read: the next call gets its own answer.
     const next = await client.send({ ...hop('/'), timeoutMs: 2_000 });
     expect(next.status).toBe(200);
