@@ -54,6 +54,20 @@ describe('the redactor', () => {
     },
   );
 
+  it('redacts a lower-cased field name of any form whatever its case, and what redact() catches anyway', () => {
+    const r = new Redactor([
+      { name: 'mixed', value: 'AKIAx9Jq2LmN8pQ4rS7tUv' },
+      { name: 'tiny', value: 'ab1' },
+    ]);
+    expect(r.redactFolded('x-meta-akiax9jq2lmn8pq4rs7tuv')).toBe('x-meta-[secret:mixed]');
+    expect(r.redactFolded('akiax9jq2lmn8pq4rs7tuv-akiax9jq2lmn8pq4rs7tuv')).toBe('[secret:mixed]-[secret:mixed]');
+    // Its hex, which redact() matches in lower case already, and a raw value under 4 characters.
+    const hex = Buffer.from('AKIAx9Jq2LmN8pQ4rS7tUv').toString('hex');
+    expect(r.redactFolded(`x-${hex}`)).toBe('x-[secret:mixed]');
+    expect(r.redactFolded('x-ab1')).toBe('x-[secret:tiny]');
+    expect(r.redactFolded('content-type')).toBe('content-type');
+  });
+
   it('replaces each trimmed line of 8+ characters of a multi-line value', () => {
     const pem =
       '-----BEGIN KEY-----\n  MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu\nshort\n-----END KEY-----';

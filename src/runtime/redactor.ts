@@ -310,51 +310,61 @@ export class Redactor {
    */
   occursFolded(text: string): boolean {
     const folded = text.toLowerCase();
-    return this.folded().some((p) => folded.includes(p));
+    return this.foldedForms().all.some((p) => folded.includes(p));
   }
 
   /**
-   * `text` — ASCII, as an HTTP field name is, which its transport lower-cased —
-   * with every form of 4 or more characters replaced whatever its case: one
-   * `[secret:…]` per covered span. Text that is not ASCII is compared as is.
+   * `text` redacted, and then also of every form of 4 or more characters
+   * that holds upper-case letters, matched whatever the case (an HTTP field
+   * name arrives lower-cased): one `[secret:…]` per covered span. Text whose
+   * lower-casing changes its length (not ASCII) stays as redact() left it.
    */
   redactFolded(text: string): string {
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is exactly what folds without changing length
-    if (!/^[\x00-\x7f]*$/.test(text)) return this.redact(text);
-    const folded = text.toLowerCase();
-    const patterns = this.folded();
-    const covered: [number, number, string][] = [];
-    for (let i = 0; i < patterns.length; i++) {
-      const p = patterns[i] as string;
+    const redacted = this.redact(text);
+    const { cased, casedIndex } = this.foldedForms();
+    if (cased.length === 0) return redacted;
+    const folded = redacted.toLowerCase();
+    if (folded.length !== redacted.length) return redacted;
+    let covered: [number, number, string][] | undefined;
+    for (let i = 0; i < cased.length; i++) {
+      const p = cased[i] as string;
+      if (p.length > folded.length) continue;
       for (let at = folded.indexOf(p); at !== -1; at = folded.indexOf(p, at + 1)) {
-        covered.push([at, at + p.length, this.replacements[this.foldedIndex[i] as number] as string]);
+        (covered ??= []).push([at, at + p.length, this.replacements[casedIndex[i] as number] as string]);
       }
     }
-    if (covered.length === 0) return text;
+    if (!covered) return redacted;
     covered.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
     let out = '';
     let copied = 0;
     for (const [start, end, label] of covered) {
       if (end <= copied) continue;
-      if (start >= copied) out += text.slice(copied, start) + label;
+      if (start >= copied) out += redacted.slice(copied, start) + label;
       copied = end;
     }
-    return out + text.slice(copied);
+    return out + redacted.slice(copied);
   }
 
-  /** Forms of 4 or more characters, lower-cased, with their index in `patterns` (built on first use). */
-  private foldedPatterns: string[] | undefined;
-  private foldedIndex: number[] = [];
-  private folded(): string[] {
-    if (!this.foldedPatterns) {
-      this.foldedPatterns = [];
+  /**
+   * Forms of 4 or more characters, lower-cased: all of them, and those that
+   * lower-casing changed (with their index in `patterns`). Built on first use.
+   */
+  private folded: { all: string[]; cased: string[]; casedIndex: number[] } | undefined;
+  private foldedForms(): { all: string[]; cased: string[]; casedIndex: number[] } {
+    if (!this.folded) {
+      const folded = { all: [] as string[], cased: [] as string[], casedIndex: [] as number[] };
       this.patterns.forEach((p, i) => {
         if (p.length < MIN_DERIVED_FORM_LENGTH) return;
-        this.foldedPatterns?.push(p.toLowerCase());
-        this.foldedIndex.push(i);
+        const lower = p.toLowerCase();
+        folded.all.push(lower);
+        if (lower !== p) {
+          folded.cased.push(lower);
+          folded.casedIndex.push(i);
+        }
       });
+      this.folded = folded;
     }
-    return this.foldedPatterns;
+    return this.folded;
   }
 
   /**

@@ -708,38 +708,42 @@ describe.each(DATABASES)('template injection on $kind', ({ kind, available }) =>
     },
   );
 
-  it.runIf(available)('input variables named like secrets are plain data; unknown names render empty', async () => {
-    const block = {
-      method: 'GET',
-      url: `${up.url}/names`,
-      headers: [
-        { key: 'X-A', value: '[{{OTHER}}]' },
-        { key: 'X-B', value: '[{{secret.OTHER}}]' },
-        { key: 'X-C', value: '[{{DECLARED}}]' },
-        { key: 'X-D', value: '[{{other}}]' },
-        {
-          key: 'X-E',
-          value: '[{{greeting.__proto__}}{{greeting.constructor}}{{__proto__}}{{constructor}}{{toString}}]',
-        },
-      ],
-    };
-    const withInput = await send(owner, block, { OTHER: 'data-1', secret: { OTHER: 'data-2' }, DECLARED: 'data-3' });
-    expectClean(withInput.res, 'named like secrets');
-    expect(withInput.res.status, withInput.res.text).toBe(200);
-    const r = withInput.arrived[0] as Received;
-    expect([r.headers['x-a'], r.headers['x-b'], r.headers['x-c'], r.headers['x-d'], r.headers['x-e']]).toEqual([
-      '[data-1]',
-      '[data-2]',
-      '[data-3]',
-      '[]',
-      '[]',
-    ]);
-    expect(secretsIn(wire(r))).toEqual([]);
-    const without = await send(owner, block);
-    expectClean(without.res, 'no input');
-    expect(secretsIn(wire(without.arrived[0] as Received))).toEqual([]);
-    expect(without.arrived[0]?.headers['x-a']).toBe('[]');
-  });
+  it.runIf(available)(
+    'input variables named like secrets are plain data, names in any case; unknown names render empty',
+    async () => {
+      const block = {
+        method: 'GET',
+        url: `${up.url}/names`,
+        headers: [
+          { key: 'X-A', value: '[{{OTHER}}]' },
+          { key: 'X-B', value: '[{{secret.OTHER}}]' },
+          { key: 'X-C', value: '[{{DECLARED}}]' },
+          { key: 'X-D', value: '[{{other}}]' },
+          {
+            key: 'X-E',
+            value: '[{{greeting.__proto__}}{{greeting.constructor}}{{__proto__}}{{constructor}}{{toString}}]',
+          },
+        ],
+      };
+      const withInput = await send(owner, block, { OTHER: 'data-1', secret: { OTHER: 'data-2' }, DECLARED: 'data-3' });
+      expectClean(withInput.res, 'named like secrets');
+      expect(withInput.res.status, withInput.res.text).toBe(200);
+      const r = withInput.arrived[0] as Received;
+      // `{{other}}` is the input OTHER: variable names are one name space regardless of case.
+      expect([r.headers['x-a'], r.headers['x-b'], r.headers['x-c'], r.headers['x-d'], r.headers['x-e']]).toEqual([
+        '[data-1]',
+        '[data-2]',
+        '[data-3]',
+        '[data-1]',
+        '[]',
+      ]);
+      expect(secretsIn(wire(r))).toEqual([]);
+      const without = await send(owner, block);
+      expectClean(without.res, 'no input');
+      expect(secretsIn(wire(without.arrived[0] as Received))).toEqual([]);
+      expect(without.arrived[0]?.headers['x-a']).toBe('[]');
+    },
+  );
 
   it.runIf(available)(
     'a secret name cannot be taken by a variable in any case, so {{name}} can never mean a secret',

@@ -472,6 +472,16 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
         ],
         'set',
       );
+      // Saved without a warning: `CASED_n` is the declared `cased_n`.
+      const saved = await team.clients.editor.get(`${ws}/workflows/${good}`);
+      expect(saved.body.warnings ?? []).toEqual([]);
+      const reSaved = await team.clients.editor.put(`${ws}/workflows/${good}`, {
+        name: saved.body.name,
+        startBlockId: saved.body.startBlockId,
+        blocks: saved.body.blocks,
+      });
+      expect(reSaved.status, reSaved.text).toBe(200);
+      expect(reSaved.body.warnings ?? []).toEqual([]);
       const g = await run(good);
       expect(g.body.status, g.text).toBe('succeeded');
       expect(up2.received.at(-1)?.url).toBe('/cased?was=5');

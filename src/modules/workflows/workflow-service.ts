@@ -166,10 +166,11 @@ export function validateBlocks(
     });
   }
   const refs: SecretRef[] = [];
-  const assigned = new Set<string>(knownVariables);
+  // Names in any case: a run reads `{{COUNT}}` as the variable `count` (run-service VariableMap).
+  const assigned = new Set<string>([...knownVariables].map((n) => n.toLowerCase()));
   for (const b of blocks) {
-    if (b.type === 'api') for (const c of b.capture) assigned.add(c.variable);
-    else for (const a of b.assignments) assigned.add(a.variable);
+    if (b.type === 'api') for (const c of b.capture) assigned.add(c.variable.toLowerCase());
+    else for (const a of b.assignments) assigned.add(a.variable.toLowerCase());
   }
   const warnings: Warning[] = [];
   let unlistedWarnings = 0;
@@ -206,7 +207,7 @@ export function validateBlocks(
         refs.push({ blockId: b.id, field: f.path.slice(prefix.length), secretName: name });
       }
       for (const name of f.template.variables) {
-        if (assigned.has(name)) continue;
+        if (assigned.has(name.toLowerCase())) continue;
         if (warnings.length >= MAX_LISTED) unlistedWarnings += 1;
         else
           warnings.push({
