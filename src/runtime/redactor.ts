@@ -325,15 +325,15 @@ export class Redactor {
     if (cased.length === 0) return redacted;
     const folded = redacted.toLowerCase();
     if (folded.length !== redacted.length) return redacted;
-    let covered: [number, number, string][] | undefined;
+    const covered: [number, number, string][] = [];
     for (let i = 0; i < cased.length; i++) {
       const p = cased[i] as string;
       if (p.length > folded.length) continue;
       for (let at = folded.indexOf(p); at !== -1; at = folded.indexOf(p, at + 1)) {
-        (covered ??= []).push([at, at + p.length, this.replacements[casedIndex[i] as number] as string]);
+        covered.push([at, at + p.length, this.replacements[casedIndex[i] as number] as string]);
       }
     }
-    if (!covered) return redacted;
+    if (covered.length === 0) return redacted;
     covered.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
     let out = '';
     let copied = 0;
