@@ -570,36 +570,6 @@ function respondRedirect(status: number, rawHeaders: [string, string][], redacto
   return { ok: false, response: { status, headers, body: '' }, captures: {} };
 }
 
-/** `charset=` of a Content-Type, lower-cased, without quotes. */
-const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
-/** Single-byte charsets decoded byte for byte (ISO-8859-1, as the redactor's latin1 forms assume). */
-const LATIN1_LABELS = new Set([
-  'iso-8859-1',
-  'iso8859-1',
-  'latin1',
-  'l1',
-  'us-ascii',
-  'ascii',
-  'windows-1252',
-  'cp1252',
-]);
-const UTF16_LABELS: Record<string, string> = { 'utf-16': 'utf-16le', 'utf-16le': 'utf-16le', 'utf-16be': 'utf-16be' };
-
-/**
- * A response body as text: in the charset its Content-Type declares when
- * that is ISO-8859-1 (Java servlets' default) or UTF-16, else UTF-8. A
- * value echoed in a declared charset is then redacted as the text it is;
- * undeclared ones are caught by their mis-decoded forms (secret-forms.ts).
- */
-function decodeBody(rawBody: Buffer, contentType: string | undefined): string {
-  const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1]?.toLowerCase();
-  if (charset === undefined || charset === 'utf-8' || charset === 'utf8') return rawBody.toString('utf8');
-  if (LATIN1_LABELS.has(charset)) return rawBody.toString('latin1');
-  const utf16 = UTF16_LABELS[charset];
-  if (utf16) return new TextDecoder(utf16).decode(rawBody);
-  return rawBody.toString('utf8');
-}
-
 function respond(
   block: ApiBlock,
   status: number,
@@ -608,7 +578,11 @@ function respond(
   redactor: Redactor,
   env: ExecutionEnv,
 ): StepOutcome {
-  const text = decodeBody(rawBody, rawHeaders.find(([k]) => k === 'content-type')?.[1]);
+  // Always as UTF-8, whatever charset the answer declares: a decoding the upstream chose could
+  // turn the value's bytes into other characters, unmatched yet reversible (UTF-8 declared as
+  // UTF-16 reads as CJK). An answer really in another charset shows the value's mis-decoded
+  // forms, which the redactor matches (secret-forms.ts misdecodedForms).
+  const text = rawBody.toString('utf8');
   const response: ResponseSnapshot = { status, headers: toRecord(rawHeaders, redactor), body: redactor.redact(text) };
   const captures: Record<string, unknown> = {};
   let captureError: { code: string; message: string } | undefined;

@@ -539,7 +539,9 @@ function plainSecretForms(value: string): string[] {
       forms.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
     }
     // Bytes of another encoding read as UTF-8: ISO-8859-1 (when it has non-ASCII bytes), UTF-16LE/BE.
-    if (/[\u0080-\u00ff]/.test(v)) forms.push(Buffer.from(v, 'latin1').toString('utf8'));
+    if (/[\u0080-\uffff]/.test(v)) {
+      forms.push(Buffer.from(v, 'latin1').toString('utf8'), v.replace(/[\u0080-\u{10ffff}]/gu, '\ufffd'));
+    }
     const le = Buffer.from(v, 'utf16le').toString('utf8');
     const be = Buffer.from(v, 'utf16le').swap16().toString('utf8');
     forms.push(le.replace(/\0$/, ''), be.replace(/^\0/, ''));

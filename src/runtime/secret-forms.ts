@@ -88,19 +88,24 @@ function binaryForms(value: string, add: (form: string) => void): void {
   }
 }
 
-/** Characters whose ISO-8859-1 byte is not ASCII. */
-const LATIN1_HIGH = /[\u0080-\u00ff]/;
+const NOT_ASCII = /[\u0080-\uffff]/;
+const EACH_NOT_ASCII = /[\u0080-\u{10ffff}]/gu;
 const NUL = String.fromCharCode(0);
 
 /**
- * The value's bytes in another encoding, read as UTF-8 (how Hush reads a body
- * that declares no charset): its ISO-8859-1 bytes (a header value as it went
- * out, echoed raw, or a Latin-1 answer) — each non-ASCII byte becomes U+FFFD,
- * the rest stays readable — and its UTF-16 bytes, little- and big-endian (an
- * ASCII value reads as its characters with NULs between).
+ * The value's bytes in another encoding, read as UTF-8 (how Hush reads every
+ * body, whatever charset it declares): its ISO-8859-1 bytes (a header value
+ * as it went out, echoed raw, or a Latin-1 answer) and any single-byte
+ * charset's (windows-1252…) — each non-ASCII byte becomes U+FFFD, the rest
+ * stays readable — and its UTF-16 bytes, little- and big-endian (an ASCII
+ * value reads as its characters with NULs between).
  */
 function misdecodedForms(value: string, add: (form: string) => void): void {
-  if (LATIN1_HIGH.test(value)) add(Buffer.from(value, 'latin1').toString('utf8'));
+  if (NOT_ASCII.test(value)) {
+    add(Buffer.from(value, 'latin1').toString('utf8'));
+    // Any single-byte charset (windows-1252's € is 0x80): each non-ASCII character one byte, U+FFFD.
+    add(value.replace(EACH_NOT_ASCII, '\ufffd'));
+  }
   const utf16 = Buffer.from(value, 'utf16le');
   const le = utf16.toString('utf8');
   add(le.endsWith(NUL) ? le.slice(0, -1) : le);

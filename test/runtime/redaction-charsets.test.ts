@@ -1,8 +1,9 @@
 /**
  * Redaction of answers that are not UTF-8 text (SPEC §3 "Redaction"): an
  * upstream that echoes a header value as the ISO-8859-1 bytes it arrived in,
- * answers in ISO-8859-1 or UTF-16 (declared or not), or echoes the value as
- * a header *name* (which the HTTP client lower-cases). In each case the
+ * answers in ISO-8859-1 or UTF-16 (declared or not), labels UTF-8 with
+ * another charset, or echoes the value as a header *name* (which the HTTP
+ * client lower-cases). Bodies are always read as UTF-8; in each case the
  * caller sees `[secret:NAME]`, never a readable remainder of the value.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,18 +82,32 @@ describe.each(DATABASES)('redaction of answers in other charsets on $kind', ({ k
     },
   );
 
-  it.runIf(available)('an answer that declares ISO-8859-1 is read as such, and redacted', async () => {
+  it.runIf(available)('an answer that declares ISO-8859-1 is still read as UTF-8, and redacted', async () => {
     const res = await echo('accented', (bytes, r) => {
       r.setHeader('content-type', 'text/plain; charset=ISO-8859-1');
       r.end(Buffer.concat([Buffer.from('Grüße, ', 'latin1'), bytes]));
     });
-    expect(res.body.response.body).toBe('Grüße, [secret:accented]');
+    expect(res.body.response.body).toBe('Gr\ufffd\ufffde, [secret:accented]');
     expectUnreadable(res.text, ACCENTED);
   });
+
+  it.runIf(available)(
+    'a charset the upstream declares does not decide: UTF-8 labelled UTF-16 is not turned into reversible CJK',
+    async () => {
+      for (const label of ['utf-16', 'utf-16le', 'utf-16be', 'windows-1252']) {
+        const res = await echo('mixed', (bytes, r) => {
+          r.setHeader('content-type', `text/plain; charset=${label}`);
+          r.end(Buffer.concat([Buffer.from('key='), bytes, Buffer.from(';')]));
+        });
+        expect(res.body.response.body, label).toBe('key=[secret:mixed];');
+      }
+    },
+  );
 
   it.runIf(available).each([
     ['declared utf-16le', 'text/plain; charset=utf-16le', 'le'],
     ['declared utf-16be', 'text/plain; charset="UTF-16BE"', 'be'],
+    ['declared utf-16, big-endian with a byte-order mark (Java)', 'text/plain; charset=UTF-16', 'be-bom'],
     ['undeclared, little-endian', 'text/plain', 'le'],
     ['undeclared, big-endian', 'application/octet-stream', 'be'],
   ] as const)('an answer in UTF-16 (%s): redacted, no NUL-spaced copy', async (_label, type, order) => {
@@ -101,14 +116,41 @@ describe.each(DATABASES)('redaction of answers in other charsets on $kind', ({ k
       const res = await echo(name, (bytes, r) => {
         const text = Buffer.from(`key=${bytes.toString('latin1')};`, 'utf16le');
         r.setHeader('content-type', type);
-        r.end(order === 'be' ? text.swap16() : text);
+        const bytesOut = order === 'le' ? text : Buffer.from(text).swap16();
+        r.end(order === 'be-bom' ? Buffer.concat([Buffer.from([0xfe, 0xff]), bytesOut]) : bytesOut);
       });
-      if (type.includes('charset')) expect(res.body.response.body).toBe(`key=[secret:${name}];`);
-      else expect(res.body.response.body).toContain(`[secret:${name}]`);
+      expect(res.body.response.body).toContain(`[secret:${name}]`);
       // Undeclared non-ASCII: the ASCII on either side is what a reader could use.
       expectUnreadable(res.text, value);
     }
   });
+
+  it.runIf(available)(
+    'a value with € echoed in windows-1252 (€ is byte 0x80): no readable remainder either side of it',
+    async () => {
+      const value = 'Passwort€2024-geheim-xyz';
+      const created = await owner.post(`${ws}/secrets`, { name: 'euro', visibility: 'masked', value });
+      expect(created.status, created.text).toBe(201);
+      up.handle((req, res) => {
+        const got = String(JSON.parse(req.body).pw);
+        const cp1252 = Buffer.from(got.replace('€', '\u0080'), 'latin1');
+        res.setHeader('content-type', 'text/plain; charset=windows-1252');
+        res.end(Buffer.concat([Buffer.from('stored: '), cp1252]));
+      });
+      const res = await owner.post(`${ws}/blocks/send`, {
+        block: {
+          id: 'b',
+          type: 'api',
+          method: 'POST',
+          url: `${up.url}/store`,
+          body: { mode: 'json', content: '{"pw":"{{secret:euro}}"}' },
+        },
+      });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.response.body).toBe('stored: [secret:euro]');
+      expectUnreadable(res.text, value);
+    },
+  );
 
   it.runIf(available)('a value echoed as a response header name (lower-cased on the way) is redacted', async () => {
     const res = await echo('mixed', (bytes, r) => {
