@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canaryForms, makeCanary } from '../support/canary.js';
 import { DATABASES } from '../support/databases.js';
-import { buildTeam, type Team } from '../support/fixtures.js';
-import { type Reply, startTestApp, type TestApp } from '../support/harness.js';
+import { buildTeam, inviteAndJoin, type Team } from '../support/fixtures.js';
+import { type Reply, startTestApp, type TestApp, type TestClient } from '../support/harness.js';
 import { type Received, startUpstream, type Upstream } from '../support/upstream.js';
 
 function formsIn(text: string, value: string): string[] {
@@ -445,6 +445,90 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
       });
       expect(refused.status, refused.text).toBe(422);
       expect(refused.body).toMatchObject({ code: 'validation_failed', errors: [{ path: 'body.variables.typed_n' }] });
+    },
+  );
+
+  it.runIf(available)(
+    'a run whose starter is removed, demoted or loses the token it ran with mid-run sends nothing more (access_revoked)',
+    async () => {
+      const value = makeCanary('revoked');
+      const created = await team.owner.post(`${ws}/secrets`, {
+        name: 'tok_revoked',
+        visibility: 'masked',
+        value,
+        allowedHosts: ['127.0.0.2'],
+      });
+      expect(created.status, created.text).toBe(201);
+      // The first call takes a while: time enough to take the starter's access away.
+      let release!: () => void;
+      const firstCallArrived = new Promise<void>((arrived) => {
+        up2.handle((req, res) => {
+          if (req.url.startsWith('/first')) {
+            arrived();
+            release = () => res.end('{}');
+          } else res.end('{}');
+        });
+      });
+      const call = (id: string, path: string, onSuccess: string | null) =>
+        api(id, {
+          url: `${up2.url}${path}`,
+          headers: [{ key: 'Authorization', value: 'Bearer {{secret:tok_revoked}}' }],
+          onSuccess,
+          onError: 'again',
+        });
+      const id = await save(
+        'Revoked mid-run',
+        [call('first', '/first', 'second'), call('second', '/second', null), call('again', '/again', null)],
+        'first',
+      );
+      let tokenId = '';
+      for (const [n, revoke] of [
+        [1, (userId: string) => team.owner.delete(`${ws}/members/${userId}`)],
+        [2, (userId: string) => team.owner.patch(`${ws}/members/${userId}`, { role: 'viewer' })],
+        [3, (_userId: string, session: TestClient) => session.delete(`/api/v1/tokens/${tokenId}`)],
+      ] as const) {
+        const joined = await inviteAndJoin(t, team.owner, team.workspaceId, `runner${n}@example.com`, 'operator');
+        const { userId } = joined;
+        let client = joined.client;
+        if (n === 3) {
+          // Run with an API token, revoked while the run is under way.
+          const made = await joined.client.post('/api/v1/tokens', { name: 'runner', workspaceId: team.workspaceId });
+          expect(made.status, made.text).toBe(201);
+          tokenId = made.body.id;
+          client = t.client();
+          client.bearer = made.body.token;
+        }
+        let arrived = firstCallArrived;
+        if (n > 1) {
+          arrived = new Promise<void>((resolve) => {
+            up2.handle((req, res) => {
+              if (req.url.startsWith('/first')) {
+                resolve();
+                release = () => res.end('{}');
+              } else res.end('{}');
+            });
+          });
+        }
+        const before = up2.received.length;
+        const running = client.post(`${ws}/workflows/${id}/runs`, { variables: {} });
+        await arrived;
+        const revoked = await revoke(userId, joined.client);
+        expect(revoked.status, revoked.text).toBeLessThan(300);
+        release();
+        const r = await running;
+        expect(r.status, r.text).toBe(201);
+        expect(r.body.status).toBe('failed');
+        expect(
+          r.body.steps.map((s: { blockId: string; status: string; error?: { code: string } }) => [
+            s.blockId,
+            s.error?.code ?? s.status,
+          ]),
+        ).toEqual([
+          ['first', 'succeeded'],
+          ['second', 'access_revoked'],
+        ]);
+        expect(up2.received.slice(before).map((x) => x.url)).toEqual(['/first']);
+      }
     },
   );
 

@@ -29,6 +29,7 @@ import {
   typeMismatchError,
   type VariableType,
 } from '../variables/variable-types.js';
+import { membershipAt, tokenLiveAt } from '../workspaces/workspace-access.js';
 import type { ApiBlock, Block, SetBlock } from './block-schema.js';
 import { createSecretVault, type SecretVault } from './secret-vault.js';
 import { createWorkflowService } from './workflow-service.js';
@@ -378,7 +379,19 @@ export function createRunService(deps: Deps) {
       const startedAt = nowIso();
       const vars = await initialVariables(actor, 'fallback', overrides);
       for (const [k, v] of systemVariables(runId, actor.workspaceId, 'PRODUCTION', startedAt)) vars.vars.set(k, v);
-      const vault = createSecretVault(deps, actor, audit, runId, { mayPin: can(actor, 'secrets.use') });
+      const vault = createSecretVault(deps, actor, audit, runId, {
+        mayPin: can(actor, 'secrets.use'),
+        // A run's later steps send only while its starter may still run it (a removal, a new
+        // role, a revoked token or a deleted workspace on any server stops it there).
+        recheck: async (epoch) => {
+          const member = await membershipAt(deps, actor.workspaceId, actor.userId, epoch);
+          if (!member) return null;
+          const now: WorkspaceActor = { ...actor, role: member.role, permissions: member.permissions, epoch };
+          if (!can(now, 'workflows.run')) return null;
+          if (actor.tokenId && !(await tokenLiveAt(deps, actor.workspaceId, actor.tokenId, epoch))) return null;
+          return { mayPin: can(now, 'secrets.use') };
+        },
+      });
       await deps.auditQueue.append([
         {
           ctx: audit,
@@ -441,6 +454,11 @@ export function createRunService(deps: Deps) {
         }
         steps.push(step);
         recorded += recordedSize(step);
+        if (step.error?.code === 'access_revoked') {
+          // Its starter lost access: no route on from here (an error route would only fail again).
+          status = 'failed';
+          break;
+        }
         if (step.status === 'succeeded') next = block.onSuccess;
         else if (block.type === 'api' && block.onError !== null) next = block.onError;
         else {

@@ -70,7 +70,15 @@ export function createSecretVault(
   workspace: { workspaceId: string; epoch: number },
   audit: AuditContext,
   executionId: string,
-  options: { mayPin: boolean } = { mayPin: true },
+  options: {
+    mayPin: boolean;
+    /**
+     * Whoever started the execution, checked again at `epoch` once a call has
+     * gone out (a run's later steps): still a member with the permission to
+     * run, and may they pin? null when not. Without it, access is the start's.
+     */
+    recheck?: (epoch: number) => Promise<{ mayPin: boolean } | null>;
+  } = { mayPin: true },
 ): SecretVault {
   const { db } = deps;
   const { workspaceId } = workspace;
@@ -83,6 +91,33 @@ export function createSecretVault(
   const forRedaction = new Map<string, SecretMaterial>();
   const audited = new Set<string>();
   let requestEpoch: number | undefined = workspace.epoch;
+  let mayPin = options.mayPin;
+  /** The epoch the starter's access was last checked at (the request's own to begin with). */
+  let accessCheckedAt = workspace.epoch;
+
+  /**
+   * The epoch to read secrets at: the request's before the first call; after
+   * it, the current one — and then the starter must still have access there
+   * (removed, demoted, their token revoked, the workspace deleted: the run
+   * sends nothing more).
+   */
+  const sendingEpoch = async (): Promise<number> => {
+    if (requestEpoch !== undefined) return requestEpoch;
+    const epoch = await deps.cache.epoch(workspaceId);
+    if (options.recheck && epoch !== accessCheckedAt) {
+      const access = await options.recheck(epoch);
+      if (!access) {
+        throw new AppError(
+          403,
+          'access_revoked',
+          'Whoever started this run no longer has access to run it in this workspace: nothing more is sent.',
+        );
+      }
+      mayPin = access.mayPin;
+      accessCheckedAt = epoch;
+    }
+    return epoch;
+  };
 
   const storedColumns = () =>
     secretsWithCurrentVersion(db)
@@ -159,7 +194,7 @@ export function createSecretVault(
       const lowerName = name.toLowerCase();
       const hit = cache.get(lowerName);
       if (hit && current.has(lowerName)) return hit;
-      const epoch = requestEpoch ?? (await deps.cache.epoch(workspaceId));
+      const epoch = await sendingEpoch();
       const stored = await deps.cache.get(workspaceId, epoch, `secret:${lowerName}`, loadStored(lowerName));
       if (hit) {
         if (stored && stored.id === hit.id && stored.version === versions.get(hit.id)) {
@@ -212,7 +247,7 @@ export function createSecretVault(
 
     async checkHost(secret, host, blockId, pin = true) {
       if (secret.allowedHosts.length > 0) return hostAllowed(secret.allowedHosts, host);
-      const epoch = requestEpoch ?? (await deps.cache.epoch(workspaceId));
+      const epoch = await sendingEpoch();
       const binding = await deps.cache.get(workspaceId, epoch, 'secret_host_binding', async () => {
         const ws = await db
           .selectFrom('workspaces')
@@ -225,7 +260,7 @@ export function createSecretVault(
       if (binding === 'required') return false;
       // Pinning chooses where a secret may go from now on: only someone who may use secrets
       // chooses (an Operator running a workflow could otherwise steer the URL to their host).
-      if (!options.mayPin) {
+      if (!mayPin) {
         throw new AppError(
           403,
           'host_not_allowed',

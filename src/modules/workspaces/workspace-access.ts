@@ -35,6 +35,45 @@ interface Membership {
   permissions: ReadonlySet<Permission>;
 }
 
+/** A user's role and permissions in a live workspace at `epoch` (from the workspace cache), or null. */
+export function membershipAt(
+  { db, cache }: Pick<AppContext, 'db' | 'cache'>,
+  workspaceId: string,
+  userId: string,
+  epoch: number,
+): Promise<Membership | null> {
+  return cache.get<Membership | null>(workspaceId, epoch, `member:${userId}`, async () => {
+    const row = await db
+      .selectFrom('members')
+      .innerJoin('workspaces', 'workspaces.id', 'members.workspace_id')
+      .select(['members.role'])
+      .where('members.workspace_id', '=', workspaceId)
+      .where('members.user_id', '=', userId)
+      .where('workspaces.deleted_at', 'is', null)
+      .executeTakeFirst();
+    return row ? { role: row.role, permissions: await permissionsOfRole(db, workspaceId, row.role) } : null;
+  });
+}
+
+/** Whether API token `tokenId` of the workspace still exists and has not expired, at `epoch`. */
+export async function tokenLiveAt(
+  { db, cache }: Pick<AppContext, 'db' | 'cache'>,
+  workspaceId: string,
+  tokenId: string,
+  epoch: number,
+): Promise<boolean> {
+  const expiresAt = await cache.get<string | null>(workspaceId, epoch, `token-id:${tokenId}`, async () => {
+    const row = await db
+      .selectFrom('api_tokens')
+      .select('expires_at')
+      .where('id', '=', tokenId)
+      .where('workspace_id', '=', workspaceId)
+      .executeTakeFirst();
+    return row?.expires_at ?? null;
+  });
+  return expiresAt !== null && expiresAt > new Date().toISOString();
+}
+
 /**
  * The caller's role and permissions in the workspace, from the workspace
  * cache validated by the change epoch (read here, or already read for an
@@ -50,17 +89,7 @@ export async function resolveActor(
   if (principal.kind === 'token' && principal.workspaceId !== workspaceId) throw new NotFoundError('Workspace');
   const { db, cache } = ctx;
   const { epoch, seq } = principal.kind === 'token' ? principal : await cache.head(workspaceId);
-  const membership = await cache.get<Membership | null>(workspaceId, epoch, `member:${principal.userId}`, async () => {
-    const row = await db
-      .selectFrom('members')
-      .innerJoin('workspaces', 'workspaces.id', 'members.workspace_id')
-      .select(['members.role'])
-      .where('members.workspace_id', '=', workspaceId)
-      .where('members.user_id', '=', principal.userId)
-      .where('workspaces.deleted_at', 'is', null)
-      .executeTakeFirst();
-    return row ? { role: row.role, permissions: await permissionsOfRole(db, workspaceId, row.role) } : null;
-  });
+  const membership = await membershipAt(ctx, workspaceId, principal.userId, epoch);
   if (!membership) throw new NotFoundError('Workspace');
   return {
     userId: principal.userId,
