@@ -87,7 +87,7 @@ export async function resolveActor(
 ): Promise<WorkspaceActor> {
   const principal = requirePrincipal(request);
   if (principal.kind === 'token' && principal.workspaceId !== workspaceId) throw new NotFoundError('Workspace');
-  const { db, cache } = ctx;
+  const { cache } = ctx;
   const { epoch, seq } = principal.kind === 'token' ? principal : await cache.head(workspaceId);
   const membership = await membershipAt(ctx, workspaceId, principal.userId, epoch);
   if (!membership) throw new NotFoundError('Workspace');
