@@ -256,8 +256,13 @@ async function* lines(file: string): AsyncGenerator<string> {
 }
 
 /** Reads a backup end to end and checks its checksum; returns its header and counts. */
-export async function verifyBackup(file: string): Promise<{ header: Header; counts: Record<string, number> }> {
+export async function verifyBackup(
+  file: string,
+  rootKeys?: AppContext['rootKeys'],
+): Promise<{ header: Header; counts: Record<string, number> }> {
   const hash = createHash('sha256');
+  /** Workspace key rows, to prove (with `rootKeys`) that the loaded root keys open them. */
+  const workspaceKeys: Record<string, unknown>[] = [];
   let header: Header | undefined;
   let trailer: { counts: Record<string, number>; sha256: string } | undefined;
   let rows = 0;
@@ -298,6 +303,7 @@ export async function verifyBackup(file: string): Promise<{ header: Header; coun
       if (typeof parsed.t !== 'string' || parsed.r === null || typeof parsed.r !== 'object' || Array.isArray(parsed.r))
         throw new BackupError(`${file} is damaged (a row line is malformed)`);
       rows += 1;
+      if (rootKeys && parsed.t === 'workspace_keys') workspaceKeys.push(decodeRow(parsed.r as Record<string, unknown>));
     }
   }
   if (!header || !trailer) throw new BackupError(`${file} is incomplete (no header or trailer): it is damaged`);
@@ -306,6 +312,29 @@ export async function verifyBackup(file: string): Promise<{ header: Header; coun
   const expected = Object.values(trailer.counts).reduce((a, b) => a + b, 0);
   if (expected !== rows)
     throw new BackupError(`${file} holds ${rows} rows but its trailer counts ${expected}: it is damaged`);
+  if (rootKeys) {
+    const missing = header.rootKeyIds.filter((id) => !rootKeys.hasKey(id));
+    if (missing.length > 0) {
+      throw new BackupError(
+        `the root key ${missing.join(', ')} that protects this backup is not loaded: restore with the key file or HUSH_MASTER_KEY it was made with`,
+      );
+    }
+    for (const row of workspaceKeys) {
+      // Proof that the loaded root keys really open this backup, before anything is written.
+      try {
+        const dek = await unwrapWorkspaceKey(
+          rootKeys,
+          { rootKeyId: String(row.root_key_id), ciphertext: row.wrapped_key as Buffer },
+          { workspaceId: String(row.workspace_id), keyVersion: Number(row.version) },
+        );
+        dek.fill(0);
+      } catch {
+        throw new BackupError(
+          `the loaded root key does not open this backup's workspace keys (wrong key with the same id?)`,
+        );
+      }
+    }
+  }
   return { header, counts: trailer.counts };
 }
 
@@ -324,13 +353,8 @@ export async function restoreBackup(
   file: string,
   progress?: (rows: number) => void,
 ): Promise<{ counts: Record<string, number> }> {
-  const { header, counts } = await verifyBackup(file);
-  const missing = header.rootKeyIds.filter((id) => !deps.rootKeys.hasKey(id));
-  if (missing.length > 0) {
-    throw new BackupError(
-      `the root key ${missing.join(', ')} that protects this backup is not loaded: restore with the key file or HUSH_MASTER_KEY it was made with`,
-    );
-  }
+  // Checked whole, and every workspace key opened with the loaded root keys, before the schema moves.
+  const { header, counts } = await verifyBackup(file, deps.rootKeys);
   const existing = await deps.db.selectFrom('users').select('id').limit(1).execute();
   if (existing.length > 0) throw new BackupError('restore needs an empty database: this one already has users');
   const names = Object.keys(migrations);
@@ -371,21 +395,6 @@ export async function restoreBackup(
       if (!(BACKUP_TABLES as readonly string[]).includes(parsed.t))
         throw new BackupError(`${file} names an unknown table "${parsed.t}"`);
       const row = decodeRow(parsed.r);
-      if (parsed.t === 'workspace_keys') {
-        // Prove the loaded root key really opens this backup before going on.
-        try {
-          const dek = await unwrapWorkspaceKey(
-            deps.rootKeys,
-            { rootKeyId: String(row.root_key_id), ciphertext: row.wrapped_key as Buffer },
-            { workspaceId: String(row.workspace_id), keyVersion: Number(row.version) },
-          );
-          dek.fill(0);
-        } catch {
-          throw new BackupError(
-            `the loaded root key does not open this backup's workspace keys (wrong key with the same id?)`,
-          );
-        }
-      }
       if (batch && batch.table !== parsed.t) await flush();
       batch ??= { table: parsed.t, rows: [], chars: 0 };
       batch.rows.push(row);
