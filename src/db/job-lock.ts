@@ -17,6 +17,7 @@
  * once could each write the file without the other's new key.
  */
 import { randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { sql } from 'kysely';
 import { nowIso } from '../app/ids.js';
@@ -24,21 +25,27 @@ import type { DatabaseKind, Db } from './database.js';
 
 export type JobOutcome<T> = { ran: true; value: T } | { ran: false };
 
+/** What a running job can ask of its lock: `lost` once another process has taken it over. */
+export interface Lease {
+  lost: boolean;
+}
+
 export async function withJobLock<T>(
   deps: { db: Db; dbKind: DatabaseKind },
   job: string,
-  run: () => Promise<T>,
+  run: (lease: Lease) => Promise<T>,
 ): Promise<JobOutcome<T>> {
   return deps.dbKind === 'postgres' ? withAdvisoryLock(deps.db, job, run) : withLockRow(deps.db, job, run);
 }
 
-async function withAdvisoryLock<T>(db: Db, job: string, run: () => Promise<T>): Promise<JobOutcome<T>> {
+async function withAdvisoryLock<T>(db: Db, job: string, run: (lease: Lease) => Promise<T>): Promise<JobOutcome<T>> {
   const key = `hush:${job}`;
   return db.connection().execute(async (conn) => {
     const { rows } = await sql<{ ok: boolean }>`select pg_try_advisory_lock(hashtext(${key})) as ok`.execute(conn);
     if (rows[0]?.ok !== true) return { ran: false };
     try {
-      return { ran: true, value: await run() };
+      // Held by this session until it unlocks or ends: PostgreSQL never hands it to another.
+      return { ran: true, value: await run({ lost: false }) };
     } finally {
       await sql`select pg_advisory_unlock(hashtext(${key}))`.execute(conn);
     }
@@ -66,10 +73,23 @@ function processAlive(pid: number): boolean {
  */
 function held(row: { host: string; pid: number; heartbeat_at: string }, now: number): boolean {
   if (Date.parse(row.heartbeat_at) < now - LOCK_STALE_MS) return false;
-  return row.host !== hostname() || processAlive(row.pid);
+  return row.host !== LOCK_HOST || processAlive(row.pid);
 }
 
-async function withLockRow<T>(db: Db, job: string, run: () => Promise<T>): Promise<JobOutcome<T>> {
+/**
+ * Where PIDs mean the same thing: the host name and the PID namespace (two
+ * containers sharing the host's name — `--network host` — see different
+ * PIDs). Without /proc, the host name alone.
+ */
+export const LOCK_HOST = (() => {
+  try {
+    return `${hostname()} ${readlinkSync('/proc/self/ns/pid')}`;
+  } catch {
+    return hostname();
+  }
+})();
+
+async function withLockRow<T>(db: Db, job: string, run: (lease: Lease) => Promise<T>): Promise<JobOutcome<T>> {
   // Per call, not per process: a second job of the same name in this process waits its turn too.
   const holder = randomBytes(8).toString('hex');
   const taken = await db.transaction().execute(async (trx) => {
@@ -79,7 +99,7 @@ async function withLockRow<T>(db: Db, job: string, run: () => Promise<T>): Promi
       .where('job', '=', job)
       .executeTakeFirst();
     if (current && held(current, Date.now())) return false;
-    const row = { holder, host: hostname(), pid: process.pid, acquired_at: nowIso(), heartbeat_at: nowIso() };
+    const row = { holder, host: LOCK_HOST, pid: process.pid, acquired_at: nowIso(), heartbeat_at: nowIso() };
     await trx
       .insertInto('job_locks')
       .values({ job, ...row })
@@ -88,17 +108,22 @@ async function withLockRow<T>(db: Db, job: string, run: () => Promise<T>): Promi
     return true;
   });
   if (!taken) return { ran: false };
+  const lease: Lease = { lost: false };
   const renew = setInterval(() => {
     db.updateTable('job_locks')
       .set({ heartbeat_at: nowIso() })
       .where('job', '=', job)
       .where('holder', '=', holder)
-      .execute()
+      .executeTakeFirst()
+      .then((result) => {
+        // Taken over (this process stalled past LOCK_STALE_MS): the job is told through `lost()`.
+        if (Number(result.numUpdatedRows) === 0) lease.lost = true;
+      })
       .catch(() => {}); // a busy moment: the next renewal comes well before the lock goes stale
   }, LOCK_HEARTBEAT_MS);
   renew.unref();
   try {
-    return { ran: true, value: await run() };
+    return { ran: true, value: await run(lease) };
   } finally {
     clearInterval(renew);
     await db.deleteFrom('job_locks').where('job', '=', job).where('holder', '=', holder).execute();

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCK_HEARTBEAT_MS, LOCK_STALE_MS, withJobLock } from '../../src/db/job-lock.js';
+import { type Lease, LOCK_HEARTBEAT_MS, LOCK_HOST, LOCK_STALE_MS, withJobLock } from '../../src/db/job-lock.js';
 import { createSite, describeRun, type HushSite, killStartedProcesses, runHush } from '../support/cli.js';
 
 describe('job locks on SQLite', () => {
@@ -64,7 +64,7 @@ describe('job locks on SQLite', () => {
     expect(await withJobLock(ctx, 'sweep', async () => 'again')).toEqual({ ran: true, value: 'again' });
   });
 
-  const lockRow = (pid: number, at: string, host = hostname()) => ({
+  const lockRow = (pid: number, at: string, host = LOCK_HOST) => ({
     job: 'sweep',
     holder: 'someone',
     host,
@@ -99,17 +99,40 @@ describe('job locks on SQLite', () => {
     await ctx.db.deleteFrom('job_locks').execute();
   });
 
-  it('a running job renews its lock', async () => {
+  it('a running job renews its lock, and learns when it was taken over', async () => {
     let release!: () => void;
-    const holding = withJobLock(ctx, 'sweep', () => new Promise<void>((resolve) => (release = resolve)));
+    let lease: Lease | undefined;
+    const holding = withJobLock(ctx, 'sweep', (l) => {
+      lease = l;
+      return new Promise<void>((resolve) => (release = resolve));
+    });
     await expect.poll(locks).toHaveLength(1);
     const [first] = await locks();
     await new Promise((resolve) => setTimeout(resolve, LOCK_HEARTBEAT_MS + 500));
     const [later] = await locks();
     expect(Date.parse(later?.heartbeat_at ?? '')).toBeGreaterThan(Date.parse(first?.heartbeat_at ?? ''));
+    expect(lease?.lost).toBe(false);
+    // Another process takes it over (as it would after this one stalled for 30 s).
+    await ctx.db.updateTable('job_locks').set({ holder: 'someone else' }).where('job', '=', 'sweep').execute();
+    await new Promise((resolve) => setTimeout(resolve, LOCK_HEARTBEAT_MS + 500));
+    expect(lease?.lost).toBe(true);
     release();
     await holding;
-  }, 20_000);
+    // Its end does not remove the new holder's lock.
+    expect((await locks()).map((l) => l.holder)).toEqual(['someone else']);
+    await ctx.db.deleteFrom('job_locks').execute();
+  }, 30_000);
+
+  it('a fresh lock naming this host name but another PID namespace is held, even if that PID is gone here', async () => {
+    const dead = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid as number;
+    const elsewhere = `${hostname()} pid:[4026531999]`;
+    await ctx.db
+      .insertInto('job_locks')
+      .values(lockRow(dead, new Date().toISOString(), elsewhere))
+      .execute();
+    expect(await withJobLock(ctx, 'sweep', async () => 'ran')).toEqual({ ran: false });
+    await ctx.db.deleteFrom('job_locks').execute();
+  });
 
   it('`hush keys rotate-root` (or `retire-root`) while another process holds the root-key lock: exit 1, key file unchanged', async () => {
     const keyFile = path.join(site.dataDir, 'master.key');
