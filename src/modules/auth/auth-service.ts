@@ -74,16 +74,21 @@ export function createAuthService(deps: Deps) {
       if (!(await setupNeeded(db))) throw new ConflictError('setup_done', 'Hush is already set up; sign in instead.');
       const passwordHash = await passwords.hash(input.password);
       const result = await db.transaction().execute(async (trx) => {
-        // Consuming the token row is the one-time gate, safe across nodes.
+        // Consuming the token rows is the one-time gate, safe across nodes: every server's token
+        // at once, in one statement (rows locked in one order — two servers each deleting their
+        // own and then the other's deadlocked), and this request's must have been among them.
         const consumed = await trx
           .deleteFrom('settings')
-          .where('key', '=', SETUP_KEY_PREFIX + hashToken(input.token))
+          .where('key', 'like', `${SETUP_KEY_PREFIX}%`)
           .returning('key')
-          .executeTakeFirst();
-        if (!consumed) throw new AppError(403, 'invalid_setup_token', 'The setup token is wrong or was already used.');
+          .execute();
+        if (!consumed.some((row) => row.key === SETUP_KEY_PREFIX + hashToken(input.token))) {
+          if (!(await setupNeeded(trx)))
+            throw new ConflictError('setup_done', 'Hush is already set up; sign in instead.');
+          throw new AppError(403, 'invalid_setup_token', 'The setup token is wrong or was already used.');
+        }
         if (!(await setupNeeded(trx)))
           throw new ConflictError('setup_done', 'Hush is already set up; sign in instead.');
-        await trx.deleteFrom('settings').where('key', 'like', `${SETUP_KEY_PREFIX}%`).execute();
         const now = nowIso();
         const user = {
           id: newId('usr'),
