@@ -2,7 +2,7 @@
  * Two Hush servers on one PostgreSQL and one Redis: a rate limit counted on
  * one holds on the other (login per account and IP, reveal per user).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAppContext } from '../../src/app/bootstrap.js';
@@ -80,6 +80,9 @@ describe('rate limits across two servers', () => {
       const keys = await redis.keys('*');
       expect(keys.some((k) => k.startsWith('hush-rl:') && k.includes('login'))).toBe(true);
       expect(keys.filter((k) => k.toLowerCase().includes(typed.toLowerCase()))).toEqual([]);
+      // Nor its plain hash, which a dictionary would undo for a weak password: a keyed one.
+      const plain = createHash('sha256').update(typed.toLowerCase()).digest('hex');
+      expect(keys.filter((k) => k.includes(plain))).toEqual([]);
     } finally {
       redis.disconnect();
     }

@@ -4,27 +4,54 @@
  * checks an account's password: signing in, and accepting an invitation
  * for an email that already has an account. Each route counts per (IP,
  * normalised email), so a password cannot be guessed through a route the
- * limit does not watch. The email is counted by its hash: what someone typed
- * into the email field may be their password, and the key is stored where
- * the counts are (Redis, shared by every server).
+ * limit does not watch. The email is counted by a keyed hash (HMAC under a
+ * random key this installation keeps in its database): what someone typed
+ * into the email field may be their password, and the count's key is stored
+ * where the counts are (Redis, shared by every server) — a plain hash of a
+ * weak password would be looked up in a dictionary by anyone reading Redis.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { AppContext } from '../../app/context.js';
 import { RateLimitedError } from '../../app/errors.js';
-import { hashToken } from '../../app/ids.js';
+import { nowIso } from '../../app/ids.js';
+import type { Db } from '../../db/database.js';
 import { normalizeEmail } from './auth-service.js';
 
+const KEY_SETTING = 'login_limit_key';
+
+/** The installation's login-limit key: made by the first server that needs it, read by the rest. */
+async function loadKey(db: Db): Promise<Buffer> {
+  await db
+    .insertInto('settings')
+    .values({ key: KEY_SETTING, value: randomBytes(32).toString('hex'), updated_at: nowIso() })
+    .onConflict((oc) => oc.column('key').doNothing())
+    .execute();
+  const row = await db.selectFrom('settings').select('value').where('key', '=', KEY_SETTING).executeTakeFirstOrThrow();
+  return Buffer.from(row.value, 'hex');
+}
+
 export function loginRateLimit(
-  ctx: Pick<AppContext, 'config'>,
+  ctx: Pick<AppContext, 'config' | 'db'>,
   emailOf: (request: FastifyRequest) => Promise<string | undefined> | string | undefined,
 ) {
+  let key: Promise<Buffer> | undefined;
+  const keyed = async (email: string) => {
+    key ??= loadKey(ctx.db).catch((error: unknown) => {
+      key = undefined; // tried again by the next attempt
+      throw error;
+    });
+    return createHmac('sha256', await key)
+      .update(normalizeEmail(email))
+      .digest('hex');
+  };
   return {
     max: ctx.config.loginLimitPerMin,
     timeWindow: 60_000,
     hook: 'preHandler' as const,
     keyGenerator: async (request: FastifyRequest) => {
       const email = await emailOf(request);
-      return `login:${request.ip}:${email === undefined ? '' : hashToken(normalizeEmail(email))}`;
+      return `login:${request.ip}:${email === undefined ? '' : await keyed(email)}`;
     },
     errorResponseBuilder: (_request: FastifyRequest, context: { ttl: number }) =>
       new RateLimitedError(Math.max(1, Math.ceil(context.ttl / 1000))),
