@@ -15,6 +15,16 @@ function errorOf(env: Record<string, string>): string {
 }
 
 describe('configuration', () => {
+  it('a data directory or key file under /proc, /sys or /dev is refused with one line (creating it hung)', () => {
+    expect(() => loadConfig({ HUSH_MASTER_KEY_FILE: '/proc/self/hush.key' })).toThrow(
+      'HUSH_MASTER_KEY_FILE: must not be under /proc, /sys or /dev',
+    );
+    expect(() => loadConfig({ HUSH_DATA_DIR: '/sys/hush' })).toThrow(
+      'HUSH_DATA_DIR: must not be under /proc, /sys or /dev',
+    );
+    expect(() => loadConfig({ HUSH_DATA_DIR: '/procedures/hush' })).not.toThrow();
+  });
+
   it('a .env that cannot be read (a directory) is a ConfigError naming it, not a TypeError', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hush-env-'));
     try {

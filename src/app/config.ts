@@ -147,6 +147,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (e.HUSH_MASTER_KEY && e.HUSH_MASTER_KEY_FILE) {
     throw new ConfigError('HUSH_MASTER_KEY: set either HUSH_MASTER_KEY or HUSH_MASTER_KEY_FILE, not both');
   }
+  // Kernel file systems hold no key files, and creating one's directory there loops (Node 20).
+  for (const [name, dir] of [
+    ['HUSH_DATA_DIR', dataDir],
+    ['HUSH_MASTER_KEY_FILE', e.HUSH_MASTER_KEY_FILE && path.resolve(cwd, e.HUSH_MASTER_KEY_FILE)],
+  ] as const) {
+    if (dir && /^\/(proc|sys|dev)(\/|$)/.test(dir))
+      throw new ConfigError(`${name}: must not be under /proc, /sys or /dev`);
+  }
   return {
     port: e.HUSH_PORT,
     host: e.HUSH_HOST,
