@@ -378,7 +378,7 @@ export async function executeApiBlock(
   let unresolvable: OutboundFailure | undefined;
   if (rendered.secrets.length > 0) {
     try {
-      await env.client.checkDestination(rendered.url);
+      await env.client.checkDestination(rendered.url, block.timeoutMs);
     } catch (error) {
       if (error instanceof OutboundFailure && error.code === 'outbound_blocked')
         throw refuse('outbound_blocked', error.message, 403);

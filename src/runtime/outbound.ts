@@ -49,7 +49,8 @@ export interface OutboundClient {
    * a call that will be refused is refused before anything else happens
    * (such as pinning a secret to that host). The connector checks again.
    */
-  checkDestination(url: URL): Promise<void>;
+  /** Resolves `url`'s host and applies the SSRF rules; gives up (upstream_timeout) after `timeoutMs`. */
+  checkDestination(url: URL, timeoutMs?: number): Promise<void>;
   send(hop: HopRequest): Promise<HopResponse>;
   close(): Promise<void>;
 }
@@ -130,10 +131,28 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
   };
 
   return {
-    checkDestination: (url) =>
-      new Promise<void>((resolve, reject) =>
-        resolveChecked(url.hostname, (error) => (error ? reject(error) : resolve())),
-      ),
+    checkDestination: (url, timeoutMs) =>
+      new Promise<void>((resolve, reject) => {
+        // A name server that does not answer must not hold the call past its timeout.
+        const timer =
+          timeoutMs === undefined
+            ? undefined
+            : setTimeout(
+                () =>
+                  reject(
+                    new OutboundFailure(
+                      'upstream_timeout',
+                      `No answer resolving ${url.hostname} within ${timeoutMs} ms.`,
+                    ),
+                  ),
+                timeoutMs,
+              );
+        resolveChecked(url.hostname, (error) => {
+          clearTimeout(timer);
+          if (error) reject(error);
+          else resolve();
+        });
+      }),
 
     send(hop) {
       // undici's dispatch API straight, not request(): no Readable stream,

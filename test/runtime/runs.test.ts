@@ -533,6 +533,54 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
   );
 
   it.runIf(available)(
+    'a step refused before sending (after a slow destination check) does not let the next one send for a removed starter',
+    async () => {
+      const value = makeCanary('refusedstep');
+      const created = await team.owner.post(`${ws}/secrets`, { name: 'tok_refused', visibility: 'masked', value });
+      expect(created.status, created.text).toBe(201);
+      up2.handle((_req, res) => res.end('{}'));
+      const auth = [{ key: 'Authorization', value: 'Bearer {{secret:tok_refused}}' }];
+      const id = await save(
+        'Refused then sent',
+        [
+          // A private address: refused by the SSRF guard once its (slow) check is done.
+          api('slow', { url: 'http://10.0.0.1/x', headers: auth, onError: 'final' }),
+          api('final', { url: `${up2.url}/final`, headers: auth }),
+        ],
+        'slow',
+      );
+      const { client, userId } = await inviteAndJoin(t, team.owner, team.workspaceId, 'refused@example.com', 'editor');
+      // The destination check waits until the starter has been removed.
+      const outbound = t.ctx.outbound;
+      const check = outbound.checkDestination;
+      let removed!: () => void;
+      const gone = new Promise<void>((resolve) => (removed = resolve));
+      outbound.checkDestination = async (url, timeoutMs) => {
+        if (url.hostname === '10.0.0.1') await gone;
+        return check(url, timeoutMs);
+      };
+      try {
+        const before = up2.received.length;
+        const running = client.post(`${ws}/workflows/${id}/runs`, { variables: {} });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const r1 = await team.owner.delete(`${ws}/members/${userId}`);
+        expect(r1.status, r1.text).toBe(204);
+        removed();
+        const r = await running;
+        expect(r.status, r.text).toBe(201);
+        const steps = r.body.steps as { blockId: string; error?: { code: string } }[];
+        expect(steps.map((s) => [s.blockId, s.error?.code])).toEqual([
+          ['slow', 'outbound_blocked'],
+          ['final', 'access_revoked'],
+        ]);
+        expect(up2.received.length).toBe(before);
+      } finally {
+        outbound.checkDestination = check;
+      }
+    },
+  );
+
+  it.runIf(available)(
     'a declared variable named in another case is that variable: typed, read and listed once, never a second one',
     async () => {
       const declared = await team.owner.post(`${ws}/variables`, { name: 'cased_n', type: 'number' });

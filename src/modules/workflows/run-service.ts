@@ -435,6 +435,7 @@ export function createRunService(deps: Deps) {
         }
         let step: StepRecord;
         try {
+          if (steps.length > 0) vault.nextStep();
           step =
             block.type === 'api'
               ? await runApiStep(block, vars, vault, deadline)

@@ -54,6 +54,12 @@ export interface SecretVault {
   loaded(): SecretMaterial[];
   /** Marks secrets as used (lastUsedAt) and audits one `secret.used` per secret per execution. */
   recordUse(sent: { id: string; name: string; host: string }[], blockId: string): Promise<void>;
+  /**
+   * A later step of a run begins: what it sends is read at the epoch of now,
+   * its starter's access checked there — also after a step that sent nothing
+   * (refused after a slow DNS answer, say), which recordUse never saw.
+   */
+  nextStep(): void;
 }
 
 /**
@@ -305,6 +311,11 @@ export function createSecretVault(
     },
 
     loaded: () => [...cache.values(), ...forRedaction.values()],
+
+    nextStep() {
+      requestEpoch = undefined;
+      current.clear();
+    },
 
     async recordUse(sent, blockId) {
       // A call has been made: secrets loaded or used from now on are read at the epoch afresh.
