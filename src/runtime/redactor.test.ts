@@ -66,6 +66,19 @@ describe('the redactor', () => {
     expect(r.redactFolded(`x-${hex}`)).toBe('x-[secret:mixed]');
     expect(r.redactFolded('x-ab1')).toBe('x-[secret:tiny]');
     expect(r.redactFolded('content-type')).toBe('content-type');
+    // One value the start of another (the longer one mixed-case): no tail of it survives.
+    const nested = new Redactor([
+      { name: 'user', value: 'sk_live_abcd' },
+      { name: 'token', value: 'sk_live_abcdQ7XmP2Lk9' },
+    ]);
+    const out = nested.redactFolded('x-sk_live_abcdq7xmp2lk9-y');
+    expect(out).not.toMatch(/q7xmp|abcd/);
+    expect(out).toMatch(/^x-(\[secret:(user|token)\])+-y$/);
+    const overlapping = new Redactor([
+      { name: 'low', value: 'aaaab' },
+      { name: 'mixed', value: 'aaaaBBBB' },
+    ]);
+    expect(overlapping.redactFolded('aaaabbbb')).not.toMatch(/b/);
   });
 
   it('replaces each trimmed line of 8+ characters of a multi-line value', () => {

@@ -314,53 +314,64 @@ export class Redactor {
   }
 
   /**
-   * `text` redacted, and then also of every form of 4 or more characters
-   * that holds upper-case letters, matched whatever the case (an HTTP field
-   * name arrives lower-cased): one `[secret:…]` per covered span. Text whose
-   * lower-casing changes its length (not ASCII) stays as redact() left it.
+   * `text` — an HTTP field name, which arrives lower-cased — with every form
+   * replaced whatever its case: all forms compared case-folded on the text as
+   * it is, overlapping occurrences merged into one covered span (its labels
+   * each once), so no form's tail survives another's mark. Text whose
+   * lower-casing changes its length (not ASCII) is redacted as usual.
    */
   redactFolded(text: string): string {
-    const redacted = this.redact(text);
-    const { cased, casedIndex } = this.foldedForms();
-    if (cased.length === 0) return redacted;
-    const folded = redacted.toLowerCase();
-    if (folded.length !== redacted.length) return redacted;
-    const covered: [number, number, string][] = [];
-    for (let i = 0; i < cased.length; i++) {
-      const p = cased[i] as string;
+    const folded = text.toLowerCase();
+    const { every, everyIndex, cased } = this.foldedForms();
+    if (!cased || folded.length !== text.length) return this.redact(text);
+    const spans: [number, number, string][] = [];
+    for (let i = 0; i < every.length; i++) {
+      const p = every[i] as string;
       if (p.length > folded.length) continue;
       for (let at = folded.indexOf(p); at !== -1; at = folded.indexOf(p, at + 1)) {
-        covered.push([at, at + p.length, this.replacements[casedIndex[i] as number] as string]);
+        spans.push([at, at + p.length, this.replacements[everyIndex[i] as number] as string]);
       }
     }
-    if (covered.length === 0) return redacted;
-    covered.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+    if (spans.length === 0) return text;
+    spans.sort((x, y) => x[0] - y[0] || y[1] - x[1]);
     let out = '';
     let copied = 0;
-    for (const [start, end, label] of covered) {
-      if (end <= copied) continue;
-      if (start >= copied) out += redacted.slice(copied, start) + label;
+    let end = -1;
+    let labels: string[] = [];
+    const close = () => {
+      if (end !== -1) out += labels.join('');
+    };
+    for (const [start, stop, label] of spans) {
+      if (start >= end) {
+        close();
+        out += text.slice(copied, start);
+        labels = [label];
+        end = stop;
+      } else {
+        if (!labels.includes(label)) labels.push(label);
+        end = Math.max(end, stop);
+      }
       copied = end;
     }
-    return out + redacted.slice(copied);
+    close();
+    return out + text.slice(copied);
   }
 
   /**
-   * Forms of 4 or more characters, lower-cased: all of them, and those that
-   * lower-casing changed (with their index in `patterns`). Built on first use.
+   * The forms lower-cased: `all` those of 4 or more characters (occursFolded),
+   * `every` one with its index in `patterns` (redactFolded), and `cased`
+   * whether any changed (built on first use).
    */
-  private folded: { all: string[]; cased: string[]; casedIndex: number[] } | undefined;
-  private foldedForms(): { all: string[]; cased: string[]; casedIndex: number[] } {
+  private folded: { all: string[]; every: string[]; everyIndex: number[]; cased: boolean } | undefined;
+  private foldedForms(): { all: string[]; every: string[]; everyIndex: number[]; cased: boolean } {
     if (!this.folded) {
-      const folded = { all: [] as string[], cased: [] as string[], casedIndex: [] as number[] };
+      const folded = { all: [] as string[], every: [] as string[], everyIndex: [] as number[], cased: false };
       this.patterns.forEach((p, i) => {
-        if (p.length < MIN_DERIVED_FORM_LENGTH) return;
         const lower = p.toLowerCase();
-        folded.all.push(lower);
-        if (lower !== p) {
-          folded.cased.push(lower);
-          folded.casedIndex.push(i);
-        }
+        folded.every.push(lower);
+        folded.everyIndex.push(i);
+        if (lower !== p) folded.cased = true;
+        if (p.length >= MIN_DERIVED_FORM_LENGTH) folded.all.push(lower);
       });
       this.folded = folded;
     }
