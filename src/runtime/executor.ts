@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { domainToUnicode } from 'node:url';
+import { TextDecoder } from 'node:util';
 import { AppError } from '../app/errors.js';
 import type { ApiBlock } from '../modules/workflows/block-schema.js';
 import {
@@ -570,6 +571,78 @@ function respondRedirect(status: number, rawHeaders: [string, string][], redacto
   return { ok: false, response: { status, headers, body: '' }, captures: {} };
 }
 
+const WITHHELD_BODY = '[withheld: the answer holds secrets in two character encodings]';
+/** windows-1252 at 0x80–0x9F (WHATWG index; the five unassigned bytes map to their C1 control). */
+const WINDOWS_1252_C1 = [...'€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008dŽ\u008f\u0090‘’“”•–—˜™š›œ\u009džŸ'];
+/** `charset=` of a Content-Type, without quotes. */
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
+/** Decoders by the WHATWG encoding name a label resolves to (decode() without streaming keeps no state). */
+const decoders = new Map<string, TextDecoder>();
+
+/** A decoder for the charset `contentType` declares, unless that is UTF-8 or unknown. */
+function declaredDecoder(contentType: string | undefined): TextDecoder | undefined {
+  const label = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1]?.toLowerCase();
+  if (label === undefined || label === 'utf-8' || label === 'utf8') return undefined;
+  let decoder = decoders.get(label);
+  if (!decoder) {
+    try {
+      decoder = new TextDecoder(label);
+    } catch {
+      return undefined; // a label no decoder knows
+    }
+    if (decoders.size < 64) decoders.set(label, decoder);
+  }
+  return decoder.encoding === 'utf-8' ? undefined : decoder;
+}
+
+/** The 256 characters a single-byte charset reads its bytes as (windows-1252 fixed, see below). */
+const singleByteTables = new Map<string, string[] | null>();
+
+function singleByteTable(decoder: TextDecoder): string[] | null {
+  let table = singleByteTables.get(decoder.encoding);
+  if (table === undefined) {
+    const chars: string[] = [];
+    for (let b = 0; b < 256; b++) chars.push(decoder.decode(Uint8Array.of(b)));
+    // Node 20's windows-1252 decoder (ISO-8859-1 and US-ASCII labels included) reads 0x80–0x9F
+    // as C1 controls, as ISO-8859-1 does; the WHATWG encoding has € ‚ ƒ „ … there.
+    if (decoder.encoding === 'windows-1252') {
+      for (let b = 0x80; b < 0xa0; b++) chars[b] = WINDOWS_1252_C1[b - 0x80] as string;
+    }
+    // Single-byte: every byte a character of its own (multi-byte charsets, UTF-16, are not).
+    table = chars.every((c) => c.length === 1) && new Set(chars).size === 256 ? chars : null;
+    singleByteTables.set(decoder.encoding, table);
+  }
+  return table;
+}
+
+/**
+ * A response body as text: UTF-8, unless the single-byte charset the answer
+ * declares (windows-1251, ISO-8859-1…) shows a secret — a value echoed in
+ * it — and nothing the UTF-8 reading would show is lost by reading it so.
+ * The label alone never decides: a reading the upstream picks could turn a
+ * value's bytes into other characters, unmatched yet reversible, so the
+ * declared reading is used only where it shows a value, and only if its
+ * redacted text, taken back to bytes and read as UTF-8, shows none (a value
+ * in both encodings at once withholds the body). Multi-byte charsets
+ * (UTF-16, Shift_JIS…) are read as UTF-8; an answer in another charset read
+ * so shows the value's mis-decoded forms, which the redactor matches too
+ * (secret-forms.ts misdecodedForms).
+ */
+function bodyText(rawBody: Buffer, rawHeaders: [string, string][], redactor: Redactor): string {
+  const utf8 = rawBody.toString('utf8');
+  const decoder = declaredDecoder(rawHeaders.find(([k]) => k === 'content-type')?.[1]);
+  const table = decoder && rawBody.length > 0 ? singleByteTable(decoder) : null;
+  if (!table) return utf8;
+  let declared = '';
+  for (const byte of rawBody) declared += table[byte];
+  if (declared === utf8) return utf8;
+  const marked = redactor.redact(declared);
+  if (marked === declared) return utf8;
+  const byChar = new Map(table.map((c, b) => [c, b]));
+  const back = Buffer.from([...marked].map((c) => byChar.get(c) ?? 0x3f)).toString('utf8');
+  return redactor.redact(back) === back ? declared : WITHHELD_BODY;
+}
+
 function respond(
   block: ApiBlock,
   status: number,
@@ -578,11 +651,7 @@ function respond(
   redactor: Redactor,
   env: ExecutionEnv,
 ): StepOutcome {
-  // Always as UTF-8, whatever charset the answer declares: a decoding the upstream chose could
-  // turn the value's bytes into other characters, unmatched yet reversible (UTF-8 declared as
-  // UTF-16 reads as CJK). An answer really in another charset shows the value's mis-decoded
-  // forms, which the redactor matches (secret-forms.ts misdecodedForms).
-  const text = rawBody.toString('utf8');
+  const text = bodyText(rawBody, rawHeaders, redactor);
   const response: ResponseSnapshot = { status, headers: toRecord(rawHeaders, redactor), body: redactor.redact(text) };
   const captures: Record<string, unknown> = {};
   let captureError: { code: string; message: string } | undefined;

@@ -93,12 +93,13 @@ const EACH_NOT_ASCII = /[\u0080-\u{10ffff}]/gu;
 const NUL = String.fromCharCode(0);
 
 /**
- * The value's bytes in another encoding, read as UTF-8 (how Hush reads every
- * body, whatever charset it declares): its ISO-8859-1 bytes (a header value
- * as it went out, echoed raw, or a Latin-1 answer) and any single-byte
- * charset's (windows-1252…) — each non-ASCII byte becomes U+FFFD, the rest
- * stays readable — and its UTF-16 bytes, little- and big-endian (an ASCII
- * value reads as its characters with NULs between).
+ * The value's bytes in another encoding, read as UTF-8 (how Hush reads a
+ * body that declares no single-byte charset, executor.ts bodyText): its
+ * ISO-8859-1 bytes (a header value as it went out, echoed raw), and each
+ * non-ASCII character as one byte that reads as U+FFFD (a single-byte
+ * charset's, where no two such bytes happen to form UTF-8) — the rest stays
+ * readable — and its UTF-16 bytes, little- and big-endian (an ASCII value
+ * reads as its characters with NULs between).
  */
 function misdecodedForms(value: string, add: (form: string) => void): void {
   if (NOT_ASCII.test(value)) {
