@@ -263,7 +263,8 @@ export async function retireRoot(): Promise<void> {
     const outcome = await withJobLock(ctx, 'root-keys', async (lease) => {
       const r = await rewrapWorkspaceKeys(ctx, undefined, 'keys.root_retire_checked');
       // Another run took the lock over (this one stalled 30 s): the key file is not this run's to change.
-      if (lease.lost) fail(`${ROOT_KEYS_BUSY} (this run stalled and its lock was taken over; nothing was retired)`);
+      if (!(await lease.confirm()))
+        fail(`${ROOT_KEYS_BUSY} (this run stalled and its lock was taken over; nothing was retired)`);
       const unused = ctx.rootKeys.keyIds().filter((id) => id !== r.rootKeyId);
       const retired =
         r.stillInUse.length === 0 && masterKey.kind === 'file'

@@ -28,6 +28,8 @@ export type JobOutcome<T> = { ran: true; value: T } | { ran: false };
 /** What a running job can ask of its lock: `lost` once another process has taken it over. */
 export interface Lease {
   lost: boolean;
+  /** Renews the lock now and says whether it is still this job's (before an irreversible step). */
+  confirm(): Promise<boolean>;
 }
 
 export async function withJobLock<T>(
@@ -45,7 +47,7 @@ async function withAdvisoryLock<T>(db: Db, job: string, run: (lease: Lease) => P
     if (rows[0]?.ok !== true) return { ran: false };
     try {
       // Held by this session until it unlocks or ends: PostgreSQL never hands it to another.
-      return { ran: true, value: await run({ lost: false }) };
+      return { ran: true, value: await run({ lost: false, confirm: async () => true }) };
     } finally {
       await sql`select pg_advisory_unlock(hashtext(${key}))`.execute(conn);
     }
@@ -108,18 +110,20 @@ async function withLockRow<T>(db: Db, job: string, run: (lease: Lease) => Promis
     return true;
   });
   if (!taken) return { ran: false };
-  const lease: Lease = { lost: false };
-  const renew = setInterval(() => {
-    db.updateTable('job_locks')
+  const renewNow = async (): Promise<boolean> => {
+    const result = await db
+      .updateTable('job_locks')
       .set({ heartbeat_at: nowIso() })
       .where('job', '=', job)
       .where('holder', '=', holder)
-      .executeTakeFirst()
-      .then((result) => {
-        // Taken over (this process stalled past LOCK_STALE_MS): the job is told through `lost()`.
-        if (Number(result.numUpdatedRows) === 0) lease.lost = true;
-      })
-      .catch(() => {}); // a busy moment: the next renewal comes well before the lock goes stale
+      .executeTakeFirst();
+    // Taken over (this process stalled past LOCK_STALE_MS): the job is told through `lost`.
+    if (Number(result.numUpdatedRows) === 0) lease.lost = true;
+    return !lease.lost;
+  };
+  const lease: Lease = { lost: false, confirm: renewNow };
+  const renew = setInterval(() => {
+    renewNow().catch(() => {}); // a busy moment: the next renewal comes well before the lock goes stale
   }, LOCK_HEARTBEAT_MS);
   renew.unref();
   try {

@@ -375,6 +375,36 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
   );
 
   it.runIf(available)(
+    'a target that already has an audit trail (a failed sign-in) is refused with one line, its data untouched',
+    async () => {
+      const used = await target('same');
+      const server = await startServer(used.env);
+      try {
+        const r = await fetch(`${server.origin}/api/v1/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ email: 'nobody@example.com', password: 'not the password' }),
+        });
+        expect(r.status).toBe(401);
+      } finally {
+        await server.stop();
+      }
+      const refused = await runHush(['restore', backupFile], used.env);
+      expectOneLineRefusal(refused, /restore needs an empty database: this one already has an audit trail/);
+      const ctx = await used.open();
+      try {
+        expect(await ctx.db.selectFrom('users').select('id').execute()).toEqual([]);
+        expect((await ctx.db.selectFrom('audit_events').select('action').execute()).map((e) => e.action)).toEqual([
+          'auth.login_failed',
+        ]);
+      } finally {
+        await ctx.close();
+      }
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
     'a stale .partial (world-readable, or a link elsewhere) and an old backup still give an owner-only backup; the stale file is neither written nor followed',
     async () => {
       const dir = path.join(source.dataDir, 'stale');

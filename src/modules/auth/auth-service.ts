@@ -14,6 +14,8 @@ import { insertWorkspace } from '../workspaces/workspace-service.js';
 import type { SessionStore } from './session-store.js';
 
 const SETUP_KEY_PREFIX = 'setup_token:';
+/** Just past every key that starts with SETUP_KEY_PREFIX (`;` follows `:`): the prefix as a range, no LIKE wildcards. */
+const SETUP_KEY_END = 'setup_token;';
 
 type Deps = Pick<AppContext, 'db' | 'audit' | 'keyring' | 'passwords' | 'config'> & { sessions: SessionStore };
 
@@ -79,7 +81,8 @@ export function createAuthService(deps: Deps) {
         // own and then the other's deadlocked), and this request's must have been among them.
         const consumed = await trx
           .deleteFrom('settings')
-          .where('key', 'like', `${SETUP_KEY_PREFIX}%`)
+          .where('key', '>=', SETUP_KEY_PREFIX)
+          .where('key', '<', SETUP_KEY_END)
           .returning('key')
           .execute();
         if (!consumed.some((row) => row.key === SETUP_KEY_PREFIX + hashToken(input.token))) {

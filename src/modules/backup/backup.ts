@@ -357,6 +357,9 @@ export async function restoreBackup(
   const { header, counts } = await verifyBackup(file, deps.rootKeys);
   const existing = await deps.db.selectFrom('users').select('id').limit(1).execute();
   if (existing.length > 0) throw new BackupError('restore needs an empty database: this one already has users');
+  const events = await deps.db.selectFrom('audit_events').select('id').limit(1).execute();
+  if (events.length > 0)
+    throw new BackupError('restore needs an empty database: this one already has an audit trail (failed sign-ins?)');
   const names = Object.keys(migrations);
   const unknown = header.migrations.filter((m) => !names.includes(m));
   if (unknown.length > 0)
@@ -376,6 +379,8 @@ export async function restoreBackup(
   let written = 0;
   await deps.db.transaction().execute(async (trx) => {
     const anyTrx = trx as unknown as Kysely<Record<string, Record<string, unknown>>>;
+    // The empty target's own settings (its setup token, its login-limit key) give way to the backup's.
+    await trx.deleteFrom('settings').execute();
     let batch: { table: string; rows: Record<string, unknown>[]; chars: number } | undefined;
     const flush = async () => {
       if (!batch || batch.rows.length === 0) return;
