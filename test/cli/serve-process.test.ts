@@ -3,7 +3,7 @@
  * a first start prints the setup URL, and that URL's token sets Hush up.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -33,19 +33,24 @@ describe('hush serve (process)', () => {
   it('a root key file whose directory cannot be created: exit 1, one line naming it, no stack trace', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
     dirs.push(dir);
-    // sysfs refuses new directories, to root as well.
-    const keyFile = '/sys/hush-test-nope/keys/master.key';
-    const r = spawnSync(process.execPath, [...ENTRY, 'serve'], {
-      env: cleanEnv({ HUSH_DATA_DIR: dir, HUSH_MASTER_KEY_FILE: keyFile, HUSH_PORT: '0' }),
-      encoding: 'utf8',
-      cwd: dir,
-      timeout: 30_000,
-    });
+    // A file where a directory should be: no one can create the directory, root included.
+    writeFileSync(path.join(dir, 'blocker'), 'a file');
+    const keyFile = path.join(dir, 'blocker', 'keys', 'master.key');
+    const serve = (env: Record<string, string>) =>
+      spawnSync(process.execPath, [...ENTRY, 'serve'], {
+        env: cleanEnv({ HUSH_DATA_DIR: dir, HUSH_PORT: '0', ...env }),
+        encoding: 'utf8',
+        cwd: dir,
+        timeout: 30_000,
+      });
+    const r = serve({ HUSH_MASTER_KEY_FILE: keyFile });
     expect(r.status, r.stderr).toBe(1);
-    expect(r.stderr.trim().split('\n')).toEqual([
-      expect.stringMatching(
-        /^hush: cannot create or read the root key file \/sys\/hush-test-nope\/keys\/master\.key \(E[A-Z]+\)$/,
-      ),
+    expect(r.stderr.trim().split('\n')).toEqual([`hush: cannot create or read the root key file ${keyFile} (ENOTDIR)`]);
+    // Kernel file systems are refused before anything is tried (creating a directory under /proc hung).
+    const sys = serve({ HUSH_MASTER_KEY_FILE: '/sys/hush-test-nope/keys/master.key' });
+    expect(sys.status, sys.stderr).toBe(1);
+    expect(sys.stderr.trim().split('\n')).toEqual([
+      'hush: invalid configuration: HUSH_MASTER_KEY_FILE: must not be under /proc, /sys or /dev',
     ]);
   });
 
