@@ -45,7 +45,9 @@ describe('hush serve (process)', () => {
       });
     const r = serve({ HUSH_MASTER_KEY_FILE: keyFile });
     expect(r.status, r.stderr).toBe(1);
-    expect(r.stderr.trim().split('\n')).toEqual([`hush: cannot create or read the root key file ${keyFile} (ENOTDIR)`]);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^hush: .*key file \/.*\/blocker\/keys\/master\.key .*\(ENOTDIR\)$/),
+    ]);
     // Kernel file systems are refused before anything is tried (creating a directory under /proc hung).
     const sys = serve({ HUSH_MASTER_KEY_FILE: '/sys/hush-test-nope/keys/master.key' });
     expect(sys.status, sys.stderr).toBe(1);
