@@ -572,6 +572,7 @@ function respondRedirect(status: number, rawHeaders: [string, string][], redacto
 }
 
 const WITHHELD_BODY = '[withheld: the answer holds secrets in two character encodings]';
+const C1 = /[\u0080-\u009f]/g;
 /** windows-1252 at 0x80–0x9F (WHATWG index; the five unassigned bytes map to their C1 control). */
 const WINDOWS_1252_C1 = [...'€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008dŽ\u008f\u0090‘’“”•–—˜™š›œ\u009džŸ'];
 /** `charset=` of a Content-Type, without quotes. */
@@ -595,24 +596,27 @@ function declaredDecoder(contentType: string | undefined): TextDecoder | undefin
   return decoder.encoding === 'utf-8' ? undefined : decoder;
 }
 
-/** The 256 characters a single-byte charset reads its bytes as (windows-1252 fixed, see below). */
-const singleByteTables = new Map<string, string[] | null>();
+/** A single-byte charset: the character each byte reads as (windows-1252 fixed, see below), and back. */
+interface SingleByte {
+  chars: string[];
+  bytes: Map<string, number>;
+}
+const singleByteCharsets = new Map<string, SingleByte | null>();
 
-function singleByteTable(decoder: TextDecoder): string[] | null {
-  let table = singleByteTables.get(decoder.encoding);
-  if (table === undefined) {
+function singleByte(decoder: TextDecoder): SingleByte | null {
+  let charset = singleByteCharsets.get(decoder.encoding);
+  if (charset === undefined) {
     const chars: string[] = [];
     for (let b = 0; b < 256; b++) chars.push(decoder.decode(Uint8Array.of(b)));
-    // Node 20's windows-1252 decoder (ISO-8859-1 and US-ASCII labels included) reads 0x80–0x9F
-    // as C1 controls, as ISO-8859-1 does; the WHATWG encoding has € ‚ ƒ „ … there.
     if (decoder.encoding === 'windows-1252') {
       for (let b = 0x80; b < 0xa0; b++) chars[b] = WINDOWS_1252_C1[b - 0x80] as string;
     }
     // Single-byte: every byte a character of its own (multi-byte charsets, UTF-16, are not).
-    table = chars.every((c) => c.length === 1) && new Set(chars).size === 256 ? chars : null;
-    singleByteTables.set(decoder.encoding, table);
+    const bytes = new Map(chars.map((c, b) => [c, b]));
+    charset = chars.every((c) => c.length === 1) && bytes.size === 256 ? { chars, bytes } : null;
+    singleByteCharsets.set(decoder.encoding, charset);
   }
-  return table;
+  return charset;
 }
 
 /**
@@ -631,15 +635,20 @@ function singleByteTable(decoder: TextDecoder): string[] | null {
 function bodyText(rawBody: Buffer, rawHeaders: [string, string][], redactor: Redactor): string {
   const utf8 = rawBody.toString('utf8');
   const decoder = declaredDecoder(rawHeaders.find(([k]) => k === 'content-type')?.[1]);
-  const table = decoder && rawBody.length > 0 ? singleByteTable(decoder) : null;
-  if (!table) return utf8;
-  let declared = '';
-  for (const byte of rawBody) declared += table[byte];
+  const charset = decoder && rawBody.length > 0 ? singleByte(decoder) : null;
+  if (!decoder || !charset) return utf8;
+  let declared = decoder.decode(rawBody);
+  // Node 20's windows-1252 decoder (ISO-8859-1 and US-ASCII labels included) reads 0x80–0x9F
+  // as C1 controls, as ISO-8859-1 does; the WHATWG encoding has € ‚ ƒ „ … there.
+  if (decoder.encoding === 'windows-1252')
+    declared = declared.replace(C1, (c) => charset.chars[c.charCodeAt(0)] as string);
   if (declared === utf8) return utf8;
   const marked = redactor.redact(declared);
   if (marked === declared) return utf8;
-  const byChar = new Map(table.map((c, b) => [c, b]));
-  const back = Buffer.from([...marked].map((c) => byChar.get(c) ?? 0x3f)).toString('utf8');
+  // Back to bytes (one per character; a mark is ASCII) and read as UTF-8: nothing may show there.
+  const bytes = Buffer.allocUnsafe(marked.length);
+  for (let i = 0; i < marked.length; i++) bytes[i] = charset.bytes.get(marked[i] as string) ?? 0x3f;
+  const back = bytes.toString('utf8');
   return redactor.redact(back) === back ? declared : WITHHELD_BODY;
 }
 
