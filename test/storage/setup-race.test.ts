@@ -5,6 +5,7 @@
  * transactions each deleting their own token row and then the other's gave.
  */
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashToken, nowIso } from '../../src/app/ids.js';
 import { DATABASES } from '../support/databases.js';
@@ -48,5 +49,29 @@ describe('setup completed by two servers at once', () => {
       }
     },
     120_000,
+  );
+
+  it.runIf(pg?.available)(
+    'setup works where the settings keys sort by a collation that ignores punctuation (ICU en-US)',
+    async () => {
+      const t = await startTestApp('postgres');
+      apps.push(t);
+      const icu = await sql<{
+        n: number;
+      }>`select count(*)::int as n from pg_collation where collname = 'en-US-x-icu'`.execute(t.ctx.db);
+      if (icu.rows[0]?.n !== 1) {
+        if (process.env.CI === 'true') throw new Error('PostgreSQL has no ICU collation en-US-x-icu');
+        return;
+      }
+      await sql`alter table settings alter column key type text collate "en-US-x-icu"`.execute(t.ctx.db);
+      const res = await t.client().post('/api/v1/setup', {
+        token: SETUP_TOKEN,
+        email: 'owner@example.com',
+        password: 'correct horse battery staple',
+        name: 'Owner',
+        workspaceName: 'Acme',
+      });
+      expect(res.status, res.text).toBe(201);
+    },
   );
 });

@@ -14,8 +14,6 @@ import { insertWorkspace } from '../workspaces/workspace-service.js';
 import type { SessionStore } from './session-store.js';
 
 const SETUP_KEY_PREFIX = 'setup_token:';
-/** Just past every key that starts with SETUP_KEY_PREFIX (`;` follows `:`): the prefix as a range, no LIKE wildcards. */
-const SETUP_KEY_END = 'setup_token;';
 
 type Deps = Pick<AppContext, 'db' | 'audit' | 'keyring' | 'passwords' | 'config'> & { sessions: SessionStore };
 
@@ -81,8 +79,9 @@ export function createAuthService(deps: Deps) {
         // own and then the other's deadlocked), and this request's must have been among them.
         const consumed = await trx
           .deleteFrom('settings')
-          .where('key', '>=', SETUP_KEY_PREFIX)
-          .where('key', '<', SETUP_KEY_END)
+          // By its first characters: a range ('setup_token:' ≤ key < 'setup_token;') is empty under a
+          // collation that ignores punctuation (PostgreSQL en_US, ICU), and LIKE reads `_` as a wildcard.
+          .where(sql<string>`substr(key, 1, ${SETUP_KEY_PREFIX.length})`, '=', SETUP_KEY_PREFIX)
           .returning('key')
           .execute();
         if (!consumed.some((row) => row.key === SETUP_KEY_PREFIX + hashToken(input.token))) {
