@@ -22,6 +22,7 @@ import {
   RESERVED_HEADERS,
   reservedHeaderMessage,
 } from './block-fields.js';
+import { singleByte } from './charsets.js';
 import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath, setOwn, wellFormedDeep } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
@@ -573,8 +574,6 @@ function respondRedirect(status: number, rawHeaders: [string, string][], redacto
 
 const WITHHELD_BODY = '[withheld: the answer holds secrets in two character encodings]';
 const C1 = /[\u0080-\u009f]/g;
-/** windows-1252 at 0x80–0x9F (WHATWG index; the five unassigned bytes map to their C1 control). */
-const WINDOWS_1252_C1 = [...'€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008dŽ\u008f\u0090‘’“”•–—˜™š›œ\u009džŸ'];
 /** `charset=` of a Content-Type, without quotes. */
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
 /** Decoders by the WHATWG encoding name a label resolves to (decode() without streaming keeps no state). */
@@ -596,29 +595,6 @@ function declaredDecoder(contentType: string | undefined): TextDecoder | undefin
   return decoder.encoding === 'utf-8' ? undefined : decoder;
 }
 
-/** A single-byte charset: the character each byte reads as (windows-1252 fixed, see below), and back. */
-interface SingleByte {
-  chars: string[];
-  bytes: Map<string, number>;
-}
-const singleByteCharsets = new Map<string, SingleByte | null>();
-
-function singleByte(decoder: TextDecoder): SingleByte | null {
-  let charset = singleByteCharsets.get(decoder.encoding);
-  if (charset === undefined) {
-    const chars: string[] = [];
-    for (let b = 0; b < 256; b++) chars.push(decoder.decode(Uint8Array.of(b)));
-    if (decoder.encoding === 'windows-1252') {
-      for (let b = 0x80; b < 0xa0; b++) chars[b] = WINDOWS_1252_C1[b - 0x80] as string;
-    }
-    // Single-byte: every byte a character of its own (multi-byte charsets, UTF-16, are not).
-    const bytes = new Map(chars.map((c, b) => [c, b]));
-    charset = chars.every((c) => c.length === 1) && bytes.size === 256 ? { chars, bytes } : null;
-    singleByteCharsets.set(decoder.encoding, charset);
-  }
-  return charset;
-}
-
 /**
  * A response body as text: UTF-8, unless the single-byte charset the answer
  * declares (windows-1251, ISO-8859-1…) shows a secret — a value echoed in
@@ -635,7 +611,7 @@ function singleByte(decoder: TextDecoder): SingleByte | null {
 function bodyText(rawBody: Buffer, rawHeaders: [string, string][], redactor: Redactor): string {
   const utf8 = rawBody.toString('utf8');
   const decoder = declaredDecoder(rawHeaders.find(([k]) => k === 'content-type')?.[1]);
-  const charset = decoder && rawBody.length > 0 ? singleByte(decoder) : null;
+  const charset = decoder && rawBody.length > 0 ? singleByte(decoder.encoding) : null;
   if (!decoder || !charset) return utf8;
   let declared = decoder.decode(rawBody);
   // Node 20's windows-1252 decoder (ISO-8859-1 and US-ASCII labels included) reads 0x80–0x9F

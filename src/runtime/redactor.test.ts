@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { COMMON_SINGLE_BYTE } from './charsets.js';
 import { Redactor } from './redactor.js';
 import { secretForms } from './secret-forms.js';
 
@@ -551,13 +552,24 @@ function plainSecretForms(value: string): string[] {
       const core = last > first ? text.slice(first, last) : '';
       forms.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
     }
-    // Bytes of another encoding read as UTF-8: ISO-8859-1 (when it has non-ASCII bytes), UTF-16LE/BE.
+    // Bytes of another encoding read as UTF-8 — ISO-8859-1 and each common single-byte charset
+    // (when it has non-ASCII characters), UTF-16LE/BE — kept when 4+ characters are neither U+FFFD nor NUL.
+    const misread: string[] = [];
     if (/[\u0080-\uffff]/.test(v)) {
-      forms.push(Buffer.from(v, 'latin1').toString('utf8'), v.replace(/[\u0080-\u{10ffff}]/gu, '\ufffd'));
+      misread.push(Buffer.from(v, 'latin1').toString('utf8'));
+      for (const name of COMMON_SINGLE_BYTE) {
+        const decoder = new TextDecoder(name);
+        const byChar = new Map<string, number>();
+        for (let b = 0; b < 256; b++) byChar.set(decoder.decode(Uint8Array.of(b)), b);
+        if (name === 'windows-1252') byChar.set('€', 0x80); // Node 20's decoder reads 0x80 as a control
+        const bytes = [...v].map((c) => byChar.get(c));
+        if (bytes.every((b) => b !== undefined)) misread.push(Buffer.from(bytes as number[]).toString('utf8'));
+      }
     }
     const le = Buffer.from(v, 'utf16le').toString('utf8');
     const be = Buffer.from(v, 'utf16le').swap16().toString('utf8');
-    forms.push(le.replace(/\0$/, ''), be.replace(/^\0/, ''));
+    misread.push(le.replace(/\0$/, ''), be.replace(/^\0/, ''));
+    forms.push(...misread.filter((f) => f.replace(/[\ufffd\0]/g, '').length >= 4));
     return forms;
   };
   const forms = new Set<string>([value]);

@@ -14,6 +14,8 @@
  * does not say so).
  */
 
+import { COMMON_SINGLE_BYTE, encodeSingleByte, singleByte } from './charsets.js';
+
 /** Derived forms shorter than this would blank out ordinary text; the raw value is always kept. */
 export const MIN_DERIVED_FORM_LENGTH = 4;
 export const MIN_LINE_LENGTH = 8;
@@ -89,29 +91,47 @@ function binaryForms(value: string, add: (form: string) => void): void {
 }
 
 const NOT_ASCII = /[\u0080-\uffff]/;
-const EACH_NOT_ASCII = /[\u0080-\u{10ffff}]/gu;
 const NUL = String.fromCharCode(0);
+
+/**
+ * A mis-decoded form worth matching: with 4 or more characters besides U+FFFD
+ * and NUL. One that is (nearly) all replacement characters shows nothing of
+ * the value, and would match any run of stray bytes — redacting unrelated
+ * binary answers and telling whoever controls one the value's length.
+ */
+function tellsSomething(form: string): boolean {
+  let told = 0;
+  for (const c of form) if (c !== '\ufffd' && c !== NUL && ++told >= MIN_DERIVED_FORM_LENGTH) return true;
+  return false;
+}
 
 /**
  * The value's bytes in another encoding, read as UTF-8 (how Hush reads a
  * body that declares no single-byte charset, executor.ts bodyText): its
- * ISO-8859-1 bytes (a header value as it went out, echoed raw), and each
- * non-ASCII character as one byte that reads as U+FFFD (a single-byte
- * charset's, where no two such bytes happen to form UTF-8) — the rest stays
- * readable — and its UTF-16 bytes, little- and big-endian (an ASCII value
- * reads as its characters with NULs between).
+ * ISO-8859-1 bytes (a header value as it went out, echoed raw), its bytes in
+ * each common single-byte charset it can be written in (windows-1251,
+ * koi8-r, windows-1252…: what a decoder makes of those bytes depends on the
+ * bytes, so each is computed, not guessed), and its UTF-16 bytes, little-
+ * and big-endian (an ASCII value reads as its characters with NULs between).
+ * Only forms that still show some of the value count (tellsSomething).
  */
 function misdecodedForms(value: string, add: (form: string) => void): void {
+  const keep = (form: string) => {
+    if (tellsSomething(form)) add(form);
+  };
   if (NOT_ASCII.test(value)) {
-    add(Buffer.from(value, 'latin1').toString('utf8'));
-    // Any single-byte charset (windows-1252's € is 0x80): each non-ASCII character one byte, U+FFFD.
-    add(value.replace(EACH_NOT_ASCII, '\ufffd'));
+    keep(Buffer.from(value, 'latin1').toString('utf8'));
+    for (const name of COMMON_SINGLE_BYTE) {
+      const charset = singleByte(name);
+      const bytes = charset && encodeSingleByte(charset, value);
+      if (bytes) keep(bytes.toString('utf8'));
+    }
   }
   const utf16 = Buffer.from(value, 'utf16le');
   const le = utf16.toString('utf8');
-  add(le.endsWith(NUL) ? le.slice(0, -1) : le);
+  keep(le.endsWith(NUL) ? le.slice(0, -1) : le);
   const be = utf16.swap16().toString('utf8');
-  add(be.startsWith(NUL) ? be.slice(1) : be);
+  keep(be.startsWith(NUL) ? be.slice(1) : be);
 }
 
 /**

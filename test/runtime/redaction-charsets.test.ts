@@ -122,6 +122,61 @@ describe.each(DATABASES)('redaction of answers in other charsets on $kind', ({ k
     },
   );
 
+  it.runIf(available)(
+    'a Cyrillic value echoed in windows-1251 without a charset: no readable ASCII remainder (byte pairs that read as UTF-8)',
+    async () => {
+      for (const [i, value] of ['вікно-SECRET-2024-xyz', 'Віктор-SECRET-2024-xyz', 'зелёный-SECRET-2024'].entries()) {
+        const name = `cp1251_${i}`;
+        const created = await owner.post(`${ws}/secrets`, { name, visibility: 'masked', value });
+        expect(created.status, created.text).toBe(201);
+        up.handle((req, res) => {
+          res.setHeader('content-type', 'text/plain');
+          res.end(
+            Buffer.concat([Buffer.from('got: '), encodeSingleByte(String(JSON.parse(req.body).pw), 'windows-1251')]),
+          );
+        });
+        const res = await owner.post(`${ws}/blocks/send`, {
+          block: {
+            id: 'b',
+            type: 'api',
+            method: 'POST',
+            url: `${up.url}/store`,
+            body: { mode: 'json', content: `{"pw":"{{secret:${name}}}"}` },
+          },
+        });
+        expect(res.status, res.text).toBe(200);
+        expect(res.body.response.body, value).toBe(`got: [secret:${name}]`);
+      }
+    },
+  );
+
+  it.runIf(available)(
+    'a value of non-ASCII letters only does not mark stray bytes of an unrelated answer',
+    async () => {
+      const created = await owner.post(`${ws}/secrets`, {
+        name: 'cyrillic_only',
+        visibility: 'masked',
+        value: 'пароль',
+      });
+      expect(created.status, created.text).toBe(201);
+      up.handle((_req, res) => {
+        res.setHeader('content-type', 'application/octet-stream');
+        res.end(Buffer.concat([Buffer.from('PNG '), Buffer.alloc(6, 0xff), Buffer.from(' end')]));
+      });
+      const res = await owner.post(`${ws}/blocks/send`, {
+        block: {
+          id: 'b',
+          type: 'api',
+          method: 'POST',
+          url: `${up.url}/image`,
+          body: { mode: 'json', content: '{"pw":"{{secret:cyrillic_only}}"}' },
+        },
+      });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.response.body).toBe(`PNG ${'\ufffd'.repeat(6)} end`);
+    },
+  );
+
   it.runIf(available)('an answer holding a value in two encodings at once is withheld, not half redacted', async () => {
     const value = 'KyivКІЇВ2024-passw0rd!';
     const created = await owner.post(`${ws}/secrets`, { name: 'twice', visibility: 'masked', value });
