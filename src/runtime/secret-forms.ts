@@ -100,8 +100,12 @@ const NUL = String.fromCharCode(0);
  * binary answers and telling whoever controls one the value's length.
  */
 function tellsSomething(form: string): boolean {
+  // Counted in UTF-16 units, as every form's length is (MIN_DERIVED_FORM_LENGTH).
   let told = 0;
-  for (const c of form) if (c !== '\ufffd' && c !== NUL && ++told >= MIN_DERIVED_FORM_LENGTH) return true;
+  for (let i = 0; i < form.length; i++) {
+    const c = form[i];
+    if (c !== '\ufffd' && c !== NUL && ++told >= MIN_DERIVED_FORM_LENGTH) return true;
+  }
   return false;
 }
 
