@@ -11,6 +11,8 @@ export interface SingleByte {
   chars: string[];
   /** The byte of each character. */
   bytes: Map<string, number>;
+  /** `raw` read in this charset. */
+  decode(raw: Uint8Array): string;
 }
 
 /** windows-1252 at 0x80–0x9F (WHATWG index; the five unassigned bytes map to their C1 control). */
@@ -32,28 +34,39 @@ export const COMMON_SINGLE_BYTE = [
   'x-mac-cyrillic',
 ];
 
+const C1 = /[\u0080-\u009f]/g;
+
+/** By label, as asked for (a Content-Type's, or a WHATWG name). */
 const charsets = new Map<string, SingleByte | null>();
 
-/** The table of `encoding` (a WHATWG name), or null when it is not single-byte or not known here. */
-export function singleByte(encoding: string): SingleByte | null {
-  let charset = charsets.get(encoding);
+/**
+ * The single-byte charset a label names (`windows-1251`, `latin1`…), or null
+ * when it names UTF-8, a multi-byte charset or nothing this Node.js decodes.
+ */
+export function singleByte(label: string): SingleByte | null {
+  let charset = charsets.get(label);
   if (charset === undefined) {
     charset = null;
     try {
-      const decoder = new TextDecoder(encoding);
+      const decoder = new TextDecoder(label);
       const chars: string[] = [];
       for (let b = 0; b < 256; b++) chars.push(decoder.decode(Uint8Array.of(b)));
-      // Node 20's windows-1252 decoder reads 0x80–0x9F as C1 controls, as ISO-8859-1 does.
-      if (decoder.encoding === 'windows-1252') {
-        for (let b = 0x80; b < 0xa0; b++) chars[b] = WINDOWS_1252_C1[b - 0x80] as string;
-      }
+      // Node 20's windows-1252 decoder (ISO-8859-1 and US-ASCII labels included) reads 0x80–0x9F
+      // as C1 controls, as ISO-8859-1 does; the WHATWG encoding has € ‚ ƒ „ … there.
+      const fixC1 = decoder.encoding === 'windows-1252';
+      if (fixC1) for (let b = 0x80; b < 0xa0; b++) chars[b] = WINDOWS_1252_C1[b - 0x80] as string;
       const bytes = new Map(chars.map((c, b) => [c, b]));
       // Single-byte: every byte a character of its own (multi-byte charsets, UTF-16, are not).
-      if (chars.every((c) => c.length === 1) && bytes.size === 256) charset = { chars, bytes };
+      if (chars.every((c) => c.length === 1) && bytes.size === 256) {
+        const decode = fixC1
+          ? (raw: Uint8Array) => decoder.decode(raw).replace(C1, (c) => chars[c.charCodeAt(0)] as string)
+          : (raw: Uint8Array) => decoder.decode(raw);
+        charset = { chars, bytes, decode };
+      }
     } catch {
-      // A name this Node.js has no decoder for.
+      // A label this Node.js has no decoder for.
     }
-    if (charsets.size < 64) charsets.set(encoding, charset);
+    if (charsets.size < 64) charsets.set(label, charset);
   }
   return charset;
 }

@@ -11,7 +11,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { domainToUnicode } from 'node:url';
-import { TextDecoder } from 'node:util';
 import { AppError } from '../app/errors.js';
 import type { ApiBlock } from '../modules/workflows/block-schema.js';
 import {
@@ -573,27 +572,8 @@ function respondRedirect(status: number, rawHeaders: [string, string][], redacto
 }
 
 const WITHHELD_BODY = '[withheld: the answer holds secrets in two character encodings]';
-const C1 = /[\u0080-\u009f]/g;
 /** `charset=` of a Content-Type, without quotes. */
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
-/** Decoders by the WHATWG encoding name a label resolves to (decode() without streaming keeps no state). */
-const decoders = new Map<string, TextDecoder>();
-
-/** A decoder for the charset `contentType` declares, unless that is UTF-8 or unknown. */
-function declaredDecoder(contentType: string | undefined): TextDecoder | undefined {
-  const label = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1]?.toLowerCase();
-  if (label === undefined || label === 'utf-8' || label === 'utf8') return undefined;
-  let decoder = decoders.get(label);
-  if (!decoder) {
-    try {
-      decoder = new TextDecoder(label);
-    } catch {
-      return undefined; // a label no decoder knows
-    }
-    if (decoders.size < 64) decoders.set(label, decoder);
-  }
-  return decoder.encoding === 'utf-8' ? undefined : decoder;
-}
 
 /**
  * A response body as text: UTF-8, unless the single-byte charset the answer
@@ -610,14 +590,10 @@ function declaredDecoder(contentType: string | undefined): TextDecoder | undefin
  */
 function bodyText(rawBody: Buffer, rawHeaders: [string, string][], redactor: Redactor): string {
   const utf8 = rawBody.toString('utf8');
-  const decoder = declaredDecoder(rawHeaders.find(([k]) => k === 'content-type')?.[1]);
-  const charset = decoder && rawBody.length > 0 ? singleByte(decoder.encoding) : null;
-  if (!decoder || !charset) return utf8;
-  let declared = decoder.decode(rawBody);
-  // Node 20's windows-1252 decoder (ISO-8859-1 and US-ASCII labels included) reads 0x80–0x9F
-  // as C1 controls, as ISO-8859-1 does; the WHATWG encoding has € ‚ ƒ „ … there.
-  if (decoder.encoding === 'windows-1252')
-    declared = declared.replace(C1, (c) => charset.chars[c.charCodeAt(0)] as string);
+  const label = CHARSET.exec(rawHeaders.find(([k]) => k === 'content-type')?.[1] ?? '')?.[1]?.toLowerCase();
+  const charset = label && label !== 'utf-8' && rawBody.length > 0 ? singleByte(label) : null;
+  if (!charset) return utf8;
+  const declared = charset.decode(rawBody);
   if (declared === utf8) return utf8;
   const marked = redactor.redact(declared);
   if (marked === declared) return utf8;

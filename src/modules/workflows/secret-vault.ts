@@ -56,8 +56,8 @@ export interface SecretVault {
   recordUse(sent: { id: string; name: string; host: string }[], blockId: string): Promise<void>;
   /**
    * A later step of a run begins: what it sends is read at the epoch of now,
-   * its starter's access checked there — also after a step that sent nothing
-   * (refused after a slow DNS answer, say), which recordUse never saw.
+   * its starter's access checked there (whether the step before sent anything
+   * or was refused first).
    */
   nextStep(): void;
 }
@@ -65,8 +65,8 @@ export interface SecretVault {
 /**
  * `epoch` is the workspace change epoch the request was authorised at: the
  * secrets an execution loads before its first call are read at it (from
- * the workspace cache when warm). After a call (a later step of a run) every
- * secret is read again at the epoch of that moment — one already loaded too:
+ * the workspace cache when warm). In each later step of a run (nextStep)
+ * every secret is read again at the epoch of that moment — one already loaded too:
  * a secret changed, narrowed or deleted while a run is under way is never
  * sent in its old version, to a host it no longer allows, or at all. The old
  * value stays loaded for redaction only.
@@ -79,8 +79,8 @@ export function createSecretVault(
   options: {
     mayPin: boolean;
     /**
-     * Whoever started the execution, checked again at `epoch` once a call has
-     * gone out (a run's later steps): still a member with the permission to
+     * Whoever started the execution, checked again at `epoch` in a run's
+     * later steps: still a member with the permission to
      * run, and may they pin? null when not. Without it, access is the start's.
      */
     recheck?: (epoch: number) => Promise<{ mayPin: boolean } | null>;
@@ -91,7 +91,7 @@ export function createSecretVault(
   const cache = new Map<string, SecretMaterial>();
   /** The version of each secret in `cache`, by id. */
   const versions = new Map<string, number>();
-  /** Names in `cache` read since the last call: sent as they are; the others are checked again first. */
+  /** Names in `cache` read in this step: sent as they are; the others are checked again first. */
   const current = new Set<string>();
   /** Loaded by hostSecrets, by id and version: kept apart so a later step still loads what it sends afresh. */
   const forRedaction = new Map<string, SecretMaterial>();
@@ -102,8 +102,8 @@ export function createSecretVault(
   let accessCheckedAt = workspace.epoch;
 
   /**
-   * The epoch to read secrets at: the request's before the first call; after
-   * it, the current one — and then the starter must still have access there
+   * The epoch to read secrets at: the request's in the first step; in later
+   * ones the current one — and then the starter must still have access there
    * (removed, demoted, their token revoked, the workspace deleted: the run
    * sends nothing more).
    */
@@ -318,9 +318,6 @@ export function createSecretVault(
     },
 
     async recordUse(sent, blockId) {
-      // A call has been made: secrets loaded or used from now on are read at the epoch afresh.
-      requestEpoch = undefined;
-      current.clear();
       const fresh = [...new Map(sent.filter((s) => !audited.has(s.id)).map((s) => [s.id, s])).values()];
       await deps.auditQueue.append(
         fresh.map((s) => ({
