@@ -468,29 +468,28 @@ export async function executeApiBlock(
         body = null;
         headers = headers.filter(([k]) => !['content-type', 'content-length'].includes(k.toLowerCase()));
       }
-      const leaving = next.origin !== origin;
-      if (leaving && carriesSecrets) {
+      if (next.origin !== origin) {
         // Leaving the origin: nothing that carries a secret goes along.
-        headers = headers.filter(([k]) => !rendered.secretHeaders.has(k.toLowerCase()));
-        for (const key of rendered.secretQuery) next.searchParams.delete(key);
-      }
-      // Whether this call sent a secret or not: an upstream may put one it holds (a host's bound
-      // secret, in the redactor) into the next URL, and following would carry it to another origin.
-      if (leaving && (urlCarriesSecret(next, redactor) || hostCarriesSecret(next, redactor))) {
-        return finish({
-          ...respondRedirect(res.status, res.headers, redactor),
-          error: {
-            code: 'unsafe_redirect',
-            message: 'The upstream redirected to another origin with a secret in the URL; Hush did not follow it.',
-          },
-        });
-      }
-      if (leaving && carriesSecrets) {
-        if (rendered.bodyHasSecret) {
-          body = null;
-          headers = headers.filter(([k]) => !['content-type', 'content-length'].includes(k.toLowerCase()));
+        if (carriesSecrets) {
+          headers = headers.filter(([k]) => !rendered.secretHeaders.has(k.toLowerCase()));
+          for (const key of rendered.secretQuery) next.searchParams.delete(key);
+          if (rendered.bodyHasSecret) {
+            body = null;
+            headers = headers.filter(([k]) => !['content-type', 'content-length'].includes(k.toLowerCase()));
+          }
+          carriesSecrets = false;
         }
-        carriesSecrets = false;
+        // Whether this call sent a secret or not: an upstream may put one it holds (a host's bound
+        // secret, in the redactor) into the next URL, and following would carry it to another origin.
+        if (urlCarriesSecret(next, redactor) || hostCarriesSecret(next, redactor)) {
+          return finish({
+            ...respondRedirect(res.status, res.headers, redactor),
+            error: {
+              code: 'unsafe_redirect',
+              message: 'The upstream redirected to another origin with a secret in the URL; Hush did not follow it.',
+            },
+          });
+        }
       } else if (carriesSecrets) {
         for (const secret of rendered.secrets) {
           if (!(await env.checkHost(secret, next.hostname, block.id))) {
