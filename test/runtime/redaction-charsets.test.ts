@@ -60,6 +60,27 @@ describe.each(DATABASES)('redaction of answers in other charsets on $kind', ({ k
     return res;
   }
 
+  async function createSecret(name: string, value: string) {
+    const created = await owner.post(`${ws}/secrets`, { name, visibility: 'masked', value });
+    expect(created.status, created.text).toBe(201);
+  }
+
+  /** Sends the secret as `{"pw": …}` (a JSON body: any character goes) to `path`, capturing `$.echo` as `got`. */
+  async function sendInBody(name: string, path: string) {
+    const res = await owner.post(`${ws}/blocks/send`, {
+      block: {
+        id: 'b',
+        type: 'api',
+        method: 'POST',
+        url: `${up.url}${path}`,
+        body: { mode: 'json', content: `{"pw":"{{secret:${name}}}"}` },
+        capture: [{ variable: 'got', path: '$.echo' }],
+      },
+    });
+    expect(res.status, res.text).toBe(200);
+    return res;
+  }
+
   /** Nothing of the value readable: neither side of its non-ASCII character, nor its characters with NULs between. */
   function expectUnreadable(text: string, value: string) {
     const plain = text.replaceAll(NUL, '');
@@ -98,23 +119,12 @@ describe.each(DATABASES)('redaction of answers in other charsets on $kind', ({ k
         ['cyrillic', 'KyivКІЇВ2024-passw0rd!', 'windows-1251'],
         ['western', 'geheimÖ€Key42-passw0rd', 'windows-1252'],
       ] as const) {
-        const created = await owner.post(`${ws}/secrets`, { name, visibility: 'masked', value });
-        expect(created.status, created.text).toBe(201);
+        await createSecret(name, value);
         up.handle((req, res) => {
           res.setHeader('content-type', `application/json; charset=${charset}`);
           res.end(encodeSingleByte(JSON.stringify({ echo: JSON.parse(req.body).pw }), charset));
         });
-        const res = await owner.post(`${ws}/blocks/send`, {
-          block: {
-            id: 'b',
-            type: 'api',
-            method: 'POST',
-            url: `${up.url}/store`,
-            body: { mode: 'json', content: `{"pw":"{{secret:${name}}}"}` },
-            capture: [{ variable: 'got', path: '$.echo' }],
-          },
-        });
-        expect(res.status, res.text).toBe(200);
+        const res = await sendInBody(name, '/store');
         expect(res.body.response.body, charset).toBe(`{"echo":"[secret:${name}]"}`);
         expect(res.body.captures.got).toBe(`[secret:${name}]`);
         expectUnreadable(res.text, value);
@@ -127,24 +137,14 @@ describe.each(DATABASES)('redaction of answers in other charsets on $kind', ({ k
     async () => {
       for (const [i, value] of ['вікно-SECRET-2024-xyz', 'Віктор-SECRET-2024-xyz', 'зелёный-SECRET-2024'].entries()) {
         const name = `cp1251_${i}`;
-        const created = await owner.post(`${ws}/secrets`, { name, visibility: 'masked', value });
-        expect(created.status, created.text).toBe(201);
+        await createSecret(name, value);
         up.handle((req, res) => {
           res.setHeader('content-type', 'text/plain');
           res.end(
             Buffer.concat([Buffer.from('got: '), encodeSingleByte(String(JSON.parse(req.body).pw), 'windows-1251')]),
           );
         });
-        const res = await owner.post(`${ws}/blocks/send`, {
-          block: {
-            id: 'b',
-            type: 'api',
-            method: 'POST',
-            url: `${up.url}/store`,
-            body: { mode: 'json', content: `{"pw":"{{secret:${name}}}"}` },
-          },
-        });
-        expect(res.status, res.text).toBe(200);
+        const res = await sendInBody(name, '/store');
         expect(res.body.response.body, value).toBe(`got: [secret:${name}]`);
       }
     },
@@ -163,40 +163,21 @@ describe.each(DATABASES)('redaction of answers in other charsets on $kind', ({ k
         res.setHeader('content-type', 'application/octet-stream');
         res.end(Buffer.concat([Buffer.from('PNG '), Buffer.alloc(6, 0xff), Buffer.from(' end')]));
       });
-      const res = await owner.post(`${ws}/blocks/send`, {
-        block: {
-          id: 'b',
-          type: 'api',
-          method: 'POST',
-          url: `${up.url}/image`,
-          body: { mode: 'json', content: '{"pw":"{{secret:cyrillic_only}}"}' },
-        },
-      });
-      expect(res.status, res.text).toBe(200);
+      const res = await sendInBody('cyrillic_only', '/image');
       expect(res.body.response.body).toBe(`PNG ${'\ufffd'.repeat(6)} end`);
     },
   );
 
   it.runIf(available)('an answer holding a value in two encodings at once is withheld, not half redacted', async () => {
     const value = 'KyivКІЇВ2024-passw0rd!';
-    const created = await owner.post(`${ws}/secrets`, { name: 'twice', visibility: 'masked', value });
-    expect(created.status, created.text).toBe(201);
+    await createSecret('twice', value);
     up.handle((req, res) => {
       const got = String(JSON.parse(req.body).pw);
       res.setHeader('content-type', 'text/plain; charset=windows-1251');
       // Once as UTF-8 and once in windows-1251: each reading shows only one of them.
       res.end(Buffer.concat([Buffer.from(`${got} / `), encodeSingleByte(got, 'windows-1251')]));
     });
-    const res = await owner.post(`${ws}/blocks/send`, {
-      block: {
-        id: 'b',
-        type: 'api',
-        method: 'POST',
-        url: `${up.url}/twice`,
-        body: { mode: 'json', content: '{"pw":"{{secret:twice}}"}' },
-      },
-    });
-    expect(res.status, res.text).toBe(200);
+    const res = await sendInBody('twice', '/twice');
     expect(res.body.response.body).toMatch(/^\[withheld: /);
     expectUnreadable(res.text, value);
   });
@@ -239,24 +220,14 @@ describe.each(DATABASES)('redaction of answers in other charsets on $kind', ({ k
     'a value with € echoed in windows-1252 (€ is byte 0x80): no readable remainder either side of it',
     async () => {
       const value = 'Passwort€2024-geheim-xyz';
-      const created = await owner.post(`${ws}/secrets`, { name: 'euro', visibility: 'masked', value });
-      expect(created.status, created.text).toBe(201);
+      await createSecret('euro', value);
       up.handle((req, res) => {
         const got = String(JSON.parse(req.body).pw);
         const cp1252 = Buffer.from(got.replace('€', '\u0080'), 'latin1');
         res.setHeader('content-type', 'text/plain; charset=windows-1252');
         res.end(Buffer.concat([Buffer.from('stored: '), cp1252]));
       });
-      const res = await owner.post(`${ws}/blocks/send`, {
-        block: {
-          id: 'b',
-          type: 'api',
-          method: 'POST',
-          url: `${up.url}/store`,
-          body: { mode: 'json', content: '{"pw":"{{secret:euro}}"}' },
-        },
-      });
-      expect(res.status, res.text).toBe(200);
+      const res = await sendInBody('euro', '/store');
       expect(res.body.response.body).toBe('stored: [secret:euro]');
       expectUnreadable(res.text, value);
     },
