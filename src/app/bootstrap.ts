@@ -61,7 +61,10 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     throw new StartupError(`database ${database.kind}: migration failed: ${reason}`);
   }
   if (outcome.applied.length > 0) log.info({ migrations: outcome.applied }, 'database migrated');
-  const outbound = createOutboundClient({ allow: config.outboundAllow.blockList });
+  const outbound = createOutboundClient({
+    allow: config.outboundAllow.blockList,
+    secretsOverHttp: config.secretsOverHttp,
+  });
   // Fail fast on rate-limit storage trouble rather than retrying requests behind it.
   // Auto-pipelining: counts asked for together go to Redis in one write (each
   // still its own atomic script call; those asked for while a pipeline's replies

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const SECRETS_OVER_HTTP = ['allowed-cidrs', 'never', 'anywhere'] as const;
 
 const intInRange = (min: number, max: number) =>
   z
@@ -36,6 +37,9 @@ const envSchema = z.object({
   HUSH_MASTER_KEY: z.string().trim().min(1, 'must not be empty').optional(),
   HUSH_MASTER_KEY_FILE: z.string().trim().min(1, 'must not be empty').optional(),
   HUSH_OUTBOUND_ALLOW_CIDRS: z.string().default(''),
+  HUSH_SECRETS_OVER_HTTP: z
+    .enum(SECRETS_OVER_HTTP, { error: `must be one of ${SECRETS_OVER_HTTP.join(', ')}` })
+    .default('allowed-cidrs'),
   HUSH_PUBLIC_URL: z
     .string()
     .trim()
@@ -75,6 +79,8 @@ export interface Config {
   redisUrl: string | undefined;
   masterKey: { kind: 'env'; value: string } | { kind: 'file'; path: string };
   outboundAllow: OutboundAllowList;
+  /** Where a secret may travel over plain http (runtime/outbound.ts SecretsOverHttp). */
+  secretsOverHttp: (typeof SECRETS_OVER_HTTP)[number];
   publicUrl: string;
   secureCookies: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -167,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       ? { kind: 'env', value: e.HUSH_MASTER_KEY }
       : { kind: 'file', path: path.resolve(cwd, e.HUSH_MASTER_KEY_FILE ?? path.join(dataDir, 'master.key')) },
     outboundAllow: parseCidrs(e.HUSH_OUTBOUND_ALLOW_CIDRS),
+    secretsOverHttp: e.HUSH_SECRETS_OVER_HTTP,
     publicUrl,
     secureCookies: publicUrl.startsWith('https://'),
     logLevel: e.HUSH_LOG_LEVEL,

@@ -193,6 +193,17 @@ export async function doctor(): Promise<void> {
         ? 'outbound: private and local addresses are blocked (no HUSH_OUTBOUND_ALLOW_CIDRS)'
         : `outbound: these ranges are opened despite the SSRF guard: ${config.outboundAllow.cidrs.join(', ')}`,
   });
+  checks.push({
+    ok: true,
+    what: {
+      'allowed-cidrs':
+        config.outboundAllow.cidrs.length === 0
+          ? 'outbound: secrets are sent over https only (HUSH_SECRETS_OVER_HTTP=allowed-cidrs, no range opened)'
+          : 'outbound: secrets go over plain http only to the opened ranges, https elsewhere (HUSH_SECRETS_OVER_HTTP=allowed-cidrs)',
+      never: 'outbound: secrets are sent over https only (HUSH_SECRETS_OVER_HTTP=never)',
+      anywhere: 'outbound: secrets may be sent over plain http to any address (HUSH_SECRETS_OVER_HTTP=anywhere)',
+    }[config.secretsOverHttp],
+  });
   for (const c of checks) out(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.what}${c.fix ? `\n      fix: ${c.fix}` : ''}`);
   process.exitCode = checks.every((c) => c.ok) ? 0 : 1;
 }

@@ -1,6 +1,6 @@
 import { BlockList } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { checkAddress, embeddedIPv4 } from './address-guard.js';
+import { checkAddress, embeddedIPv4, inAllowList } from './address-guard.js';
 
 const none = new BlockList();
 
@@ -59,5 +59,24 @@ describe('the SSRF address guard', () => {
 
   it('refuses what is not an address', () => {
     expect(checkAddress('localhost', none).allowed).toBe(false);
+  });
+});
+
+describe('inAllowList (where a secret may go over plain http)', () => {
+  const opened = new BlockList();
+  opened.addSubnet('10.20.0.0', 16, 'ipv4');
+  opened.addSubnet('fd00:1::', 32, 'ipv6');
+  it.each([
+    ['10.20.3.4', true],
+    ['[::ffff:10.20.3.4]', true],
+    ['::ffff:a14:304', true],
+    ['fd00:1::5', true],
+    ['10.21.0.1', false],
+    ['93.184.215.14', false],
+    ['::ffff:93.184.215.14', false],
+    ['fd00:2::5', false],
+    ['not-an-address', false],
+  ])('%s → %s', (address, expected) => {
+    expect(inAllowList(address, opened)).toBe(expected);
   });
 });

@@ -91,3 +91,17 @@ export function checkAddress(address: string, allow: BlockList): AddressVerdict 
     ? { allowed: false, reason: 'a private, local or reserved IPv4 address' }
     : { allowed: true };
 }
+
+/**
+ * Whether `address` (an IP literal) lies inside a range of `allow` — the
+ * operator's own networks — judging IPv4 inside IPv6 as the IPv4 it carries.
+ */
+export function inAllowList(address: string, allow: BlockList): boolean {
+  const bare = address.startsWith('[') ? address.slice(1, -1) : address;
+  const family = isIP(bare);
+  if (family === 4) return allow.check(bare, 'ipv4');
+  if (family !== 6) return false;
+  if (allow.check(bare, 'ipv6')) return true;
+  const v4 = embeddedIPv4(bare);
+  return v4 !== undefined && allow.check(v4, 'ipv4');
+}

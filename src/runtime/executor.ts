@@ -123,6 +123,8 @@ interface Rendered {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Outbound failures that, before anything went out, refuse the call (403) rather than fail it. */
+const REFUSALS: ReadonlySet<string> = new Set(['outbound_blocked', 'insecure_transport']);
 /** HTTP/1.1 header values are ISO-8859-1 bytes. */
 const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 /** Control characters HTTP does not allow in a field value (tab is allowed). */
@@ -379,10 +381,9 @@ export async function executeApiBlock(
   let unresolvable: OutboundFailure | undefined;
   if (rendered.secrets.length > 0) {
     try {
-      await env.client.checkDestination(rendered.url, block.timeoutMs);
+      await env.client.checkDestination(rendered.url, block.timeoutMs, true);
     } catch (error) {
-      if (error instanceof OutboundFailure && error.code === 'outbound_blocked')
-        throw refuse('outbound_blocked', error.message, 403);
+      if (error instanceof OutboundFailure && REFUSALS.has(error.code)) throw refuse(error.code, error.message, 403);
       if (!(error instanceof OutboundFailure)) throw error;
       unresolvable = error;
     }
@@ -425,6 +426,7 @@ export async function executeApiBlock(
         url,
         headers,
         body: body ?? undefined,
+        carriesSecret: carriesSecrets,
         timeoutMs: left,
         maxResponseBytes: env.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       });
@@ -505,8 +507,7 @@ export async function executeApiBlock(
     if (error instanceof OutboundFailure) {
       // Refused before the first connection: nothing was sent. On a later hop the first one went
       // out, so it is a failed call whose secrets count as sent (audited), not a refusal.
-      if (error.code === 'outbound_blocked' && hop === 0)
-        throw refuse('outbound_blocked', redactor.redact(error.message), 403);
+      if (REFUSALS.has(error.code) && hop === 0) throw refuse(error.code, redactor.redact(error.message), 403);
       return failed(error.code === 'upstream_timeout' ? timedOut() : error);
     }
     // A refusal on a later hop (a secret purged or not pinnable there): the first request went

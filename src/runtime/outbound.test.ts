@@ -172,6 +172,36 @@ describe('the outbound client', () => {
     await client.close();
   });
 
+  it('a request carrying a secret over plain http: only to the opened ranges (allowed-cidrs), nowhere with never', async () => {
+    const opened = createOutboundClient({ allow: loopback });
+    expect((await opened.send({ ...hop('/'), carriesSecret: true })).status).toBe(200);
+    const public4 = await failure(opened.checkDestination(new URL('http://93.184.215.14/'), 1000, true));
+    expect([public4.code, public4.message]).toEqual([
+      'insecure_transport',
+      'Refused to send a secret to 93.184.215.14 over plain http: use https, or open the address range with HUSH_OUTBOUND_ALLOW_CIDRS.',
+    ]);
+    // Without a secret, or over https, the rule does not apply (the SSRF guard does).
+    await opened.checkDestination(new URL('http://93.184.215.14/'), 1000, false);
+    await opened.checkDestination(new URL('https://93.184.215.14/'), 1000, true);
+    await opened.close();
+
+    const never = createOutboundClient({ allow: loopback, secretsOverHttp: 'never' });
+    // A connection opened by a request without a secret is not reused unchecked for one with a secret.
+    expect((await never.send(hop('/'))).status).toBe(200);
+    const before = connections;
+    for (const host of ['127.0.0.1', 'localhost', '[::ffff:127.0.0.1]']) {
+      const f = await failure(never.send({ ...hop('/', host), carriesSecret: true }));
+      expect(f.code).toBe('insecure_transport');
+      expect(f.message).not.toContain('HUSH_OUTBOUND_ALLOW_CIDRS');
+    }
+    expect(connections).toBe(before);
+    await never.close();
+
+    const anywhere = createOutboundClient({ allow: loopback, secretsOverHttp: 'anywhere' });
+    await anywhere.checkDestination(new URL('http://93.184.215.14/'), 1000, true);
+    await anywhere.close();
+  });
+
   it('reports an unreachable upstream', async () => {
     const client = createOutboundClient({ allow: loopback });
     const f = await failure(client.send({ ...hop('/'), url: new URL('http://127.0.0.1:1/') }));

@@ -9,10 +9,11 @@
 import { lookup } from 'node:dns';
 import { type BlockList, isIP } from 'node:net';
 import { Agent, buildConnector, type Dispatcher, errors as undiciErrors } from 'undici';
-import { type AddressVerdict, checkAddress } from './address-guard.js';
+import { type AddressVerdict, checkAddress, inAllowList } from './address-guard.js';
 
 export type OutboundFailureCode =
   | 'outbound_blocked'
+  | 'insecure_transport'
   | 'upstream_timeout'
   | 'response_too_large'
   | 'upstream_unreachable';
@@ -33,6 +34,8 @@ export interface HopRequest {
   url: URL;
   headers: [string, string][];
   body?: string | Buffer | undefined;
+  /** Whether the request carries a secret: over plain http only where `secretsOverHttp` allows. */
+  carriesSecret?: boolean;
   timeoutMs: number;
   maxResponseBytes: number;
 }
@@ -45,12 +48,13 @@ export interface HopResponse {
 
 export interface OutboundClient {
   /**
-   * Resolves `url`'s host and applies the SSRF rules without connecting, so
-   * a call that will be refused is refused before anything else happens
-   * (such as pinning a secret to that host). The connector checks again.
+   * Resolves `url`'s host and applies the SSRF rules — and, for a request
+   * that carries a secret, the plain-http rule — without connecting, so a
+   * call that will be refused is refused before anything else happens (such
+   * as pinning a secret to that host). The connector checks again. Gives up
+   * (upstream_timeout) after `timeoutMs`.
    */
-  /** Resolves `url`'s host and applies the SSRF rules; gives up (upstream_timeout) after `timeoutMs`. */
-  checkDestination(url: URL, timeoutMs?: number): Promise<void>;
+  checkDestination(url: URL, timeoutMs?: number, carriesSecret?: boolean): Promise<void>;
   send(hop: HopRequest): Promise<HopResponse>;
   close(): Promise<void>;
 }
@@ -67,8 +71,21 @@ const CONNECT_TIMEOUTS = [250, 500, 1000, 2000, 5000, 10_000] as const;
 /** Call timeouts below this get a timer of their own (undici's own tick about once a second). */
 const PRECISE_TIMEOUT_BELOW_MS = 5000;
 
-export function createOutboundClient(options: { allow: BlockList; connectTimeoutMs?: number }): OutboundClient {
+/**
+ * Where a request carrying a secret may go over plain http (no TLS):
+ * `allowed-cidrs` only to addresses inside the operator's allow list
+ * (HUSH_OUTBOUND_ALLOW_CIDRS — their own networks, loopback among them),
+ * `never` nowhere, `anywhere` wherever the SSRF guard lets a call go.
+ */
+export type SecretsOverHttp = 'allowed-cidrs' | 'never' | 'anywhere';
+
+export function createOutboundClient(options: {
+  allow: BlockList;
+  connectTimeoutMs?: number;
+  secretsOverHttp?: SecretsOverHttp;
+}): OutboundClient {
   const maxConnectMs = options.connectTimeoutMs ?? 10_000;
+  const overHttp = options.secretsOverHttp ?? 'allowed-cidrs';
   // An address's verdict depends only on the address and the allow list: kept
   // for the addresses seen last (most calls go to a few hosts).
   const verdicts = new Map<string, AddressVerdict>();
@@ -83,13 +100,32 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
   };
   const blocked = (host: string, reason: string) =>
     new OutboundFailure('outbound_blocked', `Refused to connect to ${host}: ${reason}.`);
+  /** The refusal of `address` for a secret over plain http, if it is one. */
+  const cleartextRefusal = (host: string, address: string): OutboundFailure | null =>
+    overHttp === 'anywhere' || (overHttp === 'allowed-cidrs' && inAllowList(address, options.allow))
+      ? null
+      : new OutboundFailure(
+          'insecure_transport',
+          `Refused to send a secret to ${host} over plain http: use https${
+            overHttp === 'never' ? '' : ', or open the address range with HUSH_OUTBOUND_ALLOW_CIDRS'
+          }.`,
+        );
 
-  /** The addresses `host` may be reached at, or an OutboundFailure. */
-  const resolveChecked = (host: string, done: (error: OutboundFailure | null, address?: string) => void) => {
+  /**
+   * The address `host` may be reached at, or an OutboundFailure. `cleartext`:
+   * the request carries a secret over plain http, so every address must also
+   * pass cleartextRefusal.
+   */
+  const resolveChecked = (
+    host: string,
+    cleartext: boolean,
+    done: (error: OutboundFailure | null, address?: string) => void,
+  ) => {
     const literal = host.startsWith('[') ? host.slice(1, -1) : host;
     if (isIP(literal)) {
       const verdict = verdictFor(literal);
-      return done(verdict.allowed ? null : blocked(host, verdict.reason), literal);
+      if (!verdict.allowed) return done(blocked(host, verdict.reason));
+      return done(cleartext ? cleartextRefusal(host, literal) : null, literal);
     }
     lookup(host, { all: true, verbatim: true }, (error, addresses) => {
       if (error || addresses.length === 0)
@@ -98,16 +134,18 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
       for (const a of addresses) {
         const verdict = verdictFor(a.address);
         if (!verdict.allowed) return done(blocked(`${host} (${a.address})`, verdict.reason));
+        const refusal = cleartext && cleartextRefusal(host, a.address);
+        if (refusal) return done(refusal);
       }
       done(null, (addresses[0] as { address: string }).address);
     });
   };
 
-  const connectWithin = (timeout: number): buildConnector.connector => {
+  const connectWithin = (timeout: number, cleartext: boolean): buildConnector.connector => {
     const base = buildConnector({ timeout });
     return (opts, callback) => {
       const host = opts.hostname;
-      resolveChecked(host, (error, address) => {
+      resolveChecked(host, cleartext, (error, address) => {
         if (error || address === undefined) return callback(error ?? blocked(host, 'no address'), null);
         if (isIP(host.startsWith('[') ? host.slice(1, -1) : host)) return base(opts, callback);
         // Connect to the very address checked; TLS still verifies the name.
@@ -116,22 +154,29 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
     };
   };
 
+  /**
+   * Pools by connect timeout; requests carrying a secret over plain http get
+   * pools of their own (negative keys), whose connector also applies the
+   * plain-http rule — a connection another request opened is never reused
+   * for them unchecked.
+   */
   const agents = new Map<number, Agent>();
   /** The pool whose connect timeout is the largest within `leftMs` (the smallest when none is). */
-  const agentFor = (leftMs: number): Agent => {
+  const agentFor = (leftMs: number, cleartext: boolean): Agent => {
     let timeout = Math.min(CONNECT_TIMEOUTS[0], maxConnectMs);
     for (const t of CONNECT_TIMEOUTS) if (t <= leftMs && t <= maxConnectMs) timeout = t;
     if (leftMs >= maxConnectMs) timeout = maxConnectMs;
-    let agent = agents.get(timeout);
+    const key = cleartext ? -timeout : timeout;
+    let agent = agents.get(key);
     if (!agent) {
-      agent = new Agent({ connect: connectWithin(timeout), keepAliveTimeout: 10_000, connections: 128 });
-      agents.set(timeout, agent);
+      agent = new Agent({ connect: connectWithin(timeout, cleartext), keepAliveTimeout: 10_000, connections: 128 });
+      agents.set(key, agent);
     }
     return agent;
   };
 
   return {
-    checkDestination: (url, timeoutMs) =>
+    checkDestination: (url, timeoutMs, carriesSecret = false) =>
       new Promise<void>((resolve, reject) => {
         // A name server that does not answer must not hold the call past its timeout.
         const timer =
@@ -147,7 +192,7 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
                   ),
                 timeoutMs,
               );
-        resolveChecked(url.hostname, (error) => {
+        resolveChecked(url.hostname, carriesSecret && url.protocol === 'http:', (error) => {
           clearTimeout(timer);
           if (error) reject(error);
           else resolve();
@@ -226,7 +271,7 @@ export function createOutboundClient(options: { allow: BlockList; connectTimeout
           },
         };
         try {
-          agentFor(hop.timeoutMs).dispatch(
+          agentFor(hop.timeoutMs, hop.carriesSecret === true && hop.url.protocol === 'http:').dispatch(
             {
               origin: hop.url.origin,
               path: hop.url.pathname + hop.url.search,

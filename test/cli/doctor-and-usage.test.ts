@@ -62,10 +62,14 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
       'ok    every workspace key is wrapped by a loaded root key',
       'ok    every stored secret value has its workspace key',
       'ok    outbound: private and local addresses are blocked (no HUSH_OUTBOUND_ALLOW_CIDRS)',
+      'ok    outbound: secrets are sent over https only (HUSH_SECRETS_OVER_HTTP=allowed-cidrs, no range opened)',
     ]);
     expect(plain.stderr).toBe('');
     expect(opened.code, describeRun(opened)).toBe(0);
     expect(opened.stdout).toContain('ok    outbound: these ranges are opened despite the SSRF guard: 127.0.0.0/8');
+    expect(opened.stdout).toContain(
+      'ok    outbound: secrets go over plain http only to the opened ranges, https elsewhere (HUSH_SECRETS_OVER_HTTP=allowed-cidrs)',
+    );
   });
 
   it.runIf(available)('a stored value under a workspace key version that is gone: FAIL', async () => {

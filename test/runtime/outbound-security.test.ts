@@ -34,6 +34,10 @@ describe.each(DATABASES)('outbound security on $kind', ({ kind, available }) => 
   let open: TestApp;
   /** No allow list: the SSRF guard's defaults. */
   let closed: TestApp;
+  /** Loopback opened, but secrets over https only (HUSH_SECRETS_OVER_HTTP=never). */
+  let tlsOnly: TestApp;
+  let tlsOwner: TestClient;
+  let tlsWs: string;
   let up: Upstream;
   let up2: Upstream;
   let up6: Upstream | undefined;
@@ -52,12 +56,16 @@ describe.each(DATABASES)('outbound security on $kind', ({ kind, available }) => 
     up6 = await startUpstream('::1').catch(() => undefined);
     open = await startTestApp(kind, { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' });
     closed = await startTestApp(kind);
+    tlsOnly = await startTestApp(kind, { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8', HUSH_SECRETS_OVER_HTTP: 'never' });
     const o = await setupOwner(open);
     owner = o.owner;
     ws = `/api/v1/workspaces/${o.workspaceId}`;
     const c = await setupOwner(closed);
     closedOwner = c.owner;
     closedWs = `/api/v1/workspaces/${c.workspaceId}`;
+    const t = await setupOwner(tlsOnly);
+    tlsOwner = t.owner;
+    tlsWs = `/api/v1/workspaces/${t.workspaceId}`;
     for (const [name, value, allowedHosts] of [
       ['bound_token', BOUND, ['127.0.0.1']],
       ['redir_token', REDIR, ['127.0.0.1']],
@@ -70,6 +78,7 @@ describe.each(DATABASES)('outbound security on $kind', ({ kind, available }) => 
   afterAll(async () => {
     await open?.close();
     await closed?.close();
+    await tlsOnly?.close();
     await up?.close();
     await up2?.close();
     await up6?.close();
@@ -699,6 +708,103 @@ describe.each(DATABASES)('outbound security on $kind', ({ kind, available }) => 
           pinEvents: (await auditOf(closed, 'secret.host_pinned', after.id)).length,
           useEvents: (await auditOf(closed, 'secret.used', after.id)).length,
         }).toEqual({ allowedHosts: [], hostsPinnedAt: null, lastUsedAt: null, pinEvents: 0, useEvents: 0 });
+      },
+    );
+  });
+  describe('secrets over plain http', () => {
+    const PLAIN = makeCanary('plain');
+    const positions = (name: string): Record<string, unknown>[] => [
+      { headers: auth(name) },
+      { query: [{ key: 'key', value: `{{secret:${name}}}` }] },
+      { method: 'POST', body: { mode: 'text', content: `{{secret:${name}}}` } },
+      { method: 'POST', body: { mode: 'json', content: `{"t":"{{secret:${name}}}"}` } },
+      { method: 'POST', body: { mode: 'form', content: [{ key: 't', value: `{{secret:${name}}}` }] } },
+    ];
+
+    it.runIf(available)(
+      'with HUSH_SECRETS_OVER_HTTP=never a secret is not sent over http even to an opened range: 403 insecure_transport, no connection, nothing pinned, used or audited',
+      async () => {
+        const s = await tlsOwner.post(`${tlsWs}/secrets`, { name: 'plain_token', visibility: 'masked', value: PLAIN });
+        expect(s.status, s.text).toBe(201);
+        up.handle((_req, res) => res.end('reached'));
+        for (const position of positions('plain_token')) {
+          const before = snapshot(up);
+          const res = await send({ url: `${up.url}/plain`, ...position }, {}, tlsOwner, tlsWs);
+          expect(res.status, res.text).toBe(403);
+          expect(res.body.code).toBe('insecure_transport');
+          expect(res.body.detail).toContain('over plain http');
+          expectNoForm(res, PLAIN);
+          expect(snapshot(up)).toEqual(before);
+        }
+        const after = await secretByName('plain_token', tlsOwner, tlsWs);
+        expect({
+          allowedHosts: after.allowedHosts,
+          lastUsedAt: after.lastUsedAt,
+          pinEvents: (await auditOf(tlsOnly, 'secret.host_pinned', after.id)).length,
+          useEvents: (await auditOf(tlsOnly, 'secret.used', after.id)).length,
+        }).toEqual({ allowedHosts: [], lastUsedAt: null, pinEvents: 0, useEvents: 0 });
+
+        // The same call without a secret goes out: the rule is about secrets, not http.
+        const before = snapshot(up);
+        const plain = await send(
+          { url: `${up.url}/plain`, headers: [{ key: 'X-Note', value: 'no secret' }] },
+          {},
+          tlsOwner,
+          tlsWs,
+        );
+        expect(plain.status, plain.text).toBe(200);
+        expect(plain.body.response.body).toBe('reached');
+        expect(up.received.length).toBe(before.received + 1);
+      },
+    );
+
+    it.runIf(available)(
+      'by default (allowed-cidrs) a secret goes over http to an opened range, and is refused for a public address before any connection',
+      async () => {
+        up.handle((_req, res) => res.end('ok'));
+        const ok = await send({ url: `${up.url}/opened`, headers: auth('bound_token') });
+        expect(ok.status, ok.text).toBe(200);
+        expect((up.received.at(-1) as Received).headers.authorization).toBe(`Bearer ${BOUND}`);
+
+        const value = makeCanary('public');
+        const s = await owner.post(`${ws}/secrets`, {
+          name: 'public_token',
+          visibility: 'masked',
+          value,
+          allowedHosts: ['93.184.215.14', 'api.example.com'],
+        });
+        expect(s.status, s.text).toBe(201);
+        for (const position of positions('public_token')) {
+          // A public address: the SSRF guard lets it pass, so only the plain-http rule stops it
+          // (this machine has no route out, so a connection attempt would fail differently).
+          const res = await send({ url: 'http://93.184.215.14/v1', ...position });
+          expect(res.status, res.text).toBe(403);
+          expect(res.body.code).toBe('insecure_transport');
+          expect(res.body.detail).toContain('HUSH_OUTBOUND_ALLOW_CIDRS');
+          expectNoForm(res, value);
+        }
+        const after = await secretByName('public_token');
+        expect([after.lastUsedAt, (await auditOf(open, 'secret.used', after.id)).length]).toEqual([null, 0]);
+      },
+    );
+
+    it.runIf(available)(
+      'in a run the refused step fails with insecure_transport and the upstream receives nothing',
+      async () => {
+        up.handle((_req, res) => res.end('reached'));
+        const wf = await tlsOwner.post(`${tlsWs}/workflows`, {
+          name: 'plain http run',
+          startBlockId: 'call',
+          blocks: [{ id: 'call', type: 'api', method: 'GET', url: `${up.url}/run`, headers: auth('plain_token') }],
+        });
+        expect(wf.status, wf.text).toBe(201);
+        const before = snapshot(up);
+        const run = await tlsOwner.post(`${tlsWs}/workflows/${wf.body.id}/runs`, {});
+        expect(run.status, run.text).toBe(201);
+        expect(run.body.status).toBe('failed');
+        expect(run.body.steps[0].error.code).toBe('insecure_transport');
+        expect(JSON.stringify(run.body)).not.toContain(PLAIN);
+        expect(snapshot(up)).toEqual(before);
       },
     );
   });
