@@ -176,13 +176,22 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
   // URL: a leading variable is a base URL, inserted as is; later values are encoded.
   const urlField = byPath.get('url') as BlockField;
   let urlText = '';
+  /** The same text with each later value as a letter: what the author's own text makes of the path. */
+  let probeText = '';
   urlField.template.parts.forEach((part, index) => {
-    if (part.kind === 'text') urlText += part.text;
-    else {
+    if (part.kind === 'text') {
+      urlText += part.text;
+      probeText += part.text;
+    } else {
       const value = renderTemplate({ parts: [part], secrets: [], variables: [] }, ctx);
       urlText += index === 0 ? value : encodeURIComponent(value);
+      probeText += index === 0 ? value : 'v';
     }
   });
+  // encodeURIComponent leaves "." alone, and a URL parser removes dot segments ("..", and
+  // "%2e" spelled ones too): a value of "." or ".." would move the call to another path.
+  if (probeText !== urlText && movesPath(urlText, probeText))
+    throw refuse('invalid_url', 'A value in the URL\'s path makes a "." or ".." segment, which would change the path.');
   let url: URL;
   try {
     url = new URL(urlText);
@@ -267,6 +276,20 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
     bodyHasSecret,
     secrets: [...secrets.values()],
   };
+}
+
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/** The path segments of URL text that are dot segments (values never hold "/", "?", "#" or "\\": they are encoded). */
+function dotSegments(text: string): boolean[] {
+  const end = text.search(/[?#]/);
+  return (end === -1 ? text : text.slice(0, end)).split(/[/\\]/).map((segment) => DOT_SEGMENT.test(segment));
+}
+
+/** Whether the values in `text` make a dot segment where the author's text (`probe`) has none. */
+function movesPath(text: string, probe: string): boolean {
+  const probed = dotSegments(probe);
+  return dotSegments(text).some((dot, i) => dot && !probed[i]);
 }
 
 /**

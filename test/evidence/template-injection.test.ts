@@ -757,4 +757,36 @@ describe.each(DATABASES)('template injection on $kind', ({ kind, available }) =>
       }
     },
   );
+  it.runIf(available)(
+    'a value of "." or ".." in the URL path cannot move a call to another path (422 invalid_url, nothing sent); dots inside a value, and the author\'s own "..", go as written',
+    async () => {
+      const url = `${up.url}/v1/orgs/{{org}}/users/{{user}}/sessions`;
+      for (const [org, user] of [
+        ['..', '..'],
+        ['.', 'u1'],
+        ['acme', '..'],
+      ]) {
+        const { res, arrived } = await send(owner, { method: 'DELETE', url, headers: bearer }, { org, user });
+        expectClean(res, `org=${org} user=${user}`);
+        expect(res.status, res.text).toBe(422);
+        expect(res.body.code).toBe('invalid_url');
+        expect(arrived).toEqual([]);
+      }
+      // Two values that together make "..", and a value next to the author's own dot.
+      for (const [template, variables] of [
+        [`${up.url}/a/{{x}}{{y}}/b`, { x: '.', y: '.' }],
+        [`${up.url}/a/.{{x}}/b`, { x: '.' }],
+      ] as const) {
+        const { res, arrived } = await send(owner, { method: 'GET', url: template, headers: bearer }, variables);
+        expect(res.status, res.text).toBe(422);
+        expect(arrived).toEqual([]);
+      }
+      const fine = await send(owner, { method: 'DELETE', url, headers: bearer }, { org: 'a.b', user: '...' });
+      expect(fine.res.status, fine.res.text).toBe(200);
+      expect(fine.arrived.map((r) => r.url)).toEqual(['/v1/orgs/a.b/users/.../sessions']);
+      const authored = await send(owner, { method: 'GET', url: `${up.url}/a/../b/{{x}}`, headers: bearer }, { x: 'c' });
+      expect(authored.res.status, authored.res.text).toBe(200);
+      expect(authored.arrived.map((r) => r.url)).toEqual(['/b/c']);
+    },
+  );
 });
