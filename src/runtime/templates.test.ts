@@ -1,6 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseTemplate, renderTemplate, resolvePath, soleVariable, TemplateError } from './templates.js';
+import {
+  MAX_RENDERED_CHARS,
+  parseTemplate,
+  renderBudget,
+  renderTemplate,
+  resolvePath,
+  SECRET_CHARGE,
+  soleVariable,
+  TemplateError,
+} from './templates.js';
 
 const vars: Record<string, unknown> = {
   name: 'Ada',
@@ -42,6 +51,23 @@ describe('templates', () => {
   it('never resolves a secret smuggled in through a value', () => {
     expect(render('{{sneaky}}')).toBe('{{secret:zendesk_token}}');
     expect(parseTemplate('{{sneaky}}').secrets).toEqual([]);
+  });
+
+  it('a secret costs the budget the same whatever its length: whether a block fits tells nothing of it', () => {
+    const fitsWith = (value: string, padding: number) => {
+      const budget = renderBudget();
+      const c = { variable: () => 'x'.repeat(padding), secret: () => value, budget };
+      try {
+        renderTemplate(parseTemplate('{{pad}}{{secret:k}}'), c);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const room = MAX_RENDERED_CHARS - SECRET_CHARGE;
+    for (const value of ['s', 'a much longer secret value'.repeat(100)]) {
+      expect([fitsWith(value, room), fitsWith(value, room + 1)]).toEqual([true, false]);
+    }
   });
 
   it('keeps escaped braces literal', () => {

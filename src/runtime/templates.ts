@@ -21,6 +21,13 @@ export type PathStep = { key: string } | { index: number };
  * `value_too_large` instead of exhausting memory.
  */
 export const MAX_RENDERED_CHARS = 5 * 1024 * 1024;
+/**
+ * What a secret takes from the budget wherever it is used: the largest value
+ * a secret can hold (secret-service MAX_SECRET_BYTES, 64 KiB), whatever its
+ * own length — a budget charged by length would let anyone who may use a
+ * restricted secret find its length by padding a block until it no longer fits.
+ */
+export const SECRET_CHARGE = 64 * 1024;
 
 /** What a block may still render (see MAX_RENDERED_CHARS). */
 export interface RenderBudget {
@@ -196,7 +203,8 @@ export function renderTemplate(template: Template, ctx: RenderContext): string {
         : part.kind === 'secret'
           ? ctx.secret(part.name)
           : stringify(resolvePath(ctx.variable(part.name), part.path));
-    charge(ctx.budget, piece.length);
+    // A secret costs the most any value can (not its length: whether a block fits would tell it).
+    charge(ctx.budget, part.kind === 'secret' ? SECRET_CHARGE : piece.length);
     out += piece;
   }
   return out;
