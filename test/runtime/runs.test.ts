@@ -816,6 +816,22 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
     expect(steps.length).toBeLessThan(40);
   });
 
+  it.runIf(available)('request headers count toward the 32 MiB too: a loop sending a 2 MiB header stops', async () => {
+    const header = [{ key: 'X-Big', value: '{{big}}{{big}}{{big}}{{big}}' }];
+    const id = await save(
+      'Header loop',
+      [api('hdr', { url: `${up.url}/hdr`, headers: header, onSuccess: 'hdr', onError: 'hdr' })],
+      'hdr',
+    );
+    const r = await run(id, { big: 'h'.repeat(512 * 1024) });
+    expect(r.body.status).toBe('failed');
+    const steps = r.body.steps as Step[];
+    expect(steps.at(-1)).toMatchObject({ status: 'failed', error: { code: 'run_too_large' } });
+    // 16 steps of 2 MiB reach 32 MiB (before: 100 steps and a 200 MiB record).
+    expect(steps.length).toBeLessThan(20);
+    expect(r.text.length).toBeLessThan(40 * 1024 * 1024);
+  });
+
   it.runIf(available)(
     'an operator cannot pin an unpinned secret by steering the URL: only someone with secrets.use pins it',
     async () => {

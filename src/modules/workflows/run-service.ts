@@ -47,9 +47,18 @@ function recordedSize(step: StepRecord): number {
   return (
     (step.request?.body?.length ?? 0) +
     (step.request?.url.length ?? 0) +
+    headersSize(step.request?.headers) +
     (step.response?.body.length ?? 0) +
+    headersSize(step.response?.headers) +
     JSON.stringify(step.captures).length
   );
+}
+
+/** Characters of a header record (a header may carry a value as big as a body). */
+function headersSize(headers: Record<string, string> | undefined): number {
+  let size = 0;
+  for (const key in headers) size += key.length + (headers[key] as string).length;
+  return size;
 }
 
 type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'auditQueue' | 'keyring' | 'outbound' | 'cache' | 'config'>;
