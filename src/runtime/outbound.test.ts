@@ -24,6 +24,13 @@ beforeAll(async () => {
       }, 60);
       return;
     }
+    if (req.url === '/late-byte') {
+      // A byte at once, one more just before a 5 s timeout, then silence.
+      res.write('a');
+      const timer = setTimeout(() => res.write('b'), 4_000);
+      res.on('close', () => clearTimeout(timer));
+      return;
+    }
     if (req.url === '/hints') {
       res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
       res.setHeader('x-final', 'yes');
@@ -115,6 +122,16 @@ describe('the outbound client', () => {
     expect(Date.now() - t0).toBeLessThan(1000); // the drip lasts 1.2 s
     await client.close();
   });
+
+  it('a long timeout is the whole call too: a byte just before it, then silence, does not restart it', async () => {
+    const client = createOutboundClient({ allow: loopback });
+    const t0 = Date.now();
+    const f = await failure(client.send({ ...hop('/late-byte'), timeoutMs: 5_000 }));
+    expect(f.code).toBe('upstream_timeout');
+    // undici's body timer alone restarted at the second byte: about 9 s.
+    expect(Date.now() - t0).toBeLessThan(6_500);
+    await client.close();
+  }, 15_000);
 
   it('bounds the wait for a connection by the timeout too: a peer that stalls the TLS handshake', async () => {
     // Accepts the TCP connection and never answers: connecting (TLS included) never completes.

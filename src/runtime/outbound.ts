@@ -70,6 +70,8 @@ const VERDICTS_KEPT = 1024;
 const CONNECT_TIMEOUTS = [250, 500, 1000, 2000, 5000, 10_000] as const;
 /** Call timeouts below this get a timer of their own (undici's own tick about once a second). */
 const PRECISE_TIMEOUT_BELOW_MS = 5000;
+/** A longer call whose answer is still arriving this long after it started gets a timer at its deadline. */
+const LATE_MS = 250;
 
 /**
  * Where a request carrying a secret may go over plain http (no TLS):
@@ -213,15 +215,20 @@ export function createOutboundClient(options: {
         let size = 0;
         let settled = false;
         let started: Dispatcher.DispatchController | undefined;
+        const expire = () => {
+          started?.abort(timedOut(hop));
+          fail(timedOut(hop));
+        };
         // undici's header and body timers tick about once a second: a short timeout gets a timer
-        // of its own (300 ms waited a second). Long ones, the default 10 s among them, do without.
-        const timer =
-          hop.timeoutMs < PRECISE_TIMEOUT_BELOW_MS
-            ? setTimeout(() => {
-                started?.abort(timedOut(hop));
-                fail(timedOut(hop));
-              }, hop.timeoutMs)
-            : undefined;
+        // of its own (300 ms waited a second). Long ones, the default 10 s among them, do without
+        // while the answer is quick; one that is still coming LATE_MS in gets a timer then
+        // (undici's body timer restarts with each chunk: a byte just before the deadline, then
+        // silence, held the call for twice its timeout).
+        let timer = hop.timeoutMs < PRECISE_TIMEOUT_BELOW_MS ? setTimeout(expire, hop.timeoutMs) : undefined;
+        const late = () => {
+          if (timer === undefined && !settled && Date.now() - (deadline - hop.timeoutMs) > LATE_MS)
+            timer = setTimeout(expire, Math.max(0, deadline - Date.now()));
+        };
         const fail = (error: unknown) => {
           if (settled) return;
           settled = true;
@@ -234,6 +241,7 @@ export function createOutboundClient(options: {
             if (settled) controller.abort(timedOut(hop)); // timed out while waiting for a connection
           },
           onResponseStart(_controller, statusCode, responseHeaders) {
+            late();
             if (statusCode < 200) return; // 1xx: the final answer follows
             status = statusCode;
             headers = headerPairs(responseHeaders);
@@ -244,6 +252,7 @@ export function createOutboundClient(options: {
               controller.abort(timedOut(hop));
               return;
             }
+            late();
             size += chunk.length;
             if (size > hop.maxResponseBytes) {
               controller.abort(
