@@ -204,12 +204,18 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
     throw refuse('invalid_url', 'Credentials in the URL are not allowed: use a header with a secret.');
 
   const secretQuery = new Set<string>();
-  block.query.forEach((_q, i) => {
-    const key = text(`query.${i}.key`);
-    const valueField = byPath.get(`query.${i}.value`) as BlockField;
-    url.searchParams.append(key, renderTemplate(valueField.template, ctx));
-    if (valueField.template.secrets.length > 0) secretQuery.add(key);
-  });
+  if (block.query.length > 0) {
+    const rows = new URLSearchParams();
+    block.query.forEach((_q, i) => {
+      const key = text(`query.${i}.key`);
+      const valueField = byPath.get(`query.${i}.value`) as BlockField;
+      rows.append(key, renderTemplate(valueField.template, ctx));
+      if (valueField.template.secrets.length > 0) secretQuery.add(key);
+    });
+    // Appended as text: the query written in the URL goes as its author wrote it (searchParams
+    // would write it again — `%20` as `+`, `flag` as `flag=`, breaking signed query strings).
+    url.search = url.search ? `${url.search}&${rows}` : `?${rows}`;
+  }
 
   const headers: [string, string][] = [];
   const secretHeaders = new Set<string>();

@@ -789,4 +789,27 @@ describe.each(DATABASES)('template injection on $kind', ({ kind, available }) =>
       expect(authored.arrived.map((r) => r.url)).toEqual(['/b/c']);
     },
   );
+  it.runIf(available)(
+    "query rows are appended to the URL's own query, which goes exactly as its author wrote it",
+    async () => {
+      const { res, arrived } = await send(
+        owner,
+        {
+          method: 'GET',
+          url: `${up.url}/q?fields=id,name&flag&sig=ab~c%20d*e&q=a+b`,
+          headers: bearer,
+          query: [
+            { key: 'page', value: '{{page}}' },
+            { key: 'key', value: '{{secret:DECLARED}}' },
+          ],
+        },
+        { page: '2 & x=1' },
+      );
+      expect(res.status, res.text).toBe(200);
+      expect(arrived.map((r) => r.url)).toEqual([
+        `/q?fields=id,name&flag&sig=ab~c%20d*e&q=a+b&page=2+%26+x%3D1&${new URLSearchParams({ key: values.DECLARED as string })}`,
+      ]);
+      expectClean(res, 'query rows');
+    },
+  );
 });
