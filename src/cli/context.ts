@@ -51,7 +51,9 @@ export async function openContext(
   // Commands log warnings only, to stderr, so stdout stays clean for data.
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, pino.destination(2));
   try {
-    return await createAppContext(config, log);
+    // Redis counts the servers' login and reveal limits, which no command uses: a backup or a
+    // rotation must not wait on it (it refused to run while Redis was down).
+    return await createAppContext({ ...config, redisUrl: undefined }, log);
   } catch (error) {
     if (error instanceof StartupError) fail(error.message);
     throw error;

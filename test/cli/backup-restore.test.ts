@@ -25,6 +25,7 @@ import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../bench/support/ports.js';
 import { openFileKeyProvider } from '../../src/crypto/root-keys.js';
 import { createBackup } from '../../src/modules/backup/backup.js';
 import {
@@ -442,6 +443,21 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
       );
     },
   );
+
+  it.runIf(available)('a backup, a key rotation and an audit verify do not need Redis (down: they run)', async () => {
+    const closed = await freePort();
+    const env = { ...source.env, HUSH_REDIS_URL: `redis://127.0.0.1:${closed}` };
+    const file = path.join(source.dataDir, 'redis-down.backup.gz');
+    for (const args of [
+      ['backup', file],
+      ['keys', 'rotate-workspace', '--all'],
+      ['audit', 'verify'],
+    ]) {
+      const r = await runHush(args, env);
+      expect(r.code, `${args.join(' ')}: ${describeRun(r)}`).toBe(0);
+      expect(r.stderr).not.toContain('Redis');
+    }
+  });
 
   it.runIf(available)('two backups to one file at once both finish, and the file is a whole backup', async () => {
     const dir = path.join(source.dataDir, 'twice');
