@@ -3,13 +3,42 @@
  * the routes' zod schemas (fastify-type-provider-zod), which know nothing of
  * content types or headers. Here, once per document: error responses are
  * `application/problem+json`; an operation with path parameters can answer
- * 422 (a malformed id) even where its route does not list it; a secret's
+ * 422 (a malformed id) even where its route does not list it; one with a
+ * body, the body parser's 400/413/415; the rate-limited ones 429 and 503;
+ * public ones need no credentials; the audit CSV is text/csv; a secret's
  * GET and PATCH, and a workflow's GET, POST and PUT, carry its ETag.
  */
 type Json = Record<string, unknown>;
-type Operation = { parameters?: { in?: string }[]; responses?: Record<string, Json> };
+type Operation = {
+  parameters?: { in?: string }[];
+  requestBody?: unknown;
+  responses?: Record<string, Json>;
+  security?: unknown[];
+};
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const;
+type Method = (typeof METHODS)[number];
+/** Operations that answer without a session or token. */
+const PUBLIC: Record<string, Method[]> = {
+  '/api/v1/setup': ['get', 'post'],
+  '/api/v1/auth/login': ['post'],
+  '/api/v1/auth/logout': ['post'],
+  '/api/v1/invitations/accept': ['post'],
+};
+/** Operations behind a rate limit: 429 past it, 503 while its store (Redis) does not answer. */
+const RATE_LIMITED: Record<string, Method[]> = {
+  '/api/v1/auth/login': ['post'],
+  '/api/v1/invitations/accept': ['post'],
+  '/api/v1/workspaces/{ws}/secrets/{id}/reveal': ['post'],
+};
+/** What the body parser answers for any operation that takes a body, before its route runs. */
+const BODY_PROBLEMS: Record<string, string> = {
+  '400': 'The body is not valid JSON (malformed_json)',
+  '413': 'The body is larger than 2 MiB (payload_too_large)',
+  '415': 'The body is not application/json (unsupported_media_type)',
+};
+/** Operations answering CSV rather than JSON. */
+const CSV = new Set(['/api/v1/workspaces/{ws}/audit.csv']);
 /** Operations whose success answer carries an ETag: path → method → what the tag is. */
 const ETAGS: Record<string, Partial<Record<(typeof METHODS)[number], string>>> = {
   '/api/v1/workspaces/{ws}/secrets/{id}': {
@@ -38,15 +67,37 @@ export function refineOpenApi<T extends object>(document: T): T {
         response.content = { 'application/problem+json': content['application/json'] };
       }
     }
+  const declare = (op: Operation & { responses: Record<string, Json> }, status: string, description: string) => {
+    if (problem && !op.responses[status])
+      op.responses[status] = { description, content: { 'application/problem+json': problem } };
+  };
   for (const [route, item] of Object.entries(doc.paths ?? {}))
     for (const method of METHODS) {
       const op = item[method] as Operation | undefined;
       if (!op?.responses) continue;
-      if (problem && !op.responses['422'] && op.parameters?.some((p) => p.in === 'path'))
-        op.responses['422'] = {
-          description: 'A malformed path parameter or request',
-          content: { 'application/problem+json': problem },
+      const withResponses = op as Operation & { responses: Record<string, Json> };
+      if (op.parameters?.some((p) => p.in === 'path'))
+        declare(withResponses, '422', 'A malformed path parameter or request');
+      if (op.requestBody)
+        for (const [status, description] of Object.entries(BODY_PROBLEMS)) declare(withResponses, status, description);
+      if (PUBLIC[route]?.includes(method)) op.security = [];
+      if (RATE_LIMITED[route]?.includes(method)) {
+        declare(withResponses, '429', 'Too many attempts: wait for Retry-After (rate_limited)');
+        declare(
+          withResponses,
+          '503',
+          'The rate-limit store does not answer: retry after Retry-After (rate_limit_unavailable)',
+        );
+      }
+      if (CSV.has(route) && method === 'get') {
+        op.responses['200'] = {
+          description: 'The events as CSV (RFC 4180, CRLF), oldest first',
+          content: { 'text/csv': { schema: { type: 'string' } } },
         };
+        declare(withResponses, '401', 'No session or token');
+        declare(withResponses, '403', 'The role lacks audit.read');
+        declare(withResponses, '404', 'No such workspace');
+      }
       const etag = ETAGS[route]?.[method];
       const success = op.responses['200'] ?? op.responses['201'];
       if (etag && success) success.headers = { ETag: { description: etag, schema: { type: 'string' } } };

@@ -166,7 +166,13 @@ export async function buildServer(ctx: AppContext): Promise<App> {
       },
       components: {
         securitySchemes: {
-          session: { type: 'apiKey', in: 'cookie', name: 'hush_session' },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'hush_session',
+            description:
+              'The sign-in cookie. A request that changes state with it (not GET, HEAD, OPTIONS) also sends the header X-Hush-Csrf equal to the hush_csrf cookie, else 403 csrf_failed.',
+          },
           token: { type: 'http', scheme: 'bearer', bearerFormat: 'hush_…' },
         },
       },

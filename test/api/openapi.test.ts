@@ -73,6 +73,52 @@ describe.runIf(sqlite)('the OpenAPI document', () => {
     for (const method of ['get', 'patch']) expect(secret?.[method]?.responses['200']?.headers?.ETag).toBeDefined();
   });
 
+  it('declares what the server answers besides the routes: body problems, rate limits, public operations, CSV', async () => {
+    for (const { path, method, op } of operations()) {
+      const body = (op as { requestBody?: unknown }).requestBody !== undefined;
+      for (const status of ['400', '413', '415'])
+        expect(op.responses[status] !== undefined, `${method} ${path} ${status}`).toBe(body);
+    }
+    const op = (path: string, method: string) => doc.paths[path]?.[method] as Operation & { security?: unknown[] };
+    for (const [path, method] of [
+      ['/api/v1/auth/login', 'post'],
+      ['/api/v1/invitations/accept', 'post'],
+      ['/api/v1/workspaces/{ws}/secrets/{id}/reveal', 'post'],
+    ] as const)
+      expect(Object.keys(op(path, method).responses), `${method} ${path}`).toEqual(
+        expect.arrayContaining(['429', '503']),
+      );
+    for (const [path, method] of [
+      ['/api/v1/setup', 'get'],
+      ['/api/v1/setup', 'post'],
+      ['/api/v1/auth/login', 'post'],
+      ['/api/v1/invitations/accept', 'post'],
+    ] as const)
+      expect(op(path, method).security, `${method} ${path}`).toEqual([]);
+    expect(op('/api/v1/workspaces/{ws}/secrets', 'get').security).toBeUndefined();
+    const csv = op('/api/v1/workspaces/{ws}/audit.csv', 'get');
+    expect(Object.keys(csv.responses['200']?.content ?? {})).toEqual(['text/csv']);
+    expect(Object.keys(csv.responses)).toEqual(expect.arrayContaining(['401', '403', '404']));
+    const secretBody = JSON.stringify(op('/api/v1/workspaces/{ws}/secrets', 'post'));
+    expect(secretBody).toMatch(/"allowedHosts":\{[^}]*"maxItems":20/);
+
+    // And the server answers so.
+    const bad = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      headers: { 'content-type': 'application/json' },
+      payload: '{bad',
+    });
+    expect([bad.statusCode, JSON.parse(bad.body).code]).toEqual([400, 'malformed_json']);
+    const form = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'a=b',
+    });
+    expect(form.statusCode).toBe(415);
+  });
+
   it("declares a workflow's ETag, its 412, and a list of summaries without blocks", () => {
     const workflows = doc.paths['/api/v1/workspaces/{ws}/workflows'];
     const workflow = doc.paths['/api/v1/workspaces/{ws}/workflows/{id}'];

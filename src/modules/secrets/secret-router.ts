@@ -27,7 +27,7 @@ import { createSecretService, MAX_SECRET_BYTES } from './secret-service.js';
 
 const secretParams = workspaceParams.extend({ id: idSchema });
 const secretPage = z.object({ items: z.array(secretSchema), nextCursor: z.string().nullable() });
-const hostList = z.array(wellFormedString().max(300)).max(100);
+const hostList = z.array(wellFormedString().max(300)).max(20);
 const description = plainText(500);
 // The byte limit is checked precisely in the service; this bounds parsing.
 const value = z
