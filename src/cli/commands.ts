@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Config } from '../app/config.js';
+import type { AppContext } from '../app/context.js';
 import { CryptoError } from '../app/errors.js';
 import {
   addRootKeyToFile,
@@ -342,18 +343,26 @@ export async function rotateWorkspace(workspace: string | undefined, options: { 
   }
 }
 
+/**
+ * Every audit chain there should be — the system's and each workspace's —
+ * and any other that has a head or events (a chain whose head, or every
+ * event, was removed is still one), with the workspaces that exist.
+ */
+async function auditChains(ctx: AppContext): Promise<{ all: Set<string>; workspaces: Set<string> }> {
+  const workspaces = new Set((await ctx.db.selectFrom('workspaces').select('id').execute()).map((w) => w.id));
+  const all = new Set([
+    SYSTEM_CHAIN,
+    ...workspaces,
+    ...(await ctx.db.selectFrom('audit_heads').select('chain').execute()).map((h) => h.chain),
+    ...(await ctx.db.selectFrom('audit_events').select('chain').distinct().execute()).map((e) => e.chain),
+  ]);
+  return { all, workspaces };
+}
+
 export async function auditVerify(options: { workspace?: string }): Promise<void> {
   const ctx = await openContext();
   try {
-    // Every chain there should be — the system's and each workspace's — and any other that has a
-    // head or events: a chain whose head (or every event) was removed is still checked.
-    const workspaces = new Set((await ctx.db.selectFrom('workspaces').select('id').execute()).map((w) => w.id));
-    const all = new Set([
-      SYSTEM_CHAIN,
-      ...workspaces,
-      ...(await ctx.db.selectFrom('audit_heads').select('chain').execute()).map((h) => h.chain),
-      ...(await ctx.db.selectFrom('audit_events').select('chain').distinct().execute()).map((e) => e.chain),
-    ]);
+    const { all, workspaces } = await auditChains(ctx);
     if (options.workspace && !all.has(options.workspace)) fail(`no workspace ${options.workspace}`);
     const chains = options.workspace ? [options.workspace] : [...all].sort();
     let broken = 0;
@@ -380,6 +389,9 @@ export async function auditExport(options: { format: string; since?: string; wor
   if (options.since !== undefined && since === undefined) fail('--since must be a date or time, e.g. 2026-01-31', 2);
   const ctx = await openContext();
   try {
+    // A mistyped id is an error, not an empty export.
+    if (options.workspace && !(await auditChains(ctx)).all.has(options.workspace))
+      fail(`no workspace ${options.workspace}`);
     if (options.format === 'csv') process.stdout.write(`chain,${CSV_COLUMNS.join(',')}\r\n`);
     let after: { chain: string; seq: number } = { chain: '', seq: 0 };
     for (;;) {

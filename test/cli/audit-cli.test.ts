@@ -289,6 +289,12 @@ describe.each(DATABASES)('hush audit on $kind', ({ kind, available }) => {
         .map((l) => (JSON.parse(l) as { chain: string }).chain),
     );
     expect(chains).toEqual(new Set([ws]));
+    // A mistyped id is an error (exit 1, one line), not an empty export with exit 0.
+    for (const format of ['csv', 'jsonl']) {
+      const unknown = await runHush(['audit', 'export', '--format', format, '--workspace', 'ws_nope'], site.env);
+      expect(unknown.code, describeRun(unknown)).toBe(1);
+      expect([unknown.stderr.trim(), unknown.stdout]).toEqual(['hush: no workspace ws_nope', '']);
+    }
   });
 
   it.runIf(available)('--since compares instants, not text: whole seconds and sub-millisecond digits', async () => {
