@@ -24,7 +24,7 @@ import { migrations } from '../db/migrations/index.js';
 import { SYSTEM_CHAIN } from '../modules/audit/audit-chain.js';
 import { auditCsvLine, CSV_COLUMNS } from '../modules/audit/audit-router.js';
 import { auditTimeBound, presentAuditEvent, verifyChain } from '../modules/audit/audit-service.js';
-import { BackupError, createBackup, restoreBackup, verifyBackup } from '../modules/backup/backup.js';
+import { BackupError, backupSchema, createBackup, restoreBackup, verifyBackup } from '../modules/backup/backup.js';
 import { rewrapWorkspaceKeys, rotateWorkspaceKey } from '../modules/keys/key-rotation.js';
 import { fail, openContext, readConfigOrExit } from './context.js';
 import { progressBar } from './progress.js';
@@ -484,6 +484,8 @@ export async function restore(file: string): Promise<void> {
   let header: Awaited<ReturnType<typeof verifyBackup>>['header'];
   try {
     ({ header } = await verifyBackup(file));
+    // A newer Hush's backup is refused before a database is made for it.
+    backupSchema(header, file);
   } catch (error) {
     if (error instanceof BackupError) fail(error.message);
     throw error;

@@ -333,9 +333,16 @@ describe.each(DATABASES)('backup and restore on $kind', ({ kind, available }) =>
         return [JSON.stringify(header), ...lines.slice(1)];
       };
       const nullRow = (lines: string[]) => [lines[0] ?? '', 'null', ...lines.slice(2)];
+      const newer = (lines: string[]) => {
+        const header = JSON.parse(lines[0] ?? '{}');
+        header.migrations.push('9999-from-the-future');
+        return [JSON.stringify(header), ...lines.slice(1)];
+      };
       for (const [name, edit, reason] of [
         ['no-key-ids', withoutKeys, /header is malformed/],
         ['null-row', nullRow, /not a JSON object/],
+        // A newer Hush's backup: refused before a database is made for it.
+        ['newer', newer, /comes from a newer Hush \(schema 9999-from-the-future\): upgrade first/],
       ] as const) {
         const t = await target('same');
         const file = path.join(source.dataDir, 'backups', `${name}.gz`);

@@ -339,6 +339,22 @@ export async function verifyBackup(
 }
 
 /**
+ * The schema level (last migration) a backup was made at; a BackupError when
+ * this build cannot restore it (a newer Hush's, or a damaged list) — checked
+ * before anything is opened or created.
+ */
+export function backupSchema(header: Pick<Header, 'migrations'>, file: string): string {
+  const names = Object.keys(migrations);
+  const unknown = header.migrations.filter((m) => !names.includes(m));
+  if (unknown.length > 0)
+    throw new BackupError(`the backup comes from a newer Hush (schema ${unknown.join(', ')}): upgrade first`);
+  const level = header.migrations.at(-1);
+  if (!level || header.migrations.some((m, i) => m !== names[i]))
+    throw new BackupError(`${file} lists migrations out of order: it is damaged`);
+  return level;
+}
+
+/**
  * Restores `file` into an empty, migrated database. Checks first (checksum,
  * emptiness, root keys — by unwrapping every workspace key); writes in one
  * transaction, so a failure changes nothing.
@@ -360,14 +376,8 @@ export async function restoreBackup(
   const events = await deps.db.selectFrom('audit_events').select('id').limit(1).execute();
   if (events.length > 0)
     throw new BackupError('restore needs an empty database: this one already has an audit trail (failed sign-ins?)');
-  const names = Object.keys(migrations);
-  const unknown = header.migrations.filter((m) => !names.includes(m));
-  if (unknown.length > 0)
-    throw new BackupError(`the backup comes from a newer Hush (schema ${unknown.join(', ')}): upgrade first`);
-  const level = header.migrations.at(-1);
-  if (!level || header.migrations.some((m, i) => m !== names[i]))
-    throw new BackupError(`${file} lists migrations out of order: it is damaged`);
-  const older = level !== names.at(-1);
+  const level = backupSchema(header, file);
+  const older = level !== Object.keys(migrations).at(-1);
   if (older) {
     const down = await migrateTo(deps.db, level);
     if (down.error !== undefined)
