@@ -31,6 +31,11 @@ export async function serve(): Promise<void> {
         : `cannot listen: ${code ?? 'unknown error'}`,
     );
   }
+  // HUSH_PORT=0 listens on a port the system picks: the URLs Hush prints and sends (setup,
+  // invitations) name that port, not 0, unless HUSH_PUBLIC_URL says otherwise.
+  const address = app.server.address();
+  if (config.port === 0 && config.publicUrl.endsWith(':0') && typeof address === 'object' && address)
+    config.publicUrl = `${config.publicUrl.slice(0, -1)}${address.port}`;
   const stopSweep = startSecretRetentionSweep(ctx);
   const setup = await prepareSetup(ctx);
   if (setup?.token === 'generated') {

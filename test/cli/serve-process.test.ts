@@ -101,6 +101,32 @@ describe('hush serve (process)', () => {
     expect(await (await fetch(`${base}/setup`)).json()).toEqual({ needed: false });
   });
 
+  it('HUSH_PORT=0: the printed setup URL names the port the system picked, and it answers', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
+    dirs.push(dir);
+    const child = spawn(process.execPath, [...ENTRY, 'serve'], {
+      env: cleanEnv({ HUSH_DATA_DIR: path.join(dir, 'data'), HUSH_PORT: '0' }),
+      cwd: dir,
+    });
+    children.push(child);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += String(d);
+    });
+    const url = await new Promise<URL>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no setup URL in output:\n${out}`)), 20_000);
+      child.stdout.on('data', () => {
+        const m = /(http:\/\/127\.0\.0\.1:\d+\/setup#token=[\w-]+)/.exec(out);
+        if (m?.[1]) {
+          clearTimeout(timer);
+          resolve(new URL(m[1]));
+        }
+      });
+    });
+    expect(url.port).not.toBe('0');
+    expect(await (await fetch(new URL('/api/v1/setup', url))).json()).toEqual({ needed: true });
+  });
+
   it('with HUSH_SETUP_TOKEN set, prints the setup URL without the token and points to the configured one', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
     dirs.push(dir);
