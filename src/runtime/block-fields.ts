@@ -29,6 +29,42 @@ const SECRET_FIELDS: ReadonlySet<FieldKind> = new Set([
   'form.value',
 ]);
 
+/** A header name as HTTP allows it (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** HTTP/1.1 header values are ISO-8859-1 bytes. */
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
+/** Control characters HTTP does not allow in a field value (tab is allowed). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly the characters refused
+const FORBIDDEN_HEADER_CHARS = /[\0-\x08\n-\x1f\x7f]/;
+
+export const headerNameValid = (name: string): boolean => HEADER_NAME.test(name);
+
+/** What is wrong with a header value as HTTP would carry it, if anything. */
+export function headerValueProblem(value: string): string | undefined {
+  if (FORBIDDEN_HEADER_CHARS.test(value)) return 'holds a control character (line break, NUL…)';
+  if (BEYOND_LATIN1.test(value)) return 'holds characters beyond ISO-8859-1; encode them';
+  return undefined;
+}
+
+/** What is wrong with a parsed URL as a call's destination, if anything. */
+export function urlProblem(url: URL): string | undefined {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'Only http:// and https:// URLs can be called.';
+  if (url.username || url.password) return 'Credentials in the URL are not allowed: use a header with a secret.';
+  return undefined;
+}
+
+export const INVALID_URL = 'The URL is not a valid absolute URL (http:// or https://).';
+
+/** The text of a template that holds no reference (what it renders to), else undefined. */
+function literal(template: Template): string | undefined {
+  let text = '';
+  for (const part of template.parts) {
+    if (part.kind !== 'text') return undefined;
+    text += part.text;
+  }
+  return text;
+}
+
 export interface BlockField {
   /** Where in the block, e.g. "headers.0.value" or "body.content/data/token". */
   path: string;
@@ -38,7 +74,7 @@ export interface BlockField {
 
 export interface FieldProblem {
   path: string;
-  code: 'validation_failed' | 'one_secret_per_field' | 'secret_not_allowed_here' | 'invalid_header';
+  code: 'validation_failed' | 'one_secret_per_field' | 'secret_not_allowed_here' | 'invalid_header' | 'invalid_url';
   message: string;
 }
 
@@ -105,7 +141,7 @@ export interface BlockAnalysis {
 export function analyzeBlock(block: Block, prefix = ''): BlockAnalysis {
   const fields: BlockField[] = [];
   const problems: FieldProblem[] = [];
-  const add = (path: string, kind: FieldKind, source: string) => {
+  const add = (path: string, kind: FieldKind, source: string): Template | undefined => {
     const full = `${prefix}${path}`;
     let template: Template;
     try {
@@ -136,6 +172,18 @@ export function analyzeBlock(block: Block, prefix = ''): BlockAnalysis {
       });
     }
     fields.push({ path: full, kind, template });
+    return template;
+  };
+  /** A literal field's text broken for HTTP is refused now, not at every run. */
+  const refuseLiteral = (
+    path: string,
+    code: FieldProblem['code'],
+    template: Template | undefined,
+    problem: (text: string) => string | undefined,
+  ) => {
+    const text = template && literal(template);
+    const message = text === undefined ? undefined : problem(text);
+    if (message) problems.push({ path: `${prefix}${path}`, code, message });
   };
 
   if (block.type === 'set') {
@@ -149,14 +197,33 @@ export function analyzeBlock(block: Block, prefix = ''): BlockAnalysis {
       message: `a ${block.method} request cannot have a body`,
     });
   }
-  add('url', 'url', block.url);
+  const url = add('url', 'url', block.url);
+  refuseLiteral('url', 'invalid_url', url, (text) => {
+    if (!URL.canParse(text)) return INVALID_URL;
+    return urlProblem(new URL(text));
+  });
+  // A URL that starts with literal text names its scheme there.
+  const head = url?.parts[0];
+  if (url && literal(url) === undefined && head?.kind === 'text') {
+    const scheme = /^\s*([a-z][a-z0-9+.-]*):/i.exec(head.text)?.[1]?.toLowerCase();
+    if (scheme !== undefined && scheme !== 'http' && scheme !== 'https')
+      problems.push({
+        path: `${prefix}url`,
+        code: 'invalid_url',
+        message: 'Only http:// and https:// URLs can be called.',
+      });
+  }
   block.query.forEach((q, i) => {
     add(`query.${i}.key`, 'query.key', q.key);
     add(`query.${i}.value`, 'query.value', q.value);
   });
   block.headers.forEach((h, i) => {
-    add(`headers.${i}.key`, 'header.key', h.key);
-    add(`headers.${i}.value`, 'header.value', h.value);
+    const key = add(`headers.${i}.key`, 'header.key', h.key);
+    const value = add(`headers.${i}.value`, 'header.value', h.value);
+    refuseLiteral(`headers.${i}.key`, 'invalid_header', key, (text) =>
+      headerNameValid(text.trim()) ? undefined : `"${text.trim().slice(0, 64)}" is not a valid header name`,
+    );
+    refuseLiteral(`headers.${i}.value`, 'invalid_header', value, headerValueProblem);
     const name = h.key.trim();
     if (RESERVED_HEADERS.has(name.toLowerCase())) {
       problems.push({

@@ -17,9 +17,13 @@ import {
   analyzeBlock,
   type BlockAnalysis,
   type BlockField,
+  headerNameValid,
+  headerValueProblem,
+  INVALID_URL,
   pathSegment,
   RESERVED_HEADERS,
   reservedHeaderMessage,
+  urlProblem,
 } from './block-fields.js';
 import { singleByte } from './charsets.js';
 import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath, setOwn, wellFormedDeep } from './json-path.js';
@@ -125,11 +129,6 @@ interface Rendered {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Outbound failures that, before anything went out, refuse the call (403) rather than fail it. */
 const REFUSALS: ReadonlySet<string> = new Set(['outbound_blocked', 'insecure_transport']);
-/** HTTP/1.1 header values are ISO-8859-1 bytes. */
-const BEYOND_LATIN1 = /[\u0100-\uffff]/;
-/** Control characters HTTP does not allow in a field value (tab is allowed). */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly the characters refused
-const FORBIDDEN_HEADER_CHARS = /[\0-\x08\n-\x1f\x7f]/;
 
 function refuse(code: string, message: string, status = 422): AppError {
   return new AppError(status, code, message);
@@ -192,16 +191,10 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
   // "%2e" spelled ones too): a value of "." or ".." would move the call to another path.
   if (probeText !== urlText && movesPath(urlText, probeText))
     throw refuse('invalid_url', 'A value in the URL\'s path makes a "." or ".." segment, which would change the path.');
-  let url: URL;
-  try {
-    url = new URL(urlText);
-  } catch {
-    throw refuse('invalid_url', 'The URL is not a valid absolute URL (http:// or https://).');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw refuse('invalid_url', 'Only http:// and https:// URLs can be called.');
-  if (url.username || url.password)
-    throw refuse('invalid_url', 'Credentials in the URL are not allowed: use a header with a secret.');
+  if (!URL.canParse(urlText)) throw refuse('invalid_url', INVALID_URL);
+  const url = new URL(urlText);
+  const wrongUrl = urlProblem(url);
+  if (wrongUrl) throw refuse('invalid_url', wrongUrl);
 
   const secretQuery = new Set<string>();
   if (block.query.length > 0) {
@@ -223,16 +216,13 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
     const key = text(`headers.${i}.key`).trim();
     const valueField = byPath.get(`headers.${i}.value`) as BlockField;
     const value = renderTemplate(valueField.template, ctx);
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key))
-      throw refuse('invalid_header', `Header name "${key.slice(0, 64)}" is not valid.`);
+    if (!headerNameValid(key)) throw refuse('invalid_header', `Header name "${key.slice(0, 64)}" is not valid.`);
     // A name may come from a variable: checked again once rendered.
     if (RESERVED_HEADERS.has(key.toLowerCase()))
       throw refuse('invalid_header', `Header "${key}": ${reservedHeaderMessage(key)}.`);
-    if (FORBIDDEN_HEADER_CHARS.test(value))
-      throw refuse('invalid_header', `The value of header "${key}" holds a control character (line break, NUL…).`);
     // HTTP/1.1 carries header values as ISO-8859-1 bytes; anything beyond must be encoded first.
-    if (BEYOND_LATIN1.test(value))
-      throw refuse('invalid_header', `The value of header "${key}" holds characters beyond ISO-8859-1; encode them.`);
+    const wrongValue = headerValueProblem(value);
+    if (wrongValue) throw refuse('invalid_header', `The value of header "${key}" ${wrongValue}.`);
     headers.push([key, value]);
     if (valueField.template.secrets.length > 0) secretHeaders.add(key.toLowerCase());
   });

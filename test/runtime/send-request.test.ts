@@ -302,6 +302,38 @@ describe.each(DATABASES)('Send request and runs on $kind', ({ kind, available })
   );
 
   it.runIf(available)(
+    'saving refuses a block that could never run: a literal header name or value HTTP cannot carry, a URL that is not http(s) or holds credentials',
+    async () => {
+      const save = (b: Record<string, unknown>) =>
+        team.clients.editor.post(`${ws}/workflows`, { name: 'never runs', startBlockId: 'call', blocks: [b] });
+      for (const [extra, code, path] of [
+        [{ headers: [{ key: 'X Bad', value: 'v' }] }, 'invalid_header', 'headers.0.key'],
+        [{ headers: [{ key: 'X-A', value: 'a\r\nX-Injected: 1' }] }, 'invalid_header', 'headers.0.value'],
+        [{ headers: [{ key: 'X-A', value: '€ 5' }] }, 'invalid_header', 'headers.0.value'],
+        [{ url: 'not a url' }, 'invalid_url', 'url'],
+        [{ url: 'ftp://files.example.com/x' }, 'invalid_url', 'url'],
+        [{ url: 'https://user:pw@api.example.com/x' }, 'invalid_url', 'url'],
+        [{ url: 'ftp://files.example.com/{{path}}' }, 'invalid_url', 'url'],
+      ] as const) {
+        const res = await save(block(extra));
+        expect(res.status, `${JSON.stringify(extra)}: ${res.text}`).toBe(422);
+        expect(res.body.code).toBe(code);
+        expect(res.text).toContain(path);
+      }
+      // Templates are checked when they render, not guessed at: these save.
+      for (const extra of [
+        { headers: [{ key: '{{name}}', value: '{{value}}' }] },
+        { url: '{{base}}/x' },
+        { url: `${up.url}/{{path}}` },
+        { headers: [{ key: 'X-Tab', value: 'a\tb' }] },
+      ]) {
+        const res = await save(block(extra));
+        expect(res.status, `${JSON.stringify(extra)}: ${res.text}`).toBe(201);
+      }
+    },
+  );
+
+  it.runIf(available)(
     'concurrent sends each record their secret use, committed together, and the chain holds',
     async () => {
       up.handle((_req, res) => res.end('{}'));
