@@ -533,6 +533,62 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
   );
 
   it.runIf(available)(
+    'a run started with a token that expires mid-run sends nothing after the expiry, though nothing else changed',
+    async () => {
+      const value = makeCanary('expiring');
+      const created = await team.owner.post(`${ws}/secrets`, {
+        name: 'tok_expiring',
+        visibility: 'masked',
+        value,
+        allowedHosts: ['127.0.0.2'],
+      });
+      expect(created.status, created.text).toBe(201);
+      const joined = await inviteAndJoin(t, team.owner, team.workspaceId, 'expiring@example.com', 'operator');
+      const made = await joined.client.post('/api/v1/tokens', { name: 'short', workspaceId: team.workspaceId });
+      expect(made.status, made.text).toBe(201);
+      // Expires two seconds from now: by hand, as time passing does — no change, no epoch moved.
+      const expiresAt = Date.now() + 2_000;
+      await t.ctx.db
+        .updateTable('api_tokens')
+        .set({ expires_at: new Date(expiresAt).toISOString() })
+        .where('id', '=', made.body.id)
+        .execute();
+      const client = t.client();
+      client.bearer = made.body.token;
+      // The second call answers once the token has expired.
+      up2.handle((req, res) => {
+        if (req.url.startsWith('/second')) setTimeout(() => res.end('{}'), Math.max(0, expiresAt - Date.now()) + 200);
+        else res.end('{}');
+      });
+      const call = (id: string, path: string, onSuccess: string | null) =>
+        api(id, {
+          url: `${up2.url}${path}`,
+          headers: [{ key: 'Authorization', value: 'Bearer {{secret:tok_expiring}}' }],
+          onSuccess,
+        });
+      const id = await save(
+        'Expiring mid-run',
+        [call('first', '/first', 'second'), call('second', '/second', 'third'), call('third', '/third', null)],
+        'first',
+      );
+      const before = up2.received.length;
+      const r = await client.post(`${ws}/workflows/${id}/runs`, { variables: {} });
+      expect(r.status, r.text).toBe(201);
+      expect(
+        r.body.steps.map((s: { blockId: string; status: string; error?: { code: string } }) => [
+          s.blockId,
+          s.error?.code ?? s.status,
+        ]),
+      ).toEqual([
+        ['first', 'succeeded'],
+        ['second', 'succeeded'],
+        ['third', 'access_revoked'],
+      ]);
+      expect(up2.received.slice(before).map((x) => x.url)).toEqual(['/first', '/second']);
+    },
+  );
+
+  it.runIf(available)(
     'a step refused before sending (after a slow destination check) does not let the next one send for a removed starter',
     async () => {
       const value = makeCanary('refusedstep');

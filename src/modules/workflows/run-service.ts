@@ -29,7 +29,7 @@ import {
   typeMismatchError,
   type VariableType,
 } from '../variables/variable-types.js';
-import { membershipAt, tokenLiveAt } from '../workspaces/workspace-access.js';
+import { membershipAt, tokenLiveUntil } from '../workspaces/workspace-access.js';
 import type { ApiBlock, Block, SetBlock } from './block-schema.js';
 import { createSecretVault, type SecretVault } from './secret-vault.js';
 import { createWorkflowService } from './workflow-service.js';
@@ -397,8 +397,10 @@ export function createRunService(deps: Deps) {
           if (!member) return null;
           const now: WorkspaceActor = { ...actor, role: member.role, permissions: member.permissions, epoch };
           if (!can(now, 'workflows.run')) return null;
-          if (actor.tokenId && !(await tokenLiveAt(deps, actor.workspaceId, actor.tokenId, epoch))) return null;
-          return { mayPin: can(now, 'secrets.use') };
+          // A token's expiry moves no epoch: the answer holds until then.
+          const until = actor.tokenId ? await tokenLiveUntil(deps, actor.workspaceId, actor.tokenId, epoch) : Infinity;
+          if (until === null) return null;
+          return { mayPin: can(now, 'secrets.use'), until };
         },
       });
       await deps.auditQueue.append([

@@ -80,10 +80,11 @@ export function createSecretVault(
     mayPin: boolean;
     /**
      * Whoever started the execution, checked again at `epoch` in a run's
-     * later steps: still a member with the permission to
-     * run, and may they pin? null when not. Without it, access is the start's.
+     * later steps: still a member with the permission to run, and may they
+     * pin — an answer good until `until` (ms; a token's expiry), or the next
+     * epoch? null when not. Without it, access is the start's.
      */
-    recheck?: (epoch: number) => Promise<{ mayPin: boolean } | null>;
+    recheck?: (epoch: number) => Promise<{ mayPin: boolean; until: number } | null>;
   } = { mayPin: true },
 ): SecretVault {
   const { db } = deps;
@@ -98,8 +99,10 @@ export function createSecretVault(
   const audited = new Set<string>();
   let requestEpoch: number | undefined = workspace.epoch;
   let mayPin = options.mayPin;
-  /** The epoch the starter's access was last checked at (the request's own to begin with). */
+  /** The epoch the starter's access was last checked at (the request's own to begin with)… */
   let accessCheckedAt = workspace.epoch;
+  /** …and until when that answer holds: the request's, until the first later step checks it. */
+  let accessUntil = Number.NEGATIVE_INFINITY;
 
   /**
    * The epoch to read secrets at: the request's in the first step; in later
@@ -110,7 +113,7 @@ export function createSecretVault(
   const sendingEpoch = async (): Promise<number> => {
     if (requestEpoch !== undefined) return requestEpoch;
     const epoch = await deps.cache.epoch(workspaceId);
-    if (options.recheck && epoch !== accessCheckedAt) {
+    if (options.recheck && (epoch !== accessCheckedAt || Date.now() >= accessUntil)) {
       const access = await options.recheck(epoch);
       if (!access) {
         throw new AppError(
@@ -121,6 +124,7 @@ export function createSecretVault(
       }
       mayPin = access.mayPin;
       accessCheckedAt = epoch;
+      accessUntil = access.until;
     }
     return epoch;
   };

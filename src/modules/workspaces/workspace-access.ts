@@ -55,13 +55,16 @@ export function membershipAt(
   });
 }
 
-/** Whether API token `tokenId` of the workspace still exists and has not expired, at `epoch`. */
-export async function tokenLiveAt(
+/**
+ * When API token `tokenId` of the workspace expires (ms since the epoch), as
+ * of the workspace's change `epoch`; null when it is gone or has expired.
+ */
+export async function tokenLiveUntil(
   { db, cache }: Pick<AppContext, 'db' | 'cache'>,
   workspaceId: string,
   tokenId: string,
   epoch: number,
-): Promise<boolean> {
+): Promise<number | null> {
   const expiresAt = await cache.get<string | null>(workspaceId, epoch, `token-id:${tokenId}`, async () => {
     const row = await db
       .selectFrom('api_tokens')
@@ -71,7 +74,8 @@ export async function tokenLiveAt(
       .executeTakeFirst();
     return row?.expires_at ?? null;
   });
-  return expiresAt !== null && expiresAt > new Date().toISOString();
+  const until = expiresAt === null ? Number.NaN : Date.parse(expiresAt);
+  return until > Date.now() ? until : null;
 }
 
 /**
