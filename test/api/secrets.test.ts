@@ -6,7 +6,12 @@
  * and the audit trail records every action without a value in it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { purgeExpiredSecrets } from '../../src/modules/secrets/secret-service.js';
+import { verifyChain } from '../../src/modules/audit/audit-service.js';
+import {
+  purgeExpiredSecrets,
+  purgeExpiredWorkspaces,
+  startSecretRetentionSweep,
+} from '../../src/modules/secrets/secret-service.js';
 import { DATABASES } from '../support/databases.js';
 import { buildTeam, inviteAndJoin, setupOwner, type Team } from '../support/fixtures.js';
 import { type Reply, startTestApp, type TestApp, type TestClient } from '../support/harness.js';
@@ -720,6 +725,68 @@ describe.each(DATABASES)('secrets on $kind', ({ kind, available }) => {
         expect((await reveal(live.id)).body.value).toBe('sweep-live-value-aaaa');
         expect(await auditEvents({ action: 'secret.purged', targetId: live.id })).toEqual([]);
         await createSecret({ name: dead.name });
+      },
+    );
+
+    it.runIf(available)(
+      "the retention sweep destroys a deleted workspace's secrets and keys, and its audit chain still verifies",
+      async () => {
+        const doomed = await freshWorkspace('Doomed');
+        const kept = await createSecret({ value: 'kept-workspace-value-dddd' });
+        const a = await createSecret({ value: 'doomed-value-one-eeee' }, owner, doomed);
+        const patched = await owner.patch(secretUrl(a.id, doomed), { value: 'doomed-value-two-ffff' });
+        expect(patched.status, patched.text).toBe(200);
+        const b = await createSecret({ value: 'doomed-value-three-gggg' }, owner, doomed);
+        expect((await owner.delete(secretUrl(b.id, doomed))).status).toBe(204);
+        expect((await owner.delete(`/api/v1/workspaces/${doomed}`)).status).toBe(204);
+        const material = async () => ({
+          versions: (
+            await t.ctx.db.selectFrom('secret_versions').select('version').where('workspace_id', '=', doomed).execute()
+          ).length,
+          secrets: (await t.ctx.db.selectFrom('secrets').select('id').where('workspace_id', '=', doomed).execute())
+            .length,
+          names: (
+            await t.ctx.db
+              .selectFrom('variable_names')
+              .select('name_lower')
+              .where('workspace_id', '=', doomed)
+              .execute()
+          ).length,
+          keys: (
+            await t.ctx.db.selectFrom('workspace_keys').select('version').where('workspace_id', '=', doomed).execute()
+          ).length,
+        });
+
+        // Within retention, nothing is destroyed.
+        expect(await purgeExpiredWorkspaces(t.ctx, Date.now() + 6 * DAY_MS)).toBe(0);
+        expect(await material()).toEqual({ versions: 3, secrets: 2, names: 2, keys: 1 });
+
+        // Deleted 8 days ago: the server's sweep (under its job lock) destroys it all.
+        const eightDaysAgo = new Date(Date.now() - 8 * DAY_MS).toISOString();
+        await t.ctx.db.updateTable('workspaces').set({ deleted_at: eightDaysAgo }).where('id', '=', doomed).execute();
+        const stop = startSecretRetentionSweep(t.ctx, 3_600_000);
+        try {
+          await expect.poll(material, { timeout: 10_000 }).toEqual({ versions: 0, secrets: 0, names: 0, keys: 0 });
+        } finally {
+          stop();
+        }
+        await expect.poll(async () => (await auditEvents({ action: 'workspace.purged' })).length).toBe(2);
+        const events = await auditEvents({ action: 'workspace.purged', targetId: doomed });
+        expect(events.map((e) => e.chain).sort()).toEqual(['system', doomed].sort());
+        for (const e of events) {
+          expect(e.actor_type).toBe('system');
+          expect(JSON.parse(e.data)).toEqual({ secrets: 2, versions: 3, keyVersions: 1, reason: 'retention_expired' });
+        }
+        // The trail outlives the purge: both chains verify, the workspace's with its creation in it.
+        expect(await verifyChain(t.ctx.db, doomed, { mustExist: true })).toMatchObject({ ok: true });
+        expect(await verifyChain(t.ctx.db, 'system')).toMatchObject({ ok: true });
+        expect(await auditEvents({ action: 'workspace.created', targetId: doomed })).toHaveLength(1);
+
+        // Purged once: a later sweep finds nothing to do and audits nothing.
+        expect(await purgeExpiredWorkspaces(t.ctx, Date.now() + 9 * DAY_MS)).toBe(0);
+        expect(await auditEvents({ action: 'workspace.purged', targetId: doomed })).toHaveLength(2);
+        // Another workspace's secrets are untouched.
+        expect((await reveal(kept.id)).body.value).toBe('kept-workspace-value-dddd');
       },
     );
 

@@ -537,18 +537,101 @@ export async function purgeExpiredSecrets(
   return purged;
 }
 
+/**
+ * Purges workspaces deleted longer ago than the retention window: every
+ * secret version's ciphertext, the secrets and their names, and the
+ * workspace's wrapped keys are destroyed, in one transaction per workspace.
+ * The workspace row and its audit trail stay (the chain must still verify,
+ * and `hush audit verify` expects a chain for every workspace row), as do
+ * the redacted runs, workflows and memberships, which hold no secret
+ * material. A workspace without keys is purged: the sweep never picks it
+ * again. Audited as the system in the system chain and the workspace's own.
+ * Returns how many workspaces were purged.
+ */
+export async function purgeExpiredWorkspaces(
+  deps: Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'config' | 'keyring'>,
+  now = Date.now(),
+): Promise<number> {
+  const cutoff = nowIso(now - deps.config.secretRetentionDays * 86_400_000);
+  const expired = await deps.db
+    .selectFrom('workspaces')
+    .select('id')
+    .where('deleted_at', 'is not', null)
+    .where('deleted_at', '<=', cutoff)
+    .where((eb) =>
+      eb.exists(
+        eb.selectFrom('workspace_keys').select('version').whereRef('workspace_keys.workspace_id', '=', 'workspaces.id'),
+      ),
+    )
+    .orderBy('id')
+    .limit(100)
+    .execute();
+  let purged = 0;
+  for (const { id } of expired) {
+    const done = await deps.db.transaction().execute(async (trx) => {
+      // The row first (PostgreSQL): a key rotation's last step and secret writes lock it too.
+      let ws = trx.selectFrom('workspaces').select('id').where('id', '=', id).where('deleted_at', '<=', cutoff);
+      if (deps.dbKind === 'postgres') ws = ws.forUpdate();
+      if (!(await ws.executeTakeFirst())) return false;
+      // In a rotation's order (secret, version), as destroySecret does, so the two cannot deadlock.
+      let versions = trx
+        .selectFrom('secret_versions')
+        .select(['secret_id', 'version'])
+        .where('workspace_id', '=', id)
+        .orderBy('secret_id')
+        .orderBy('version');
+      if (deps.dbKind === 'postgres') versions = versions.forUpdate();
+      const versionCount = (await versions.execute()).length;
+      await trx.deleteFrom('secret_versions').where('workspace_id', '=', id).execute();
+      const secrets = await trx.deleteFrom('secrets').where('workspace_id', '=', id).executeTakeFirst();
+      await trx
+        .deleteFrom('variable_names')
+        .where('workspace_id', '=', id)
+        .where('owner_kind', '=', 'secret')
+        .execute();
+      const keys = await trx.deleteFrom('workspace_keys').where('workspace_id', '=', id).executeTakeFirst();
+      const event = {
+        action: 'workspace.purged',
+        targetType: 'workspace',
+        targetId: id,
+        data: {
+          secrets: Number(secrets.numDeletedRows),
+          versions: versionCount,
+          keyVersions: Number(keys.numDeletedRows),
+          reason: 'retention_expired',
+        },
+      };
+      const system = { actorId: null, actorType: 'system' as const, ip: null, requestId: null };
+      await deps.audit(trx, system, { workspaceId: id, ...event });
+      await deps.audit(trx, system, { workspaceId: null, ...event });
+      return true;
+    });
+    if (done) {
+      deps.keyring.forget(id);
+      purged += 1;
+    }
+  }
+  return purged;
+}
+
 /** Runs the retention sweep now and then every `intervalMs`; returns a stop function. */
 export function startSecretRetentionSweep(
-  deps: Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'config' | 'log'>,
+  deps: Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'config' | 'keyring' | 'log'>,
   intervalMs = 15 * 60_000,
 ): () => void {
   const sweep = () => {
     // Once across every server on the database: the others skip this round.
-    withJobLock(deps, 'secret-retention-sweep', () => purgeExpiredSecrets(deps))
+    withJobLock(deps, 'secret-retention-sweep', async () => ({
+      secrets: await purgeExpiredSecrets(deps),
+      workspaces: await purgeExpiredWorkspaces(deps),
+    }))
       .then((outcome) => {
         if (!outcome.ran) deps.log.debug('retention sweep skipped: another server is running it');
-        else if (outcome.value > 0)
-          deps.log.info({ purged: outcome.value }, 'purged secrets past their retention window');
+        else if (outcome.value.secrets > 0 || outcome.value.workspaces > 0)
+          deps.log.info(
+            { purged: outcome.value.secrets, purgedWorkspaces: outcome.value.workspaces },
+            'purged secrets and workspaces past their retention window',
+          );
       })
       .catch((error: unknown) => deps.log.error({ errName: (error as Error)?.name }, 'secret retention sweep failed'));
   };

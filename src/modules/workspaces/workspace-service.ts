@@ -1,7 +1,8 @@
 /**
  * Workspaces: create (with its first data key and owner), read, rename,
  * settings, delete. Deletion is soft: the workspace vanishes from every API
- * at once and its rows stay until an operator purges them.
+ * at once; once HUSH_SECRET_RETENTION_DAYS have passed the retention sweep
+ * destroys its secrets and keys (purgeExpiredWorkspaces in secret-service).
  */
 import type { Transaction } from 'kysely';
 import type { AppContext } from '../../app/context.js';
