@@ -234,6 +234,16 @@ export interface RunsTable {
   step_count: number;
 }
 
+/** A run as stored: its record, and where its workflow's list shows it. */
+export interface StoredRunsTable extends RunsTable {
+  /**
+   * Place in the workflow's list (newest highest), assigned in the insert
+   * (the run's end) under the run-list lock, so rows commit in this order
+   * and a page cursor never passes a row still to come.
+   */
+  list_seq: Generated<number>;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -253,5 +263,5 @@ export interface Database {
   secret_versions: SecretVersionsTable;
   workflows: WorkflowsTable;
   workflow_secret_refs: WorkflowSecretRefsTable;
-  runs: RunsTable;
+  runs: StoredRunsTable;
 }

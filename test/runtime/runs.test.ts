@@ -1164,6 +1164,54 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
     expect(after.length - before.length).toBe(1);
   });
 
+  it.runIf(available)(
+    'a slow run finishing while the runs list is paged is never skipped: it lists above the first page',
+    async () => {
+      // Answers at once, except the one request a test holds until it lets it go.
+      const slow = await startUpstream();
+      let hold = false;
+      let release = () => {};
+      slow.handle((_req, res) => {
+        res.setHeader('content-type', 'application/json');
+        if (!hold) return void res.end('{}');
+        hold = false;
+        release = () => res.end('{}');
+      });
+      try {
+        const id = await save('Paging', [api('call', { url: `${slow.url}/x`, headers: [] })]);
+        const r1 = (await run(id)).body.id as string;
+        const r2 = (await run(id)).body.id as string;
+        hold = true;
+        const pending = run(id); // r3: its id is taken now, its row written when it finishes
+        await expect.poll(() => slow.received.length).toBe(3);
+        const r4 = (await run(id)).body.id as string;
+
+        const walked: string[] = [];
+        const url = `${ws}/workflows/${id}/runs?limit=2`;
+        let page = await team.clients.viewer.get(url);
+        walked.push(...page.body.items.map((r: { id: string }) => r.id));
+        release(); // r3 finishes between the first page and the next
+        const r3 = (await pending).body.id as string;
+        while (page.body.nextCursor) {
+          page = await team.clients.viewer.get(`${url}&cursor=${encodeURIComponent(page.body.nextCursor)}`);
+          expect(page.status, page.text).toBe(200);
+          walked.push(...page.body.items.map((r: { id: string }) => r.id));
+        }
+        expect(walked).toEqual([r4, r2, r1]);
+        // Listed in the order the runs were recorded: r3 comes above where the walk began, so a
+        // client fetching what is newer than its first item finds it. Paged by the run id (taken
+        // at the start), r3 sat between r4 and r2, behind the cursor: no walk ever showed it.
+        const fresh = await team.clients.viewer.get(`${ws}/workflows/${id}/runs`);
+        const all = fresh.body.items.map((r: { id: string }) => r.id);
+        expect(all).toEqual([r3, r4, r2, r1]);
+        expect([...all.slice(0, all.indexOf(walked[0])), ...walked].sort()).toEqual([r1, r2, r3, r4].sort());
+      } finally {
+        release();
+        await slow.close();
+      }
+    },
+  );
+
   it.runIf(available)('runs list newest first with a cursor, and $env is PRODUCTION in a run', async () => {
     const id = await save('Listing', [set('call', 'env', '{{$env}}')]);
     const first = await run(id);

@@ -14,6 +14,7 @@ import * as runStepCounts from './0007-run-step-counts.js';
 import * as secretRevisions from './0008-secret-revisions.js';
 import * as jobLocks from './0009-job-locks.js';
 import * as workflowSummaries from './0010-workflow-summaries.js';
+import * as runListOrder from './0011-run-list-order.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '0008-secret-revisions': secretRevisions,
   '0009-job-locks': jobLocks,
   '0010-workflow-summaries': workflowSummaries,
+  '0011-run-list-order': runListOrder,
 };

@@ -4,10 +4,12 @@
  * records. Everything recorded or returned was redacted with every secret
  * the execution loaded; run records hold no value.
  */
+import { sql, type Transaction } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { AppError, ForbiddenError, NotFoundError, ValidationError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
-import type { RunsTable } from '../../db/schema.js';
+import type { DatabaseKind } from '../../db/database.js';
+import type { Database, RunsTable } from '../../db/schema.js';
 import { authorize, can, type WorkspaceActor } from '../../policy/policy.js';
 import { analyzeBlock, type BlockAnalysis } from '../../runtime/block-fields.js';
 import { type ApiStepResult, executeApiBlock } from '../../runtime/executor.js';
@@ -202,6 +204,33 @@ function systemVariables(
     ['$env', env],
     ['$date', startedAt],
   ];
+}
+
+/**
+ * Inserts a finished run with the next `list_seq` of its workflow. The list
+ * pages by that number, not by the run id (taken at the start: a slow run
+ * finishing between two pages would land above the cursor and never be
+ * listed). The rows must commit in `list_seq` order for a cursor never to
+ * pass one still to come: SQLite's write lock does that; on PostgreSQL one
+ * transaction-level advisory lock, taken before the audit heads (so no
+ * cycle with them) and held until commit, does.
+ */
+async function insertRun(trx: Transaction<Database>, row: RunsTable, kind: DatabaseKind): Promise<void> {
+  if (kind === 'postgres') await sql`select pg_advisory_xact_lock(hashtext('hush:run-list'))`.execute(trx);
+  await trx
+    .insertInto('runs')
+    .values({
+      ...row,
+      list_seq: (eb) =>
+        eb
+          .selectFrom('runs')
+          .select(sql<number>`coalesce(max(list_seq), 0) + 1`.as('next'))
+          .where('workspace_id', '=', row.workspace_id)
+          .where((w) =>
+            row.workflow_id === null ? w('workflow_id', 'is', null) : w('workflow_id', '=', row.workflow_id),
+          ),
+    })
+    .execute();
 }
 
 export function createRunService(deps: Deps) {
@@ -509,32 +538,28 @@ export function createRunService(deps: Deps) {
           },
         ],
         {
-          alongside: (trx) =>
-            trx
-              .insertInto('runs')
-              .values(row)
-              .execute()
-              .then(() => undefined),
+          alongside: (trx) => insertRun(trx, row, deps.dbKind),
         },
       );
       if (failure) throw failure.error;
       return row;
     },
 
-    async list(actor: WorkspaceActor, workflowId: string, limit: number, beforeId?: string) {
+    /** Newest first by `list_seq` (see insertRun); `beforeSeq` is the last seen run's. */
+    async list(actor: WorkspaceActor, workflowId: string, limit: number, beforeSeq?: number) {
       authorize(actor, 'workflows.read');
       let q = db
         .selectFrom('runs')
-        .select(SUMMARY_COLUMNS)
+        .select([...SUMMARY_COLUMNS, 'list_seq'])
         .where('workspace_id', '=', actor.workspaceId)
         .where('workflow_id', '=', workflowId);
-      if (beforeId) q = q.where('id', '<', beforeId);
+      if (beforeSeq !== undefined) q = q.where('list_seq', '<', beforeSeq);
       const rows = await q
-        .orderBy('id', 'desc')
+        .orderBy('list_seq', 'desc')
         .limit(limit + 1)
         .execute();
       // A deleted workflow's runs stay listable; an id naming neither a workflow nor a run is a 404.
-      if (rows.length === 0 && !beforeId) await workflows.load(actor.workspaceId, workflowId);
+      if (rows.length === 0 && beforeSeq === undefined) await workflows.load(actor.workspaceId, workflowId);
       return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
     },
 

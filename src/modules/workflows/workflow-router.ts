@@ -41,7 +41,7 @@ import {
 } from './workflow-service.js';
 
 const workflowParams = workspaceParams.extend({ id: idSchema });
-const runCursor = z.object({ id: z.string() });
+const runCursor = z.object({ seq: z.number().int().nonnegative() });
 const ifMatchHeaders = z.object({ 'if-match': z.string().max(200).optional() });
 
 /**
@@ -280,11 +280,11 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
     async (request) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const before = decodeCursor(request.query.cursor, runCursor);
-      const page = await runs.list(actor, request.params.id, request.query.limit, before?.id);
+      const page = await runs.list(actor, request.params.id, request.query.limit, before?.seq);
       const last = page.rows.at(-1);
       return {
         items: page.rows.map(presentRunSummary),
-        nextCursor: page.hasMore && last ? encodeCursor({ id: last.id }) : null,
+        nextCursor: page.hasMore && last ? encodeCursor({ seq: Number(last.list_seq) }) : null,
       };
     },
   );
