@@ -38,7 +38,7 @@ import { problem, registerErrorHandler, sendProblem } from './error-handler.js';
 import type { App } from './http.js';
 import { registerMetrics } from './metrics.js';
 import { refineOpenApi } from './openapi.js';
-import { redisRateLimitStore } from './rate-limit-store.js';
+import { memoryRateLimitStore, redisRateLimitStore } from './rate-limit-store.js';
 import { RequestLogController } from './request-log.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -154,7 +154,7 @@ export async function buildServer(ctx: AppContext): Promise<App> {
   // Redis trouble refuses a limited request with 503 (rate-limit-store.ts).
   await app.register(rateLimit, {
     global: false,
-    ...(ctx.redis ? { store: redisRateLimitStore(ctx.redis, 'hush-rl:') } : {}),
+    store: ctx.redis ? redisRateLimitStore(ctx.redis, 'hush-rl:') : memoryRateLimitStore(),
   });
   await app.register(swagger, {
     openapi: {

@@ -230,12 +230,14 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
   describe('login rate limit', () => {
     let rl: TestApp;
     let rlOwner: TestClient;
+    let rlWorkspace: string;
     beforeAll(async () => {
       if (!available) return;
       rl = await startTestApp(kind, { HUSH_LOGIN_LIMIT_PER_MIN: '3' });
       // Setup is no login; accepting an invitation counts once for the account it joins.
       const { owner: o, workspaceId } = await setupOwner(rl);
       rlOwner = o;
+      rlWorkspace = workspaceId;
       for (const email of ['other@example.com', 'burst@example.com', 'victim@example.com']) {
         await inviteAndJoin(rl, o, workspaceId, email, 'viewer');
       }
@@ -312,6 +314,41 @@ describe.each(DATABASES)('auth security on $kind', ({ kind, available }) => {
           remoteAddress: '198.51.100.9',
         });
         expect(elsewhere.status, elsewhere.text).toBe(401);
+      },
+    );
+
+    it.runIf(available)(
+      'signing in and accepting an invitation share one budget per account and IP: no second budget of guesses',
+      async () => {
+        const { userId } = await inviteAndJoin(rl, rlOwner, rlWorkspace, 'crossing@example.com', 'viewer'); // 1
+        expect(userId).toEqual(expect.any(String));
+        const own = await rlOwner.post('/api/v1/workspaces', { name: 'Crossing bait' });
+        const invited = await rlOwner.post(`/api/v1/workspaces/${own.body.id}/invitations`, {
+          email: 'crossing@example.com',
+          role: 'viewer',
+        });
+        expect(invited.status, invited.text).toBe(201);
+        const guesser = rl.client();
+        expectProblem(
+          await guesser.post('/api/v1/auth/login', { email: 'crossing@example.com', password: 'login guess 1' }),
+          401,
+          'unauthenticated',
+        ); // 2
+        expectProblem(
+          await guesser.post('/api/v1/invitations/accept', { token: invited.body.token, password: 'accept guess 1' }),
+          401,
+          'unauthenticated',
+        ); // 3: the budget of 3 is spent, whichever route spent it
+        expectProblem(
+          await guesser.post('/api/v1/auth/login', { email: 'CROSSING@example.com', password: PASSWORD }),
+          429,
+          'rate_limited',
+        );
+        expectProblem(
+          await guesser.post('/api/v1/invitations/accept', { token: invited.body.token, password: PASSWORD }),
+          429,
+          'rate_limited',
+        );
       },
     );
 

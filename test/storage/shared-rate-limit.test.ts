@@ -11,8 +11,8 @@ import { createLogger } from '../../src/app/logger.js';
 import { buildServer } from '../../src/app/server.js';
 import { prepareSetup } from '../../src/modules/auth/auth-service.js';
 import { createPostgresDatabase, DATABASES } from '../support/databases.js';
-import { setupOwner } from '../support/fixtures.js';
-import { type TestApp, TestClient } from '../support/harness.js';
+import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
+import { PASSWORD, type TestApp, TestClient } from '../support/harness.js';
 import { REDIS_URL, redisUp } from '../support/redis.js';
 
 const pgAvailable = DATABASES.find((d) => d.kind === 'postgres')?.available ?? false;
@@ -102,9 +102,16 @@ describe('rate limits across two servers', () => {
     expect(statuses).toEqual([...Array(4).fill(401), ...Array(8).fill(429)]);
   });
 
+  /** The first owner, set up through the first server when a test first needs one. */
+  const onFirst = () => ({ client: () => new TestClient(nodes[0]?.app as TestApp['app']) }) as unknown as TestApp;
+  let team: Promise<{ owner: TestClient; workspaceId: string }> | undefined;
+  const ownerTeam = () => {
+    team ??= setupOwner(onFirst());
+    return team;
+  };
+
   it.runIf(available)('reveals counted on one server are refused on the other', async () => {
-    const fakeApp = { client: () => new TestClient(nodes[0]?.app as TestApp['app']) } as unknown as TestApp;
-    const { owner, workspaceId } = await setupOwner(fakeApp);
+    const { owner, workspaceId } = await ownerTeam();
     const s = await owner.post(`/api/v1/workspaces/${workspaceId}/secrets`, {
       name: 'k',
       visibility: 'masked',
@@ -121,4 +128,26 @@ describe('rate limits across two servers', () => {
     expect(refused.status).toBe(429);
     expect(refused.headers['retry-after']).toBeDefined();
   });
+
+  it.runIf(available)(
+    'signing in on one server and accepting an invitation on the other spend one budget per account and IP',
+    async () => {
+      const { owner, workspaceId } = await ownerTeam();
+      const email = `crossing-${randomBytes(4).toString('hex')}@example.com`;
+      await inviteAndJoin(onFirst(), owner, workspaceId, email, 'viewer'); // 1
+      const bait = await owner.post('/api/v1/workspaces', { name: 'Bait' });
+      const invited = await owner.post(`/api/v1/workspaces/${bait.body.id}/invitations`, { email, role: 'viewer' });
+      expect(invited.status, invited.text).toBe(201);
+      const [a, b] = nodes.map((n) => new TestClient(n.app)) as [TestClient, TestClient];
+      for (let i = 0; i < 2; i++)
+        expect((await a.post('/api/v1/auth/login', { email, password: `login guess ${i}` })).status).toBe(401); // 2, 3
+      const accept = (c: TestClient, password: string) =>
+        c.post('/api/v1/invitations/accept', { token: invited.body.token, password });
+      expect((await accept(b, 'accept guess 0')).status).toBe(401); // 4: the limit
+      const login = await b.post('/api/v1/auth/login', { email, password: PASSWORD });
+      expect(login.status, login.text).toBe(429);
+      expect(login.body.code).toBe('rate_limited');
+      expect((await accept(a, PASSWORD)).status).toBe(429);
+    },
+  );
 });

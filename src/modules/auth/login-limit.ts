@@ -2,9 +2,10 @@
  * The login limit (SECURITY.md: HUSH_LOGIN_LIMIT_PER_MIN per client IP and
  * account per minute) as a route's rate-limit config, for every route that
  * checks an account's password: signing in, and accepting an invitation
- * for an email that already has an account. Each route counts per (IP,
- * normalised email), so a password cannot be guessed through a route the
- * limit does not watch. The email is counted by a keyed hash (HMAC under a
+ * for an email that already has an account. The routes share one count per
+ * (IP, normalised email): a password cannot be guessed through a route the
+ * limit does not watch, nor with a second budget through another route that
+ * checks it. The email is counted by a keyed hash (HMAC under a
  * random key this installation keeps in its database): what someone typed
  * into the email field may be their password, and the count's key is stored
  * where the counts are (Redis, shared by every server) — a plain hash of a
@@ -46,6 +47,8 @@ export function loginRateLimit(
       .digest('hex');
   };
   return {
+    // Every route with this limit counts in one budget per (IP, account) (app/rate-limit-store.ts).
+    groupId: 'login',
     max: ctx.config.loginLimitPerMin,
     timeWindow: 60_000,
     hook: 'preHandler' as const,
