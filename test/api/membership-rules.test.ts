@@ -471,6 +471,36 @@ describe.each(DATABASES)('membership rules on $kind', ({ kind, available }) => {
     });
 
     it.runIf(available)(
+      'accepting tells nobody whether the email has an account: the same 401 until a password is checked',
+      async () => {
+        const known = uniqueEmail('known');
+        await inviteAndJoin(t, owner, ws, known, 'viewer');
+        const other = await freshWorkspace('Probe');
+        const forKnown = await invite(known, 'viewer', other);
+        const forUnknown = await invite(uniqueEmail('unknown'), 'viewer', other);
+        const attempts = [
+          { password: 'a wrong but long password' }, // no name
+          { name: 'Probe', password: 'short' },
+          { password: 'x' },
+        ];
+        for (const body of attempts) {
+          const a = await t.client().post('/api/v1/invitations/accept', { token: forKnown.token, ...body });
+          const b = await t.client().post('/api/v1/invitations/accept', { token: forUnknown.token, ...body });
+          expectProblem(a, 401, 'unauthenticated');
+          expectProblem(b, 401, 'unauthenticated');
+          expect(b.body, JSON.stringify(body)).toEqual(a.body);
+        }
+        // Both invitations are still open: a new account with a name and a long enough password joins.
+        const joined = await t.client().post('/api/v1/invitations/accept', {
+          token: forUnknown.token,
+          name: 'New Person',
+          password: PASSWORD,
+        });
+        expect(joined.status, joined.text).toBe(201);
+      },
+    );
+
+    it.runIf(available)(
       'an existing account accepting an invitation must give its own password, and keeps it',
       async () => {
         const email = uniqueEmail('existing');

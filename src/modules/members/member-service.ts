@@ -211,21 +211,20 @@ export function createMemberService(deps: Deps) {
         .selectAll()
         .where('email_normalized', '=', invitation.email_normalized)
         .executeTakeFirst();
+      // Whoever holds a token — the inviter too — must not learn from the answer whether the
+      // email has an account: an existing account's wrong password and a new account's missing
+      // name or short password get the same 401, after the same password-hash work.
+      const refused = () =>
+        new UnauthenticatedError(
+          'Enter the password of the account this email already has; for a new account, your name and a password of at least 10 characters.',
+        );
       let passwordHash: string | undefined;
       if (existing) {
-        if (!(await deps.passwords.verify(existing.password_hash, input.password))) {
-          throw new UnauthenticatedError('This email already has an account: enter its password to accept.');
-        }
+        if (!(await deps.passwords.verify(existing.password_hash, input.password))) throw refused();
+      } else if (!input.name || input.password.length < 10) {
+        await deps.passwords.verifyDummy(input.password);
+        throw refused();
       } else {
-        if (!input.name)
-          throw new ValidationError('body.name: is required for a new account', [
-            { path: 'body.name', message: 'is required for a new account' },
-          ]);
-        if (input.password.length < 10) {
-          throw new ValidationError('body.password: must be at least 10 characters', [
-            { path: 'body.password', message: 'must be at least 10 characters' },
-          ]);
-        }
         passwordHash = await deps.passwords.hash(input.password);
       }
       const result = await db.transaction().execute(async (trx) => {
