@@ -62,6 +62,8 @@ export interface RolesTable {
   id: string;
   workspace_id: string;
   name: string;
+  /** How the name reads (modules/roles/role-names.ts `roleNameKey`): unique per workspace. */
+  name_key: string | null;
   description: string;
   /** JSON array of permission names. */
   permissions: string;

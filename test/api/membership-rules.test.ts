@@ -254,6 +254,31 @@ describe.each(DATABASES)('membership rules on $kind', ({ kind, available }) => {
     });
 
     it.runIf(available)(
+      'a custom role name cannot imitate a system role or another role (fullwidth, dotless i, mixed scripts)',
+      async () => {
+        const roles = `/api/v1/workspaces/${ws}/roles`;
+        const create = (name: string) => owner.post(roles, { name, permissions: ['variables.read'] });
+        // Read as a system role's name: fullwidth letters, a dotless i.
+        for (const name of ['ｏｗｎｅｒ', 'ＶＩＥＷＥＲ', 'Admın'])
+          expectProblem(await create(name), 409, 'name_taken');
+        // Latin with a Cyrillic or Greek lookalike letter: refused whatever it imitates.
+        for (const name of ['\u041ewner', '\u039fps team', 'Rel\u0435ase']) {
+          const res = await create(name);
+          expectProblem(res, 422, 'validation_failed');
+          expect(res.body.errors[0]?.path).toBe('body.name');
+        }
+        // One custom role per reading: "Ops" and "Ｏｐｓ" cannot both exist, by create or rename.
+        await createRole(owner, ws, 'Ops', ['variables.read']);
+        expectProblem(await create('Ｏｐｓ'), 409, 'name_taken');
+        const other = await createRole(owner, ws, 'Other ops', ['variables.read']);
+        expectProblem(await owner.patch(`${roles}/${other}`, { name: 'ＯＰＳ' }), 409, 'name_taken');
+        expectProblem(await owner.patch(`${roles}/${other}`, { name: 'ｅｄｉｔｏｒ' }), 409, 'name_taken');
+        // Other scripts on their own, or beside Latin, are names like any other.
+        for (const name of ['Операторы', 'Ομάδα', 'Dev 開発']) expect((await create(name)).status).toBe(201);
+      },
+    );
+
+    it.runIf(available)(
       'a member whose custom role holds only audit.read reads the audit log and nothing more',
       async () => {
         const auditor = await createRole(owner, ws, 'Auditor', ['audit.read']);

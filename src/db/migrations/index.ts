@@ -15,6 +15,7 @@ import * as secretRevisions from './0008-secret-revisions.js';
 import * as jobLocks from './0009-job-locks.js';
 import * as workflowSummaries from './0010-workflow-summaries.js';
 import * as runListOrder from './0011-run-list-order.js';
+import * as roleNameKeys from './0012-role-name-keys.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   '0009-job-locks': jobLocks,
   '0010-workflow-summaries': workflowSummaries,
   '0011-run-list-order': runListOrder,
+  '0012-role-name-keys': roleNameKeys,
 };

@@ -13,6 +13,7 @@ import {
 import { PERMISSIONS, SYSTEM_ROLES, type SystemRole } from '../../policy/permissions.js';
 import { auditContextOf } from '../auth/principal.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
+import { mixesScripts } from './role-names.js';
 import { roleSchema } from './role-schemas.js';
 import { createRoleService } from './role-service.js';
 
@@ -21,7 +22,9 @@ const roleName = z
   .trim()
   .min(1)
   .max(64)
-  .regex(/^[\p{L}\p{N} _.-]+$/u, 'may hold letters, digits, spaces, "_", "." and "-"');
+  .regex(/^[\p{L}\p{N} _.-]+$/u, 'may hold letters, digits, spaces, "_", "." and "-"')
+  // Their letters imitate each other: "Оwner" with a Cyrillic О would pass for Owner (role-names.ts).
+  .refine((name) => !mixesScripts(name), 'must not mix Latin, Greek and Cyrillic letters');
 const permissionList = z.array(z.enum(PERMISSIONS)).max(PERMISSIONS.length * 2);
 const roleParams = workspaceParams.extend({ id: idSchema });
 

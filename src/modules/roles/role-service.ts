@@ -1,8 +1,10 @@
 /**
  * Custom roles: named permission sets defined per workspace. They can never
  * hold `secrets.manage` or `members.manage_owners`, and a caller can only
- * grant permissions they hold themselves. Names are unique regardless of
- * case (a unique index on `lower(name)` settles concurrent creates). A delete
+ * grant permissions they hold themselves. Names are unique by how they read
+ * (role-names.ts: case, fullwidth and other compatibility forms; unique
+ * indexes on `name_key` and `lower(name)` settle concurrent creates), and
+ * none may read as a system role's. A delete
  * holds the workspace lock, as every assignment of a role does
  * (members, invitations), so a role is never deleted while being handed out.
  */
@@ -22,6 +24,7 @@ import { authorize, mayGrant, type WorkspaceActor } from '../../policy/policy.js
 import type { AuditContext } from '../audit/audit-log.js';
 import { parsePermissions } from '../workspaces/workspace-access.js';
 import { lockWorkspace } from '../workspaces/workspace-service.js';
+import { roleNameKey } from './role-names.js';
 
 type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit'>;
 
@@ -65,24 +68,27 @@ function checkGrantable(actor: WorkspaceActor, permissions: Permission[]): void 
   }
 }
 
+/** A name that reads like a system role's ("ｏｗｎｅｒ", "Admın") is taken. */
 function checkName(name: string): void {
-  if ((SYSTEM_ROLES as readonly string[]).includes(name.toLowerCase())) {
+  if ((SYSTEM_ROLES as readonly string[]).includes(roleNameKey(name))) {
     throw new ConflictError('name_taken', `"${name}" is the name of a system role.`);
   }
 }
 
 /**
- * Role names are unique per workspace regardless of case, in the database's
- * own `lower()` — the one its unique index `roles_workspace_name_lower_uq`
- * uses, which settles concurrent writers; this check only gives the usual
- * case its message first.
+ * Role names are unique per workspace by how they read (`roleNameKey`: case,
+ * fullwidth and other compatibility forms), in the database — its unique
+ * index on `name_key` (and the older one on `lower(name)`) settles
+ * concurrent writers; this check only gives the usual case its message first.
  */
 async function checkNameFree(db: Deps['db'], workspaceId: string, name: string, exceptId?: string): Promise<void> {
   let q = db
     .selectFrom('roles')
     .select('id')
     .where('workspace_id', '=', workspaceId)
-    .where(sql<boolean>`lower(name) = lower(${name})`);
+    .where((eb) =>
+      eb.or([eb('name_key', '=', roleNameKey(name)), eb(sql<string>`lower(name)`, '=', sql<string>`lower(${name})`)]),
+    );
   if (exceptId) q = q.where('id', '!=', exceptId);
   if (await q.executeTakeFirst()) throw new ConflictError('name_taken', `A role named "${name}" already exists.`);
 }
@@ -128,6 +134,7 @@ export function createRoleService(deps: Deps) {
         id: newId('rol'),
         workspace_id: actor.workspaceId,
         name: input.name,
+        name_key: roleNameKey(input.name),
         description: input.description,
         permissions: JSON.stringify(permissions),
         created_at: now,
@@ -170,7 +177,10 @@ export function createRoleService(deps: Deps) {
         await checkNameFree(db, actor.workspaceId, patch.name, id);
       }
       const set: Partial<RolesTable> = { updated_at: nowIso() };
-      if (patch.name !== undefined) set.name = patch.name;
+      if (patch.name !== undefined) {
+        set.name = patch.name;
+        set.name_key = roleNameKey(patch.name);
+      }
       if (patch.description !== undefined) set.description = patch.description;
       if (permissions) set.permissions = JSON.stringify(permissions);
       try {
