@@ -205,6 +205,52 @@ describe.runIf(enabled)(SUITE, () => {
     await context.close();
   });
 
+  it('an owner edits a value from Add secret: the field keeps its secret; a secret created there goes in', async () => {
+    const ws = `/api/v1/workspaces/${wsId}`;
+    const versionOf = async (name: string) => {
+      const list = (await ownerClient.get(`${ws}/secrets?q=${name}`)).body.items as { name: string; version: number }[];
+      return list.find((s) => s.name === name)?.version;
+    };
+    const before = await versionOf(RESTRICTED);
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, 'owner@example.com');
+    await goTo(page, 'Workflows');
+    await page.getByLabel('New workflow name').fill('Picker edits');
+    await page.getByRole('button', { name: 'Create workflow' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Picker edits' }).waitFor();
+    await page.getByRole('button', { name: 'Add API block' }).click();
+    const headers = page.getByRole('group', { name: 'Headers' });
+    await headers.getByRole('button', { name: 'Add header' }).click();
+    await headers.getByRole('button', { name: 'Add secret' }).click();
+    const listbox = page.getByRole('listbox', { name: 'Secrets' });
+    await listbox.getByRole('option', { name: MASKED }).click();
+    await headers.getByRole('button', { name: `Remove secret ${MASKED}` }).waitFor();
+
+    // Editing another secret's value from the picker saves a new version and leaves the field alone.
+    await headers.getByRole('button', { name: 'Add secret' }).click();
+    await page.getByRole('button', { name: `Edit value of ${RESTRICTED}` }).click();
+    const panel = page.getByRole('dialog', { name: `Edit secret ${RESTRICTED}` });
+    await panel.getByLabel('Value', { exact: true }).fill('crm_sk_rotated_value_0123456789');
+    await panel.getByRole('button', { name: 'Save' }).click();
+    await panel.waitFor({ state: 'hidden' });
+    await expect.poll(() => versionOf(RESTRICTED)).toBe((before ?? 0) + 1);
+    await listbox.waitFor({ state: 'detached' });
+    await headers.getByRole('button', { name: `Remove secret ${MASKED}` }).waitFor();
+    expect(await headers.getByRole('button', { name: `Remove secret ${RESTRICTED}` }).count()).toBe(0);
+
+    // A secret created from the picker is what the field then holds.
+    await headers.getByRole('button', { name: 'Add secret' }).click();
+    await page.keyboard.type('picker_new');
+    await page.getByRole('button', { name: 'Create new secret "picker_new"' }).click();
+    const created = page.getByRole('dialog', { name: 'New secret' });
+    await created.getByLabel('Value', { exact: true }).fill('picker-new-value-0123456789');
+    await created.getByRole('button', { name: 'Save' }).click();
+    await created.waitFor({ state: 'hidden' });
+    await headers.getByRole('button', { name: 'Remove secret picker_new' }).waitFor();
+    expect(await headers.getByRole('button', { name: `Remove secret ${MASKED}` }).count()).toBe(0);
+    await context.close();
+  });
+
   it('a viewer sees no secret: no names in the DOM, no Secrets tab, no successful call to …/secrets', async () => {
     const { context, page, network } = await openPage(browser, hush.baseUrl);
     await signIn(page, VIEWER);

@@ -281,10 +281,13 @@ function SecretPicker(props: {
             secret={editing ?? undefined}
             initialName={creating ?? ''}
             onSaved={(s) => {
+              // A new secret goes into the field; a new value for an existing one leaves the field as it is.
+              const created = creating !== null;
               setCreating(null);
               setEditing(null);
               props.onSecretsChanged();
-              choose(s.name);
+              if (created) choose(s.name);
+              else close();
             }}
           />
         )}
