@@ -16,9 +16,11 @@ export function usePath(): string {
   return path;
 }
 
-export function navigate(path: string): void {
+/** Goes to `path` in the app; `replace` swaps the current history entry (e.g. a URL that held a one-time token). */
+export function navigate(path: string, options: { replace?: boolean } = {}): void {
   if (window.location.pathname + window.location.hash === path) return;
-  window.history.pushState(null, '', path);
+  if (options.replace) window.history.replaceState(null, '', path);
+  else window.history.pushState(null, '', path);
   window.dispatchEvent(new Event('hush:navigate'));
 }
 

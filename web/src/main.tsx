@@ -104,7 +104,7 @@ function LoginPage({ onDone }: { onDone: () => void }) {
   );
 }
 
-function InvitePage({ onDone }: { onDone: () => void }) {
+function InvitePage({ onDone }: { onDone: () => Promise<void> }) {
   const token = new URLSearchParams(window.location.hash.slice(1)).get('token') ?? '';
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
@@ -116,9 +116,14 @@ function InvitePage({ onDone }: { onDone: () => void }) {
         onSubmit={async (e) => {
           e.preventDefault();
           try {
-            await post('/invitations/accept', { token, name: name || undefined, password });
-            window.history.replaceState(null, '', '/');
-            onDone();
+            const joined = await post<{ workspaceId: string }>('/invitations/accept', {
+              token,
+              name: name || undefined,
+              password,
+            });
+            // Signed in now: load the session, then go to the workspace joined (the token leaves the address bar).
+            await onDone();
+            navigate(`/w/${joined.workspaceId}/variables`, { replace: true });
           } catch (err) {
             setError(err);
           }
