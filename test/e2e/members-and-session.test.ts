@@ -7,7 +7,15 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BrowserApp, browserAvailable, launchBrowser, openPage, startBrowserApp } from '../support/browser.js';
+import {
+  type BrowserApp,
+  browserAvailable,
+  domTexts,
+  launchBrowser,
+  openPage,
+  signIn,
+  startBrowserApp,
+} from '../support/browser.js';
 import { setupOwner } from '../support/fixtures.js';
 import { PASSWORD, type TestClient } from '../support/harness.js';
 
@@ -64,6 +72,29 @@ describe.runIf(enabled)(SUITE, () => {
     expect(await page.getByRole('heading', { name: 'Join a workspace' }).count()).toBe(0);
     await page.getByText('newcomer@example.com').waitFor();
     expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('a session ended in another tab: the next call brings the sign-in page, no secret name stays on screen', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await page.getByRole('rowheader', { name: SECRET }).waitFor();
+    const other = await context.newPage();
+    await other.goto('/');
+    await other.getByRole('button', { name: 'Sign out' }).click();
+    await other.getByRole('button', { name: 'Sign in' }).waitFor();
+
+    // The first tab still shows the workspace; its next call (a search) answers 401.
+    await page.getByRole('searchbox', { name: 'Search' }).fill('stripe');
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    expect(await page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);
+    for (const { where, text } of await domTexts(page)) expect(text, where).not.toContain(SECRET);
+
+    // Signing in again returns to the page it was on.
+    await page.getByLabel('Email').fill(OWNER);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Variables' }).waitFor();
     await context.close();
   });
 });

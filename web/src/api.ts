@@ -37,6 +37,22 @@ function csrfToken(): string {
   return m?.[1] ? decodeURIComponent(m[1]) : '';
 }
 
+/**
+ * The calls whose 401 is an answer about the credentials they carry (a wrong
+ * password, no session yet), not a session that ended under an open page.
+ */
+const SESSION_CALLS = new Set(['/me', '/setup', '/auth/login', '/auth/logout', '/invitations/accept']);
+
+let sessionEnded: () => void = () => undefined;
+
+/**
+ * What to do when any other call answers 401 (signed out in another tab,
+ * expired): the app reloads its session, which brings the sign-in page.
+ */
+export function onSessionEnded(handler: () => void): void {
+  sessionEnded = handler;
+}
+
 export async function api<T>(
   method: string,
   path: string,
@@ -57,6 +73,7 @@ export async function api<T>(
   const text = await res.text();
   const data: unknown = text ? JSON.parse(text) : undefined;
   if (!res.ok) {
+    if (res.status === 401 && !SESSION_CALLS.has(path)) sessionEnded();
     const p = (data ?? {}) as { code?: string; detail?: string; errors?: FieldError[] };
     throw new ApiError(res.status, p.code ?? 'error', p.detail ?? `Request failed (${res.status})`, p.errors ?? []);
   }

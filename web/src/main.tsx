@@ -1,7 +1,7 @@
 /** The Hush web UI: setup, sign-in, and the workspace pages. */
 import { StrictMode, useCallback, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { ApiError, get, type Me, post } from './api';
+import { ApiError, get, type Me, onSessionEnded, post } from './api';
 import {
   Link,
   navigate,
@@ -268,6 +268,20 @@ function App() {
   }, []);
   useEffect(() => {
     void reload();
+  }, [reload]);
+  // A call answered 401: the session ended (another tab signed out, it expired). Asking /me again
+  // turns the page into the sign-in page; calls failing together ask once.
+  useEffect(() => {
+    let asking = false;
+    onSessionEnded(() => {
+      if (asking) return;
+      asking = true;
+      void reload()
+        .catch(() => setState((s) => (s ? { ...s, me: null } : s)))
+        .finally(() => {
+          asking = false;
+        });
+    });
   }, [reload]);
 
   if (!state) return <p aria-busy="true">Loading…</p>;
