@@ -11,12 +11,13 @@ import {
   type BrowserApp,
   browserAvailable,
   domTexts,
+  goTo,
   launchBrowser,
   openPage,
   signIn,
   startBrowserApp,
 } from '../support/browser.js';
-import { setupOwner } from '../support/fixtures.js';
+import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
 import { PASSWORD, type TestClient } from '../support/harness.js';
 
 const SUITE = 'Members and the session in the browser';
@@ -95,6 +96,83 @@ describe.runIf(enabled)(SUITE, () => {
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { level: 1, name: 'Variables' }).waitFor();
+    await context.close();
+  });
+
+  it('an admin is offered no owner-only action; Remove asks first; demoting oneself leaves no stale page', async () => {
+    const admin = 'admin@example.com';
+    await inviteAndJoin(hush.t, owner, workspaceId, admin, 'admin');
+    const gone = await inviteAndJoin(hush.t, owner, workspaceId, 'removed@example.com', 'editor');
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    const errors = pageErrors(page);
+    await signIn(page, admin);
+    await goTo(page, 'Members');
+    const row = (email: string) => page.getByRole('row').filter({ hasText: email });
+    await row('removed@example.com').waitFor();
+
+    // The owner's row: no role select, no Remove; no list offers the owner role.
+    expect(await row(OWNER).getByRole('combobox').count()).toBe(0);
+    expect(await row(OWNER).getByRole('button').count()).toBe(0);
+    const offered = async (label: string) =>
+      page.getByRole('combobox', { name: label }).locator('option').allTextContents();
+    expect(await offered('Invite role')).not.toContain('owner');
+    expect(await offered('Invite role')).toContain('editor');
+    expect(await offered(`Role of ${admin}`)).not.toContain('owner');
+
+    // Remove asks in a modal; Cancel keeps the member, Remove removes them.
+    await row('removed@example.com').getByRole('button', { name: 'Remove' }).click();
+    const modal = page.getByRole('dialog', { name: 'Remove member' });
+    await modal.getByText('removed@example.com').waitFor();
+    await modal.getByRole('button', { name: 'Cancel' }).click();
+    await modal.waitFor({ state: 'hidden' });
+    const members = async () =>
+      ((await owner.get(`${ws}/members`)).body.items as { userId: string }[]).map((m) => m.userId);
+    expect(await members()).toContain(gone.userId);
+    await row('removed@example.com').getByRole('button', { name: 'Remove' }).click();
+    await modal.getByRole('button', { name: 'Remove', exact: true }).click();
+    await row('removed@example.com').waitFor({ state: 'detached' });
+    expect(await members()).not.toContain(gone.userId);
+
+    // Demoting oneself to viewer: the page follows the new role (viewers cannot read members).
+    await page.getByRole('combobox', { name: `Role of ${admin}` }).selectOption('viewer');
+    await page.getByText('Your role cannot see the members of this workspace.').waitFor();
+    await page
+      .getByRole('combobox', { name: 'Workspace' })
+      .locator('option', { hasText: '(viewer)' })
+      .waitFor({ state: 'attached' });
+    expect(await page.getByRole('button', { name: 'Invite' }).count()).toBe(0);
+    expect(await page.getByRole('alert').count()).toBe(0);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('leaving asks first, then moves to a workspace still held, with no error', async () => {
+    const leaver = 'leaver@example.com';
+    const joined = await inviteAndJoin(hush.t, owner, workspaceId, leaver, 'editor');
+    const own = await joined.client.post('/api/v1/workspaces', { name: 'Leaver Lab' });
+    expect(own.status, own.text).toBe(201);
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    const errors = pageErrors(page);
+    await signIn(page, leaver);
+    await page.goto(`/w/${workspaceId}/members`);
+    await page.getByRole('heading', { level: 1, name: 'Members' }).waitFor();
+    await page.getByRole('button', { name: 'Leave' }).click();
+    const modal = page.getByRole('dialog', { name: 'Leave workspace' });
+    await modal.getByRole('button', { name: 'Cancel' }).click();
+    await modal.waitFor({ state: 'hidden' });
+    const isMember = async () =>
+      ((await owner.get(`${ws}/members`)).body.items as { userId: string }[]).some((m) => m.userId === joined.userId);
+    expect(await isMember()).toBe(true);
+
+    await page.getByRole('button', { name: 'Leave' }).click();
+    await modal.getByRole('button', { name: 'Leave', exact: true }).click();
+    await page.waitForURL(`**/w/${own.body.id}/variables`);
+    await page.getByRole('heading', { level: 1, name: 'Variables' }).waitFor();
+    expect(await isMember()).toBe(false);
+    const switcher = page.getByRole('combobox', { name: 'Workspace' });
+    await expect.poll(() => switcher.locator('option').allTextContents()).toEqual(['Leaver Lab (owner)']);
+    expect(await page.getByRole('alert').count()).toBe(0);
+    expect(errors).toEqual([]);
     await context.close();
   });
 });

@@ -1,5 +1,5 @@
 /** The Hush web UI: setup, sign-in, and the workspace pages. */
-import { StrictMode, useCallback, useEffect, useState } from 'react';
+import { StrictMode, useCallback, useEffect, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { ApiError, get, type Me, onSessionEnded, post } from './api';
 import {
@@ -153,9 +153,15 @@ function Shell({ session, path }: { session: Session; path: string }) {
   const fallback = session.me.workspaces[0]?.id;
   const [workspace, setWorkspace] = useState<WorkspaceState | null>(null);
   const [error, setError] = useState<unknown>(null);
+  // The workspace in the address bar: an answer for another one (left, switched away from) is dropped.
+  const shown = useRef(wsId);
+  shown.current = wsId;
 
   const load = useCallback(async () => {
-    if (!wsId) return;
+    if (!wsId) {
+      setError(null);
+      return;
+    }
     try {
       const w = await get<{
         id: string;
@@ -164,11 +170,12 @@ function Shell({ session, path }: { session: Session; path: string }) {
         permissions: string[];
         settings: { secretHostBinding: string };
       }>(`/workspaces/${wsId}`);
+      if (shown.current !== wsId) return;
       const permissions = new Set(w.permissions);
       setWorkspace({ ...w, permissions, can: (p) => permissions.has(p), reload: load });
       setError(null);
     } catch (err) {
-      setError(err);
+      if (shown.current === wsId) setError(err);
     }
   }, [wsId]);
 
@@ -243,6 +250,8 @@ function Shell({ session, path }: { session: Session; path: string }) {
             {page === 'members' && <MembersPage />}
             {page === 'settings' && <SettingsPage />}
           </WorkspaceContext.Provider>
+        ) : !wsId && !fallback ? (
+          <p>You are not a member of any workspace. Ask for an invitation, or open one you were sent.</p>
         ) : (
           !error && <p aria-busy="true">Loading…</p>
         )}

@@ -1,9 +1,9 @@
 /** Audit log, members and roles, API tokens and workspace settings. */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { NEVER_GRANTABLE_TO_CUSTOM_ROLES, PERMISSIONS } from '../../../src/policy/permissions';
-import { del, get, getAll, type Page, patch, post, type Role } from '../api';
-import { useSession, useWorkspace } from '../app-state';
-import { ErrorText, Field } from '../components/ui';
+import { del, get, getAll, type Me, type Page, patch, post, type Role } from '../api';
+import { navigate, useSession, useWorkspace } from '../app-state';
+import { ConfirmModal, ErrorText, Field } from '../components/ui';
 
 interface AuditEvent {
   id: string;
@@ -172,6 +172,8 @@ export function MembersPage() {
   const [roleName, setRoleName] = useState('');
   const [perms, setPerms] = useState<Set<string>>(new Set());
   const [error, setError] = useState<unknown>(null);
+  /** The member about to be removed (or the caller, about to leave), asked in a modal first. */
+  const [removing, setRemoving] = useState<(typeof members)[number] | null>(null);
   const load = useCallback(async () => {
     if (!ws.can('members.read')) return;
     const [m, r] = await Promise.all([
@@ -184,8 +186,52 @@ export function MembersPage() {
   useEffect(() => {
     void load().catch(setError);
   }, [load]);
+  /**
+   * After a change to one's own membership this page may no longer be allowed or exist: the session
+   * and workspace are reloaded (the page follows the new permissions), and someone who left goes to a
+   * workspace they still belong to (or to none).
+   */
+  const afterSelfChange = async (left: boolean) => {
+    if (!left) {
+      await session.reload();
+      await ws.reload();
+      return;
+    }
+    const me = await get<Me>('/me');
+    const next = me.workspaces[0];
+    if (next) navigate(`/w/${next.id}/variables`, { replace: true });
+    await session.reload();
+    if (!next) navigate('/', { replace: true });
+  };
+  const changeRole = async (member: (typeof members)[number], newRole: string) => {
+    try {
+      await patch(`/workspaces/${ws.id}/members/${member.userId}`, { role: newRole });
+      setError(null);
+      if (member.userId === session.me.user.id) await afterSelfChange(false);
+      else await load();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const remove = async (member: (typeof members)[number]) => {
+    try {
+      await del(`/workspaces/${ws.id}/members/${member.userId}`);
+      setRemoving(null);
+      setError(null);
+      if (member.userId === session.me.user.id) await afterSelfChange(true);
+      else await load();
+    } catch (err) {
+      setRemoving(null);
+      setError(err);
+    }
+  };
+
   if (!ws.can('members.read')) return <p>Your role cannot see the members of this workspace.</p>;
   const manage = ws.can('members.manage');
+  // Owners are made, changed and removed only with members.manage_owners (the API refuses the rest).
+  const manageOwners = ws.can('members.manage_owners');
+  const assignable = roles.filter((r) => r.id !== 'owner' || manageOwners);
+  const leaving = removing?.userId === session.me.user.id;
   return (
     <section>
       <header className="page-head">
@@ -204,46 +250,40 @@ export function MembersPage() {
           </tr>
         </thead>
         <tbody>
-          {members.map((m) => (
-            <tr key={m.userId}>
-              <td>{m.name}</td>
-              <td>{m.email}</td>
-              <td>
-                {manage ? (
-                  <select
-                    aria-label={`Role of ${m.email}`}
-                    value={m.role}
-                    onChange={async (e) => {
-                      await patch(`/workspaces/${ws.id}/members/${m.userId}`, { role: e.target.value }).catch(setError);
-                      await load();
-                    }}
-                  >
-                    {roles.map((r) => (
-                      <option key={r.id} value={r.id}>
-                        {r.name}
-                      </option>
-                    ))}
-                  </select>
-                ) : (
-                  m.roleName
-                )}
-              </td>
-              <td>
-                {(manage || m.userId === session.me.user.id) && (
-                  <button
-                    type="button"
-                    className="ghost danger"
-                    onClick={async () => {
-                      await del(`/workspaces/${ws.id}/members/${m.userId}`).catch(setError);
-                      await load();
-                    }}
-                  >
-                    {m.userId === session.me.user.id ? 'Leave' : 'Remove'}
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
+          {members.map((m) => {
+            const self = m.userId === session.me.user.id;
+            const changeable = manage && (m.role !== 'owner' || manageOwners);
+            return (
+              <tr key={m.userId}>
+                <td>{m.name}</td>
+                <td>{m.email}</td>
+                <td>
+                  {changeable ? (
+                    <select
+                      aria-label={`Role of ${m.email}`}
+                      value={m.role}
+                      onChange={(e) => void changeRole(m, e.target.value)}
+                    >
+                      {assignable.map((r) => (
+                        <option key={r.id} value={r.id}>
+                          {r.name}
+                        </option>
+                      ))}
+                    </select>
+                  ) : (
+                    m.roleName
+                  )}
+                </td>
+                <td>
+                  {(changeable || self) && (
+                    <button type="button" className="ghost danger" onClick={() => setRemoving(m)}>
+                      {self ? 'Leave' : 'Remove'}
+                    </button>
+                  )}
+                </td>
+              </tr>
+            );
+          })}
         </tbody>
       </table>
       {manage && (
@@ -264,7 +304,7 @@ export function MembersPage() {
           <div className="field">
             <label htmlFor="invite-role">Invite role</label>
             <select id="invite-role" value={role} onChange={(e) => setRole(e.target.value)}>
-              {roles.map((r) => (
+              {assignable.map((r) => (
                 <option key={r.id} value={r.id}>
                   {r.name}
                 </option>
@@ -279,6 +319,26 @@ export function MembersPage() {
           )}
         </form>
       )}
+      <ConfirmModal
+        open={removing !== null}
+        title={leaving ? 'Leave workspace' : 'Remove member'}
+        confirmLabel={leaving ? 'Leave' : 'Remove'}
+        onCancel={() => setRemoving(null)}
+        onConfirm={() => (removing ? remove(removing) : Promise.resolve())}
+      >
+        <p>
+          {leaving ? (
+            <>
+              Leave <strong>{ws.name}</strong>? You lose access to it until someone invites you again.
+            </>
+          ) : (
+            <>
+              Remove <strong>{removing?.email}</strong> from <strong>{ws.name}</strong>? They lose access to it until
+              invited again.
+            </>
+          )}
+        </p>
+      </ConfirmModal>
       <h2>Roles</h2>
       <ul className="cards">
         {roles.map((r) => (
