@@ -156,6 +156,43 @@ describe.runIf(enabled)(SUITE, () => {
     await context.close();
   });
 
+  it('a role without audit.read gets no Audit log link, export or verify; settings by address say "not allowed"', async () => {
+    await inviteAndJoin(hush.t, owner, workspaceId, 'no-audit@example.com', 'editor');
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await signIn(page, 'no-audit@example.com');
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Workflows' }).waitFor();
+    expect(await nav.getByRole('link', { name: 'Audit log' }).count()).toBe(0);
+
+    await page.goto(`/w/${workspaceId}/audit`);
+    await page.getByText('Your role in this workspace does not allow reading the audit log.').waitFor();
+    expect(await page.getByRole('link', { name: 'Export CSV' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Verify chain' }).count()).toBe(0);
+    await page.goto(`/w/${workspaceId}/settings`);
+    await page.getByText('Your role in this workspace does not allow changing its settings.').waitFor();
+    expect(await page.getByRole('button', { name: 'Save' }).count()).toBe(0);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it("Verify chain refused (the role changed meanwhile) shows the server's answer on the page", async () => {
+    const { userId } = await inviteAndJoin(hush.t, owner, workspaceId, 'verifier@example.com', 'admin');
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await signIn(page, 'verifier@example.com');
+    await goTo(page, 'Audit log');
+    const demoted = await owner.patch(`${ws}/members/${userId}`, { role: 'viewer' });
+    expect(demoted.status, demoted.text).toBeLessThan(300);
+    await page.getByRole('button', { name: 'Verify chain' }).click();
+    await page.getByRole('alert').filter({ hasText: 'audit.read' }).waitFor();
+    expect(await page.getByRole('status').filter({ hasText: 'Chain' }).count()).toBe(0);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
   it('a deleted secret comes back with Undo or Restore, and is purged only after a confirmation', async () => {
     const { context, page } = await openPage(browser, hush.baseUrl);
     await signIn(page, OWNER);

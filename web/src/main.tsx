@@ -222,7 +222,7 @@ function Shell({ session, path }: { session: Session; path: string }) {
         </button>
       </header>
       <nav aria-label="Main">
-        {NAV.map(([slug, label]) => (
+        {NAV.filter(([slug]) => slug !== 'audit' || workspace?.can('audit.read')).map(([slug, label]) => (
           <Link key={slug} to={`/w/${wsId ?? fallback}/${slug}`} current={page === slug}>
             {label}
           </Link>

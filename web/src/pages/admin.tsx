@@ -17,7 +17,21 @@ interface AuditEvent {
   data: Record<string, unknown>;
 }
 
+/** What a page shows to a role without the permission it needs (reached by its address). */
+function NotAllowed({ what }: { what: string }) {
+  return (
+    <section>
+      <p role="status">Your role in this workspace does not allow {what}.</p>
+    </section>
+  );
+}
+
 export function AuditPage() {
+  const ws = useWorkspace();
+  return ws.can('audit.read') ? <AuditLog /> : <NotAllowed what="reading the audit log" />;
+}
+
+function AuditLog() {
   const ws = useWorkspace();
   const [action, setAction] = useState('');
   const [actor, setActor] = useState('');
@@ -89,11 +103,17 @@ export function AuditPage() {
         <button
           type="button"
           className="ghost"
-          onClick={async () =>
-            setVerdict(
-              await get<{ ok: boolean; checked: number; brokenAt?: string }>(`/workspaces/${ws.id}/audit/verify`),
-            )
-          }
+          onClick={async () => {
+            try {
+              setVerdict(
+                await get<{ ok: boolean; checked: number; brokenAt?: string }>(`/workspaces/${ws.id}/audit/verify`),
+              );
+              setError(null);
+            } catch (err) {
+              setVerdict(null);
+              setError(err);
+            }
+          }}
         >
           Verify chain
         </button>
@@ -484,6 +504,11 @@ export function TokensPage() {
 }
 
 export function SettingsPage() {
+  const ws = useWorkspace();
+  return ws.can('workspace.manage') ? <WorkspaceSettings /> : <NotAllowed what="changing its settings" />;
+}
+
+function WorkspaceSettings() {
   const ws = useWorkspace();
   const [name, setName] = useState(ws.name);
   const [binding, setBinding] = useState(ws.settings.secretHostBinding);
