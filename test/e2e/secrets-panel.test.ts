@@ -203,6 +203,41 @@ describe.runIf(enabled)(SUITE, () => {
     await context.close();
   });
 
+  it('search waits for typing to pause, and a slow answer to an earlier search never replaces a later one', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await secretRow(page, RESTRICTED).waitFor();
+    const searches: string[] = [];
+    // Answers to a search for "zen" come late.
+    await page.route(
+      (url) => url.pathname.endsWith('/secrets') && url.searchParams.has('q'),
+      async (route) => {
+        const q = new URL(route.request().url()).searchParams.get('q') ?? '';
+        searches.push(q);
+        if (q === 'zen') await new Promise((r) => setTimeout(r, 1500));
+        await route.continue();
+      },
+    );
+    const search = page.getByRole('searchbox', { name: 'Search' });
+
+    // Typing letter by letter asks once, for what was typed.
+    await search.pressSequentially('crm_k', { delay: 30 });
+    await expect.poll(() => searches).toContain('crm_k');
+    await secretRow(page, MASKED).waitFor({ state: 'detached' });
+    expect(searches.filter((q) => q !== 'crm_k')).toEqual([]);
+
+    // "zen" is asked (its answer is slow), then "crm": the late "zen" answer is dropped.
+    await search.fill('zen');
+    await expect.poll(() => searches).toContain('zen');
+    await search.fill('crm');
+    await expect.poll(() => searches).toContain('crm');
+    await secretRow(page, RESTRICTED).waitFor();
+    await page.waitForTimeout(2000); // past the slow answer
+    expect(await secretRow(page, MASKED).count()).toBe(0);
+    await secretRow(page, RESTRICTED).waitFor();
+    await context.close();
+  });
+
   it('a multi-line value (a PEM key) is kept as pasted and revealed as it is; the value is never React state', async () => {
     const pem = `-----BEGIN PRIVATE KEY-----\n${makeCanary('pemline')}\n\t  indented ${makeCanary('pemtab')}\n-----END PRIVATE KEY-----`;
     const { context, page } = await openPage(browser, hush.baseUrl);

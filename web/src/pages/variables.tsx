@@ -11,6 +11,7 @@ import { ConfirmModal, Dots, ErrorText, Field, Icon, Modal, SidePanel } from '..
 
 type Tab = 'all' | 'custom' | 'system' | 'secrets' | 'deleted';
 const REVEAL_MS = 20_000;
+const SEARCH_DEBOUNCE_MS = 250;
 
 function RevealableValue({ secret }: { secret: Secret }) {
   const ws = useWorkspace();
@@ -316,6 +317,14 @@ export function VariablesPage() {
   const ws = useWorkspace();
   const [tab, setTab] = useState<Tab>('all');
   const [q, setQ] = useState('');
+  /** The search the lists are asked for: what was typed, once typing pauses. */
+  const [query, setQuery] = useState('');
+  useEffect(() => {
+    const timer = setTimeout(() => setQuery(q.trim()), SEARCH_DEBOUNCE_MS);
+    return () => clearTimeout(timer);
+  }, [q]);
+  /** Moved by every load: an answer to an earlier one (an older search) is dropped, not shown over a later one. */
+  const loads = useRef(0);
   const [variables, setVariables] = useState<Variable[]>([]);
   const [secrets, setSecrets] = useState<Secret[]>([]);
   const [error, setError] = useState<unknown>(null);
@@ -343,12 +352,13 @@ export function VariablesPage() {
         list === 'vars'
           ? `/workspaces/${ws.id}/variables?limit=200`
           : `/workspaces/${ws.id}/secrets?${list === 'deleted' ? 'deleted=true&' : ''}limit=200`;
-      const search = q ? `&q=${encodeURIComponent(q)}` : '';
+      const search = query ? `&q=${encodeURIComponent(query)}` : '';
       return get<Page<T>>(`${path}${search}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
     },
-    [ws.id, q],
+    [ws.id, query],
   );
   const load = useCallback(async () => {
+    const asked = ++loads.current;
     try {
       const none = Promise.resolve({ items: [] as Secret[], nextCursor: null });
       const [vars, secs, gone] = await Promise.all([
@@ -356,13 +366,14 @@ export function VariablesPage() {
         canSecrets ? pageOf<Secret>('secrets') : none,
         canManage ? pageOf<Secret>('deleted') : none,
       ]);
+      if (asked !== loads.current) return;
       setVariables(vars.items);
       setSecrets(secs.items);
       setDeleted(gone.items);
       setCursors({ vars: vars.nextCursor, secrets: secs.nextCursor, deleted: gone.nextCursor });
       setError(null);
     } catch (err) {
-      setError(err);
+      if (asked === loads.current) setError(err);
     }
   }, [pageOf, canSecrets, canManage]);
   /** The next page of every list that has one, appended (one at a time: the button is gone meanwhile). */
@@ -370,12 +381,14 @@ export function VariablesPage() {
   const more = async () => {
     if (loadingMore) return;
     setLoadingMore(true);
+    const asked = loads.current;
     try {
       const [vars, secs, gone] = await Promise.all([
         cursors.vars ? pageOf<Variable>('vars', cursors.vars) : null,
         cursors.secrets ? pageOf<Secret>('secrets', cursors.secrets) : null,
         cursors.deleted ? pageOf<Secret>('deleted', cursors.deleted) : null,
       ]);
+      if (asked !== loads.current) return; // the lists were reloaded (another search) meanwhile
       if (vars) setVariables((v) => [...v, ...vars.items]);
       if (secs) setSecrets((s) => [...s, ...secs.items]);
       if (gone) setDeleted((d) => [...d, ...gone.items]);
