@@ -76,6 +76,24 @@ describe.runIf(enabled)(SUITE, () => {
     await context.close();
   });
 
+  it('a refused invitation form shows its message once, at the field, without the request path', async () => {
+    const inv = await owner.post(`${ws}/invitations`, { email: 'hesitant@example.com', role: 'viewer' });
+    expect(inv.status, inv.text).toBe(201);
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await page.goto(`/invite#token=${encodeURIComponent(inv.body.token)}`);
+    await page.getByLabel('Your name').fill('Hesitant');
+    await page.getByRole('button', { name: 'Accept invitation' }).click();
+    const atPassword = page
+      .locator('.field')
+      .filter({ has: page.getByLabel('Password') })
+      .getByRole('alert');
+    await atPassword.waitFor();
+    const alerts = await page.getByRole('alert').allTextContents();
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).not.toMatch(/body\.|password:/);
+    await context.close();
+  });
+
   it('a session ended in another tab: the next call brings the sign-in page, no secret name stays on screen', async () => {
     const { context, page } = await openPage(browser, hush.baseUrl);
     await signIn(page, OWNER);

@@ -238,6 +238,37 @@ describe.runIf(enabled)(SUITE, () => {
     await context.close();
   });
 
+  it('a refused form shows each message once, at its field, without the request path', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await page.getByRole('button', { name: 'Create New' }).click();
+    const panel = page.getByRole('dialog', { name: 'Create New' });
+    const atField = (label: string) =>
+      panel
+        .locator('.field')
+        .filter({ has: page.getByLabel(label, { exact: true }) })
+        .getByRole('alert');
+    const alerts = async () => {
+      const texts = await panel.getByRole('alert').allTextContents();
+      for (const text of texts) expect(text).not.toMatch(/body\./);
+      return texts;
+    };
+    await panel.getByLabel('Name', { exact: true }).fill('not a name!');
+    await panel.getByLabel('Value', { exact: true }).fill('some-long-enough-value');
+    await panel.getByRole('button', { name: 'Save' }).click();
+    await atField('Name').waitFor();
+    expect(await alerts()).toHaveLength(1);
+
+    // A bad host, on the second line: said at the Allowed hosts field, naming the entry.
+    await panel.getByLabel('Name', { exact: true }).fill('form_errors_key');
+    await panel.getByLabel('Allowed hosts', { exact: true }).fill('api.example.com\nhttps://api.example.com/path');
+    await panel.getByRole('button', { name: 'Save' }).click();
+    await atField('Allowed hosts').waitFor();
+    expect(await atField('Allowed hosts').textContent()).toMatch(/^Entry 2: /);
+    expect(await alerts()).toHaveLength(1);
+    await context.close();
+  });
+
   it('a multi-line value (a PEM key) is kept as pasted and revealed as it is; the value is never React state', async () => {
     const pem = `-----BEGIN PRIVATE KEY-----\n${makeCanary('pemline')}\n\t  indented ${makeCanary('pemtab')}\n-----END PRIVATE KEY-----`;
     const { context, page } = await openPage(browser, hush.baseUrl);

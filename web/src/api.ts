@@ -26,10 +26,36 @@ export class ApiError extends Error {
     super(message);
   }
 
-  /** The message for one field (by the end of its path), if the server named it. */
+  /**
+   * The message for one field, if the server named it: `body.name` is the field `name`, and
+   * `body.allowedHosts.2` is the third entry of `allowedHosts` ("Entry 3: …").
+   */
   fieldMessage(field: string): string | undefined {
-    return this.errors.find((e) => e.path === field || e.path.endsWith(`.${field}`))?.message;
+    const messages = this.errors.flatMap((e) => {
+      const [name, ...rest] = fieldPath(e.path);
+      if (name !== field) return [];
+      const index = rest.length > 0 && /^\d+$/.test(rest[0] ?? '') ? Number(rest[0]) : undefined;
+      return [index === undefined ? e.message : `Entry ${index + 1}: ${e.message}`];
+    });
+    return messages.length > 0 ? [...new Set(messages)].join(' ') : undefined;
   }
+
+  /**
+   * What a form shows once, above its button: the errors of no field in `shownAtFields` (each
+   * as "field: message", without the request part `body.`), or the detail when there are none.
+   */
+  formMessage(shownAtFields: readonly string[] = []): string | undefined {
+    if (this.errors.length === 0) return this.message;
+    const rest = this.errors.filter((e) => !shownAtFields.includes(fieldPath(e.path)[0] ?? ''));
+    if (rest.length === 0) return undefined;
+    return [...new Set(rest.map((e) => `${fieldPath(e.path).join('.') || 'request'}: ${e.message}`))].join(' ');
+  }
+}
+
+/** A field error's path without the part of the request it was in: `body.allowedHosts.0` → [allowedHosts, 0]. */
+function fieldPath(path: string): string[] {
+  const parts = path.split('.').filter(Boolean);
+  return ['body', 'query', 'params', 'headers'].includes(parts[0] ?? '') ? parts.slice(1) : parts;
 }
 
 function csrfToken(): string {

@@ -64,7 +64,7 @@ function SetupPage({ onDone }: { onDone: () => void }) {
           error={error}
           errorField="workspaceName"
         />
-        <ErrorText error={error} />
+        <ErrorText error={error} fields={['token', 'email', 'password', 'name', 'workspaceName']} />
         <button type="submit">Set up</button>
       </form>
     </main>
@@ -129,9 +129,24 @@ function InvitePage({ onDone }: { onDone: () => Promise<void> }) {
           }
         }}
       >
-        <Field label="Your name" value={name} onChange={setName} hint="Leave empty if you already have an account." />
-        <Field label="Password" type="password" value={password} onChange={setPassword} autoComplete="new-password" />
-        <ErrorText error={error} />
+        <Field
+          label="Your name"
+          value={name}
+          onChange={setName}
+          hint="Leave empty if you already have an account."
+          error={error}
+          errorField="name"
+        />
+        <Field
+          label="Password"
+          type="password"
+          value={password}
+          onChange={setPassword}
+          autoComplete="new-password"
+          error={error}
+          errorField="password"
+        />
+        <ErrorText error={error} fields={['name', 'password']} />
         <button type="submit">Accept invitation</button>
       </form>
     </main>

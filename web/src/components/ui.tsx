@@ -2,10 +2,14 @@
 import { type ReactNode, useEffect, useId, useRef } from 'react';
 import { ApiError } from '../api';
 
-export function ErrorText({ error, field }: { error: unknown; field?: string }) {
+/**
+ * An error, once: at its field (`field`), or for the whole form — where the errors of the
+ * fields listed in `fields` are left out, as those fields show them.
+ */
+export function ErrorText({ error, field, fields }: { error: unknown; field?: string; fields?: readonly string[] }) {
   if (!error) return null;
   let message: string | undefined;
-  if (error instanceof ApiError) message = field ? error.fieldMessage(field) : error.message;
+  if (error instanceof ApiError) message = field ? error.fieldMessage(field) : error.formMessage(fields);
   else if (!field) message = error instanceof Error ? error.message : String(error);
   if (!message) return null;
   return (

@@ -257,7 +257,7 @@ export function MembersPage() {
       <header className="page-head">
         <h1>Members</h1>
       </header>
-      <ErrorText error={error} />
+      <ErrorText error={error} fields={['email', 'name']} />
       <table className="list">
         <thead>
           <tr>
@@ -320,7 +320,7 @@ export function MembersPage() {
           }}
         >
           <h2>Invite</h2>
-          <Field label="Invite email" value={email} onChange={setEmail} />
+          <Field label="Invite email" value={email} onChange={setEmail} error={error} errorField="email" />
           <div className="field">
             <label htmlFor="invite-role">Invite role</label>
             <select id="invite-role" value={role} onChange={(e) => setRole(e.target.value)}>
@@ -384,7 +384,7 @@ export function MembersPage() {
           }}
         >
           <h3>New custom role</h3>
-          <Field label="Role name" value={roleName} onChange={setRoleName} />
+          <Field label="Role name" value={roleName} onChange={setRoleName} error={error} errorField="name" />
           <fieldset className="checks">
             <legend>Permissions</legend>
             {GRANTABLE.filter((p) => ws.can(p)).map((p) => (
@@ -429,7 +429,7 @@ export function TokensPage() {
       <header className="page-head">
         <h1>API tokens</h1>
       </header>
-      <ErrorText error={error} />
+      <ErrorText error={error} fields={['name', 'expiresInDays']} />
       <table className="list">
         <thead>
           <tr>
@@ -480,7 +480,7 @@ export function TokensPage() {
           }
         }}
       >
-        <Field label="Token name" value={name} onChange={setName} />
+        <Field label="Token name" value={name} onChange={setName} error={error} errorField="name" />
         <div className="field">
           <label htmlFor="token-ws">Token workspace</label>
           <select id="token-ws" value={workspaceId} onChange={(e) => setWorkspaceId(e.target.value)}>
@@ -491,7 +491,7 @@ export function TokensPage() {
             ))}
           </select>
         </div>
-        <Field label="Expires in days" value={days} onChange={setDays} />
+        <Field label="Expires in days" value={days} onChange={setDays} error={error} errorField="expiresInDays" />
         <button type="submit">Create token</button>
       </form>
       {created && (
@@ -541,7 +541,7 @@ function WorkspaceSettings() {
             <option value="off">Off: secrets may go to any host</option>
           </select>
         </div>
-        <ErrorText error={error} />
+        <ErrorText error={error} fields={['name']} />
         <button type="submit">Save</button>
         {saved && <p role="status">Saved.</p>}
       </form>

@@ -177,7 +177,7 @@ export function SecretForm(props: { secret?: Secret; initialName?: string; onSav
         error={error}
         errorField="allowedHosts"
       />
-      <ErrorText error={error} />
+      <ErrorText error={error} fields={['name', 'value', 'description', 'allowedHosts']} />
       <button type="submit" disabled={busy}>
         {busy ? 'Saving…' : 'Save'}
       </button>
@@ -244,7 +244,7 @@ function VariableForm(props: { variable?: Variable; onSaved: () => void }) {
         error={error}
         errorField="description"
       />
-      <ErrorText error={error} />
+      <ErrorText error={error} fields={['name', 'testValue', 'fallbackValue', 'description']} />
       <button type="submit">Save</button>
     </form>
   );
