@@ -269,6 +269,43 @@ describe.runIf(enabled)(SUITE, () => {
     await context.close();
   });
 
+  it('an edit refused as stale (412) shows their version, keeps the typed value, and saves on the next try', async () => {
+    const api = hush.t.client();
+    expect((await api.post('/api/v1/auth/login', { email: OWNER, password: PASSWORD })).status).toBe(200);
+    const wsId = (await api.get('/api/v1/me')).body.workspaces[0].id as string;
+    const ws = `/api/v1/workspaces/${wsId}`;
+    const made = await api.post(`${ws}/secrets`, {
+      name: 'conflict_key',
+      visibility: 'masked',
+      value: 'conflict-first-value-0123',
+      description: 'first',
+    });
+    expect(made.status, made.text).toBe(201);
+
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await secretRow(page, 'conflict_key').getByRole('button', { name: 'Edit' }).click();
+    const panel = page.getByRole('dialog', { name: 'Edit secret conflict_key' });
+    const typed = 'conflict-typed-in-the-ui-4567';
+    await panel.getByLabel('Value', { exact: true }).fill(typed);
+    // Someone else saves meanwhile.
+    const other = await api.patch(`${ws}/secrets/${made.body.id}`, { description: 'changed elsewhere' });
+    expect(other.status, other.text).toBe(200);
+
+    await panel.getByRole('button', { name: 'Save' }).click();
+    await panel.getByRole('alert').filter({ hasText: 'Someone else changed this secret' }).waitFor();
+    expect(await panel.getByLabel('Description', { exact: true }).inputValue()).toBe('changed elsewhere');
+    expect(await panel.getByLabel('Value', { exact: true }).inputValue()).toBe(typed);
+
+    await panel.getByRole('button', { name: 'Save' }).click();
+    await panel.waitFor({ state: 'hidden' });
+    const stored = (await api.get(`${ws}/secrets/${made.body.id}`)).body;
+    expect(stored.description).toBe('changed elsewhere');
+    expect(stored.version).toBe(2);
+    expect((await api.post(`${ws}/secrets/${made.body.id}/reveal`, {})).body.value).toBe(typed);
+    await context.close();
+  });
+
   it('a multi-line value (a PEM key) is kept as pasted and revealed as it is; the value is never React state', async () => {
     const pem = `-----BEGIN PRIVATE KEY-----\n${makeCanary('pemline')}\n\t  indented ${makeCanary('pemtab')}\n-----END PRIVATE KEY-----`;
     const { context, page } = await openPage(browser, hush.baseUrl);

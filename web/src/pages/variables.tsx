@@ -5,7 +5,7 @@
  * confirmation that lists the blocks using the secret.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { del, get, getAll, type Page, patch, post, type Secret, type Usage, type Variable } from '../api';
+import { ApiError, del, get, getAll, type Page, patch, post, type Secret, type Usage, type Variable } from '../api';
 import { useWorkspace } from '../app-state';
 import { ConfirmModal, Dots, ErrorText, Field, Icon, Modal, SidePanel } from '../components/ui';
 
@@ -85,9 +85,17 @@ function parseHosts(text: string): string[] {
     .filter(Boolean);
 }
 
-export function SecretForm(props: { secret?: Secret; initialName?: string; onSaved: (s: Secret) => void }) {
+export function SecretForm(props: {
+  secret?: Secret;
+  initialName?: string;
+  onSaved: (s: Secret) => void;
+  /** The secret changed elsewhere since the form opened (a 412): the caller's copy is stale too. */
+  onStale?: () => void;
+}) {
   const ws = useWorkspace();
-  const editing = props.secret;
+  // The version saved against (If-Match): the one opened, or the one fetched after a conflict.
+  const [editing, setEditing] = useState(props.secret);
+  const [conflict, setConflict] = useState(false);
   const [name, setName] = useState(editing?.name ?? props.initialName ?? '');
   const [value, setValue] = useState('');
   const [description, setDescription] = useState(editing?.description ?? '');
@@ -112,9 +120,23 @@ export function SecretForm(props: { secret?: Secret; initialName?: string; onSav
               })
             : await post<Secret>(`/workspaces/${ws.id}/secrets`, { ...body, name, visibility, value });
           setValue('');
+          setConflict(false);
           props.onSaved(saved);
         } catch (err) {
-          setError(err);
+          if (editing && err instanceof ApiError && err.status === 412) {
+            // Someone else saved it meanwhile: show their version, keep the value typed, save again on request.
+            try {
+              const fresh = await get<Secret>(`/workspaces/${ws.id}/secrets/${editing.id}`);
+              setEditing(fresh);
+              setDescription(fresh.description ?? '');
+              setHosts(fresh.allowedHosts.join('\n'));
+              setConflict(true);
+              setError(null);
+              props.onStale?.();
+            } catch (reloadErr) {
+              setError(reloadErr);
+            }
+          } else setError(err);
         } finally {
           setBusy(false);
         }
@@ -178,6 +200,12 @@ export function SecretForm(props: { secret?: Secret; initialName?: string; onSav
         errorField="allowedHosts"
       />
       <ErrorText error={error} fields={['name', 'value', 'description', 'allowedHosts']} />
+      {conflict && (
+        <p className="error" role="alert">
+          Someone else changed this secret since you opened it. Its description and allowed hosts now show their
+          version; the value you typed is kept. Save again to apply your change.
+        </p>
+      )}
       <button type="submit" disabled={busy}>
         {busy ? 'Saving…' : 'Save'}
       </button>
@@ -642,6 +670,7 @@ export function VariablesPage() {
               setPanel(null);
               void load();
             }}
+            onStale={() => void load()}
           />
         )}
         {panel?.kind === 'variable' && (
