@@ -205,6 +205,9 @@ describe.runIf(enabled)(SUITE, () => {
     await secretRow(page, UNUSED).waitFor({ state: 'detached' });
     const status = page.getByRole('status').filter({ hasText: `Deleted ${UNUSED}` });
     await status.getByText(/restored until .*\d/).waitFor(); // the server's purge time, not a placeholder
+    // Focus went to what happened (and its Undo), not to <body> where the row's button was.
+    expect(await page.evaluate<string>("document.activeElement?.getAttribute('role') ?? ''")).toBe('status');
+    expect(await page.evaluate<string>("document.activeElement?.textContent ?? ''")).toContain(`Deleted ${UNUSED}`);
     await status.getByRole('button', { name: 'Undo' }).click();
     await secretRow(page, UNUSED).waitFor();
     await status.waitFor({ state: 'detached' });

@@ -306,6 +306,41 @@ describe.runIf(enabled)(SUITE, () => {
     await context.close();
   });
 
+  it('a value over the 64 KiB limit (a 2 MB paste) is refused in the field, at once; nothing is sent', async () => {
+    const { context, page, network } = await openPage(browser, hush.baseUrl, { clipboard: true });
+    await signIn(page, OWNER);
+    await page.getByRole('button', { name: 'Create New' }).click();
+    const panel = page.getByRole('dialog', { name: 'Create New' });
+    await panel.getByText('At most 64 KiB.').waitFor(); // said before anything is typed
+    await panel.getByLabel('Name', { exact: true }).fill('too_big');
+    const field = panel.getByLabel('Value', { exact: true });
+    await field.fill('kept-value-0123456789');
+    // A real paste of 2 MB from the clipboard: refused before it is inserted, so the tab stays responsive.
+    const big = 'x'.repeat(2 * 1024 * 1024);
+    await page.evaluate(`navigator.clipboard.writeText('x'.repeat(${big.length}))`);
+    const started = Date.now();
+    await field.focus();
+    await page.keyboard.press('ControlOrMeta+V');
+    await panel.getByRole('alert').filter({ hasText: 'at most 64 KiB' }).waitFor();
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(await field.inputValue()).toBe('kept-value-0123456789');
+    expect(
+      await panel
+        .getByRole('alert')
+        .filter({ hasText: /Not kept: that is 2,04\d KiB/ })
+        .count(),
+    ).toBe(1);
+    expect(
+      (await network.all()).filter((r) => r.method === 'POST' && r.url.endsWith('/secrets')).map((r) => r.url),
+    ).toEqual([]);
+    // A value under the limit saves.
+    await field.fill('x'.repeat(16 * 1024));
+    await panel.getByRole('button', { name: 'Save' }).click();
+    await panel.waitFor({ state: 'hidden' });
+    await secretRow(page, 'too_big').waitFor();
+    await context.close();
+  });
+
   it('a multi-line value (a PEM key) is kept as pasted and revealed as it is; the value is never React state', async () => {
     const pem = `-----BEGIN PRIVATE KEY-----\n${makeCanary('pemline')}\n\t  indented ${makeCanary('pemtab')}\n-----END PRIVATE KEY-----`;
     const { context, page } = await openPage(browser, hush.baseUrl);

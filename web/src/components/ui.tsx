@@ -19,6 +19,13 @@ export function ErrorText({ error, field, fields }: { error: unknown; field?: st
   );
 }
 
+/** Whether `text` is more than `limit` bytes of UTF-8 (encoding it only when its length cannot tell). */
+export function overUtf8Limit(text: string, limit: number): boolean {
+  if (text.length > limit) return true; // every UTF-16 unit is at least one byte
+  if (text.length * 3 <= limit) return false; // and at most three
+  return new TextEncoder().encode(text).length > limit;
+}
+
 export function Field(props: {
   label: string;
   value: string;
@@ -37,12 +44,20 @@ export function Field(props: {
    * sync those (the rest of the form reads like a sign-up).
    */
   secret?: boolean;
+  /**
+   * A secret field's limit in UTF-8 bytes: input past it is refused (the field keeps what it held,
+   * `onRefused` hears the refused length) before the browser lays it out — laying out megabytes
+   * of masked text freezes the tab.
+   */
+  maxBytes?: number;
+  onRefused?: (refusedChars: number) => void;
 }) {
   const id = useId();
   // A password or secret field is left uncontrolled: React mirrors a controlled input's value into its
   // `value` attribute, which would put a typed secret or password into the serialized DOM. Its parent still
   // hears every change; to clear it, unmount it (the side panels do).
   const initialValue = useRef(props.value).current;
+  const accepted = useRef(initialValue);
   const valueProps =
     props.type === 'password' || props.secret ? { defaultValue: initialValue } : { value: props.value };
   const common = {
@@ -51,7 +66,16 @@ export function Field(props: {
     readOnly: props.readOnly,
     placeholder: props.placeholder,
     'aria-describedby': props.hint ? `${id}-hint` : undefined,
-    onChange: (e: { target: { value: string } }) => props.onChange?.(e.target.value),
+    onChange: (e: { target: { value: string } }) => {
+      const value = e.target.value;
+      if (props.secret && props.maxBytes !== undefined && overUtf8Limit(value, props.maxBytes)) {
+        e.target.value = accepted.current;
+        props.onRefused?.(value.length);
+        return;
+      }
+      accepted.current = value;
+      props.onChange?.(value);
+    },
   };
   return (
     <div className="field">
@@ -69,6 +93,17 @@ export function Field(props: {
           data-lpignore="true"
           data-bwignore=""
           data-form-type="other"
+          onPaste={(e) => {
+            // Refused before it is inserted at all (the change handler catches typing and drops).
+            if (props.maxBytes === undefined) return;
+            const area = e.currentTarget;
+            const pasted = e.clipboardData.getData('text');
+            const kept = area.value.length - (area.selectionEnd - area.selectionStart);
+            if (kept + pasted.length > props.maxBytes || overUtf8Limit(area.value + pasted, props.maxBytes)) {
+              e.preventDefault();
+              props.onRefused?.(kept + pasted.length);
+            }
+          }}
         />
       ) : props.multiline ? (
         <textarea {...common} rows={3} />

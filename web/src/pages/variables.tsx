@@ -12,6 +12,8 @@ import { ConfirmModal, Dots, ErrorText, Field, Icon, Modal, SidePanel } from '..
 type Tab = 'all' | 'custom' | 'system' | 'secrets' | 'deleted';
 const REVEAL_MS = 20_000;
 const SEARCH_DEBOUNCE_MS = 250;
+/** The API's limit on a secret value (MAX_SECRET_BYTES in the secrets module): checked here before sending. */
+const MAX_VALUE_BYTES = 64 * 1024;
 
 function RevealableValue({ secret }: { secret: Secret }) {
   const ws = useWorkspace();
@@ -103,7 +105,9 @@ export function SecretForm(props: {
   const [visibility, setVisibility] = useState<'masked' | 'restricted'>(editing?.visibility ?? 'masked');
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
-  const short = value.length > 0 && new TextEncoder().encode(value).length < 8;
+  const short = value.length > 0 && new TextEncoder().encode(value.slice(0, 8)).length < 8;
+  /** How long a refused paste or input was (the field kept its value), to say why. */
+  const [refused, setRefused] = useState<number | null>(null);
 
   return (
     <form
@@ -168,11 +172,22 @@ export function SecretForm(props: {
         label="Value"
         secret
         value={value}
-        onChange={setValue}
-        hint={editing ? 'Leave empty to keep the current value. A new value makes a new version.' : undefined}
+        onChange={(v) => {
+          setValue(v);
+          setRefused(null);
+        }}
+        maxBytes={MAX_VALUE_BYTES}
+        onRefused={setRefused}
+        hint={`${editing ? 'Leave empty to keep the current value. A new value makes a new version. ' : ''}At most 64 KiB.`}
         error={error}
         errorField="value"
       />
+      {refused !== null && (
+        <p className="error" role="alert">
+          Not kept: that is {Math.ceil(refused / 1024).toLocaleString('en-US')} KiB or more, and a secret value may be
+          at most 64 KiB.
+        </p>
+      )}
       {short && (
         <p className="warning">
           This value is shorter than 8 characters: it will be redacted wherever those characters appear.
@@ -364,6 +379,12 @@ export function VariablesPage() {
   const [deleted, setDeleted] = useState<Secret[]>([]);
   /** The last secret deleted here, with an Undo until something else happens. */
   const [justDeleted, setJustDeleted] = useState<Secret | null>(null);
+  // After a delete, focus goes to what it says (with its Undo), not to <body> where the row's button was.
+  const deletedNotice = useRef<HTMLParagraphElement>(null);
+  const justDeletedId = justDeleted?.id;
+  useEffect(() => {
+    if (justDeletedId) deletedNotice.current?.focus();
+  }, [justDeletedId]);
   const canSecrets = ws.can('secrets.read');
   const canManage = ws.can('secrets.manage');
   /** Where each list's next page starts (null: all loaded). */
@@ -502,7 +523,7 @@ export function VariablesPage() {
       </div>
       <ErrorText error={error} />
       {justDeleted && (
-        <p role="status" className="notice">
+        <p role="status" className="notice" ref={deletedNotice} tabIndex={-1}>
           Deleted <code>{justDeleted.name}</code>. It can be restored until{' '}
           {justDeleted.purgeAt ? new Date(justDeleted.purgeAt).toLocaleString() : 'it is purged'} (tab “Deleted”).{' '}
           <button type="button" className="ghost small" onClick={() => void restore(justDeleted)}>
