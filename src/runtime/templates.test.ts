@@ -2,11 +2,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   MAX_RENDERED_CHARS,
+  MAX_SECRET_USES,
   parseTemplate,
   renderBudget,
   renderTemplate,
   resolvePath,
-  SECRET_CHARGE,
   soleVariable,
   TemplateError,
 } from './templates.js';
@@ -53,20 +53,20 @@ describe('templates', () => {
     expect(parseTemplate('{{sneaky}}').secrets).toEqual([]);
   });
 
-  it('a secret costs the budget the same whatever its length: whether a block fits tells nothing of it', () => {
-    const fitsWith = (value: string, padding: number) => {
+  it('secrets are counted, not measured: whether a block fits tells nothing of a secret', () => {
+    const fitsWith = (value: string, padding: number, uses = 1) => {
       const budget = renderBudget();
       const c = { variable: () => 'x'.repeat(padding), secret: () => value, budget };
       try {
-        renderTemplate(parseTemplate('{{pad}}{{secret:k}}'), c);
+        renderTemplate(parseTemplate(`{{pad}}${'{{secret:k}}'.repeat(uses)}`), c);
         return true;
       } catch {
         return false;
       }
     };
-    const room = MAX_RENDERED_CHARS - SECRET_CHARGE;
     for (const value of ['s', 'a much longer secret value'.repeat(100)]) {
-      expect([fitsWith(value, room), fitsWith(value, room + 1)]).toEqual([true, false]);
+      expect([fitsWith(value, MAX_RENDERED_CHARS), fitsWith(value, MAX_RENDERED_CHARS + 1)]).toEqual([true, false]);
+      expect([fitsWith(value, 0, MAX_SECRET_USES), fitsWith(value, 0, MAX_SECRET_USES + 1)]).toEqual([true, false]);
     }
   });
 

@@ -22,20 +22,22 @@ export type PathStep = { key: string } | { index: number };
  */
 export const MAX_RENDERED_CHARS = 5 * 1024 * 1024;
 /**
- * What a secret takes from the budget wherever it is used: the largest value
- * a secret can hold (secret-service MAX_SECRET_BYTES, 64 KiB), whatever its
- * own length — a budget charged by length would let anyone who may use a
- * restricted secret find its length by padding a block until it no longer fits.
+ * How many times one block may insert a secret. Secrets are counted, not
+ * measured: a budget charged by a secret's length would let anyone who may
+ * use a restricted secret find that length by padding a block until it no
+ * longer fits. At most 64 KiB each (secret-service MAX_SECRET_BYTES), they
+ * add at most 16 MiB to a block's 5 MiB of other text.
  */
-export const SECRET_CHARGE = 64 * 1024;
+export const MAX_SECRET_USES = 256;
 
-/** What a block may still render (see MAX_RENDERED_CHARS). */
+/** What a block may still render (see MAX_RENDERED_CHARS, MAX_SECRET_USES). */
 export interface RenderBudget {
   left: number;
+  secretUses: number;
 }
 
 export function renderBudget(): RenderBudget {
-  return { left: MAX_RENDERED_CHARS };
+  return { left: MAX_RENDERED_CHARS, secretUses: 0 };
 }
 
 /** Takes `chars` from `budget` if there is room for them (a spent budget takes nothing more). */
@@ -203,8 +205,11 @@ export function renderTemplate(template: Template, ctx: RenderContext): string {
         : part.kind === 'secret'
           ? ctx.secret(part.name)
           : stringify(resolvePath(ctx.variable(part.name), part.path));
-    // A secret costs the most any value can (not its length: whether a block fits would tell it).
-    charge(ctx.budget, part.kind === 'secret' ? SECRET_CHARGE : piece.length);
+    if (part.kind !== 'secret') charge(ctx.budget, piece.length);
+    else if (ctx.budget && ++ctx.budget.secretUses > MAX_SECRET_USES) {
+      // Counted, not measured (see MAX_SECRET_USES): whether a block fits tells nothing of a secret.
+      throw new AppError(422, 'value_too_large', `A block may insert secrets at most ${MAX_SECRET_USES} times.`);
+    }
     out += piece;
   }
   return out;
