@@ -1235,6 +1235,12 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
       `${ws}/workflows/${id}/runs?limit=1&cursor=${encodeURIComponent(page.body.nextCursor)}`,
     );
     expect(next.body.items.map((r: { id: string }) => r.id)).toEqual([first.body.id]);
+    // A cursor this API never issued, however it is made, is 422 — never a 500.
+    for (const seq of [2 ** 31, Number.MAX_SAFE_INTEGER, -1, 1.5]) {
+      const forged = Buffer.from(JSON.stringify({ seq })).toString('base64url');
+      const res = await team.clients.viewer.get(`${ws}/workflows/${id}/runs?cursor=${forged}`);
+      expect([seq, res.status, res.body.code]).toEqual([seq, 422, 'validation_failed']);
+    }
     // Another workspace's member cannot read it.
     expect((await team.outsider.get(`${ws}/runs/${first.body.id}`)).status).toBe(404);
     // Deleting the workflow keeps its runs listable; an id that never named one is 404.

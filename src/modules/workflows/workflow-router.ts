@@ -41,7 +41,8 @@ import {
 } from './workflow-service.js';
 
 const workflowParams = workspaceParams.extend({ id: idSchema });
-const runCursor = z.object({ seq: z.number().int().nonnegative() });
+/** `list_seq` is a 32-bit integer column: a larger number is no cursor this API issued (PostgreSQL refused it: a 500). */
+const runCursor = z.object({ seq: z.number().int().nonnegative().max(2_147_483_647) });
 const ifMatchHeaders = z.object({ 'if-match': z.string().max(200).optional() });
 
 /**
