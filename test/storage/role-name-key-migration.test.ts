@@ -74,4 +74,31 @@ describe.each(DATABASES)('migration 0012 (role names unique by how they read) on
     expect(await refused('ops')).toBe(true);
     expect(await refused('ops 4')).toBe(false);
   });
+  it.runIf(available)(
+    'a role reading as a system role or mixing scripts becomes "<name> custom"; a rename is free by the database\'s lower() too',
+    async () => {
+      const database = await databaseBefore(kind, '0012', cleanups);
+      await addWorkspace(database, 'ws_one');
+      await addRole(database, 'ws_one', 'rol_fw', 'Ｏｗｎｅｒ', 1);
+      await addRole(database, 'ws_one', 'rol_cy', 'Оwner', 2);
+      await addRole(database, 'ws_one', 'rol_ok', 'Admins', 3);
+      // PostgreSQL lowers "İX 2" to "ix 2", JavaScript to "i̇x 2": the rename of "ix" must pass both.
+      await addRole(database, 'ws_one', 'rol_iw', 'ＩＸ', 0);
+      await addRole(database, 'ws_one', 'rol_ix', 'ix', 1);
+      await addRole(database, 'ws_one', 'rol_id', 'İX 2', 2);
+
+      const outcome = await migrateToLatest(database.db);
+      expect(outcome.error).toBeUndefined();
+      const rows = await database.db.selectFrom('roles').select(['id', 'name']).orderBy('id').execute();
+      const names = Object.fromEntries(rows.map((r) => [r.id, r.name]));
+      expect(names).toEqual({
+        rol_fw: 'Ｏｗｎｅｒ custom',
+        rol_cy: 'Оwner custom',
+        rol_ok: 'Admins',
+        rol_iw: 'ＩＸ',
+        rol_ix: expect.stringMatching(/^ix [23]$/),
+        rol_id: 'İX 2',
+      });
+    },
+  );
 });
