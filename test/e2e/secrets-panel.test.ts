@@ -333,6 +333,13 @@ describe.runIf(enabled)(SUITE, () => {
     expect(
       (await network.all()).filter((r) => r.method === 'POST' && r.url.endsWith('/secrets')).map((r) => r.url),
     ).toEqual([]);
+    // A paste over a selection counts what the field will hold: 40,000 over 40,000 fits.
+    await field.fill('y'.repeat(40_000));
+    await page.evaluate(`navigator.clipboard.writeText('z'.repeat(40000))`);
+    await field.focus();
+    await page.keyboard.press('ControlOrMeta+A');
+    await page.keyboard.press('ControlOrMeta+V');
+    await expect.poll(() => field.inputValue()).toBe('z'.repeat(40_000));
     // A value under the limit saves.
     await field.fill('x'.repeat(16 * 1024));
     await panel.getByRole('button', { name: 'Save' }).click();

@@ -98,10 +98,11 @@ export function Field(props: {
             if (props.maxBytes === undefined) return;
             const area = e.currentTarget;
             const pasted = e.clipboardData.getData('text');
-            const kept = area.value.length - (area.selectionEnd - area.selectionStart);
-            if (kept + pasted.length > props.maxBytes || overUtf8Limit(area.value + pasted, props.maxBytes)) {
+            // What the field will hold: the paste replaces the selection.
+            const result = area.value.slice(0, area.selectionStart) + pasted + area.value.slice(area.selectionEnd);
+            if (overUtf8Limit(result, props.maxBytes)) {
               e.preventDefault();
-              props.onRefused?.(kept + pasted.length);
+              props.onRefused?.(result.length);
             }
           }}
         />
