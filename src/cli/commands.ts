@@ -320,8 +320,14 @@ export async function rotateWorkspace(workspace: string | undefined, options: { 
         ).map((w) => w.id)
       : [workspace as string];
     for (const id of ids) {
-      const exists = await ctx.db.selectFrom('workspaces').select('id').where('id', '=', id).executeTakeFirst();
+      const exists = await ctx.db
+        .selectFrom('workspaces')
+        .select(['id', 'deleted_at'])
+        .where('id', '=', id)
+        .executeTakeFirst();
       if (!exists) fail(`no workspace ${id}`);
+      // Its keys go with its secrets at the retention sweep: there is nothing to re-encrypt for.
+      if (exists.deleted_at !== null) fail(`workspace ${id} is deleted: nothing to rotate`);
       const bar = progressBar(`re-encrypt ${id}`);
       const outcome = await withJobLock(ctx, `workspace-key:${id}`, () =>
         rotateWorkspaceKey(ctx, id, { progress: (d, t) => bar.update(d, t) }),

@@ -286,6 +286,31 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
     },
   );
 
+  it.runIf(available)('rotate-workspace of a deleted workspace: exit 1, one line saying so', async () => {
+    const ctx = await site.open();
+    const at = '2024-01-01T00:00:00.000Z';
+    try {
+      await ctx.db
+        .insertInto('workspaces')
+        .values({
+          id: 'ws_gone',
+          name: 'Gone',
+          secret_host_binding: 'pin-on-first-use',
+          active_key_version: 1,
+          created_at: at,
+          updated_at: at,
+          deleted_at: at,
+        })
+        .execute();
+      const r = await runHush(['keys', 'rotate-workspace', 'ws_gone'], site.env);
+      expect(r.code, describeRun(r)).toBe(1);
+      expect(r.stderr.trim()).toBe('hush: workspace ws_gone is deleted: nothing to rotate');
+    } finally {
+      await ctx.db.deleteFrom('workspaces').where('id', '=', 'ws_gone').execute();
+      await ctx.close();
+    }
+  });
+
   it.runIf(available)('a database migrated by a newer Hush: doctor FAILs and says so', async () => {
     const ctx = await site.open();
     try {
