@@ -46,14 +46,20 @@ export function headerValueProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** What is wrong with a parsed URL as a call's destination, if anything. */
-export function urlProblem(url: URL): string | undefined {
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'Only http:// and https:// URLs can be called.';
-  if (url.username || url.password) return 'Credentials in the URL are not allowed: use a header with a secret.';
-  return undefined;
-}
+const NOT_HTTP = 'Only http:// and https:// URLs can be called.';
 
-export const INVALID_URL = 'The URL is not a valid absolute URL (http:// or https://).';
+/** `text` parsed (once) as a call's destination, or what is wrong with it. */
+export function parseCallUrl(text: string): URL | string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'The URL is not a valid absolute URL (http:// or https://).';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return NOT_HTTP;
+  if (url.username || url.password) return 'Credentials in the URL are not allowed: use a header with a secret.';
+  return url;
+}
 
 /** The text of a template that holds no reference (what it renders to), else undefined. */
 function literal(template: Template): string | undefined {
@@ -199,8 +205,8 @@ export function analyzeBlock(block: Block, prefix = ''): BlockAnalysis {
   }
   const url = add('url', 'url', block.url);
   refuseLiteral('url', 'invalid_url', url, (text) => {
-    if (!URL.canParse(text)) return INVALID_URL;
-    return urlProblem(new URL(text));
+    const parsed = parseCallUrl(text);
+    return typeof parsed === 'string' ? parsed : undefined;
   });
   // A URL that starts with literal text names its scheme there.
   const head = url?.parts[0];
@@ -210,7 +216,7 @@ export function analyzeBlock(block: Block, prefix = ''): BlockAnalysis {
       problems.push({
         path: `${prefix}url`,
         code: 'invalid_url',
-        message: 'Only http:// and https:// URLs can be called.',
+        message: NOT_HTTP,
       });
   }
   block.query.forEach((q, i) => {

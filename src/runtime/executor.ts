@@ -19,11 +19,10 @@ import {
   type BlockField,
   headerNameValid,
   headerValueProblem,
-  INVALID_URL,
+  parseCallUrl,
   pathSegment,
   RESERVED_HEADERS,
   reservedHeaderMessage,
-  urlProblem,
 } from './block-fields.js';
 import { singleByte } from './charsets.js';
 import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath, setOwn, wellFormedDeep } from './json-path.js';
@@ -191,10 +190,8 @@ async function render(block: ApiBlock, env: ExecutionEnv, analysis: BlockAnalysi
   // "%2e" spelled ones too): a value of "." or ".." would move the call to another path.
   if (probeText !== urlText && movesPath(urlText, probeText))
     throw refuse('invalid_url', 'A value in the URL\'s path makes a "." or ".." segment, which would change the path.');
-  if (!URL.canParse(urlText)) throw refuse('invalid_url', INVALID_URL);
-  const url = new URL(urlText);
-  const wrongUrl = urlProblem(url);
-  if (wrongUrl) throw refuse('invalid_url', wrongUrl);
+  const url = parseCallUrl(urlText);
+  if (typeof url === 'string') throw refuse('invalid_url', url);
 
   const secretQuery = new Set<string>();
   if (block.query.length > 0) {
