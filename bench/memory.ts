@@ -88,8 +88,9 @@ async function memoryProbe(entry: string, env: Record<string, string>): Promise<
     'zod',
     'kysely',
     'better-sqlite3',
-    'pg',
-    'ioredis',
+    // Loaded only when configured (src/db/database.ts pgDriver, src/app/bootstrap.ts).
+    ...(env.HUSH_DATABASE_URL ? ['pg'] : []),
+    ...(env.HUSH_REDIS_URL ? ['ioredis'] : []),
     'undici',
     'pino',
     '@node-rs/argon2',
@@ -101,6 +102,7 @@ async function memoryProbe(entry: string, env: Record<string, string>): Promise<
     '@fastify/static',
     'commander',
   ];
+  // Not the operator commands (src/cli/commands.ts): `serve` loads them only when one runs.
   const code = `
     const steps = [];
     const snap = (step) => { globalThis.gc(); const m = process.memoryUsage(); steps.push({ step, rss: m.rss / 1048576, heapUsed: m.heapUsed / 1048576, external: m.external / 1048576 }); };
@@ -110,7 +112,6 @@ async function memoryProbe(entry: string, env: Record<string, string>): Promise<
     const { createAppContext } = await import(${JSON.stringify(`${dist}app/bootstrap.js`)});
     const { createLogger } = await import(${JSON.stringify(`${dist}app/logger.js`)});
     const { buildServer } = await import(${JSON.stringify(`${dist}app/server.js`)});
-    await import(${JSON.stringify(`${dist}cli/hush.js`.replace('cli/hush.js', 'cli/commands.js'))}).catch(() => {});
     snap('+ Hush modules (compiled src/)');
     const config = loadConfig(process.env);
     const ctx = await createAppContext(config, createLogger('silent'));
@@ -410,7 +411,7 @@ function report(
       ? [
           '#### What the idle RSS is made of: dependencies',
           '',
-          `A separate plain \`node --expose-gc\` process importing Hush's dependencies one at a time, then the compiled server, then building it on the same site without listening; \`process.memoryUsage()\` after a forced GC at each step. The deployed server cannot be asked this (no flags, no code change); the probe shows where the megabytes come from.`,
+          `A separate plain \`node --expose-gc\` process importing Hush's dependencies one at a time (the PostgreSQL and Redis drivers only when the site uses them, as the server does), then the compiled server (without the operator commands), then building it on the same site without listening; \`process.memoryUsage()\` after a forced GC at each step. The deployed server cannot be asked this (no flags, no code change); the probe shows where the megabytes come from.`,
           '',
           table(['step', `RSS ${MIB}`, 'added', `V8 heap used ${MIB}`, `external ${MIB}`], probeRows, [
             'left',

@@ -3,7 +3,6 @@
  * and builds the AppContext every module receives. Each step fails with one
  * clear message.
  */
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { openReloadingFileKeyProvider } from '../crypto/reloading-key-provider.js';
 import { keyFilePermissionsTooOpen, parseEnvMasterKey, type RootKeyProvider } from '../crypto/root-keys.js';
@@ -70,8 +69,9 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
   // still its own atomic script call; those asked for while a pipeline's replies
   // are awaited go in the next one) — a socket write is the dearest part of a
   // reveal's rate-limit check.
+  // ioredis is loaded only when Redis is configured (an embedded server never needs it).
   const redis = config.redisUrl
-    ? new Redis(config.redisUrl, {
+    ? new (await import('ioredis')).Redis(config.redisUrl, {
         connectTimeout: 1000,
         // A Redis that holds the connection but stops answering: the command fails (503), never hangs.
         commandTimeout: 1000,

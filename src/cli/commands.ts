@@ -6,7 +6,6 @@
  */
 import { existsSync, lstatSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import type { Config } from '../app/config.js';
 import type { AppContext } from '../app/context.js';
@@ -171,6 +170,7 @@ export async function doctor(): Promise<void> {
     }
   }
   if (config.redisUrl) {
+    const { Redis } = await import('ioredis');
     const redis = new Redis(config.redisUrl, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0 });
     redis.on('error', () => {});
     try {

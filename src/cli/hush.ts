@@ -5,18 +5,21 @@
  * rotation with failures, a refused restore); 2 invalid usage.
  */
 import { Command, CommanderError } from 'commander';
-import {
-  auditExport,
-  auditVerify,
-  backup,
-  doctor,
-  restore,
-  retireRoot,
-  rotateRoot,
-  rotateWorkspace,
-} from './commands.js';
 import { fail } from './context.js';
 import { serve } from './serve.js';
+
+type Commands = typeof import('./commands.js');
+
+/**
+ * An operator command, loaded when it runs: `serve` never needs them (backup,
+ * restore, export and the progress bar stay out of a server's memory).
+ */
+function operator<Name extends keyof Commands>(name: Name) {
+  return async (...args: Parameters<Commands[Name]>): Promise<void> => {
+    const commands = await import('./commands.js');
+    await (commands[name] as (...a: Parameters<Commands[Name]>) => Promise<void>)(...args);
+  };
+}
 
 // `hush audit export | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -42,49 +45,49 @@ program
 program
   .command('doctor')
   .description('Check configuration, key file, database, migrations and outbound rules; print what to fix')
-  .action(doctor);
+  .action(operator('doctor'));
 
 const keys = program.command('keys').description('Rotate encryption keys, online');
 keys
   .command('rotate-root')
   .description('Add a new active root key (key file) and rewrap every workspace key under it; old keys are kept')
   .option('--no-new-key', 'only rewrap under the current active root key (e.g. after changing HUSH_MASTER_KEY)')
-  .action(rotateRoot);
+  .action(operator('rotateRoot'));
 keys
   .command('retire-root')
   .description('Rewrap anything left under old root keys, then remove root keys nothing uses')
-  .action(retireRoot);
+  .action(operator('retireRoot'));
 keys
   .command('rotate-workspace')
   .argument('[workspace]', 'workspace id')
   .option('--all', 'every workspace')
   .description('New workspace key version; re-encrypt every secret version in batches (resumable)')
-  .action(rotateWorkspace);
+  .action(operator('rotateWorkspace'));
 
 const audit = program.command('audit').description('The hash-chained audit trail');
 audit
   .command('verify')
   .option('--workspace <id>', 'one workspace only')
   .description('Walk every hash chain; name the first broken event')
-  .action(auditVerify);
+  .action(operator('auditVerify'));
 audit
   .command('export')
   .option('--format <format>', 'csv or jsonl', 'jsonl')
   .option('--since <time>', 'events at or after this time')
   .option('--workspace <id>', 'one workspace only')
   .description('Stream audit events to stdout (constant memory)')
-  .action(auditExport);
+  .action(operator('auditExport'));
 
 program
   .command('backup')
   .argument('<file>', 'where to write')
   .description('Consistent snapshot of the database (ciphertext only), with manifest and checksum')
-  .action(backup);
+  .action(operator('backup'));
 program
   .command('restore')
   .argument('<file>', 'backup file')
   .description('Restore a backup into an empty database; refuses a damaged file or a wrong root key')
-  .action(restore);
+  .action(operator('restore'));
 
 try {
   await program.parseAsync(process.argv);

@@ -4,6 +4,7 @@
  * instance; the rest of Hush never knows which.
  */
 import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import {
@@ -24,15 +25,27 @@ import {
   SqliteDriver,
   sql,
 } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Config } from '../app/config.js';
 import { type Checkpointer, type CheckpointerOptions, createCheckpointer } from './checkpointer.js';
 import { migrations } from './migrations/index.js';
 import { withPreparedStatements } from './pg-prepared.js';
 import type { Database } from './schema.js';
 
-// BIGINT (e.g. COUNT(*)) as a number rather than a string.
-pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+let pgModule: typeof pg | undefined;
+
+/**
+ * The PostgreSQL driver, loaded on first use: a server on SQLite never needs
+ * it (it would hold ~3 MiB of an idle server's memory for nothing).
+ */
+export function pgDriver(): typeof pg {
+  if (pgModule === undefined) {
+    pgModule = createRequire(import.meta.url)('pg') as typeof pg;
+    // BIGINT (e.g. COUNT(*)) as a number rather than a string.
+    pgModule.types.setTypeParser(pgModule.types.builtins.INT8, (v) => Number(v));
+  }
+  return pgModule;
+}
 
 export type Db = Kysely<Database>;
 
@@ -204,7 +217,7 @@ export function openDatabase(database: Config['database'], options: OpenDatabase
       },
     };
   }
-  const pool = new pg.Pool({ connectionString: database.url, max: options.poolSize ?? 10 });
+  const pool = new (pgDriver().Pool)({ connectionString: database.url, max: options.poolSize ?? 10 });
   // An idle client losing its connection must not crash the process.
   pool.on('error', () => {});
   const db = new Kysely<Database>({

@@ -3,7 +3,7 @@
  * a first start prints the setup URL, and that URL's token sets Hush up.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -99,6 +99,48 @@ describe('hush serve (process)', () => {
     expect(res.status).toBe(201);
     expect(res.headers.get('set-cookie')).toMatch(/hush_session=.*HttpOnly/i);
     expect(await (await fetch(`${base}/setup`)).json()).toEqual({ needed: false });
+  });
+
+  it('on SQLite without Redis, serve loads neither the PostgreSQL nor the Redis driver, nor the operator commands', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
+    dirs.push(dir);
+    // Every CommonJS module the process loaded (ESM imports of a package load it through the same cache).
+    const preload = path.join(dir, 'loaded.cjs');
+    const list = path.join(dir, 'loaded.json');
+    writeFileSync(
+      preload,
+      `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, JSON.stringify(Object.keys(require.cache))));`,
+    );
+    const child = spawn(process.execPath, ['-r', preload, ...ENTRY, 'serve'], {
+      env: cleanEnv({ HUSH_DATA_DIR: path.join(dir, 'data'), HUSH_PORT: '0' }),
+      cwd: dir,
+    });
+    children.push(child);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += String(d);
+    });
+    const url = await new Promise<URL>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no setup URL in output:\n${out}`)), 20_000);
+      child.stdout.on('data', () => {
+        const m = /(http:\/\/127\.0\.0\.1:\d+)\/setup#token=/.exec(out);
+        if (m?.[1]) {
+          clearTimeout(timer);
+          resolve(new URL(m[1]));
+        }
+      });
+    });
+    expect((await fetch(new URL('/healthz', url))).status).toBe(200);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+    const loaded = (JSON.parse(readFileSync(list, 'utf8')) as string[]).map((f) => f.replaceAll('\\', '/'));
+    const packages = new Set(loaded.flatMap((f) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f)?.[1] ?? []));
+    // Loaded at all (the check can see packages): the SQLite driver and the web framework.
+    expect(packages).toContain('better-sqlite3');
+    expect(packages).toContain('fastify');
+    // Not loaded: pg, ioredis, and cli-progress (which only the operator commands import).
+    expect([...packages].filter((p) => ['pg', 'pg-pool', 'ioredis', 'cli-progress'].includes(p))).toEqual([]);
   });
 
   it('HUSH_PORT=0: the printed setup URL names the port the system picked, and it answers', async () => {

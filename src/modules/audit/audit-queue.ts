@@ -11,9 +11,8 @@
  */
 
 import type { CompiledQuery, Transaction } from 'kysely';
-import pg from 'pg';
 import { nowIso } from '../../app/ids.js';
-import { boundQueryShapes, type DatabaseKind, type Db } from '../../db/database.js';
+import { boundQueryShapes, type DatabaseKind, type Db, pgDriver } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 import { type AuditEntry, type AuditWriter, type ChainHead, chainOf, entriesMoveEpoch } from './audit-log.js';
 
@@ -131,7 +130,7 @@ export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: Audi
       // statement, it wrote nothing, and the locked path may succeed. Anything else (a lost
       // connection) leaves it unknown whether it committed: appending again could record
       // the batch twice, so the batch fails, as it does when a locked path's COMMIT is lost.
-      if (!(error instanceof pg.DatabaseError)) {
+      if (!(error instanceof pgDriver().DatabaseError)) {
         knownHeads.delete(chain);
         throw error;
       }
