@@ -4,12 +4,23 @@
  * carry X-Hush-Csrf equal to the hush_csrf cookie and bound to the session
  * (double submit, checked in constant time).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError, UnauthenticatedError } from '../../app/errors.js';
 import { CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE } from './cookies.js';
 import type { SessionStore } from './session-store.js';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+const tokenRefused = () => new UnauthenticatedError('The API token is invalid, revoked or expired.');
+
+/** The API token of a `Bearer` header, if it is one. */
+const bearerToken = (authorization: string): string | undefined => /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1];
+
+/** Whether the request came with a body, which the client may take as long as it likes to send (as Fastify tells). */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
 
 export function registerAuthentication(app: FastifyInstance, sessions: SessionStore): void {
   app.decorateRequest('principal', null);
@@ -19,11 +30,11 @@ export function registerAuthentication(app: FastifyInstance, sessions: SessionSt
     if (!(request.routeOptions.url ?? request.url).startsWith('/api/')) return;
     const authorization = request.headers.authorization;
     if (authorization !== undefined) {
-      const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-      const resolved = match?.[1] ? await sessions.resolveApiToken(match[1]) : null;
+      const token = bearerToken(authorization);
+      const resolved = token ? await sessions.resolveApiToken(token) : null;
       // A credential that is present but wrong is refused outright, even on
       // public routes, so a client learns at once that its token is bad.
-      if (!resolved) throw new UnauthenticatedError('The API token is invalid, revoked or expired.');
+      if (!resolved) throw tokenRefused();
       request.principal = { kind: 'token', ...resolved };
       return;
     }
@@ -49,5 +60,20 @@ export function registerAuthentication(app: FastifyInstance, sessions: SessionSt
       }
     }
     request.principal = { kind: 'session', userId: session.userId, sessionHash: session.sessionHash };
+  });
+
+  // A token's request is checked, and its workspace's change epoch read, before its body
+  // arrives — which may be long after (a large or slowly sent body). Once the body is in,
+  // the token is checked again at the epoch of now, so the request acts on what holds when
+  // it runs: a member removed, a token revoked, a secret changed meanwhile on any server
+  // (this server's cache may still hold the old epoch's entries). A session's request
+  // reads the epoch in its handler already (workspace-access.ts).
+  app.addHook('preHandler', async (request) => {
+    const principal = request.principal;
+    if (principal?.kind !== 'token' || !hasBody(request)) return;
+    const token = bearerToken(request.headers.authorization ?? '');
+    const resolved = token ? await sessions.resolveApiToken(token) : null;
+    if (!resolved || resolved.tokenId !== principal.tokenId) throw tokenRefused();
+    request.principal = { kind: 'token', ...resolved };
   });
 }
