@@ -1,18 +1,25 @@
 /**
  * Two app contexts (two servers) on one PostgreSQL database, each with its own
- * workspace cache: a request that is still arriving on one server while the
- * other changes something acts on the change, never on what the first
- * server's cache held when the request began.
+ * workspace cache:
+ *
+ * - a request that is still arriving on one server while the other changes
+ *   something acts on the change, never on what the first server's cache held
+ *   when the request began;
+ * - a secret restored on one server while the other's retention sweep purges
+ *   it is either restored (and kept) or purged (and the restore refused).
  */
 import { connect, type Socket } from 'node:net';
+import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAppContext } from '../../src/app/bootstrap.js';
 import type { AppContext } from '../../src/app/context.js';
 import type { App } from '../../src/app/http.js';
 import { buildServer } from '../../src/app/server.js';
+import { purgeExpiredSecrets } from '../../src/modules/secrets/secret-service.js';
 import { DATABASES } from '../support/databases.js';
 import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
-import { startTestApp, type TestApp, TestClient } from '../support/harness.js';
+import { PASSWORD, startTestApp, type TestApp, TestClient } from '../support/harness.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
 const available = DATABASES.find((d) => d.kind === 'postgres')?.available ?? false;
@@ -68,7 +75,7 @@ describe('two servers on one PostgreSQL: stale epochs', () => {
     if (!available) return;
     up = await startUpstream();
     up.handle((_req, res) => res.end('{"ok":true}'));
-    t = await startTestApp('postgres', { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' });
+    t = await startTestApp('postgres', { HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8', HUSH_SECRET_RETENTION_DAYS: '1' });
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     port = (t.app.server.address() as { port: number }).port;
     const ctx = await createAppContext(t.ctx.config, t.ctx.log);
@@ -153,6 +160,67 @@ describe('two servers on one PostgreSQL: stale epochs', () => {
       const answer = await request.finish();
       expect(answer.status, answer.body).toBe(401);
       expect(up.received.length, 'the upstream got a call from a removed member').toBe(sentBefore);
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
+    "a secret restored on one server while the other's retention sweep purges it stays restored",
+    async () => {
+      const owner = t.client();
+      const login = await owner.post('/api/v1/auth/login', { email: 'owner@example.com', password: PASSWORD });
+      expect(login.status, login.text).toBe(200);
+      const me = await owner.get('/api/v1/me');
+      const ws = `/api/v1/workspaces/${me.body.workspaces[0].id}`;
+      const created = await owner.post(`${ws}/secrets`, {
+        name: 'almost_expired',
+        visibility: 'masked',
+        value: 'restore-me-0123456789',
+        allowedHosts: ['127.0.0.1'],
+      });
+      expect(created.status, created.text).toBe(201);
+      const id = created.body.id as string;
+      expect((await owner.delete(`${ws}/secrets/${id}`)).status).toBe(204);
+      // Deleted a day less a minute ago: restorable now; a sweep a few minutes on purges it.
+      await t.ctx.db
+        .updateTable('secrets')
+        .set({ deleted_at: new Date(Date.now() - 86_400_000 + 60_000).toISOString() })
+        .where('id', '=', id)
+        .execute();
+
+      const url = t.ctx.config.database.kind === 'postgres' ? t.ctx.config.database.url : '';
+      const waiting = async (n: number) => {
+        const { rows } = await t.ctx.db.executeQuery<{ n: string }>(
+          sql`select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.compile(
+            t.ctx.db,
+          ),
+        );
+        return Number(rows[0]?.n) >= n;
+      };
+      // Someone holds the secret's row (a use being recorded, say): the restore queues behind it…
+      const holder = new pg.Client({ connectionString: url });
+      await holder.connect();
+      try {
+        await holder.query('begin');
+        await holder.query('select id from secrets where id = $1 for update', [id]);
+        const restore = owner.post(`${ws}/secrets/${id}/restore`);
+        await until(() => waiting(1), 'the restore waits for the row');
+        // …and so does the other server's sweep, which found the secret still deleted.
+        const sweep = purgeExpiredSecrets(other.ctx, Date.now() + 5 * 60_000);
+        await until(() => waiting(2), 'the sweep waits for the row');
+        await holder.query('commit');
+        const [restored, purged] = await Promise.all([restore, sweep]);
+        expect(restored.status, restored.text).toBe(200);
+        expect(purged).toBe(0);
+      } finally {
+        await holder.end();
+      }
+      const after = await owner.get(`${ws}/secrets/${id}`);
+      expect(after.status, after.text).toBe(200);
+      expect(after.body.deletedAt).toBeNull();
+      const revealed = await owner.post(`${ws}/secrets/${id}/reveal`);
+      expect(revealed.status, revealed.text).toBe(200);
+      expect(revealed.body.value).toBe('restore-me-0123456789');
     },
     60_000,
   );

@@ -512,12 +512,11 @@ export async function purgeExpiredSecrets(
   let purged = 0;
   for (const candidate of expired) {
     await deps.db.transaction().execute(async (trx) => {
-      const row = await trx
-        .selectFrom('secrets')
-        .selectAll()
-        .where('id', '=', candidate.id)
-        .where('deleted_at', '<=', cutoff)
-        .executeTakeFirst();
+      // Locked (PostgreSQL), as a restore locks it: a restore committed while this waited is
+      // seen (the row no longer matches) instead of being purged right after answering 200.
+      let q = trx.selectFrom('secrets').selectAll().where('id', '=', candidate.id).where('deleted_at', '<=', cutoff);
+      if (deps.dbKind === 'postgres') q = q.forUpdate();
+      const row = await q.executeTakeFirst();
       if (!row) return;
       await destroySecret(trx, row, deps.dbKind);
       await deps.audit(
