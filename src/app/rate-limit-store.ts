@@ -1,14 +1,15 @@
 /**
- * Where @fastify/rate-limit counts: in memory (one server), or in Redis,
- * shared by every server (`HUSH_REDIS_URL`). The plugin's own stores, with
- * two changes:
+ * Where @fastify/rate-limit counts: in memory (SQLite: one server), in Redis
+ * (`HUSH_REDIS_URL`), or else, on PostgreSQL, in the database — shared by
+ * every server either way. The plugin's own stores (and one of ours for
+ * PostgreSQL, counting as its Redis store does), with two changes:
  *
  * - Routes whose limit names the same `groupId` count in one budget. The
  *   plugin gives every route a store of its own (a memory map per route, a
  *   Redis prefix per route) and only appends the group to the key, so by
  *   itself a group shares nothing across routes. Signing in and accepting
  *   an invitation are one group: both check an account's password.
- * - When Redis does not answer, a limited request is refused with 503
+ * - When Redis (or PostgreSQL) does not answer, a limited request is refused with 503
  *   `rate_limit_unavailable` — never let through uncounted, and never a 500
  *   (the plugin passes the client's error on as it is).
  */
@@ -20,6 +21,8 @@ import type {
   RateLimitOptions,
 } from '@fastify/rate-limit';
 import type { Redis } from 'ioredis';
+import { CompiledQuery } from 'kysely';
+import type { Db } from '../db/database.js';
 import { AppError } from './errors.js';
 
 type Store = FastifyRateLimitStore & { read: FastifyRateLimitStore['incr'] };
@@ -54,7 +57,7 @@ function guarded(callback: Callback): Callback {
 class HushStore implements Store {
   constructor(
     private readonly inner: Store,
-    /** Redis: its errors become 503. */
+    /** Redis, PostgreSQL: their errors become 503. */
     private readonly guard: boolean,
     /** Every route group's one store, shared by the whole tree of children. */
     private readonly groups = new Map<string, Store>(),
@@ -101,6 +104,86 @@ export function redisRateLimitStore(redis: Redis, nameSpace: string): FastifyRat
     constructor(options: FastifyRateLimitOptions) {
       const { continueExceeding, exponentialBackoff } = options as RateLimitOptions;
       super(new RedisStore(continueExceeding, exponentialBackoff, redis, nameSpace), true);
+    }
+  };
+}
+
+/** Now in ms since the Unix epoch, by the database's clock (one clock for every server). */
+const DB_NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
+/**
+ * One count, atomically (the row is locked by the upsert): the first in a
+ * window starts it, `timeWindow` ms long; later ones add to it until it ends.
+ * Answers the count and the ms left — what Redis's script answers.
+ */
+const INCR_SQL = `with now as (select ${DB_NOW_MS} as ms)
+insert into rate_limit_counts as r (key, count, reset_at)
+select $1, 1, now.ms + $2::bigint from now
+on conflict (key) do update set
+  count = case when r.reset_at <= (select ms from now) then 1 else r.count + 1 end,
+  reset_at = case when r.reset_at <= (select ms from now) then excluded.reset_at else r.reset_at end
+returning count, reset_at - (select ms from now) as ttl`;
+
+const READ_SQL = `select count, reset_at - ${DB_NOW_MS} as ttl from rate_limit_counts where key = $1`;
+
+const SWEEP_SQL = `delete from rate_limit_counts where reset_at <= ${DB_NOW_MS}`;
+
+/** Ended windows are deleted at most this often per server (any server's sweep serves all). */
+const SWEEP_INTERVAL_MS = 60_000;
+
+type CountRow = { count: number | string; ttl: number | string };
+
+/** The plugin's store contract, counted in PostgreSQL's `rate_limit_counts` under `prefix`. */
+class PostgresStore implements Store {
+  constructor(
+    private readonly db: Db,
+    private readonly prefix: string,
+    private readonly swept: { at: number },
+  ) {}
+
+  private answer(query: CompiledQuery<CountRow>, callback: Callback): void {
+    this.db.executeQuery(query).then(
+      ({ rows }) => {
+        const row = rows[0];
+        const ttl = row ? Number(row.ttl) : 0;
+        callback(null, ttl > 0 && row ? { current: Number(row.count), ttl } : { current: 0, ttl: 0 });
+      },
+      (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))),
+    );
+  }
+
+  incr(key: string, callback: Callback, timeWindow: number): void {
+    this.answer(CompiledQuery.raw(INCR_SQL, [this.prefix + key, timeWindow]), callback);
+    const now = Date.now();
+    if (now - this.swept.at >= SWEEP_INTERVAL_MS) {
+      this.swept.at = now;
+      this.db.executeQuery(CompiledQuery.raw(SWEEP_SQL)).catch(() => {}); // the next sweep tries again
+    }
+  }
+
+  read(key: string, callback: Callback): void {
+    this.answer(CompiledQuery.raw(READ_SQL, [this.prefix + key]), callback);
+  }
+
+  child(routeOptions: RouteOptions): Store {
+    const { method, url } = (routeOptions as unknown as { routeInfo: { method: string; url: string } }).routeInfo;
+    return new PostgresStore(this.db, `${this.prefix}${method}${url}-`, this.swept);
+  }
+}
+
+/**
+ * The `store` option of @fastify/rate-limit on PostgreSQL without Redis:
+ * counts in the database, under `nameSpace`, shared by every server.
+ */
+export function postgresRateLimitStore(db: Db, nameSpace: string): FastifyRateLimitStoreCtor {
+  const swept = { at: 0 };
+  return class extends HushStore {
+    constructor(options: FastifyRateLimitOptions) {
+      const { continueExceeding, exponentialBackoff } = options as RateLimitOptions;
+      // Neither is used by Hush; counted as the plugin would need them, they would be silently wrong.
+      if (continueExceeding || exponentialBackoff)
+        throw new Error('the PostgreSQL rate-limit store supports neither continueExceeding nor exponentialBackoff');
+      super(new PostgresStore(db, nameSpace, swept), true);
     }
   };
 }

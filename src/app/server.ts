@@ -38,7 +38,7 @@ import { problem, registerErrorHandler, sendProblem } from './error-handler.js';
 import type { App } from './http.js';
 import { registerMetrics } from './metrics.js';
 import { refineOpenApi } from './openapi.js';
-import { memoryRateLimitStore, redisRateLimitStore } from './rate-limit-store.js';
+import { memoryRateLimitStore, postgresRateLimitStore, redisRateLimitStore } from './rate-limit-store.js';
 import { RequestLogController } from './request-log.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -150,11 +150,16 @@ export async function buildServer(ctx: AppContext): Promise<App> {
     uiHeaders(request.raw, reply.raw, (error) => done(error as Error | undefined));
   });
   await app.register(cookie);
-  // Counted in Redis when configured, so a limit holds across every server.
-  // Redis trouble refuses a limited request with 503 (rate-limit-store.ts).
+  // Counted in Redis when configured, else in PostgreSQL, so a limit holds across every
+  // server; SQLite (one server) counts in memory. Trouble with either refuses a limited
+  // request with 503 (rate-limit-store.ts).
   await app.register(rateLimit, {
     global: false,
-    store: ctx.redis ? redisRateLimitStore(ctx.redis, 'hush-rl:') : memoryRateLimitStore(),
+    store: ctx.redis
+      ? redisRateLimitStore(ctx.redis, 'hush-rl:')
+      : ctx.dbKind === 'postgres'
+        ? postgresRateLimitStore(ctx.db, 'hush-rl:')
+        : memoryRateLimitStore(),
   });
   await app.register(swagger, {
     openapi: {

@@ -132,6 +132,14 @@ export interface JobLocksTable {
   heartbeat_at: string;
 }
 
+/** PostgreSQL without Redis: rate-limit counts shared by every server (src/app/rate-limit-store.ts). */
+export interface RateLimitCountsTable {
+  key: string;
+  count: number;
+  /** End of the count's window, ms since the Unix epoch (the database's clock). */
+  reset_at: number | string;
+}
+
 export interface SettingsTable {
   key: string;
   value: string;
@@ -259,6 +267,7 @@ export interface Database {
   audit_heads: AuditHeadsTable;
   settings: SettingsTable;
   job_locks: JobLocksTable;
+  rate_limit_counts: RateLimitCountsTable;
   variable_names: VariableNamesTable;
   variables: VariablesTable;
   secrets: SecretsTable;

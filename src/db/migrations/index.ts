@@ -16,6 +16,7 @@ import * as jobLocks from './0009-job-locks.js';
 import * as workflowSummaries from './0010-workflow-summaries.js';
 import * as runListOrder from './0011-run-list-order.js';
 import * as roleNameKeys from './0012-role-name-keys.js';
+import * as rateLimitCounts from './0013-rate-limit-counts.js';
 
 export const migrations: Record<string, Migration> = {
   '0001-foundation': foundation,
@@ -30,4 +31,5 @@ export const migrations: Record<string, Migration> = {
   '0010-workflow-summaries': workflowSummaries,
   '0011-run-list-order': runListOrder,
   '0012-role-name-keys': roleNameKeys,
+  '0013-rate-limit-counts': rateLimitCounts,
 };

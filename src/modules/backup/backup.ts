@@ -25,7 +25,8 @@ export const BACKUP_VERSION = 1;
 
 /**
  * Tables in dependency order. Sessions are left out (restored users sign in
- * again), and so are SQLite's job locks (they name processes of this machine).
+ * again), and so are SQLite's job locks (they name processes of this machine)
+ * and rate-limit counts (they last a minute).
  */
 export const BACKUP_TABLES = [
   'users',
