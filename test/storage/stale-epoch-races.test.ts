@@ -165,6 +165,42 @@ describe('two servers on one PostgreSQL: stale epochs', () => {
   );
 
   it.runIf(available)(
+    'a session request whose body arrives after the session was signed out on the other server is refused',
+    async () => {
+      const owner = t.client();
+      const login = await owner.post('/api/v1/auth/login', { email: 'owner@example.com', password: PASSWORD });
+      expect(login.status, login.text).toBe(200);
+      const me = await owner.get('/api/v1/me');
+      const ws = `/api/v1/workspaces/${me.body.workspaces[0].id}`;
+      // Last seen two minutes ago: reading the session for the request below records it anew.
+      const seen = new Date(Date.now() - 120_000).toISOString();
+      await t.ctx.db.updateTable('sessions').set({ last_seen_at: seen }).execute();
+      const cookie = [...owner.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+      const request = slowRequest(
+        port,
+        `${ws}/secrets`,
+        { cookie, 'x-hush-csrf': owner.cookies.get('hush_csrf') ?? '' },
+        JSON.stringify({ name: 'after_sign_out', visibility: 'masked', value: 'written-after-sign-out' }),
+      );
+      await until(async () => {
+        const rows = await t.ctx.db.selectFrom('sessions').select('last_seen_at').execute();
+        return rows.some((r) => r.last_seen_at !== seen);
+      }, 'the request read its session');
+      const out = await onOther(owner).post('/api/v1/auth/logout');
+      expect(out.status, out.text).toBe(204);
+      const answer = await request.finish();
+      expect(answer.status, answer.body).toBe(401);
+      const written = await t.ctx.db
+        .selectFrom('secrets')
+        .select('id')
+        .where('name', '=', 'after_sign_out')
+        .executeTakeFirst();
+      expect(written, 'a signed-out session created a secret').toBeUndefined();
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
     "a secret restored on one server while the other's retention sweep purges it stays restored",
     async () => {
       const owner = t.client();

@@ -62,18 +62,25 @@ export function registerAuthentication(app: FastifyInstance, sessions: SessionSt
     request.principal = { kind: 'session', userId: session.userId, sessionHash: session.sessionHash };
   });
 
-  // A token's request is checked, and its workspace's change epoch read, before its body
-  // arrives — which may be long after (a large or slowly sent body). Once the body is in,
-  // the token is checked again at the epoch of now, so the request acts on what holds when
-  // it runs: a member removed, a token revoked, a secret changed meanwhile on any server
-  // (this server's cache may still hold the old epoch's entries). A session's request
-  // reads the epoch in its handler already (workspace-access.ts).
+  // A request's credential is checked (and a token's workspace change epoch read) before
+  // its body arrives — which may be long after (a large or slowly sent body). Once the body
+  // is in, it is checked again, so the request acts on what holds when it runs: a token
+  // revoked or a session signed out meanwhile on any server, a member removed, a secret
+  // changed (for a token, at the epoch of now: this server's cache may still hold the old
+  // epoch's entries; a session's request reads the epoch in its handler, workspace-access.ts).
   app.addHook('preHandler', async (request) => {
     const principal = request.principal;
-    if (principal?.kind !== 'token' || !hasBody(request)) return;
-    const token = bearerToken(request.headers.authorization ?? '');
-    const resolved = token ? await sessions.resolveApiToken(token) : null;
-    if (!resolved || resolved.tokenId !== principal.tokenId) throw tokenRefused();
-    request.principal = { kind: 'token', ...resolved };
+    if (!principal || !hasBody(request)) return;
+    if (principal.kind === 'token') {
+      const token = bearerToken(request.headers.authorization ?? '');
+      const resolved = token ? await sessions.resolveApiToken(token) : null;
+      if (!resolved || resolved.tokenId !== principal.tokenId) throw tokenRefused();
+      request.principal = { kind: 'token', ...resolved };
+      return;
+    }
+    const sessionToken = request.cookies[SESSION_COOKIE];
+    const session = sessionToken ? await sessions.resolve(sessionToken) : null;
+    // Ended meanwhile: the request goes on as one without a session (a public route still answers).
+    if (!session || session.sessionHash !== principal.sessionHash) request.principal = null;
   });
 }
