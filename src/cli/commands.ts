@@ -25,7 +25,8 @@ import { auditCsvLine, CSV_COLUMNS } from '../modules/audit/audit-router.js';
 import { auditTimeBound, presentAuditEvent, verifyChain } from '../modules/audit/audit-service.js';
 import { BackupError, backupSchema, createBackup, restoreBackup, verifyBackup } from '../modules/backup/backup.js';
 import { rewrapWorkspaceKeys, rotateWorkspaceKey } from '../modules/keys/key-rotation.js';
-import { fail, openContext, readConfigOrExit } from './context.js';
+import { openContext, readConfigOrExit } from './context.js';
+import { fail } from './fail.js';
 import { progressBar } from './progress.js';
 
 const out = (line: string) => process.stdout.write(`${line}\n`);

@@ -6,12 +6,9 @@ import { createAppContext, StartupError } from '../app/bootstrap.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv } from '../app/config.js';
 import type { AppContext } from '../app/context.js';
 import { createLogger } from '../app/logger.js';
+import { fail } from './fail.js';
 
 /** Prints one line to stderr and exits with `code`. */
-export function fail(message: string, code = 1): never {
-  process.stderr.write(`hush: ${message}\n`);
-  process.exit(code);
-}
 
 export function readConfigOrExit(): Config {
   try {

@@ -5,14 +5,14 @@
  * rotation with failures, a refused restore); 2 invalid usage.
  */
 import { Command, CommanderError } from 'commander';
-import { fail } from './context.js';
-import { serve } from './serve.js';
+import { fail } from './fail.js';
 
 type Commands = typeof import('./commands.js');
 
 /**
  * An operator command, loaded when it runs: `serve` never needs them (backup,
- * restore, export and the progress bar stay out of a server's memory).
+ * restore, export and the progress bar stay out of a server's memory), and
+ * `serve` is loaded only when it runs too (help and usage errors answer at once).
  */
 function operator<Name extends keyof Commands>(name: Name) {
   return async (...args: Parameters<Commands[Name]>): Promise<void> => {
@@ -40,7 +40,7 @@ program
   .action(async (unknown: string[]) => {
     // `serve` is the default, so an unknown command word lands here.
     if (unknown.length > 0) fail(`unknown command '${unknown[0]}' (see hush --help)`, 2);
-    await serve();
+    await (await import('./serve.js')).serve();
   });
 program
   .command('doctor')

@@ -5,7 +5,8 @@ import { createLogger } from '../app/logger.js';
 import { buildServer } from '../app/server.js';
 import { prepareSetup } from '../modules/auth/auth-service.js';
 import { startSecretRetentionSweep } from '../modules/secrets/secret-service.js';
-import { fail, readConfigOrExit } from './context.js';
+import { readConfigOrExit } from './context.js';
+import { fail } from './fail.js';
 import { collectWhenIdle } from './idle-gc.js';
 
 export async function serve(): Promise<void> {
