@@ -49,6 +49,38 @@ describe.each(DATABASES)('secret vault on $kind', ({ kind, available }) => {
   );
 
   it.runIf(available)(
+    'a secret deleted (not purged) after it was loaded and before it is pinned is secret_unavailable, and stays unpinned',
+    async () => {
+      const ws = `/api/v1/workspaces/${workspaceId}`;
+      const created = await owner.post(`${ws}/secrets`, {
+        name: 'unpinned_deleted',
+        visibility: 'masked',
+        value: 'vault-delete-race-value',
+      });
+      expect(created.status, created.text).toBe(201);
+      const vault = createSecretVault(t.ctx, { workspaceId, epoch: await t.ctx.cache.epoch(workspaceId) }, AUDIT, 'x');
+      const material = await vault.loadSecret('unpinned_deleted');
+      expect((await owner.delete(`${ws}/secrets/${created.body.id}`)).status).toBe(204);
+
+      const refused = await vault.checkHost(material, '127.0.0.1', 'b').catch((error: unknown) => error);
+      expect(refused).toMatchObject({ status: 422, code: 'secret_unavailable' });
+      const row = await t.ctx.db
+        .selectFrom('secrets')
+        .select(['allowed_hosts', 'hosts_pinned_at'])
+        .where('id', '=', created.body.id)
+        .executeTakeFirstOrThrow();
+      // Restored later, it has no host chosen by a call made after its deletion.
+      expect(row).toEqual({ allowed_hosts: '[]', hosts_pinned_at: null });
+      const pinned = await t.ctx.db
+        .selectFrom('audit_events')
+        .select('id')
+        .where('action', '=', 'secret.host_pinned')
+        .where('target_id', '=', created.body.id);
+      expect(await pinned.execute()).toEqual([]);
+    },
+  );
+
+  it.runIf(available)(
     'secrets bound to a host: at most the most recently used MAX_HOST_SECRETS, and one that cannot be decrypted is left out',
     async () => {
       const ws = `/api/v1/workspaces/${workspaceId}`;

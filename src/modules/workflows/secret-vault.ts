@@ -292,6 +292,8 @@ export function createSecretVault(
           }))
           .where('id', '=', secret.id)
           .where('allowed_hosts', '=', '[]')
+          // Deleted since it was loaded: no host is chosen by a call made after that.
+          .where('deleted_at', 'is', null)
           .executeTakeFirst();
         if (Number(result.numUpdatedRows) !== 1) return false;
         await deps.audit(trx, audit, {
@@ -307,9 +309,13 @@ export function createSecretVault(
         secret.allowedHosts = [canonical.pattern];
         return true;
       }
-      const row = await db.selectFrom('secrets').select('allowed_hosts').where('id', '=', secret.id).executeTakeFirst();
-      // Purged since it was loaded: nothing to send.
-      if (!row) throw secretUnavailable(secret.name);
+      const row = await db
+        .selectFrom('secrets')
+        .select(['allowed_hosts', 'deleted_at'])
+        .where('id', '=', secret.id)
+        .executeTakeFirst();
+      // Deleted or purged since it was loaded: nothing to send.
+      if (!row || row.deleted_at !== null) throw secretUnavailable(secret.name);
       secret.allowedHosts = JSON.parse(row.allowed_hosts) as string[];
       return hostAllowed(secret.allowedHosts, host);
     },
