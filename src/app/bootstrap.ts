@@ -97,7 +97,7 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     db: database.db,
     dbKind: database.kind,
     rootKeys,
-    keyring: createWorkspaceKeyring(database.db, rootKeys),
+    keyring: createWorkspaceKeyring(database.db, database.kind, rootKeys),
     cache: createWorkspaceCache(database.db),
     audit,
     auditQueue: createAuditQueue({ db: database.db, kind: database.kind, audit }),

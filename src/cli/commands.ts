@@ -24,7 +24,7 @@ import { SYSTEM_CHAIN } from '../modules/audit/audit-chain.js';
 import { auditCsvLine, CSV_COLUMNS } from '../modules/audit/audit-router.js';
 import { auditTimeBound, presentAuditEvent, verifyChain } from '../modules/audit/audit-service.js';
 import { BackupError, backupSchema, createBackup, restoreBackup, verifyBackup } from '../modules/backup/backup.js';
-import { rewrapWorkspaceKeys, rotateWorkspaceKey } from '../modules/keys/key-rotation.js';
+import { retireRootKeys, rewrapWorkspaceKeys, rotateWorkspaceKey } from '../modules/keys/key-rotation.js';
 import { openContext, readConfigOrExit } from './context.js';
 import { fail } from './fail.js';
 import { progressBar } from './progress.js';
@@ -273,20 +273,19 @@ export async function retireRoot(): Promise<void> {
     // The key file is rewritten under the same lock as the check: a `rotate-root` on another
     // node cannot add a key to the file between the two and have it dropped.
     const masterKey = config.masterKey;
-    const outcome = await withJobLock(ctx, 'root-keys', async (lease) => {
-      const r = await rewrapWorkspaceKeys(ctx, undefined, 'keys.root_retire_checked');
-      // Another run took the lock over (this one stalled 30 s): the key file is not this run's to change.
-      if (!(await lease.confirm()))
-        fail(`${ROOT_KEYS_BUSY} (this run stalled and its lock was taken over; nothing was retired)`);
-      const unused = ctx.rootKeys.keyIds().filter((id) => id !== r.rootKeyId);
-      const retired =
-        r.stillInUse.length === 0 && masterKey.kind === 'file'
-          ? retireRootKeysInFile(masterKey.path, unused)
-          : undefined;
-      return { r, unused, retired };
-    });
+    const outcome = await withJobLock(ctx, 'root-keys', (lease) =>
+      // The key file is rewritten while no workspace key can be wrapped (retireRootKeys): a key
+      // version a server or `rotate-workspace` wrapped under an old root key is rewrapped first.
+      retireRootKeys(ctx, async (unused, executor) => {
+        // Another run took the lock over (this one stalled 30 s): the key file is not this run's to change.
+        if (!(await lease.confirm(executor)))
+          fail(`${ROOT_KEYS_BUSY} (this run stalled and its lock was taken over; nothing was retired)`);
+        return masterKey.kind === 'file' ? retireRootKeysInFile(masterKey.path, unused) : undefined;
+      }),
+    );
     if (!outcome.ran) fail(ROOT_KEYS_BUSY);
-    const { r, unused, retired } = outcome.value;
+    const r = outcome.value;
+    const { unused, retired } = r;
     printResult(`rewrapped workspace keys under ${r.rootKeyId}`, r);
     if (r.stillInUse.length > 0) {
       out(`still in use, kept: ${r.stillInUse.join(', ')}`);

@@ -28,8 +28,12 @@ export type JobOutcome<T> = { ran: true; value: T } | { ran: false };
 /** What a running job can ask of its lock: `lost` once another process has taken it over. */
 export interface Lease {
   lost: boolean;
-  /** Renews the lock now and says whether it is still this job's (before an irreversible step). */
-  confirm(): Promise<boolean>;
+  /**
+   * Renews the lock now and says whether it is still this job's (before an
+   * irreversible step). Inside a transaction pass it as `executor` (SQLite's
+   * one connection would wait for that transaction forever).
+   */
+  confirm(executor?: Db): Promise<boolean>;
 }
 
 export async function withJobLock<T>(
@@ -110,8 +114,8 @@ async function withLockRow<T>(db: Db, job: string, run: (lease: Lease) => Promis
     return true;
   });
   if (!taken) return { ran: false };
-  const renewNow = async (): Promise<boolean> => {
-    const result = await db
+  const renewNow = async (executor: Db = db): Promise<boolean> => {
+    const result = await executor
       .updateTable('job_locks')
       .set({ heartbeat_at: nowIso() })
       .where('job', '=', job)

@@ -14,11 +14,15 @@
  * Both report a result object (done / skipped / failed) instead of throwing
  * half-way, and both are audited.
  */
+import { sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { CryptoError } from '../../app/errors.js';
 import { nowIso } from '../../app/ids.js';
 import { decryptSecretValue, encryptSecretValue, unwrapWorkspaceKey, wrapWorkspaceKey } from '../../crypto/envelope.js';
+import type { RootKeyProvider } from '../../crypto/root-keys.js';
+import type { Db } from '../../db/database.js';
 import type { AuditContext } from '../audit/audit-log.js';
+import { WORKSPACE_KEY_WRAPS_LOCK } from '../workspaces/workspace-keyring.js';
 
 export interface RotationResult {
   done: number;
@@ -40,15 +44,20 @@ function reason(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
-/** Rewraps every workspace key under the active root key. */
-export async function rewrapWorkspaceKeys(
-  deps: Pick<AppContext, 'db' | 'rootKeys' | 'audit'>,
+/**
+ * Rewraps, through `executor`, every workspace key not under the active root
+ * key; returns the counts, the active key, the other root keys still in use and
+ * those it rewrapped from.
+ */
+async function rewrapRows(
+  executor: Db,
+  rootKeys: RootKeyProvider,
   progress?: Progress,
-  action: 'keys.root_rotated' | 'keys.root_retire_checked' = 'keys.root_rotated',
-): Promise<RotationResult & { rootKeyId: string; stillInUse: string[] }> {
-  const active = deps.rootKeys.activeKeyId();
+): Promise<RotationResult & { rootKeyId: string; stillInUse: string[]; rewrappedFrom: string[] }> {
+  const active = rootKeys.activeKeyId();
   const result = emptyResult();
-  const rows = await deps.db
+  const rewrappedFrom = new Set<string>();
+  const rows = await executor
     .selectFrom('workspace_keys')
     .select(['workspace_id', 'version', 'root_key_id', 'wrapped_key'])
     .execute();
@@ -63,37 +72,124 @@ export async function rewrapWorkspaceKeys(
     const ctx = { workspaceId: row.workspace_id, keyVersion: Number(row.version) };
     try {
       const dek = await unwrapWorkspaceKey(
-        deps.rootKeys,
+        rootKeys,
         { rootKeyId: row.root_key_id, ciphertext: Buffer.from(row.wrapped_key) },
         ctx,
       );
-      const wrapped = await wrapWorkspaceKey(deps.rootKeys, dek, ctx);
+      const wrapped = await wrapWorkspaceKey(rootKeys, dek, ctx);
       dek.fill(0);
-      const updated = await deps.db
+      const updated = await executor
         .updateTable('workspace_keys')
         .set({ root_key_id: wrapped.rootKeyId, wrapped_key: wrapped.ciphertext })
         .where('workspace_id', '=', row.workspace_id)
         .where('version', '=', ctx.keyVersion)
         .where('root_key_id', '=', row.root_key_id)
         .executeTakeFirst();
-      if (Number(updated.numUpdatedRows) === 1) result.done += 1;
-      else result.skipped += 1;
+      if (Number(updated.numUpdatedRows) === 1) {
+        result.done += 1;
+        rewrappedFrom.add(row.root_key_id);
+      } else result.skipped += 1;
     } catch (error) {
       result.failed += 1;
       result.failures.push({ id: `${row.workspace_id}/v${ctx.keyVersion}`, reason: reason(error) });
     }
     progress?.(seen, rows.length);
   }
-  const inUse = await deps.db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
+  const inUse = await executor.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
   const stillInUse = inUse.map((r) => r.root_key_id).filter((id) => id !== active);
+  return { ...result, rootKeyId: active, stillInUse, rewrappedFrom: [...rewrappedFrom] };
+}
+
+/** Rewraps every workspace key under the active root key. */
+export async function rewrapWorkspaceKeys(
+  deps: Pick<AppContext, 'db' | 'rootKeys' | 'audit'>,
+  progress?: Progress,
+): Promise<RotationResult & { rootKeyId: string; stillInUse: string[] }> {
+  const r = await rewrapRows(deps.db, deps.rootKeys, progress);
   await deps.db.transaction().execute((trx) =>
     deps.audit(trx, SYSTEM, {
       workspaceId: null,
-      action,
-      data: { rootKeyId: active, rewrapped: result.done, skipped: result.skipped, failed: result.failed },
+      action: 'keys.root_rotated',
+      data: { rootKeyId: r.rootKeyId, rewrapped: r.done, skipped: r.skipped, failed: r.failed },
     }),
   );
-  return { ...result, rootKeyId: active, stillInUse };
+  return r;
+}
+
+/**
+ * Runs `fn` while no workspace key can be wrapped and committed: every wrap
+ * under way has committed when `fn` starts, and a wrap that starts later
+ * reads the root keys as `fn` left them. PostgreSQL: the wrap lock, held
+ * exclusively on a connection of its own (createKey holds it shared); `fn`
+ * gets the pool. SQLite: one write transaction (createKey runs in one);
+ * `fn` gets it. `fn` must not wait for a lock a wrapping transaction may hold
+ * (an audit event: setup audits before it wraps) — it would wait forever.
+ */
+export async function pauseWorkspaceKeyWraps<T>(
+  deps: Pick<AppContext, 'db' | 'dbKind'>,
+  fn: (executor: Db) => Promise<T>,
+): Promise<T> {
+  if (deps.dbKind === 'sqlite') return deps.db.transaction().execute((trx) => fn(trx));
+  return deps.db.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(hashtext(${WORKSPACE_KEY_WRAPS_LOCK}))`.execute(conn);
+    try {
+      return await fn(deps.db);
+    } finally {
+      await sql`select pg_advisory_unlock(hashtext(${WORKSPACE_KEY_WRAPS_LOCK}))`.execute(conn);
+    }
+  });
+}
+
+/**
+ * `hush keys retire-root`: rewraps every workspace key still under an old
+ * root key, then — only when none is left — hands the old key ids to
+ * `remove` (which takes them out of the key file and returns those it
+ * removed; any query it makes goes through `executor`). The check and `remove` run with workspace key wraps paused,
+ * after a pass that found nothing left to rewrap: a key version wrapped under
+ * an old root key before the file changed and committed after the check (a
+ * server creating a workspace, a `rotate-workspace` switching keys) was left
+ * under a key no file held. A paused pass that rewraps such stragglers commits
+ * them and checks again in another pause, so that every rewrap is committed
+ * before a key leaves the file. Audited as `keys.root_retire_checked` before
+ * the first pause (SQLite: that commit syncs the write-ahead log when the
+ * connection runs with synchronous = FULL, as retire-root's does).
+ */
+export async function retireRootKeys(
+  deps: Pick<AppContext, 'db' | 'dbKind' | 'rootKeys' | 'audit'>,
+  remove: (unused: string[], executor: Db) => Promise<string[] | undefined>,
+): Promise<RotationResult & { rootKeyId: string; stillInUse: string[]; unused: string[]; retired?: string[] }> {
+  // The bulk outside any pause (SQLite writers would wait behind it).
+  const first = await rewrapRows(deps.db, deps.rootKeys);
+  await deps.db.transaction().execute((trx) =>
+    deps.audit(trx, SYSTEM, {
+      workspaceId: null,
+      action: 'keys.root_retire_checked',
+      data: { rootKeyId: first.rootKeyId, rewrapped: first.done, skipped: first.skipped, failed: first.failed },
+    }),
+  );
+  let done = first.done;
+  for (let pass = 1; ; pass++) {
+    const last = await pauseWorkspaceKeyWraps(deps, async (executor) => {
+      const r = await rewrapRows(executor, deps.rootKeys);
+      const unused = deps.rootKeys.keyIds().filter((id) => id !== r.rootKeyId);
+      const clear = r.done === 0 && r.stillInUse.length === 0;
+      return { ...r, unused, retired: clear ? await remove(unused, executor) : undefined };
+    });
+    done += last.done;
+    // Stragglers rewrapped in that pause are committed now: the next pause checks again. Still
+    // more after five pauses: something keeps wrapping under those keys (a node with an old copy
+    // of the key file) — they stay.
+    if (last.done === 0 || pass === 5) {
+      const { retired, rewrappedFrom, stillInUse, ...rest } = last;
+      return {
+        ...rest,
+        done,
+        skipped: first.skipped,
+        stillInUse: [...new Set([...stillInUse, ...rewrappedFrom])],
+        ...(retired === undefined ? {} : { retired }),
+      };
+    }
+  }
 }
 
 /**

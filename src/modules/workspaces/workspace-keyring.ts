@@ -3,17 +3,31 @@
  * stored wrapped, and unwrapped on demand into a small in-memory cache. The
  * cache holds keys, never secret values (SPEC §3).
  */
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { CryptoError } from '../../app/errors.js';
 import { nowIso } from '../../app/ids.js';
 import { generateDataKey, unwrapWorkspaceKey, wrapWorkspaceKey } from '../../crypto/envelope.js';
 import type { RootKeyProvider } from '../../crypto/root-keys.js';
-import type { Db } from '../../db/database.js';
+import type { DatabaseKind, Db } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
 
+/**
+ * The PostgreSQL advisory lock that keeps wrapping apart from root key
+ * retirement: every transaction that wraps a workspace key holds it shared
+ * until it commits; `hush keys retire-root` holds it exclusively while it
+ * checks which root keys are in use and rewrites the key file
+ * (pauseWorkspaceKeyWraps). On SQLite the write lock does the same.
+ */
+export const WORKSPACE_KEY_WRAPS_LOCK = 'hush:workspace-key-wraps';
+
 export interface WorkspaceKeyring {
-  /** Creates, wraps and stores key `version` of a workspace (inside `trx`). */
-  createKey(trx: Transaction<Database> | Db, workspaceId: string, version: number): Promise<void>;
+  /**
+   * Creates, wraps and stores key `version` of a workspace inside `trx`, a
+   * write transaction: until it commits, no root key retirement can check the
+   * key file against the stored keys (PostgreSQL: the wrap lock, taken shared
+   * before wrapping; SQLite: the write lock, held since BEGIN IMMEDIATE).
+   */
+  createKey(trx: Transaction<Database>, workspaceId: string, version: number): Promise<void>;
   /**
    * The unwrapped key, from cache or by unwrapping the stored one. Inside a
    * transaction pass it as `executor`: SQLite has one connection, so a query
@@ -24,12 +38,22 @@ export interface WorkspaceKeyring {
   forget(workspaceId?: string): void;
 }
 
-export function createWorkspaceKeyring(db: Db, rootKeys: RootKeyProvider, maxEntries = 10_000): WorkspaceKeyring {
+export function createWorkspaceKeyring(
+  db: Db,
+  dbKind: DatabaseKind,
+  rootKeys: RootKeyProvider,
+  maxEntries = 10_000,
+): WorkspaceKeyring {
   const cache = new Map<string, Buffer>();
   const cacheKey = (ws: string, v: number) => `${ws}:${v}`;
 
   return {
     async createKey(trx, workspaceId, version) {
+      // Before the wrap: the root key it picks is then either one a retirement already
+      // checked (the file was rewritten before this lock was granted, and the provider
+      // rereads it) or one no retirement can check until this transaction has committed.
+      if (dbKind === 'postgres')
+        await sql`select pg_advisory_xact_lock_shared(hashtext(${WORKSPACE_KEY_WRAPS_LOCK}))`.execute(trx);
       const dek = generateDataKey();
       const wrapped = await wrapWorkspaceKey(rootKeys, dek, { workspaceId, keyVersion: version });
       await trx
