@@ -364,6 +364,15 @@ export function openFileKeyProvider(file: string): { provider: RootKeyProvider; 
   return { provider: createLocalKeyProvider('file', [key]), created: true };
 }
 
+/**
+ * Opens an existing root key file, never creating one: `undefined` when it
+ * does not exist. Throws as openFileKeyProvider does for a file it cannot use.
+ */
+export function readFileKeyProvider(file: string): RootKeyProvider | undefined {
+  const existing = readKeyFile(file);
+  return existing && createLocalKeyProvider('file', existing.keys, existing.doc.active);
+}
+
 /** True when the key file is readable or writable by group or others (POSIX only). */
 export function keyFilePermissionsTooOpen(file: string): boolean {
   if (process.platform === 'win32') return false;
