@@ -16,6 +16,32 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/**
+ * `hush <args>` in `dir` (`serve` unless told; node flags first); resolves
+ * with the setup URL it prints once it listens.
+ */
+async function serveUntilSetupUrl(
+  dir: string,
+  env: Record<string, string>,
+  { nodeFlags = [], args = ['serve'] }: { nodeFlags?: string[]; args?: string[] } = {},
+): Promise<{ child: ChildProcess; url: URL; output: () => string }> {
+  const child = spawn(process.execPath, [...nodeFlags, ...ENTRY, ...args], { env: cleanEnv(env), cwd: dir });
+  children.push(child);
+  let out = '';
+  const url = await new Promise<URL>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no setup URL in output:\n${out}`)), 20_000);
+    child.stdout?.on('data', (d) => {
+      out += String(d);
+      const m = /(http:\/\/127\.0\.0\.1:\d+\/setup#token=[\w-]+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(new URL(m[1]));
+      }
+    });
+  });
+  return { child, url, output: () => out };
+}
+
 describe('hush serve (process)', () => {
   it('stops with exit code 1 and one line naming the bad variable', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
@@ -60,29 +86,17 @@ describe('hush serve (process)', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
     dirs.push(dir);
     const port = await freePort();
-    const child = spawn(process.execPath, [...ENTRY], {
-      env: cleanEnv({ HUSH_DATA_DIR: path.join(dir, 'data'), HUSH_PORT: String(port) }),
-      cwd: dir,
-    });
-    children.push(child);
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += String(d);
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no setup URL in output:\n${out}`)), 20_000);
-      child.stdout.on('data', () => {
-        const m = /(http:\/\/127\.0\.0\.1:\d+\/setup#token=[\w-]+)/.exec(out);
-        if (m?.[1]) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      });
-    });
+    // No command word: `serve` is the default.
+    const { url, output } = await serveUntilSetupUrl(
+      dir,
+      { HUSH_DATA_DIR: path.join(dir, 'data'), HUSH_PORT: String(port) },
+      { args: [] },
+    );
+    const out = output();
     expect(statSync(path.join(dir, 'data/master.key')).mode & 0o777).toBe(0o600);
     expect(statSync(path.join(dir, 'data/hush.db')).mode & 0o777).toBe(0o600);
     expect(out).toMatch(/back it up/);
-    const token = decodeURIComponent(new URL(url).hash.replace('#token=', ''));
+    const token = decodeURIComponent(url.hash.replace('#token=', ''));
     const base = `http://127.0.0.1:${port}/api/v1`;
     expect(await (await fetch(`${base}/setup`)).json()).toEqual({ needed: true });
     const res = await fetch(`${base}/setup`, {
@@ -111,25 +125,11 @@ describe('hush serve (process)', () => {
       preload,
       `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, JSON.stringify(Object.keys(require.cache))));`,
     );
-    const child = spawn(process.execPath, ['-r', preload, ...ENTRY, 'serve'], {
-      env: cleanEnv({ HUSH_DATA_DIR: path.join(dir, 'data'), HUSH_PORT: '0' }),
-      cwd: dir,
-    });
-    children.push(child);
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += String(d);
-    });
-    const url = await new Promise<URL>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no setup URL in output:\n${out}`)), 20_000);
-      child.stdout.on('data', () => {
-        const m = /(http:\/\/127\.0\.0\.1:\d+)\/setup#token=/.exec(out);
-        if (m?.[1]) {
-          clearTimeout(timer);
-          resolve(new URL(m[1]));
-        }
-      });
-    });
+    const { child, url } = await serveUntilSetupUrl(
+      dir,
+      { HUSH_DATA_DIR: path.join(dir, 'data'), HUSH_PORT: '0' },
+      { nodeFlags: ['-r', preload] },
+    );
     expect((await fetch(new URL('/healthz', url))).status).toBe(200);
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
@@ -146,25 +146,7 @@ describe('hush serve (process)', () => {
   it('HUSH_PORT=0: the printed setup URL names the port the system picked, and it answers', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hush-cli-'));
     dirs.push(dir);
-    const child = spawn(process.execPath, [...ENTRY, 'serve'], {
-      env: cleanEnv({ HUSH_DATA_DIR: path.join(dir, 'data'), HUSH_PORT: '0' }),
-      cwd: dir,
-    });
-    children.push(child);
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += String(d);
-    });
-    const url = await new Promise<URL>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no setup URL in output:\n${out}`)), 20_000);
-      child.stdout.on('data', () => {
-        const m = /(http:\/\/127\.0\.0\.1:\d+\/setup#token=[\w-]+)/.exec(out);
-        if (m?.[1]) {
-          clearTimeout(timer);
-          resolve(new URL(m[1]));
-        }
-      });
-    });
+    const { url } = await serveUntilSetupUrl(dir, { HUSH_DATA_DIR: path.join(dir, 'data'), HUSH_PORT: '0' });
     expect(url.port).not.toBe('0');
     expect(await (await fetch(new URL('/api/v1/setup', url))).json()).toEqual({ needed: true });
   });
