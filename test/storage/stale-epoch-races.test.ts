@@ -91,6 +91,15 @@ describe('two servers on one PostgreSQL: stale epochs', () => {
     await up?.close();
   });
 
+  /** The owner (set up by the first test), signed in anew on this server, and their workspace's API path. */
+  const signIn = async () => {
+    const owner = t.client();
+    const login = await owner.post('/api/v1/auth/login', { email: 'owner@example.com', password: PASSWORD });
+    expect(login.status, login.text).toBe(200);
+    const me = await owner.get('/api/v1/me');
+    return { owner, ws: `/api/v1/workspaces/${me.body.workspaces[0].id}` };
+  };
+
   /** `client`'s session, on the other server. */
   const onOther = (client: TestClient) => {
     const moved = new TestClient(other.app);
@@ -167,11 +176,7 @@ describe('two servers on one PostgreSQL: stale epochs', () => {
   it.runIf(available)(
     'a session request whose body arrives after the session was signed out on the other server is refused',
     async () => {
-      const owner = t.client();
-      const login = await owner.post('/api/v1/auth/login', { email: 'owner@example.com', password: PASSWORD });
-      expect(login.status, login.text).toBe(200);
-      const me = await owner.get('/api/v1/me');
-      const ws = `/api/v1/workspaces/${me.body.workspaces[0].id}`;
+      const { owner, ws } = await signIn();
       // Last seen two minutes ago: reading the session for the request below records it anew.
       const seen = new Date(Date.now() - 120_000).toISOString();
       await t.ctx.db.updateTable('sessions').set({ last_seen_at: seen }).execute();
@@ -203,11 +208,7 @@ describe('two servers on one PostgreSQL: stale epochs', () => {
   it.runIf(available)(
     "a secret restored on one server while the other's retention sweep purges it stays restored",
     async () => {
-      const owner = t.client();
-      const login = await owner.post('/api/v1/auth/login', { email: 'owner@example.com', password: PASSWORD });
-      expect(login.status, login.text).toBe(200);
-      const me = await owner.get('/api/v1/me');
-      const ws = `/api/v1/workspaces/${me.body.workspaces[0].id}`;
+      const { owner, ws } = await signIn();
       const created = await owner.post(`${ws}/secrets`, {
         name: 'almost_expired',
         visibility: 'masked',
