@@ -8,8 +8,7 @@ import type { AppContext } from '../app/context.js';
 import { createLogger } from '../app/logger.js';
 import { fail } from './fail.js';
 
-/** Prints one line to stderr and exits with `code`. */
-
+/** The configuration (.env first), or exit 1 with one line naming the bad variable. */
 export function readConfigOrExit(): Config {
   try {
     loadDotEnv();

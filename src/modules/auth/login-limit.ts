@@ -8,8 +8,9 @@
  * checks it. The email is counted by a keyed hash (HMAC under a
  * random key this installation keeps in its database): what someone typed
  * into the email field may be their password, and the count's key is stored
- * where the counts are (Redis, shared by every server) — a plain hash of a
- * weak password would be looked up in a dictionary by anyone reading Redis.
+ * where the counts are (Redis, or PostgreSQL's rate_limit_counts, shared by
+ * every server) — a plain hash of a weak password would be looked up in a
+ * dictionary by anyone reading them.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
