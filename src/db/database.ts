@@ -218,8 +218,13 @@ export function openDatabase(database: Config['database'], options: OpenDatabase
     };
   }
   const pool = new (pgDriver().Pool)({ connectionString: database.url, max: options.poolSize ?? 10 });
-  // An idle client losing its connection must not crash the process.
+  // A client losing its connection must not crash the process: pg emits 'error' on it, and
+  // the pool listens only while the client is idle. One in use (a query under way, a
+  // transaction between statements, the retention sweep's lock) had no listener: the
+  // database going away at that moment was an uncaught exception, and the server exited.
+  // Its query fails on its own; a dead client is dropped when it is released.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<Database>({
     dialect: new PostgresDialect({ pool: database.preparedStatements === false ? pool : withPreparedStatements(pool) }),
   });

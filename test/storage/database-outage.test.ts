@@ -1,0 +1,81 @@
+/**
+ * PostgreSQL goes away while servers serve, and comes back. Hush reaches it
+ * through a TCP relay on 127.0.0.1 that the tests cut (connections dropped,
+ * new ones refused), stall (kept open, nothing passed on) and restore; the
+ * shared PostgreSQL itself is never touched.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createPostgresDatabase, DATABASES } from '../support/databases.js';
+import { setupOwner } from '../support/fixtures.js';
+import { startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+import { TcpRelay } from '../support/tcp-relay.js';
+
+const pgAvailable = DATABASES.some((d) => d.kind === 'postgres' && d.available);
+/** In the URL Hush is given: must never reach an answer or a log line. */
+const PASSWORD_IN_URL = 'url-password-5e1f0c';
+const VALUE = 'outage-secret-value-7d2a';
+
+const until = async (check: () => Promise<boolean>, what: string) => {
+  for (let i = 0; i < 200; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`never: ${what}`);
+};
+
+describe.runIf(pgAvailable)('PostgreSQL going away and coming back', () => {
+  let relay: TcpRelay;
+  let t: TestApp;
+  let drop: () => Promise<void>;
+  let owner: TestClient;
+  let workspaceId: string;
+  let reveal: string;
+  const uncaught: unknown[] = [];
+  const onUncaught = (error: unknown) => uncaught.push(error);
+
+  const start = async (env: Record<string, string> = {}) => {
+    const pgDb = await createPostgresDatabase();
+    drop = pgDb.drop;
+    relay = new TcpRelay('127.0.0.1', 5432);
+    await relay.up();
+    const url = new URL(pgDb.url);
+    url.port = String(relay.port);
+    url.password = PASSWORD_IN_URL;
+    t = await startTestApp('sqlite', { HUSH_DATABASE_URL: url.toString(), ...env });
+    ({ owner, workspaceId } = await setupOwner(t));
+    const created = await owner.post(`/api/v1/workspaces/${workspaceId}/secrets`, {
+      name: 'k',
+      visibility: 'masked',
+      value: VALUE,
+    });
+    expect(created.status, created.text).toBe(201);
+    reveal = `/api/v1/workspaces/${workspaceId}/secrets/${created.body.id}/reveal`;
+    expect((await owner.post(reveal)).status).toBe(200);
+  };
+
+  beforeEach(() => {
+    uncaught.length = 0;
+    process.on('uncaughtException', onUncaught);
+  });
+  afterEach(async () => {
+    process.off('uncaughtException', onUncaught);
+    await relay?.up().catch(() => {});
+    await t?.close();
+    await relay?.down();
+    await drop?.();
+  });
+
+  it('a connection lost while a request is using it fails that request; the server does not crash', async () => {
+    await start();
+    relay.stall();
+    const pending = owner.get(`/api/v1/workspaces/${workspaceId}/secrets`);
+    await until(async () => relay.held > 0, 'the request reached the database');
+    await relay.down();
+    const answer = await pending;
+    expect(answer.status).toBeGreaterThanOrEqual(500);
+    // A checked-out pg client whose connection ends emits 'error': with no listener, Node exits.
+    expect(uncaught).toEqual([]);
+    await relay.up();
+    expect((await owner.post(reveal)).body).toEqual({ value: VALUE });
+  });
+});
