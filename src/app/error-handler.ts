@@ -6,6 +6,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { isDatabaseUnavailable } from '../db/database.js';
 import { AppError, type FieldError } from './errors.js';
 
 export interface Problem {
@@ -113,6 +114,17 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
       return sendProblem(reply, problem(error.statusCode, 'bad_request', 'The request is malformed.'));
+    }
+    if (isDatabaseUnavailable(error)) {
+      // The database is unreachable or did not answer in time: the client may retry. Logged by
+      // kind, never the message (a driver's may name the host, the database or a parameter).
+      request.log.warn({ errName: error.name, errCode: error.code }, 'database unavailable');
+      return sendProblem(
+        reply.header('retry-after', '5'),
+        problem(503, 'database_unavailable', 'The database is not available right now; try again shortly.', {
+          requestId: request.id,
+        }),
+      );
     }
     // Unknown: log the kind and the stack frames, never the message (it may quote
     // data, e.g. a driver echoing a parameter) nor the request body.

@@ -282,3 +282,53 @@ export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
+
+/** Socket errors of a database that cannot be reached or went away. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * SQLSTATEs of a database not answering, or not in time: a connection exception
+ * (class 08), shutting down or restarting (57P01–57P03: an administrator's
+ * `pg_terminate_backend` too), too many connections (53300), a statement
+ * cancelled by `statement_timeout` (57014) and a lock not had within
+ * `lock_timeout` (55P03).
+ */
+const UNAVAILABLE_SQLSTATES = /^(?:08[0-9A-Z]{3}|57P0[123]|53300|57014|55P03)$/;
+
+/** What pg throws, as plain Errors, for a connection lost, closed or never made in time. */
+const PG_CONNECTION_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'is not queryable',
+  'Query read timeout',
+];
+
+/**
+ * True when `error` says the database is unreachable, gone, or did not answer in
+ * time — a condition that passes by itself (the client may retry), not a fault
+ * of the request or of Hush: the server answers 503 `database_unavailable`.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || UNAVAILABLE_SQLSTATES.test(code))) return true;
+  // An AggregateError (a host name with several addresses, all refused) carries the codes inside.
+  const inner = (error as { errors?: unknown }).errors;
+  if (Array.isArray(inner) && inner.some(isDatabaseUnavailable)) return true;
+  return (
+    error instanceof Error &&
+    typeof message === 'string' &&
+    !('severity' in error) &&
+    PG_CONNECTION_MESSAGES.some((m) => message.includes(m))
+  );
+}

@@ -5,6 +5,7 @@
  * shared PostgreSQL itself is never touched.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { verifyChain } from '../../src/modules/audit/audit-service.js';
 import { createPostgresDatabase, DATABASES } from '../support/databases.js';
 import { setupOwner } from '../support/fixtures.js';
 import { startTestApp, type TestApp, type TestClient } from '../support/harness.js';
@@ -72,10 +73,44 @@ describe.runIf(pgAvailable)('PostgreSQL going away and coming back', () => {
     await until(async () => relay.held > 0, 'the request reached the database');
     await relay.down();
     const answer = await pending;
-    expect(answer.status).toBeGreaterThanOrEqual(500);
+    expect(answer.status, answer.text).toBe(503);
+    expect(answer.body.code).toBe('database_unavailable');
     // A checked-out pg client whose connection ends emits 'error': with no listener, Node exits.
     expect(uncaught).toEqual([]);
     await relay.up();
     expect((await owner.post(reveal)).body).toEqual({ value: VALUE });
+  });
+
+  it('while it is unreachable: 503 database_unavailable, nothing half-written or leaked; back: served again', async () => {
+    await start();
+    await relay.down();
+    const secrets = `/api/v1/workspaces/${workspaceId}/secrets`;
+    const answers = [
+      await owner.get(secrets),
+      await owner.post(secrets, { name: 'during', visibility: 'masked', value: 'written-during-outage' }),
+      await owner.post(reveal),
+    ];
+    for (const answer of answers) {
+      expect(answer.status, answer.text).toBe(503);
+      expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(answer.body.code).toBe('database_unavailable');
+      expect(answer.headers['retry-after']).toBe('5');
+      expect(answer.body.requestId).toEqual(expect.any(String));
+    }
+    const ready = await t.client().get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body.code).toBe('not_ready');
+    for (const text of [...answers.map((a) => a.text), ...t.logs]) {
+      expect(text).not.toContain(VALUE);
+      expect(text).not.toContain(PASSWORD_IN_URL);
+      expect(text).not.toContain(`:${relay.port}`);
+    }
+
+    await relay.up();
+    expect((await t.client().get('/readyz')).status).toBe(200);
+    expect((await owner.post(reveal)).body).toEqual({ value: VALUE });
+    const list = await owner.get(secrets);
+    expect(list.body.items.map((s: { name: string }) => s.name)).toEqual(['k']);
+    expect(await verifyChain(t.ctx.db, workspaceId, { mustExist: true })).toMatchObject({ ok: true });
   });
 });
