@@ -53,7 +53,15 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
         log.warn({ err: error }, 'WAL checkpoints stay in the server process: the checkpoint helper process failed'),
     },
   });
-  const outcome = await migrateToLatest(database.db).catch((error: unknown) => ({ applied: [], error }));
+  // PostgreSQL: migrations run on a connection of their own, without the serving pool's
+  // statement timeout (an index built on a large table, another server's migration waited for).
+  const untimed =
+    config.database.kind === 'postgres' && config.database.timeoutMs
+      ? openDatabase({ ...config.database, timeoutMs: 0 }, { poolSize: 1 })
+      : undefined;
+  const outcome = await migrateToLatest((untimed ?? database).db)
+    .catch((error: unknown) => ({ applied: [], error }))
+    .finally(() => untimed?.close());
   if (outcome.error !== undefined) {
     await database.close();
     const reason = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);

@@ -60,7 +60,12 @@ describe('configuration', () => {
       },
       '/srv',
     );
-    expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u@db:5432/hush', preparedStatements: true });
+    expect(c.database).toEqual({
+      kind: 'postgres',
+      url: 'postgres://u@db:5432/hush',
+      preparedStatements: true,
+      timeoutMs: 10_000,
+    });
     expect(c.publicUrl).toBe('https://hush.example.com');
     expect(c.secureCookies).toBe(true);
     expect(c.outboundAllow.blockList.check('127.0.0.9', 'ipv4')).toBe(true);
@@ -69,7 +74,25 @@ describe('configuration', () => {
 
   it('turns prepared PostgreSQL statements off on request (a pooler that cannot keep them)', () => {
     const c = loadConfig({ HUSH_DATABASE_URL: 'postgres://u@db:5432/hush', HUSH_DATABASE_PREPARED: 'false' }, '/srv');
-    expect(c.database).toEqual({ kind: 'postgres', url: 'postgres://u@db:5432/hush', preparedStatements: false });
+    expect(c.database).toEqual({
+      kind: 'postgres',
+      url: 'postgres://u@db:5432/hush',
+      preparedStatements: false,
+      timeoutMs: 10_000,
+    });
+  });
+
+  it('bounds PostgreSQL statements by HUSH_DATABASE_TIMEOUT_SECONDS; 0 turns the bound off', () => {
+    const url = 'postgres://u@db:5432/hush';
+    expect(loadConfig({ HUSH_DATABASE_URL: url, HUSH_DATABASE_TIMEOUT_SECONDS: '3' }, '/srv').database).toMatchObject({
+      timeoutMs: 3000,
+    });
+    expect(loadConfig({ HUSH_DATABASE_URL: url, HUSH_DATABASE_TIMEOUT_SECONDS: '0' }, '/srv').database).toMatchObject({
+      timeoutMs: 0,
+    });
+    expect(() => loadConfig({ HUSH_DATABASE_URL: url, HUSH_DATABASE_TIMEOUT_SECONDS: '-1' }, '/srv')).toThrow(
+      /^HUSH_DATABASE_TIMEOUT_SECONDS: /,
+    );
   });
 
   it.each([

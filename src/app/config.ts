@@ -29,6 +29,7 @@ const envSchema = z.object({
     .refine((v) => /^postgres(ql)?:\/\/.+/.test(v), 'must be a postgres:// or postgresql:// URL')
     .optional(),
   HUSH_DATABASE_PREPARED: z.enum(['true', 'false']).default('true'),
+  HUSH_DATABASE_TIMEOUT_SECONDS: intInRange(0, 3600).default(10),
   HUSH_REDIS_URL: z
     .string()
     .trim()
@@ -73,8 +74,11 @@ export interface Config {
   dataDir: string;
   database:
     | { kind: 'sqlite'; file: string }
-    /** `preparedStatements`: name statements so PostgreSQL parses them once per connection (src/db/pg-prepared.ts). */
-    | { kind: 'postgres'; url: string; preparedStatements?: boolean };
+    /**
+     * `preparedStatements`: name statements so PostgreSQL parses them once per connection (src/db/pg-prepared.ts).
+     * `timeoutMs`: how long a statement, a new connection or a wait for a free one may take (0 or unset: no bound).
+     */
+    | { kind: 'postgres'; url: string; preparedStatements?: boolean; timeoutMs?: number };
   /** Shared store for rate limits across servers; unset → per-process counters. */
   redisUrl: string | undefined;
   masterKey: { kind: 'env'; value: string } | { kind: 'file'; path: string };
@@ -166,7 +170,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     host: e.HUSH_HOST,
     dataDir,
     database: e.HUSH_DATABASE_URL
-      ? { kind: 'postgres', url: e.HUSH_DATABASE_URL, preparedStatements: e.HUSH_DATABASE_PREPARED === 'true' }
+      ? {
+          kind: 'postgres',
+          url: e.HUSH_DATABASE_URL,
+          preparedStatements: e.HUSH_DATABASE_PREPARED === 'true',
+          timeoutMs: e.HUSH_DATABASE_TIMEOUT_SECONDS * 1000,
+        }
       : { kind: 'sqlite', file: path.join(dataDir, 'hush.db') },
     redisUrl: e.HUSH_REDIS_URL,
     masterKey: e.HUSH_MASTER_KEY

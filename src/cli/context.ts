@@ -49,7 +49,10 @@ export async function openContext(
   try {
     // Redis counts the servers' login and reveal limits, which no command uses: a backup or a
     // rotation must not wait on it (it refused to run while Redis was down).
-    return await createAppContext({ ...config, redisUrl: undefined }, log);
+    // Nor is a command's statement bounded by the server's HUSH_DATABASE_TIMEOUT_SECONDS: a
+    // backup, a rotation or a restore may run statements far longer (the operator watches it).
+    const database = config.database.kind === 'postgres' ? { ...config.database, timeoutMs: 0 } : config.database;
+    return await createAppContext({ ...config, redisUrl: undefined, database }, log);
   } catch (error) {
     if (error instanceof StartupError) fail(error.message);
     throw error;

@@ -217,19 +217,44 @@ export function openDatabase(database: Config['database'], options: OpenDatabase
       },
     };
   }
-  const pool = new (pgDriver().Pool)({ connectionString: database.url, max: options.poolSize ?? 10 });
+  const timeoutMs = database.timeoutMs ?? 0;
+  const pool = new (pgDriver().Pool)({
+    connectionString: database.url,
+    max: options.poolSize ?? 10,
+    // Bounds making a connection and waiting for a free one (all held by slow requests).
+    ...(timeoutMs > 0 ? { connectionTimeoutMillis: timeoutMs } : {}),
+  });
   // A client losing its connection must not crash the process: pg emits 'error' on it, and
   // the pool listens only while the client is idle. One in use (a query under way, a
   // transaction between statements, the retention sweep's lock) had no listener: the
   // database going away at that moment was an uncaught exception, and the server exited.
   // Its query fails on its own; a dead client is dropped when it is released.
   pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+    // A statement waiting on a row lock or a slow database is cancelled by PostgreSQL (57014),
+    // the connection kept. Set by a statement, not a startup parameter, which poolers refuse;
+    // queued ahead of the client's first query. If it fails, the connection is lost anyway.
+    if (timeoutMs > 0) client.query(`set statement_timeout = ${timeoutMs}`).catch(() => {});
+  });
   const db = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: database.preparedStatements === false ? pool : withPreparedStatements(pool) }),
+    dialect: new PostgresDialect({
+      pool: withPreparedStatements(pool, {
+        limit: database.preparedStatements === false ? 0 : undefined,
+        ...(timeoutMs > 0 ? { giveUpMs: timeoutMs + GIVE_UP_MARGIN_MS } : {}),
+      }),
+    }),
   });
   return { db, kind: 'postgres', close: () => db.destroy() };
 }
+
+/**
+ * How long past the statement timeout a query may go unanswered before its connection
+ * is dropped: PostgreSQL cancels a statement itself at the timeout, so silence beyond
+ * it means the network or the server is gone (a connection that drops packets would
+ * otherwise hold the request, and a pool slot, until TCP gives up — many minutes).
+ */
+const GIVE_UP_MARGIN_MS = 5000;
 
 export interface MigrationOutcome {
   applied: string[];

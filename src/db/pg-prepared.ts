@@ -78,7 +78,20 @@ interface Named {
 
 const nameOfNamed = (n: Named) => (n.generation === 0 ? n.base : `${n.base}_${n.generation}`);
 
-export function withPreparedStatements(pool: pg.Pool, limit = NAMED_STATEMENT_LIMIT): PreparedStatementsPool {
+export interface PreparedStatementsOptions {
+  /** Distinct texts named at most (0: none, every statement runs unnamed). */
+  limit?: number | undefined;
+  /**
+   * A query unanswered this long has its connection dropped: it fails with pg's
+   * "Connection terminated", and the pool replaces the connection (unset: no bound).
+   */
+  giveUpMs?: number;
+}
+
+export function withPreparedStatements(
+  pool: pg.Pool,
+  { limit = NAMED_STATEMENT_LIMIT, giveUpMs }: PreparedStatementsOptions = {},
+): PreparedStatementsPool {
   const names = new Map<string, Named>();
   /** Statements found lost so far; past STALE_LIMIT naming stops for good. */
   let lost = 0;
@@ -104,7 +117,18 @@ export function withPreparedStatements(pool: pg.Pool, limit = NAMED_STATEMENT_LI
   };
 
   const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    /** Drops the connection when `query` goes unanswered past `giveUpMs`. */
+    function bounded<T>(query: Promise<T>): Promise<T> {
+      if (giveUpMs === undefined) return query;
+      const timer = setTimeout(() => {
+        (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      }, giveUpMs);
+      return query.finally(() => clearTimeout(timer));
+    }
     async function run<R>(text: string, parameters: readonly unknown[]): Promise<PostgresQueryResult<R>> {
+      return bounded(runUnbounded<R>(text, parameters));
+    }
+    async function runUnbounded<R>(text: string, parameters: readonly unknown[]): Promise<PostgresQueryResult<R>> {
       const values = parameters as unknown[];
       const name = values.length > 0 && values.length <= MAX_NAMED_PARAMETERS ? nameOf(text) : undefined;
       if (name === undefined) return (await client.query(text, values)) as unknown as PostgresQueryResult<R>;

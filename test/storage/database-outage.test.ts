@@ -4,6 +4,7 @@
  * new ones refused), stall (kept open, nothing passed on) and restore; the
  * shared PostgreSQL itself is never touched.
  */
+import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyChain } from '../../src/modules/audit/audit-service.js';
 import { createPostgresDatabase, DATABASES } from '../support/databases.js';
@@ -34,9 +35,13 @@ describe.runIf(pgAvailable)('PostgreSQL going away and coming back', () => {
   const uncaught: unknown[] = [];
   const onUncaught = (error: unknown) => uncaught.push(error);
 
+  /** The test database, reached directly (not through the relay). */
+  let directUrl: string;
+
   const start = async (env: Record<string, string> = {}) => {
     const pgDb = await createPostgresDatabase();
     drop = pgDb.drop;
+    directUrl = pgDb.url;
     relay = new TcpRelay('127.0.0.1', 5432);
     await relay.up();
     const url = new URL(pgDb.url);
@@ -113,4 +118,55 @@ describe.runIf(pgAvailable)('PostgreSQL going away and coming back', () => {
     expect(list.body.items.map((s: { name: string }) => s.name)).toEqual(['k']);
     expect(await verifyChain(t.ctx.db, workspaceId, { mustExist: true })).toMatchObject({ ok: true });
   });
+
+  /** The bound under test (HUSH_DATABASE_TIMEOUT_SECONDS), and room for a loaded machine. */
+  const TIMEOUT_S = 1;
+  const MARGIN_MS = 20_000;
+
+  it('a database that stops answering (a silent network): requests answer 503 within the timeout, then recover', async () => {
+    await start({ HUSH_DATABASE_TIMEOUT_SECONDS: String(TIMEOUT_S) });
+    relay.stall();
+    const began = Date.now();
+    const [list, ready] = await Promise.all([
+      owner.get(`/api/v1/workspaces/${workspaceId}/secrets`),
+      t.client().get('/readyz'),
+    ]);
+    // At most: the statement's timeout, the connection's, and the pool wait behind them.
+    expect(Date.now() - began).toBeLessThan(3 * TIMEOUT_S * 1000 + MARGIN_MS);
+    expect(list.status, list.text).toBe(503);
+    expect(list.body.code).toBe('database_unavailable');
+    expect(ready.status).toBe(503);
+    relay.resume();
+    await until(async () => (await t.client().get('/readyz')).status === 200, 'ready again');
+    expect((await owner.post(reveal)).body).toEqual({ value: VALUE });
+  }, 60_000);
+
+  it('a row locked by another connection: the request waits at most the timeout; nothing is answered unaudited', async () => {
+    await start({ HUSH_DATABASE_TIMEOUT_SECONDS: String(TIMEOUT_S) });
+    const locker = new pg.Client({ connectionString: directUrl });
+    await locker.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('select * from audit_heads where chain = $1 for update', [workspaceId]);
+      const began = Date.now();
+      const refused = await owner.post(reveal);
+      // The one-statement append, then the locked path: two statements, each bounded.
+      expect(Date.now() - began).toBeLessThan(3 * TIMEOUT_S * 1000 + MARGIN_MS);
+      expect(refused.status, refused.text).toBe(503);
+      expect(refused.body.code).toBe('database_unavailable');
+      expect(refused.text).not.toContain(VALUE);
+      await locker.query('commit');
+    } finally {
+      await locker.end();
+    }
+    expect((await owner.post(reveal)).body).toEqual({ value: VALUE });
+    const revealed = await t.ctx.db
+      .selectFrom('audit_events')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('action', '=', 'secret.revealed')
+      .executeTakeFirstOrThrow();
+    // The reveal in start() and the one after: the refused one answered no value and left no event.
+    expect(Number(revealed.n)).toBe(2);
+    expect(await verifyChain(t.ctx.db, workspaceId, { mustExist: true })).toMatchObject({ ok: true });
+  }, 60_000);
 });

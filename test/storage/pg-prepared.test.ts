@@ -117,7 +117,7 @@ describe.skipIf(!postgres?.available)('prepared PostgreSQL statements', () => {
   });
 
   it('names no more than its limit of distinct texts; the rest still run, unnamed', async () => {
-    const prepared = withPreparedStatements(onePool(), 2);
+    const prepared = withPreparedStatements(onePool(), { limit: 2 });
     const client = await prepared.connect();
     try {
       const texts = [
