@@ -169,4 +169,47 @@ describe.runIf(pgAvailable)('PostgreSQL going away and coming back', () => {
     expect(Number(revealed.n)).toBe(2);
     expect(await verifyChain(t.ctx.db, workspaceId, { mustExist: true })).toMatchObject({ ok: true });
   }, 60_000);
+
+  it('backends terminated mid-request (pg_terminate_backend): 200 or 503, never 500; the trail stays whole', async () => {
+    await start();
+    const admin = new pg.Client({ connectionString: directUrl });
+    await admin.connect();
+    const secrets = `/api/v1/workspaces/${workspaceId}/secrets`;
+    const reveals: Promise<{ status: number; text: string }>[] = [];
+    const creates: Promise<{ status: number; text: string }>[] = [];
+    try {
+      for (let round = 0; round < 8; round++) {
+        for (let i = 0; i < 4; i++) reveals.push(owner.post(reveal));
+        creates.push(owner.post(secrets, { name: `c${round}`, visibility: 'masked', value: `created-${round}-0123` }));
+        await new Promise((r) => setTimeout(r, round * 3));
+        await admin.query(
+          'select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+        );
+      }
+      const answered = await Promise.all([...reveals, ...creates]);
+      for (const a of answered) expect([200, 201, 503], a.text).toContain(a.status);
+      expect(uncaught).toEqual([]);
+      // Back to normal with no restart.
+      await until(async () => (await owner.post(reveal)).status === 200, 'reveals again');
+      const revealedOk = (await Promise.all(reveals)).filter((a) => a.status === 200).length + 1;
+      const events = await t.ctx.db
+        .selectFrom('audit_events')
+        .select(['action', 'target_id'])
+        .where('workspace_id', '=', workspaceId)
+        .execute();
+      // No value answered without its event (an event whose answer was lost may be extra).
+      expect(events.filter((e) => e.action === 'secret.revealed').length).toBeGreaterThanOrEqual(revealedOk + 1);
+      // Every secret stored has its creation event, and every one answered 201 was stored.
+      const stored = await t.ctx.db.selectFrom('secrets').select(['id', 'name']).execute();
+      const createdIds = new Set(events.filter((e) => e.action === 'secret.created').map((e) => e.target_id));
+      for (const secret of stored) expect(createdIds.has(secret.id), secret.name).toBe(true);
+      const names = new Set(stored.map((s) => s.name));
+      for (const [round, a] of (await Promise.all(creates)).entries())
+        if (a.status === 201) expect(names.has(`c${round}`)).toBe(true);
+      expect(await verifyChain(t.ctx.db, workspaceId, { mustExist: true })).toMatchObject({ ok: true });
+      expect(await verifyChain(t.ctx.db, 'system')).toMatchObject({ ok: true });
+    } finally {
+      await admin.end();
+    }
+  }, 60_000);
 });
