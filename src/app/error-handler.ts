@@ -6,7 +6,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
-import { isDatabaseUnavailable } from '../db/database.js';
+import { isDatabaseBusy, isDatabaseUnavailable } from '../db/database.js';
 import { AppError, type FieldError } from './errors.js';
 
 export interface Problem {
@@ -122,6 +122,17 @@ export function registerErrorHandler(app: FastifyInstance): void {
       return sendProblem(
         reply.header('retry-after', '5'),
         problem(503, 'database_unavailable', 'The database is not available right now; try again shortly.', {
+          requestId: request.id,
+        }),
+      );
+    }
+    if (isDatabaseBusy(error)) {
+      // SQLite's write lock held by another process past the busy timeout: nothing was written,
+      // and it passes when that process commits. Logged by code (the message may name the file).
+      request.log.warn({ errName: error.name, errCode: error.code }, 'database busy');
+      return sendProblem(
+        reply.header('retry-after', '5'),
+        problem(503, 'database_busy', 'The database is busy with another process; try again shortly.', {
           requestId: request.id,
         }),
       );

@@ -308,6 +308,17 @@ export function isUniqueViolation(error: unknown): boolean {
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
+/**
+ * True when SQLite could not have the write lock within the busy timeout: another
+ * process (a CLI command, a second server on the file, an operator's open
+ * `BEGIN IMMEDIATE`) holds it. Nothing of the statement was written, and it passes
+ * once that process commits: the server answers 503 `database_busy`. Also the
+ * extended codes (`SQLITE_BUSY_SNAPSHOT`, `_RECOVERY`, `_TIMEOUT`).
+ */
+export function isDatabaseBusy(error: unknown): boolean {
+  return error instanceof SQLite.SqliteError && /^SQLITE_BUSY(?:_|$)/.test(error.code);
+}
+
 /** Socket errors of a database that cannot be reached or went away. */
 const UNREACHABLE_CODES = new Set([
   'ECONNREFUSED',
