@@ -41,6 +41,14 @@ interface Batch {
 const MAX_IDS = 500;
 /** Chains whose head a server remembers (forgotten all at once past this; only a round trip is lost). */
 const MAX_KNOWN_HEADS = 10_000;
+/**
+ * SQLSTATEs of a statement refused while it ran, its transaction rolled back: a deadlock or
+ * serialization failure (class 40), a constraint (class 23), a lock not had in time (55P03),
+ * a cancel or `statement_timeout` (57014: the timeout is off before the commit, and a
+ * cancel arriving while the session waits for its next command is ignored). Not the errors that end the session (57P01–57P05, class 08): the
+ * server or a pooler sends them whenever the session ends, after a commit too.
+ */
+const REFUSED_WHILE_RUNNING = /^(?:40[0-9A-Z]{3}|23[0-9A-Z]{3}|55P03|57014)$/;
 /** Statements tried at a known head before the locked path: the remembered one, then the one the first found. */
 const AT_HEAD_ATTEMPTS = 2;
 
@@ -126,11 +134,13 @@ export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: Audi
         head = answer.current;
       }
     } catch (error) {
-      // PostgreSQL refused the statement (a deadlock, a cancel…): being one autocommitted
-      // statement, it wrote nothing, and the locked path may succeed. Anything else (a lost
-      // connection) leaves it unknown whether it committed: appending again could record
-      // the batch twice, so the batch fails, as it does when a locked path's COMMIT is lost.
-      if (!(error instanceof pgDriver().DatabaseError)) {
+      // PostgreSQL refused the statement while it ran (see REFUSED_WHILE_RUNNING): being one
+      // autocommitted statement, it wrote nothing, and the locked path may succeed. Anything
+      // else leaves it unknown whether it committed — a lost connection, and errors that end
+      // the session (57P01 from pg_terminate_backend, class 08 from a pooler), which may come
+      // after the commit, in place of the reply: appending again could record the batch
+      // twice, so the batch fails, as it does when a locked path's COMMIT is lost.
+      if (!(error instanceof pgDriver().DatabaseError) || !REFUSED_WHILE_RUNNING.test(error.code ?? '')) {
         knownHeads.delete(chain);
         throw error;
       }
