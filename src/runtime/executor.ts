@@ -82,6 +82,12 @@ export interface ExecutionEnv {
    * it was sent before cannot hand it to a later step (or another host).
    */
   earlierSecrets?: () => readonly SecretMaterial[];
+  /**
+   * Records the use of the secrets this call is about to send (audit
+   * `secret.used`), once every check has passed and before anything goes
+   * out: a call whose use cannot be recorded is not made.
+   */
+  recordUse?(sent: ApiStepResult['secretsSent']): Promise<void>;
 }
 
 export interface RequestSnapshot {
@@ -419,6 +425,8 @@ export async function executeApiBlock(
     secretsSent.length = 0;
     return failed(unresolvable);
   }
+  // Audited before it leaves: no secret is sent without its `secret.used` record.
+  if (secretsSent.length > 0) await env.recordUse?.(secretsSent);
 
   let url = rendered.url;
   let method = rendered.method;

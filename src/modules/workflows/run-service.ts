@@ -275,7 +275,7 @@ export function createRunService(deps: Deps) {
     return { vars, types };
   }
 
-  /** Runs one API block with the execution's secrets, then records which were sent where. */
+  /** Runs one API block with the execution's secrets, recording which go where before they are sent. */
   async function execute(
     block: ApiBlock,
     { vars, types }: Variables,
@@ -292,10 +292,10 @@ export function createRunService(deps: Deps) {
         hostSecrets: (host) => vault.hostSecrets(host),
         client: deps.outbound,
         earlierSecrets: () => vault.loaded(),
+        recordUse: (sent) => vault.recordUse(sent, block.id),
       },
       analysis,
     );
-    await vault.recordUse(result.secretsSent, block.id);
     return result;
   }
 
