@@ -4,7 +4,10 @@
  * open and with the delete modal, Workflows list and editor (secret chip,
  * "Add secret" dropdown, response viewer), Runs, Audit log, Members and API
  * tokens. No serious or critical violation is allowed; lesser ones are
- * printed so they stay visible.
+ * printed so they stay visible. Where axe cannot decide a contrast (text in
+ * a modal <dialog>, which it sees "overlapping" the page under the top
+ * layer; fields under the open Add secret dropdown), the test measures it
+ * itself (test/support/contrast.ts) and requires WCAG 2.1 AA.
  */
 // The named export: the package types itself as CommonJS, so under NodeNext its default import is the module object.
 import { AxeBuilder } from '@axe-core/playwright';
@@ -19,6 +22,7 @@ import {
   signIn,
   startBrowserApp,
 } from '../support/browser.js';
+import { type Contrast, measureContrast } from '../support/contrast.js';
 import { setupOwner } from '../support/fixtures.js';
 import { SETUP_TOKEN } from '../support/harness.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
@@ -43,6 +47,22 @@ describe.runIf(enabled)(SUITE, () => {
   const findings: Finding[] = [];
   const checked: string[] = [];
   const review: string[] = [];
+  const contrasts: string[] = [];
+
+  /**
+   * Measures the text contrast of what `selectors` match on the page as it is now (what axe leaves
+   * undecided there) and requires WCAG 2.1 AA: 4.5:1, or 3:1 for large text. An element covered by
+   * something opaque (a field under the open dropdown) is measured all the same: its uncovered part shows.
+   */
+  async function expectContrast(page: Page, label: string, selectors: string[]): Promise<void> {
+    const measured = await measureContrast(page, selectors);
+    const line = (m: Contrast) =>
+      `${label}: ${m.selector} ${m.color} on ${m.background} (${m.layers.join(' < ')}), ` +
+      `${m.fontSize}px/${m.fontWeight}: ${m.ratio}:1, needs ${m.required}:1${m.coveredBy ? `, centre under ${m.coveredBy}` : ''}`;
+    contrasts.push(...measured.map(line));
+    expect(measured.filter((m) => m.backgroundImage !== null).map(line), 'text over a background image').toEqual([]);
+    expect(measured.filter((m) => m.ratio < m.required).map(line), 'text below WCAG AA contrast').toEqual([]);
+  }
 
   /** Runs axe on the page as it is now and keeps what it found under `label`. */
   async function audit(page: Page, label: string): Promise<void> {
@@ -80,9 +100,12 @@ describe.runIf(enabled)(SUITE, () => {
     await browser?.close();
     await hush?.close();
     await up?.close();
+    if (contrasts.length > 0) {
+      process.stderr.write(`\n[contrast] measured in the page, all at least WCAG AA:\n  ${contrasts.join('\n  ')}\n`);
+    }
     if (review.length > 0) {
       process.stderr.write(
-        `\n[axe] ${review.length} result(s) axe could not decide (review by hand):\n  ${review.join('\n  ')}\n`,
+        `\n[axe] ${review.length} result(s) axe could not decide (review by hand; the contrasts above are measured):\n  ${review.join('\n  ')}\n`,
       );
     }
     const minor = findings.filter((f) => f.impact !== 'serious' && f.impact !== 'critical');
@@ -160,6 +183,7 @@ describe.runIf(enabled)(SUITE, () => {
     await row.getByRole('button', { name: 'Edit' }).click();
     await page.getByRole('dialog', { name: 'Edit secret zendesk_token' }).waitFor();
     await audit(page, 'Variables, Edit secret side panel');
+    await expectContrast(page, 'Edit secret side panel', ['dialog[open] .hint', 'dialog[open] label']);
     await page.keyboard.press('Escape');
 
     await row.getByRole('button', { name: 'Reveal value' }).click();
@@ -169,6 +193,7 @@ describe.runIf(enabled)(SUITE, () => {
     await row.getByRole('button', { name: 'Delete' }).click();
     await page.getByRole('list', { name: 'Blocks that use this secret' }).waitFor();
     await audit(page, 'Variables, Delete secret modal');
+    await expectContrast(page, 'Delete secret modal', ['dialog[open] p', 'dialog[open] li']);
     await context.close();
   });
 
@@ -186,6 +211,15 @@ describe.runIf(enabled)(SUITE, () => {
     await page.getByRole('button', { name: 'Add secret' }).click();
     await page.getByRole('listbox', { name: 'Secrets' }).waitFor();
     await audit(page, 'Workflow editor, Add secret dropdown');
+    const timeout = await page.getByLabel('Timeout (ms)').getAttribute('id');
+    await expectContrast(page, 'Add secret dropdown', [
+      '#find-body-mode',
+      `[id="${timeout}"]`,
+      '.dropdown [role="combobox"]',
+      '.dropdown [role="option"]',
+      '.dropdown legend',
+      '.dropdown button',
+    ]);
     await page.getByRole('button', { name: 'Add secret' }).click();
 
     await page.getByRole('button', { name: 'Send request' }).click();
@@ -278,6 +312,23 @@ describe.runIf(enabled)(SUITE, () => {
     await page.getByRole('button', { name: 'Remove secret zendesk_token' }).waitFor();
     await listbox.waitFor({ state: 'detached' });
     expect(await focusedName()).toBe('Add secret');
+    await context.close();
+  });
+
+  it('the contrast measure composites translucent backgrounds, through a modal dialog to its backdrop', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await page.setContent(`<html style="background: #f7f7fb"><head><style>dialog::backdrop { background: rgb(20 20 40 / 35%) }</style></head><body>
+      <div style="background: #fff"><div style="background: rgb(0 0 0 / 50%)">
+        <span id="a" style="color: rgb(255 255 255 / 80%); font-size: 24px">over half-black</span></div></div>
+      <dialog style="background: transparent"><p id="b" style="color: #5d6072; font-weight: 700; font-size: 19px">in a see-through dialog</p></dialog>
+    </body></html>`);
+    await page.evaluate(`document.querySelector('dialog').showModal()`);
+    const [a, b] = await measureContrast(page, ['#a', '#b']);
+    // Worked by hand: 50% black over white is rgb(127.5 …); 80% white over that 229.5; a ratio of 3.17.
+    expect(a).toMatchObject({ background: 'rgb(128, 128, 128)', ratio: 3.17, large: true, required: 3 });
+    // The backdrop (35% of rgb(20 20 40)) over #f7f7fb is rgb(167.55 167.55 177.15); #5d6072 on it 2.62; bold 19 px is large.
+    expect(b).toMatchObject({ background: 'rgb(168, 168, 177)', ratio: 2.62, large: true, required: 3 });
+    expect(b?.layers).toEqual(['dialog::backdrop: rgb(20, 20, 40) / 0.35', 'html: rgb(247, 247, 251)']);
     await context.close();
   });
 
