@@ -211,6 +211,10 @@ describe.runIf(enabled)(SUITE, () => {
     await page.getByRole('button', { name: 'Add secret' }).click();
     await page.getByRole('listbox', { name: 'Secrets' }).waitFor();
     await audit(page, 'Workflow editor, Add secret dropdown');
+    // The search box spans the dropdown (the chip row's rule for its own field once squeezed it to 4rem).
+    expect((await page.getByRole('combobox', { name: 'Search secrets' }).boundingBox())?.width).toBeGreaterThanOrEqual(
+      300,
+    );
     const timeout = await page.getByLabel('Timeout (ms)').getAttribute('id');
     await expectContrast(page, 'Add secret dropdown', [
       '#find-body-mode',
