@@ -7,7 +7,8 @@
  * printed so they stay visible. Where axe cannot decide a contrast (text in
  * a modal <dialog>, which it sees "overlapping" the page under the top
  * layer; fields under the open Add secret dropdown), the test measures it
- * itself (test/support/contrast.ts) and requires WCAG 2.1 AA.
+ * itself (test/support/contrast.ts) and requires WCAG 2.1 AA. At 200% zoom
+ * (640 × 360) nothing may scroll sideways and the main controls stay whole.
  */
 // The named export: the package types itself as CommonJS, so under NodeNext its default import is the module object.
 import { AxeBuilder } from '@axe-core/playwright';
@@ -333,6 +334,68 @@ describe.runIf(enabled)(SUITE, () => {
     // The backdrop (35% of rgb(20 20 40)) over #f7f7fb is rgb(167.55 167.55 177.15); #5d6072 on it 2.62; bold 19 px is large.
     expect(b).toMatchObject({ background: 'rgb(168, 168, 177)', ratio: 2.62, large: true, required: 3 });
     expect(b?.layers).toEqual(['dialog::backdrop: rgb(20, 20, 40) / 0.35', 'html: rgb(247, 247, 251)']);
+    await context.close();
+  });
+
+  it('at 200% zoom (a 640 × 360 viewport) nothing scrolls sideways and the controls stay whole and usable', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl, { viewport: { width: 640, height: 360 } });
+    /** What sticks out sideways: the page, or the main area (it scrolls on its own). */
+    const overflow = () =>
+      page.evaluate<{ page: number; content: number }>(`(() => {
+        const c = document.querySelector('.content');
+        return {
+          page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+          content: c.scrollWidth - c.clientWidth,
+        };
+      })()`);
+    /** Whether the element lies whole inside the viewport's width (scrolled into view vertically first). */
+    const inside = async (what: ReturnType<Page['getByRole']>) => {
+      await what.scrollIntoViewIfNeeded();
+      const box = await what.boundingBox();
+      return box !== null && box.x >= 0 && box.x + box.width <= 640;
+    };
+    await signIn(page, OWNER);
+    const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'zendesk_token' }) });
+    await row.waitFor();
+    expect(await overflow()).toEqual({ page: 0, content: 0 });
+    for (const name of ['Create New', 'Reveal value', 'Edit', 'Delete']) {
+      const button = name === 'Create New' ? page.getByRole('button', { name }) : row.getByRole('button', { name });
+      expect(await inside(button), name).toBe(true);
+    }
+
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const panel = page.getByRole('dialog', { name: 'Edit secret zendesk_token' });
+    for (const control of [panel.getByRole('button', { name: 'Close' }), panel.getByLabel('Value', { exact: true })]) {
+      expect(await inside(control)).toBe(true);
+    }
+    await page.keyboard.press('Escape');
+    await row.getByRole('button', { name: 'Delete' }).click();
+    const modal = page.getByRole('dialog', { name: 'Delete secret' });
+    await modal.getByRole('list', { name: 'Blocks that use this secret' }).waitFor();
+    const confirm = modal.getByRole('button', { name: 'Delete' });
+    await confirm.scrollIntoViewIfNeeded();
+    const box = await confirm.boundingBox();
+    expect(box && box.y + box.height <= 360 && box.x + box.width <= 640, 'the Delete button shows whole').toBe(true);
+    await page.keyboard.press('Escape');
+
+    await goTo(page, 'Workflows');
+    await page.getByRole('link', { name: 'Ticket lookup' }).click();
+    await page.getByRole('button', { name: 'Remove secret zendesk_token' }).waitFor();
+    expect(await overflow()).toEqual({ page: 0, content: 0 });
+    for (const control of [
+      page.getByRole('button', { name: 'Save workflow' }),
+      page.getByLabel('URL'),
+      page.getByRole('button', { name: 'Add secret' }),
+      page.getByRole('button', { name: 'Send request' }),
+    ]) {
+      expect(await inside(control), String(control)).toBe(true);
+    }
+    await page.getByRole('button', { name: 'Add secret' }).click();
+    const search = page.getByRole('combobox', { name: 'Search secrets' });
+    expect(await inside(search)).toBe(true);
+    // Wide enough to read what one types (it was 4rem: the chip row's rule for its own field reached it).
+    expect((await search.boundingBox())?.width).toBeGreaterThanOrEqual(200);
+    expect(await inside(page.getByRole('listbox', { name: 'Secrets' }))).toBe(true);
     await context.close();
   });
 
