@@ -566,50 +566,60 @@ export async function purgeExpiredWorkspaces(
     .limit(100)
     .execute();
   let purged = 0;
+  // One workspace that cannot be purged now (its row held past the statement timeout, a purge
+  // too large for it) must not keep the ones after it, in the same order every sweep, from going.
+  let failure: { error: unknown } | undefined;
   for (const { id } of expired) {
-    const done = await deps.db.transaction().execute(async (trx) => {
-      // The row first (PostgreSQL): a key rotation's last step and secret writes lock it too.
-      let ws = trx.selectFrom('workspaces').select('id').where('id', '=', id).where('deleted_at', '<=', cutoff);
-      if (deps.dbKind === 'postgres') ws = ws.forUpdate();
-      if (!(await ws.executeTakeFirst())) return false;
-      // In a rotation's order (secret, version), as destroySecret does, so the two cannot deadlock.
-      let versions = trx
-        .selectFrom('secret_versions')
-        .select(['secret_id', 'version'])
-        .where('workspace_id', '=', id)
-        .orderBy('secret_id')
-        .orderBy('version');
-      if (deps.dbKind === 'postgres') versions = versions.forUpdate();
-      const versionCount = (await versions.execute()).length;
-      await trx.deleteFrom('secret_versions').where('workspace_id', '=', id).execute();
-      const secrets = await trx.deleteFrom('secrets').where('workspace_id', '=', id).executeTakeFirst();
-      await trx
-        .deleteFrom('variable_names')
-        .where('workspace_id', '=', id)
-        .where('owner_kind', '=', 'secret')
-        .execute();
-      const keys = await trx.deleteFrom('workspace_keys').where('workspace_id', '=', id).executeTakeFirst();
-      const event = {
-        action: 'workspace.purged',
-        targetType: 'workspace',
-        targetId: id,
-        data: {
-          secrets: Number(secrets.numDeletedRows),
-          versions: versionCount,
-          keyVersions: Number(keys.numDeletedRows),
-          reason: 'retention_expired',
-        },
-      };
-      const system = { actorId: null, actorType: 'system' as const, ip: null, requestId: null };
-      await deps.audit(trx, system, { workspaceId: id, ...event });
-      await deps.audit(trx, system, { workspaceId: null, ...event });
-      return true;
-    });
+    const done = await deps.db
+      .transaction()
+      .execute(async (trx) => {
+        // The row first (PostgreSQL): a key rotation's last step and secret writes lock it too.
+        let ws = trx.selectFrom('workspaces').select('id').where('id', '=', id).where('deleted_at', '<=', cutoff);
+        if (deps.dbKind === 'postgres') ws = ws.forUpdate();
+        if (!(await ws.executeTakeFirst())) return false;
+        // In a rotation's order (secret, version), as destroySecret does, so the two cannot deadlock.
+        let versions = trx
+          .selectFrom('secret_versions')
+          .select(['secret_id', 'version'])
+          .where('workspace_id', '=', id)
+          .orderBy('secret_id')
+          .orderBy('version');
+        if (deps.dbKind === 'postgres') versions = versions.forUpdate();
+        const versionCount = (await versions.execute()).length;
+        await trx.deleteFrom('secret_versions').where('workspace_id', '=', id).execute();
+        const secrets = await trx.deleteFrom('secrets').where('workspace_id', '=', id).executeTakeFirst();
+        await trx
+          .deleteFrom('variable_names')
+          .where('workspace_id', '=', id)
+          .where('owner_kind', '=', 'secret')
+          .execute();
+        const keys = await trx.deleteFrom('workspace_keys').where('workspace_id', '=', id).executeTakeFirst();
+        const event = {
+          action: 'workspace.purged',
+          targetType: 'workspace',
+          targetId: id,
+          data: {
+            secrets: Number(secrets.numDeletedRows),
+            versions: versionCount,
+            keyVersions: Number(keys.numDeletedRows),
+            reason: 'retention_expired',
+          },
+        };
+        const system = { actorId: null, actorType: 'system' as const, ip: null, requestId: null };
+        await deps.audit(trx, system, { workspaceId: id, ...event });
+        await deps.audit(trx, system, { workspaceId: null, ...event });
+        return true;
+      })
+      .catch((error: unknown) => {
+        failure ??= { error };
+        return false;
+      });
     if (done) {
       deps.keyring.forget(id);
       purged += 1;
     }
   }
+  if (failure) throw failure.error;
   return purged;
 }
 
