@@ -334,12 +334,14 @@ const UNREACHABLE_CODES = new Set([
 
 /**
  * SQLSTATEs of a database not answering, or not in time: a connection exception
- * (class 08), shutting down or restarting (57P01–57P03: an administrator's
+ * (class 08) — but not 08P01, a protocol violation, which is Hush's bug (e.g. a
+ * statement with more parameters than the protocol allows) and stays a 500 —,
+ * shutting down or restarting (57P01–57P03: an administrator's
  * `pg_terminate_backend` too), too many connections (53300), a statement
  * cancelled by `statement_timeout` (57014) and a lock not had within
  * `lock_timeout` (55P03).
  */
-const UNAVAILABLE_SQLSTATES = /^(?:08[0-9A-Z]{3}|57P0[123]|53300|57014|55P03)$/;
+const UNAVAILABLE_SQLSTATES = /^(?:08(?!P01)[0-9A-Z]{3}|57P0[123]|53300|57014|55P03)$/;
 
 /** What pg throws, as plain Errors, for a connection lost, closed or never made in time. */
 const PG_CONNECTION_MESSAGES = [
