@@ -25,7 +25,7 @@ import {
 } from '../support/browser.js';
 import { type Contrast, measureContrast } from '../support/contrast.js';
 import { setupOwner } from '../support/fixtures.js';
-import { SETUP_TOKEN } from '../support/harness.js';
+import { SETUP_TOKEN, type TestClient } from '../support/harness.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
 const SUITE = 'Accessibility (axe) of the main pages';
@@ -49,6 +49,9 @@ describe.runIf(enabled)(SUITE, () => {
   const checked: string[] = [];
   const review: string[] = [];
   const contrasts: string[] = [];
+  /** The owner's API client and the workspace's API path, from the first test. */
+  let owner: TestClient;
+  let ws: string;
 
   /**
    * Measures the text contrast of what `selectors` match on the page as it is now (what axe leaves
@@ -85,6 +88,27 @@ describe.runIf(enabled)(SUITE, () => {
       }
     }
   }
+
+  /** At 640 × 360, what sticks out sideways: the page, or the main area (it scrolls on its own). */
+  const overflow = (page: Page) =>
+    page.evaluate<{ page: number; content: number }>(`(() => {
+      const c = document.querySelector('.content');
+      return {
+        page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        content: c.scrollWidth - c.clientWidth,
+      };
+    })()`);
+  /** Whether the element lies whole inside a 640 px wide viewport (scrolled into view vertically first). */
+  const inside = async (what: ReturnType<Page['getByRole']>) => {
+    await what.scrollIntoViewIfNeeded();
+    const box = await what.boundingBox();
+    return box !== null && box.x >= 0 && box.x + box.width <= 640;
+  };
+  /** Whether the element lies whole inside the 640 × 360 viewport as it is now, without scrolling. */
+  const onScreen = async (what: ReturnType<Page['getByRole']>) => {
+    const box = await what.boundingBox();
+    return box !== null && box.x >= 0 && box.y >= 0 && box.x + box.width <= 640 && box.y + box.height <= 360;
+  };
 
   beforeAll(async () => {
     up = await startUpstream();
@@ -125,8 +149,9 @@ describe.runIf(enabled)(SUITE, () => {
     await page.getByRole('button', { name: 'Set up' }).waitFor();
     await audit(page, 'setup');
 
-    const { owner, workspaceId } = await setupOwner(hush.t, OWNER);
-    const ws = `/api/v1/workspaces/${workspaceId}`;
+    const setup = await setupOwner(hush.t, OWNER);
+    owner = setup.owner;
+    ws = `/api/v1/workspaces/${setup.workspaceId}`;
     for (const [name, visibility] of [
       ['zendesk_token', 'masked'],
       ['crm_key', 'restricted'],
@@ -339,25 +364,10 @@ describe.runIf(enabled)(SUITE, () => {
 
   it('at 200% zoom (a 640 × 360 viewport) nothing scrolls sideways and the controls stay whole and usable', async () => {
     const { context, page } = await openPage(browser, hush.baseUrl, { viewport: { width: 640, height: 360 } });
-    /** What sticks out sideways: the page, or the main area (it scrolls on its own). */
-    const overflow = () =>
-      page.evaluate<{ page: number; content: number }>(`(() => {
-        const c = document.querySelector('.content');
-        return {
-          page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
-          content: c.scrollWidth - c.clientWidth,
-        };
-      })()`);
-    /** Whether the element lies whole inside the viewport's width (scrolled into view vertically first). */
-    const inside = async (what: ReturnType<Page['getByRole']>) => {
-      await what.scrollIntoViewIfNeeded();
-      const box = await what.boundingBox();
-      return box !== null && box.x >= 0 && box.x + box.width <= 640;
-    };
     await signIn(page, OWNER);
     const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'zendesk_token' }) });
     await row.waitFor();
-    expect(await overflow()).toEqual({ page: 0, content: 0 });
+    expect(await overflow(page)).toEqual({ page: 0, content: 0 });
     for (const name of ['Create New', 'Reveal value', 'Edit', 'Delete']) {
       const button = name === 'Create New' ? page.getByRole('button', { name }) : row.getByRole('button', { name });
       expect(await inside(button), name).toBe(true);
@@ -381,7 +391,7 @@ describe.runIf(enabled)(SUITE, () => {
     await goTo(page, 'Workflows');
     await page.getByRole('link', { name: 'Ticket lookup' }).click();
     await page.getByRole('button', { name: 'Remove secret zendesk_token' }).waitFor();
-    expect(await overflow()).toEqual({ page: 0, content: 0 });
+    expect(await overflow(page)).toEqual({ page: 0, content: 0 });
     for (const control of [
       page.getByRole('button', { name: 'Save workflow' }),
       page.getByLabel('URL'),
@@ -396,6 +406,60 @@ describe.runIf(enabled)(SUITE, () => {
     // Wide enough to read what one types (it was 4rem: the chip row's rule for its own field reached it).
     expect((await search.boundingBox())?.width).toBeGreaterThanOrEqual(200);
     expect(await inside(page.getByRole('listbox', { name: 'Secrets' }))).toBe(true);
+    await context.close();
+  });
+
+  it('at 640 × 360 a modal fits the screen: a secret used by many blocks can still be deleted', async () => {
+    const secret = await owner.post(`${ws}/secrets`, {
+      name: 'shared_key',
+      visibility: 'masked',
+      value: 'value-of-shared_key-0123456789',
+    });
+    expect(secret.status, secret.text).toBe(201);
+    for (const n of [1, 2, 3]) {
+      const blocks = [1, 2, 3, 4, 5].map((b) => ({
+        id: `b${b}`,
+        type: 'api',
+        name: `Call ${b}`,
+        method: 'GET',
+        url: `${up.url}/api/${b}`,
+        query: [],
+        headers: [{ key: 'Authorization', value: 'Bearer {{secret:shared_key}}' }],
+        body: { mode: 'none' },
+        timeoutMs: 10_000,
+        capture: [],
+        onSuccess: null,
+        onError: null,
+      }));
+      const wf = await owner.post(`${ws}/workflows`, { name: `Shared ${n}`, startBlockId: 'b1', blocks });
+      expect(wf.status, wf.text).toBe(201);
+    }
+    const { context, page } = await openPage(browser, hush.baseUrl, { viewport: { width: 640, height: 360 } });
+    await signIn(page, OWNER);
+    const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'shared_key' }) });
+
+    // The side panel scrolls on its own: its Save button is reachable.
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const panel = page.getByRole('dialog', { name: 'Edit secret shared_key' });
+    const save = panel.getByRole('button', { name: 'Save' });
+    await save.scrollIntoViewIfNeeded();
+    expect(await onScreen(save), "the side panel's Save button").toBe(true);
+    await page.keyboard.press('Escape');
+    await panel.waitFor({ state: 'hidden' });
+
+    await row.getByRole('button', { name: 'Delete' }).click();
+    const modal = page.getByRole('dialog', { name: 'Delete secret' });
+    const list = modal.getByRole('list', { name: 'Blocks that use this secret' });
+    await list.waitFor();
+    expect(await list.getByRole('listitem').count()).toBe(15);
+    // The modal stays inside the screen, its list scrolls, and its buttons stay in view.
+    expect(await onScreen(modal.getByRole('heading', { name: 'Delete secret' })), 'the title').toBe(true);
+    expect(await onScreen(modal.getByRole('button', { name: 'Cancel' })), 'Cancel').toBe(true);
+    const confirm = modal.getByRole('button', { name: 'Delete' });
+    expect(await onScreen(confirm), 'Delete').toBe(true);
+    await confirm.click();
+    await page.getByRole('status').filter({ hasText: 'shared_key' }).waitFor();
+    await row.waitFor({ state: 'detached' });
     await context.close();
   });
 
