@@ -463,6 +463,29 @@ describe.runIf(enabled)(SUITE, () => {
     await context.close();
   });
 
+  it('at 640 × 360 a long secret name and description wrap: the page does not scroll sideways', async () => {
+    const name = `s${'long_name_'.repeat(7)}`.slice(0, 64);
+    const description = 'https://example.com/'.concat('docs/a-very-long-path-without-spaces/'.repeat(13)).slice(0, 500);
+    expect([name.length, description.length]).toEqual([64, 500]);
+    const res = await owner.post(`${ws}/secrets`, {
+      name,
+      description,
+      visibility: 'masked',
+      value: 'value-of-the-long-one-0123456789',
+    });
+    expect(res.status, res.text).toBe(201);
+    const { context, page } = await openPage(browser, hush.baseUrl, { viewport: { width: 640, height: 360 } });
+    await signIn(page, OWNER);
+    const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name }) });
+    await row.waitFor();
+    expect(await overflow(page)).toEqual({ page: 0, content: 0 });
+    for (const control of ['Reveal value', 'Edit', 'Delete']) {
+      expect(await inside(row.getByRole('button', { name: control })), control).toBe(true);
+    }
+    expect(await inside(page.getByRole('button', { name: 'Create New' }))).toBe(true);
+    await context.close();
+  });
+
   it('no page has a serious or critical violation', () => {
     expect(checked).toHaveLength(15);
     const severe = findings.filter((f) => f.impact === 'serious' || f.impact === 'critical');
