@@ -8,7 +8,10 @@
  * a modal <dialog>, which it sees "overlapping" the page under the top
  * layer; fields under the open Add secret dropdown), the test measures it
  * itself (test/support/contrast.ts) and requires WCAG 2.1 AA. At 200% zoom
- * (640 × 360) nothing may scroll sideways and the main controls stay whole.
+ * (640 × 360) nothing may scroll sideways and the main controls stay whole —
+ * Variables (with a 64-character name and a 500-character description), the
+ * workflow editor, Runs with a run open, Audit log, Members and API tokens —
+ * and a modal listing 15 blocks keeps its buttons on screen.
  */
 // The named export: the package types itself as CommonJS, so under NodeNext its default import is the module object.
 import { AxeBuilder } from '@axe-core/playwright';
@@ -483,6 +486,61 @@ describe.runIf(enabled)(SUITE, () => {
       expect(await inside(row.getByRole('button', { name: control })), control).toBe(true);
     }
     expect(await inside(page.getByRole('button', { name: 'Create New' }))).toBe(true);
+    await context.close();
+  });
+
+  it('at 640 × 360 Runs (with a run open), Audit log, Members and API tokens do not scroll sideways', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl, { viewport: { width: 640, height: 360 } });
+    await signIn(page, OWNER);
+    await goTo(page, 'Runs');
+    await page.getByLabel('Workflow').selectOption({ label: 'Ticket lookup' });
+    const runButton = page.getByRole('table').getByRole('button').first();
+    await runButton.click();
+    await page.getByRole('region', { name: 'Run detail' }).waitFor();
+    expect(await overflow(page), 'Runs').toEqual({ page: 0, content: 0 });
+    for (const control of [page.getByRole('button', { name: 'Run now' }), page.getByLabel('Workflow'), runButton]) {
+      expect(await inside(control), `Runs: ${control}`).toBe(true);
+    }
+
+    await goTo(page, 'Audit log');
+    await page.getByRole('cell', { name: 'secret.created', exact: true }).first().waitFor();
+    expect(await overflow(page), 'Audit log').toEqual({ page: 0, content: 0 });
+    for (const control of [
+      page.getByRole('link', { name: 'Export CSV' }),
+      page.getByLabel('Action'),
+      page.getByLabel('Who'),
+      page.getByLabel('From'),
+      page.getByLabel('To', { exact: true }),
+      page.getByRole('button', { name: 'Verify chain' }),
+    ]) {
+      expect(await inside(control), `Audit log: ${control}`).toBe(true);
+    }
+
+    await goTo(page, 'Members');
+    await page.getByRole('cell', { name: OWNER }).waitFor();
+    expect(await overflow(page), 'Members').toEqual({ page: 0, content: 0 });
+    for (const control of [
+      page.getByLabel('Invite email'),
+      page.getByLabel('Invite role'),
+      page.getByRole('button', { name: 'Invite' }),
+    ]) {
+      expect(await inside(control), `Members: ${control}`).toBe(true);
+    }
+
+    await goTo(page, 'API tokens');
+    await page.getByLabel('Token name').fill('narrow');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await page.getByRole('status').filter({ hasText: 'Copy it now' }).waitFor();
+    expect(await overflow(page), 'API tokens').toEqual({ page: 0, content: 0 });
+    for (const control of [
+      page.getByLabel('Token name'),
+      page.getByLabel('Token workspace'),
+      page.getByLabel('Expires in days'),
+      page.getByRole('button', { name: 'Create token' }),
+      page.getByRole('row').filter({ hasText: 'narrow' }).getByRole('button', { name: 'Revoke' }),
+    ]) {
+      expect(await inside(control), `API tokens: ${control}`).toBe(true);
+    }
     await context.close();
   });
 
