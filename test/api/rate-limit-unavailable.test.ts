@@ -7,65 +7,15 @@
  * 127.0.0.1 that the test cuts, restores and stalls.
  */
 
-import type { AddressInfo } from 'node:net';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setupOwner } from '../support/fixtures.js';
 import { PASSWORD, startTestApp, type TestApp } from '../support/harness.js';
 import { REDIS_URL, redisUp } from '../support/redis.js';
-
-/** A relay to Redis that can be cut (listener closed, connections dropped) and restored on the same port. */
-class Relay {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  /** Connections stay open, but what is sent waits (a Redis that stops answering, then catches up). */
-  private stalledChunks: (() => void)[] | undefined;
-  port = 0;
-
-  stall(): void {
-    this.stalledChunks = [];
-  }
-
-  resume(): void {
-    const waiting = this.stalledChunks ?? [];
-    this.stalledChunks = undefined;
-    for (const send of waiting) send();
-  }
-
-  private pass(to: Socket, chunk: Buffer): void {
-    if (this.stalledChunks) this.stalledChunks.push(() => to.write(chunk));
-    else to.write(chunk);
-  }
-
-  async up(): Promise<void> {
-    const target = new URL(REDIS_URL);
-    const server = createServer((client) => {
-      const upstream = connect(Number(target.port || 6379), target.hostname);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => {});
-      }
-      client.on('data', (chunk: Buffer) => this.pass(upstream, chunk));
-      upstream.on('data', (chunk: Buffer) => this.pass(client, chunk));
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-    this.port = (server.address() as AddressInfo).port;
-    this.server = server;
-  }
-
-  async down(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  }
-}
+import { TcpRelay } from '../support/tcp-relay.js';
 
 describe.runIf(redisUp)('rate limits when Redis stops answering', () => {
-  const relay = new Relay();
+  const target = new URL(REDIS_URL);
+  const relay = new TcpRelay(target.hostname, Number(target.port || 6379));
   let t: TestApp;
 
   beforeAll(async () => {
