@@ -83,7 +83,14 @@ describe.runIf(pgAvailable)('PostgreSQL going away and coming back', () => {
     // A checked-out pg client whose connection ends emits 'error': with no listener, Node exits.
     expect(uncaught).toEqual([]);
     await relay.up();
-    expect((await owner.post(reveal)).body).toEqual({ value: VALUE });
+    // A connection the cut ended may still sit idle in the pool (its end not yet seen): a
+    // request meeting one answers 503 and the pool drops it — at most one per pooled connection.
+    let back = await owner.post(reveal);
+    for (let i = 0; i < 10 && back.status === 503; i++) {
+      expect(back.body.code).toBe('database_unavailable');
+      back = await owner.post(reveal);
+    }
+    expect(back.body).toEqual({ value: VALUE });
   });
 
   it('while it is unreachable: 503 database_unavailable, nothing half-written or leaked; back: served again', async () => {
