@@ -86,6 +86,25 @@ function fieldErrorsFromZod(error: FastifyError): FieldError[] {
   });
 }
 
+/** Database conditions that pass by themselves: 503 with `Retry-After`, never a 500. */
+const TRANSIENT_DATABASE = [
+  {
+    // Unreachable, gone, or not answering in time (PostgreSQL).
+    is: isDatabaseUnavailable,
+    code: 'database_unavailable',
+    log: 'database unavailable',
+    detail: 'The database is not available right now; try again shortly.',
+  },
+  {
+    // SQLite's write lock held by another process past the busy timeout: nothing was
+    // written, and it passes when that process commits.
+    is: isDatabaseBusy,
+    code: 'database_busy',
+    log: 'database busy',
+    detail: 'The database is busy with another process; try again shortly.',
+  },
+];
+
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof AppError) {
@@ -115,26 +134,14 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
       return sendProblem(reply, problem(error.statusCode, 'bad_request', 'The request is malformed.'));
     }
-    if (isDatabaseUnavailable(error)) {
-      // The database is unreachable or did not answer in time: the client may retry. Logged by
-      // kind, never the message (a driver's may name the host, the database or a parameter).
-      request.log.warn({ errName: error.name, errCode: error.code }, 'database unavailable');
+    const transient = TRANSIENT_DATABASE.find((t) => t.is(error));
+    if (transient) {
+      // Passes by itself: the client may retry. Logged by kind and code, never the message
+      // (a driver's may name the host, the database file or a parameter).
+      request.log.warn({ errName: error.name, errCode: error.code }, transient.log);
       return sendProblem(
         reply.header('retry-after', '5'),
-        problem(503, 'database_unavailable', 'The database is not available right now; try again shortly.', {
-          requestId: request.id,
-        }),
-      );
-    }
-    if (isDatabaseBusy(error)) {
-      // SQLite's write lock held by another process past the busy timeout: nothing was written,
-      // and it passes when that process commits. Logged by code (the message may name the file).
-      request.log.warn({ errName: error.name, errCode: error.code }, 'database busy');
-      return sendProblem(
-        reply.header('retry-after', '5'),
-        problem(503, 'database_busy', 'The database is busy with another process; try again shortly.', {
-          requestId: request.id,
-        }),
+        problem(503, transient.code, transient.detail, { requestId: request.id }),
       );
     }
     // Unknown: log the kind and the stack frames, never the message (it may quote
