@@ -24,14 +24,18 @@ function hasBody(request: FastifyRequest): boolean {
 
 export function registerAuthentication(app: FastifyInstance, sessions: SessionStore): void {
   app.decorateRequest('principal', null);
+  /** The API token an Authorization header names, resolved now; null when it is none or not valid. */
+  const tokenOf = (authorization: string) => {
+    const token = bearerToken(authorization);
+    return token ? sessions.resolveApiToken(token) : Promise.resolve(null);
+  };
 
   app.addHook('onRequest', async (request) => {
     // The matched route, not the raw URL: `/%61pi/…` routes to the API too.
     if (!(request.routeOptions.url ?? request.url).startsWith('/api/')) return;
     const authorization = request.headers.authorization;
     if (authorization !== undefined) {
-      const token = bearerToken(authorization);
-      const resolved = token ? await sessions.resolveApiToken(token) : null;
+      const resolved = await tokenOf(authorization);
       // A credential that is present but wrong is refused outright, even on
       // public routes, so a client learns at once that its token is bad.
       if (!resolved) throw tokenRefused();
@@ -72,8 +76,7 @@ export function registerAuthentication(app: FastifyInstance, sessions: SessionSt
     const principal = request.principal;
     if (!principal || !hasBody(request)) return;
     if (principal.kind === 'token') {
-      const token = bearerToken(request.headers.authorization ?? '');
-      const resolved = token ? await sessions.resolveApiToken(token) : null;
+      const resolved = await tokenOf(request.headers.authorization ?? '');
       if (!resolved || resolved.tokenId !== principal.tokenId) throw tokenRefused();
       request.principal = { kind: 'token', ...resolved };
       return;
