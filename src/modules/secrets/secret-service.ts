@@ -537,15 +537,27 @@ export async function purgeExpiredSecrets(
 }
 
 /**
+ * Secrets destroyed per transaction when a deleted workspace is purged: each
+ * transaction stays far within the statement timeout however large the
+ * workspace, and lets go of SQLite's write lock (and PostgreSQL's row locks)
+ * between chunks, so requests to the other workspaces are not held up.
+ */
+export const WORKSPACE_PURGE_CHUNK = 500;
+
+/**
  * Purges workspaces deleted longer ago than the retention window: every
  * secret version's ciphertext, the secrets and their names, and the
- * workspace's wrapped keys are destroyed, in one transaction per workspace.
+ * workspace's wrapped keys are destroyed — the secrets in transactions of
+ * `WORKSPACE_PURGE_CHUNK`, then the keys and the audit events in a last one.
  * The workspace row and its audit trail stay (the chain must still verify,
  * and `hush audit verify` expects a chain for every workspace row), as do
  * the redacted runs, workflows and memberships, which hold no secret
  * material. A workspace without keys is purged: the sweep never picks it
- * again. Audited as the system in the system chain and the workspace's own.
- * Returns how many workspaces were purged.
+ * again; one whose purge stopped half-way (a crash, a timeout) still has its
+ * keys and is picked up again by the next sweep, which goes on where it
+ * stopped — a deleted workspace cannot be restored, so nobody sees it
+ * half-purged. Audited as the system in the system chain and the
+ * workspace's own. Returns how many workspaces were purged.
  */
 export async function purgeExpiredWorkspaces(
   deps: Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'config' | 'keyring'>,
@@ -566,54 +578,14 @@ export async function purgeExpiredWorkspaces(
     .limit(100)
     .execute();
   let purged = 0;
-  // One workspace that cannot be purged now (its row held past the statement timeout, a purge
-  // too large for it) must not keep the ones after it, in the same order every sweep, from going.
+  // One workspace that cannot be purged now (its row held past the statement timeout) must not
+  // keep the ones after it, in the same order every sweep, from going.
   let failure: { error: unknown } | undefined;
   for (const { id } of expired) {
-    const done = await deps.db
-      .transaction()
-      .execute(async (trx) => {
-        // The row first (PostgreSQL): a key rotation's last step and secret writes lock it too.
-        let ws = trx.selectFrom('workspaces').select('id').where('id', '=', id).where('deleted_at', '<=', cutoff);
-        if (deps.dbKind === 'postgres') ws = ws.forUpdate();
-        if (!(await ws.executeTakeFirst())) return false;
-        // In a rotation's order (secret, version), as destroySecret does, so the two cannot deadlock.
-        let versions = trx
-          .selectFrom('secret_versions')
-          .select(['secret_id', 'version'])
-          .where('workspace_id', '=', id)
-          .orderBy('secret_id')
-          .orderBy('version');
-        if (deps.dbKind === 'postgres') versions = versions.forUpdate();
-        const versionCount = (await versions.execute()).length;
-        await trx.deleteFrom('secret_versions').where('workspace_id', '=', id).execute();
-        const secrets = await trx.deleteFrom('secrets').where('workspace_id', '=', id).executeTakeFirst();
-        await trx
-          .deleteFrom('variable_names')
-          .where('workspace_id', '=', id)
-          .where('owner_kind', '=', 'secret')
-          .execute();
-        const keys = await trx.deleteFrom('workspace_keys').where('workspace_id', '=', id).executeTakeFirst();
-        const event = {
-          action: 'workspace.purged',
-          targetType: 'workspace',
-          targetId: id,
-          data: {
-            secrets: Number(secrets.numDeletedRows),
-            versions: versionCount,
-            keyVersions: Number(keys.numDeletedRows),
-            reason: 'retention_expired',
-          },
-        };
-        const system = { actorId: null, actorType: 'system' as const, ip: null, requestId: null };
-        await deps.audit(trx, system, { workspaceId: id, ...event });
-        await deps.audit(trx, system, { workspaceId: null, ...event });
-        return true;
-      })
-      .catch((error: unknown) => {
-        failure ??= { error };
-        return false;
-      });
+    const done = await purgeWorkspace(deps, id, cutoff).catch((error: unknown) => {
+      failure ??= { error };
+      return false;
+    });
     if (done) {
       deps.keyring.forget(id);
       purged += 1;
@@ -621,6 +593,96 @@ export async function purgeExpiredWorkspaces(
   }
   if (failure) throw failure.error;
   return purged;
+}
+
+async function purgeWorkspace(
+  deps: Pick<AppContext, 'db' | 'dbKind' | 'audit'>,
+  id: string,
+  cutoff: string,
+): Promise<boolean> {
+  /** The workspace row, locked first (PostgreSQL): a key rotation's last step and secret writes lock it too. */
+  const stillExpired = async (trx: Transaction<Database>) => {
+    let ws = trx.selectFrom('workspaces').select('id').where('id', '=', id).where('deleted_at', '<=', cutoff);
+    if (deps.dbKind === 'postgres') ws = ws.forUpdate();
+    return (await ws.executeTakeFirst()) !== undefined;
+  };
+  /** Destroys the versions, names and rows of `chunk` (all of the workspace's when undefined). */
+  const destroy = async (trx: Transaction<Database>, chunk?: readonly { id: string; name: string }[]) => {
+    const secretIds = chunk?.map((r) => r.id);
+    // In a rotation's order (secret, version), as destroySecret does, so the two cannot deadlock.
+    let versions = trx
+      .selectFrom('secret_versions')
+      .select(['secret_id', 'version'])
+      .where('workspace_id', '=', id)
+      .orderBy('secret_id')
+      .orderBy('version');
+    if (secretIds) versions = versions.where('secret_id', 'in', secretIds);
+    if (deps.dbKind === 'postgres') versions = versions.forUpdate();
+    const versionCount = (await versions.execute()).length;
+    let deleteVersions = trx.deleteFrom('secret_versions').where('workspace_id', '=', id);
+    let deleteNames = trx
+      .deleteFrom('variable_names')
+      .where('workspace_id', '=', id)
+      .where('owner_kind', '=', 'secret');
+    let deleteSecrets = trx.deleteFrom('secrets').where('workspace_id', '=', id);
+    if (secretIds) {
+      deleteVersions = deleteVersions.where('secret_id', 'in', secretIds);
+      // By name, the table's key: by owner alone each chunk would scan every name of the workspace.
+      const names = (chunk ?? []).map((r) => r.name.toLowerCase());
+      deleteNames = deleteNames.where('name_lower', 'in', names).where('owner_id', 'in', secretIds);
+      deleteSecrets = deleteSecrets.where('id', 'in', secretIds);
+    }
+    await deleteVersions.execute();
+    await deleteNames.execute();
+    const secrets = await deleteSecrets.executeTakeFirst();
+    return { secrets: Number(secrets.numDeletedRows), versions: versionCount };
+  };
+
+  const total = { secrets: 0, versions: 0 };
+  let after: { id: string; name: string } | undefined;
+  for (;;) {
+    const chunk = await deps.db.transaction().execute(async (trx) => {
+      if (!(await stillExpired(trx))) return undefined;
+      // In the (workspace, name, id) index's order, after the last chunk: no scan of what is gone.
+      let q = trx
+        .selectFrom('secrets')
+        .select(['id', 'name'])
+        .where('workspace_id', '=', id)
+        .orderBy('name')
+        .orderBy('id')
+        .limit(WORKSPACE_PURGE_CHUNK);
+      const from = after;
+      if (from) q = q.where((eb) => eb(eb.refTuple('name', 'id'), '>', eb.tuple(from.name, from.id)));
+      const rows = await q.execute();
+      after = rows.at(-1);
+      return { found: rows.length, ...(rows.length === 0 ? { secrets: 0, versions: 0 } : await destroy(trx, rows)) };
+    });
+    if (!chunk) return false;
+    total.secrets += chunk.secrets;
+    total.versions += chunk.versions;
+    if (chunk.found < WORKSPACE_PURGE_CHUNK) break;
+  }
+  return deps.db.transaction().execute(async (trx) => {
+    if (!(await stillExpired(trx))) return false;
+    // Whatever the chunks left (a version without its secret row), then the keys.
+    const rest = await destroy(trx);
+    const keys = await trx.deleteFrom('workspace_keys').where('workspace_id', '=', id).executeTakeFirst();
+    const event = {
+      action: 'workspace.purged',
+      targetType: 'workspace',
+      targetId: id,
+      data: {
+        secrets: total.secrets + rest.secrets,
+        versions: total.versions + rest.versions,
+        keyVersions: Number(keys.numDeletedRows),
+        reason: 'retention_expired',
+      },
+    };
+    const system = { actorId: null, actorType: 'system' as const, ip: null, requestId: null };
+    await deps.audit(trx, system, { workspaceId: id, ...event });
+    await deps.audit(trx, system, { workspaceId: null, ...event });
+    return true;
+  });
 }
 
 /** Runs the retention sweep now and then every `intervalMs`; returns a stop function. */
