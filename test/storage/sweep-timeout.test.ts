@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { purgeExpiredWorkspaces } from '../../src/modules/secrets/secret-service.js';
+import { purgeExpiredWorkspaces, startSecretRetentionSweep } from '../../src/modules/secrets/secret-service.js';
 import { DATABASES } from '../support/databases.js';
 import { setupOwner } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/harness.js';
@@ -16,15 +16,16 @@ const DAY_MS = 86_400_000;
 
 describe.runIf(pgAvailable)('retention sweep under the statement timeout', () => {
   let t: TestApp;
+  let owner: Awaited<ReturnType<typeof setupOwner>>['owner'];
   beforeAll(async () => {
     t = await startTestApp('postgres', { HUSH_DATABASE_TIMEOUT_SECONDS: '1' });
+    ({ owner } = await setupOwner(t));
   });
   afterAll(async () => {
     await t?.close();
   });
 
   it('purges the other expired workspaces when one cannot be purged in time', async () => {
-    const { owner } = await setupOwner(t);
     const ids: string[] = [];
     for (const name of ['One', 'Two']) {
       const res = await owner.post('/api/v1/workspaces', { name });
@@ -50,6 +51,76 @@ describe.runIf(pgAvailable)('retention sweep under the statement timeout', () =>
         .where('workspace_id', '=', other)
         .execute();
       expect(keys, 'the second expired workspace was purged').toHaveLength(0);
+    } finally {
+      await blocker.query('rollback').catch(() => {});
+      await blocker.end();
+    }
+  });
+  it('a deleted secret held by another session stops neither the other secrets nor the workspaces', async () => {
+    const created = await owner.post('/api/v1/workspaces', { name: 'Secrets' });
+    expect(created.status, created.text).toBe(201);
+    const ws = created.body.id as string;
+    const secretIds: string[] = [];
+    for (const name of ['held_one', 'purged_two', 'purged_three']) {
+      const res = await owner.post(`/api/v1/workspaces/${ws}/secrets`, {
+        name,
+        visibility: 'masked',
+        value: `value-of-${name}`,
+      });
+      expect(res.status, res.text).toBe(201);
+      secretIds.push(res.body.id as string);
+      expect((await owner.delete(`/api/v1/workspaces/${ws}/secrets/${res.body.id}`)).status).toBe(204);
+    }
+    const doomed = await owner.post('/api/v1/workspaces', { name: 'Doomed too' });
+    expect(doomed.status, doomed.text).toBe(201);
+    expect((await owner.delete(`/api/v1/workspaces/${doomed.body.id}`)).status).toBe(204);
+    const eightDaysAgo = new Date(Date.now() - 8 * DAY_MS).toISOString();
+    // The held one is the oldest: the first the sweep tries.
+    await t.ctx.db
+      .updateTable('secrets')
+      .set({ deleted_at: new Date(Date.now() - 9 * DAY_MS).toISOString() })
+      .where('id', '=', secretIds[0] as string)
+      .execute();
+    await t.ctx.db
+      .updateTable('secrets')
+      .set({ deleted_at: eightDaysAgo })
+      .where('id', 'in', secretIds.slice(1))
+      .execute();
+    await t.ctx.db
+      .updateTable('workspaces')
+      .set({ deleted_at: eightDaysAgo })
+      .where('id', '=', doomed.body.id)
+      .execute();
+
+    const url = t.ctx.config.database.kind === 'postgres' ? t.ctx.config.database.url : '';
+    const blocker = new pg.Client({ connectionString: url });
+    await blocker.connect();
+    const left = async () =>
+      (await t.ctx.db.selectFrom('secrets').select('id').where('id', 'in', secretIds).orderBy('id').execute()).map(
+        (r) => r.id,
+      );
+    try {
+      await blocker.query('begin');
+      await blocker.query('select id from secrets where id = $1 for update', [secretIds[0]]);
+      const stop = startSecretRetentionSweep(t.ctx, 3_600_000);
+      try {
+        await expect.poll(left, { timeout: 10_000 }).toEqual([secretIds[0]]);
+        await expect
+          .poll(
+            async () =>
+              (
+                await t.ctx.db
+                  .selectFrom('workspace_keys')
+                  .select('version')
+                  .where('workspace_id', '=', doomed.body.id)
+                  .execute()
+              ).length,
+            { timeout: 10_000 },
+          )
+          .toBe(0);
+      } finally {
+        stop();
+      }
     } finally {
       await blocker.query('rollback').catch(() => {});
       await blocker.end();

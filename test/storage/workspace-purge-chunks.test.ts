@@ -8,7 +8,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../src/app/ids.js';
 import { verifyChain } from '../../src/modules/audit/audit-service.js';
-import { purgeExpiredWorkspaces, WORKSPACE_PURGE_CHUNK } from '../../src/modules/secrets/secret-service.js';
+import {
+  purgeExpiredSecrets,
+  purgeExpiredWorkspaces,
+  WORKSPACE_PURGE_CHUNK,
+} from '../../src/modules/secrets/secret-service.js';
 import { DATABASES } from '../support/databases.js';
 import { setupOwner } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/harness.js';
@@ -142,6 +146,28 @@ for (const { kind, available } of DATABASES) {
       // Purged once: nothing left for the next sweep.
       expect(await purgeExpiredWorkspaces(t.ctx)).toBe(0);
       expect(await purgedEvents(ws)).toHaveLength(2);
+    });
+
+    it('purges every expired deleted secret in one sweep, more than one round of them', async () => {
+      const { ws } = await bigWorkspace('Many deleted');
+      const eightDaysAgo = new Date(Date.now() - 8 * DAY_MS).toISOString();
+      await t.ctx.db
+        .updateTable('secrets')
+        .set({ deleted_at: eightDaysAgo })
+        .where('workspace_id', '=', ws)
+        .where('name', '!=', 'seed')
+        .execute();
+      expect(await purgeExpiredSecrets(t.ctx)).toBe(SECRETS - 1);
+      // The live one stays, with its version and name.
+      expect(await material(ws)).toEqual({ secrets: 1, versions: 1, names: 1, keys: 1 });
+      const purged = await t.ctx.db
+        .selectFrom('audit_events')
+        .select((eb) => eb.fn.countAll<string | number>().as('n'))
+        .where('action', '=', 'secret.purged')
+        .where('chain', '=', ws)
+        .executeTakeFirstOrThrow();
+      expect(Number(purged.n)).toBe(SECRETS - 1);
+      expect(await purgeExpiredSecrets(t.ctx)).toBe(0);
     });
 
     it.runIf(kind === 'postgres')(

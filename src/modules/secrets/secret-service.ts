@@ -492,48 +492,82 @@ export function createSecretService(deps: Deps) {
 
 export type SecretService = ReturnType<typeof createSecretService>;
 
+/** Expired secrets read per round of the sweep; rounds go on while a round finds this many. */
+const SECRET_PURGE_ROUND = 500;
+/** Rounds per sweep at most (a backlog beyond is left to the next sweep, 15 minutes later). */
+const SECRET_PURGE_ROUNDS = 20;
+
 /**
  * Purges secrets deleted longer ago than the retention window: every
- * version's ciphertext is destroyed and the name is freed. Audited as the
- * system. Returns how many were purged.
+ * version's ciphertext is destroyed and the name is freed, one transaction
+ * per secret. Audited as the system. Returns how many were purged. A secret
+ * that cannot be purged now (its row held by another session past the
+ * statement timeout) does not stop the others: the first such error is
+ * thrown once they are done, and the next sweep tries it again.
  */
 export async function purgeExpiredSecrets(
   deps: Pick<AppContext, 'db' | 'dbKind' | 'audit' | 'config'>,
   now = Date.now(),
 ): Promise<number> {
   const cutoff = nowIso(now - deps.config.secretRetentionDays * 86_400_000);
-  const expired = await deps.db
-    .selectFrom('secrets')
-    .selectAll()
-    .where('deleted_at', 'is not', null)
-    .where('deleted_at', '<=', cutoff)
-    .limit(500)
-    .execute();
   let purged = 0;
-  for (const candidate of expired) {
-    await deps.db.transaction().execute(async (trx) => {
-      // Locked (PostgreSQL), as a restore locks it: a restore committed while this waited is
-      // seen (the row no longer matches) instead of being purged right after answering 200.
-      let q = trx.selectFrom('secrets').selectAll().where('id', '=', candidate.id).where('deleted_at', '<=', cutoff);
-      if (deps.dbKind === 'postgres') q = q.forUpdate();
-      const row = await q.executeTakeFirst();
-      if (!row) return;
-      await destroySecret(trx, row, deps.dbKind);
-      await deps.audit(
-        trx,
-        { actorId: null, actorType: 'system', ip: null, requestId: null },
-        {
-          workspaceId: row.workspace_id,
-          action: 'secret.purged',
-          targetType: 'secret',
-          targetId: row.id,
-          data: { name: row.name, versions: Number(row.version), reason: 'retention_expired' },
-        },
-      );
-      purged += 1;
-    });
+  let failure: { error: unknown } | undefined;
+  const failed = new Set<string>();
+  for (let round = 0; round < SECRET_PURGE_ROUNDS; round++) {
+    const limit = SECRET_PURGE_ROUND + failed.size;
+    const expired = await deps.db
+      .selectFrom('secrets')
+      .select('id')
+      .where('deleted_at', 'is not', null)
+      .where('deleted_at', '<=', cutoff)
+      .orderBy('deleted_at')
+      .orderBy('id')
+      // The ones that failed this sweep come first again: read past them.
+      .limit(limit)
+      .execute();
+    let purgedThisRound = 0;
+    for (const candidate of expired) {
+      if (failed.has(candidate.id)) continue;
+      const done = await purgeSecret(deps, candidate.id, cutoff).catch((error: unknown) => {
+        failure ??= { error };
+        failed.add(candidate.id);
+        return false;
+      });
+      if (done) purgedThisRound += 1;
+    }
+    purged += purgedThisRound;
+    if (expired.length < limit || purgedThisRound === 0) break;
   }
+  if (failure) throw failure.error;
   return purged;
+}
+
+async function purgeSecret(
+  deps: Pick<AppContext, 'db' | 'dbKind' | 'audit'>,
+  id: string,
+  cutoff: string,
+): Promise<boolean> {
+  return deps.db.transaction().execute(async (trx) => {
+    // Locked (PostgreSQL), as a restore locks it: a restore committed while this waited is
+    // seen (the row no longer matches) instead of being purged right after answering 200.
+    let q = trx.selectFrom('secrets').selectAll().where('id', '=', id).where('deleted_at', '<=', cutoff);
+    if (deps.dbKind === 'postgres') q = q.forUpdate();
+    const row = await q.executeTakeFirst();
+    if (!row) return false;
+    await destroySecret(trx, row, deps.dbKind);
+    await deps.audit(
+      trx,
+      { actorId: null, actorType: 'system', ip: null, requestId: null },
+      {
+        workspaceId: row.workspace_id,
+        action: 'secret.purged',
+        targetType: 'secret',
+        targetId: row.id,
+        data: { name: row.name, versions: Number(row.version), reason: 'retention_expired' },
+      },
+    );
+    return true;
+  });
 }
 
 /**
@@ -692,10 +726,17 @@ export function startSecretRetentionSweep(
 ): () => void {
   const sweep = () => {
     // Once across every server on the database: the others skip this round.
-    withJobLock(deps, 'secret-retention-sweep', async () => ({
-      secrets: await purgeExpiredSecrets(deps),
-      workspaces: await purgeExpiredWorkspaces(deps),
-    }))
+    withJobLock(deps, 'secret-retention-sweep', async () => {
+      // One after the other (the two could lock the same rows in opposite orders), and the
+      // workspaces whatever the secrets' outcome; the first failure is reported after.
+      const secrets = await purgeExpiredSecrets(deps).then(
+        (n) => ({ n }),
+        (error: unknown) => ({ n: 0, error }),
+      );
+      const workspaces = await purgeExpiredWorkspaces(deps);
+      if ('error' in secrets) throw secrets.error;
+      return { secrets: secrets.n, workspaces };
+    })
       .then((outcome) => {
         if (!outcome.ran) deps.log.debug('retention sweep skipped: another server is running it');
         else if (outcome.value.secrets > 0 || outcome.value.workspaces > 0)
