@@ -557,7 +557,12 @@ export function VariablesPage() {
               </th>
               <td>
                 <span className="badge secret">secret · {s.visibility}</span>
-                {s.allowedHosts.length > 0 && <div className="muted">→ {s.allowedHosts.join(', ')}</div>}
+                {s.allowedHosts.length > 0 && (
+                  <div className="muted hosts">
+                    {'→\u00a0'}
+                    {s.allowedHosts.join(', ')}
+                  </div>
+                )}
               </td>
               <td>
                 <RevealableValue secret={s} />
