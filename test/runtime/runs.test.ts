@@ -5,11 +5,16 @@
  * run.finished and exactly one secret.used per secret (never a value), and
  * sets lastUsedAt; run records list newest first.
  */
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAppContext } from '../../src/app/bootstrap.js';
+import { createLogger } from '../../src/app/logger.js';
+import { buildServer } from '../../src/app/server.js';
+import { runListLock } from '../../src/modules/workflows/run-service.js';
 import { canaryForms, makeCanary } from '../support/canary.js';
 import { DATABASES } from '../support/databases.js';
 import { buildTeam, inviteAndJoin, type Team } from '../support/fixtures.js';
-import { type Reply, startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+import { type Reply, startTestApp, type TestApp, TestClient } from '../support/harness.js';
 import { type Received, startUpstream, type Upstream } from '../support/upstream.js';
 
 function formsIn(text: string, value: string): string[] {
@@ -1208,6 +1213,45 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
       } finally {
         release();
         await slow.close();
+      }
+    },
+  );
+
+  it.runIf(available && kind === 'postgres')(
+    "a run is recorded under its own workflow's list lock: another workflow's runs, on another server, never wait for it",
+    async () => {
+      const held = await save('Held list', [api('call', { headers: [] })]);
+      const free = await save('Free list', [api('call', { headers: [] })]);
+      // A second server on the same database, the operator signed in there with the same cookies.
+      const ctx2 = await createAppContext(t.ctx.config, createLogger('silent'));
+      const app2 = await buildServer(ctx2);
+      const operator2 = new TestClient(app2);
+      for (const [k, v] of team.clients.operator.cookies) operator2.cookies.set(k, v);
+      const url = t.ctx.config.database.kind === 'postgres' ? t.ctx.config.database.url : '';
+      const locker = new pg.Client({ connectionString: url });
+      await locker.connect();
+      const key = runListLock(team.workspaceId, held).toString();
+      let unlocked = false;
+      try {
+        // A third server recording a run of `held` holds its lock.
+        await locker.query('select pg_advisory_lock($1::bigint)', [key]);
+        const waiting = run(held).then((r) => {
+          expect(unlocked, 'recorded only once the lock is let go').toBe(true);
+          return r;
+        });
+        const other = await operator2.post(`${ws}/workflows/${free}/runs`, { variables: {} });
+        expect(other.status, other.text).toBe(201);
+        expect((await team.clients.viewer.get(`${ws}/workflows/${free}/runs`)).body.items).toHaveLength(1);
+        expect((await team.clients.viewer.get(`${ws}/workflows/${held}/runs`)).body.items).toEqual([]);
+        unlocked = true;
+        await locker.query('select pg_advisory_unlock($1::bigint)', [key]);
+        const done = await waiting;
+        const after = await team.clients.viewer.get(`${ws}/workflows/${held}/runs`);
+        expect(after.body.items.map((r: { id: string }) => r.id)).toEqual([done.body.id]);
+      } finally {
+        await locker.end();
+        await app2.close();
+        await ctx2.close();
       }
     },
   );

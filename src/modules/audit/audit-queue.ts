@@ -10,7 +10,7 @@
  * busy workspace's chain head from serialising every request.
  */
 
-import type { CompiledQuery, Transaction } from 'kysely';
+import { type CompiledQuery, sql, type Transaction } from 'kysely';
 import { nowIso } from '../../app/ids.js';
 import { boundQueryShapes, type DatabaseKind, type Db, pgDriver } from '../../db/database.js';
 import type { Database } from '../../db/schema.js';
@@ -21,6 +21,12 @@ export interface QueuedWrites {
   secretsUsed?: readonly string[];
   /** Inserts that belong with the events (a run record); they run in the batch's transaction. */
   alongside?: (trx: Transaction<Database>) => Promise<void>;
+  /**
+   * PostgreSQL transaction-level advisory locks `alongside` needs (64-bit keys). The batch
+   * takes all of its writes' locks first, in ascending order, before any write and before
+   * the chain heads: two batches sharing keys never wait on each other in a circle.
+   */
+  locks?: readonly bigint[];
 }
 
 export interface AuditQueue {
@@ -32,6 +38,7 @@ interface Batch {
   entries: AuditEntry[];
   secretsUsed: Set<string>;
   alongside: ((trx: Transaction<Database>) => Promise<void>)[];
+  locks: Set<bigint>;
   done: Promise<void>;
   resolve(): void;
   reject(error: unknown): void;
@@ -84,7 +91,7 @@ export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: Audi
       resolve = res;
       reject = rej;
     });
-    return { entries: [], secretsUsed: new Set(), alongside: [], done, resolve, reject };
+    return { entries: [], secretsUsed: new Set(), alongside: [], locks: new Set(), done, resolve, reject };
   }
 
   /**
@@ -159,6 +166,11 @@ export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: Audi
         const now = nowIso();
         if (!(await appendAtKnownHead(batch, ids, now))) {
           const heads = await deps.db.transaction().execute(async (trx) => {
+            if (deps.kind === 'postgres') {
+              for (const key of [...batch.locks].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
+                await sql`select pg_advisory_xact_lock(${key.toString()}::bigint)`.execute(trx);
+              }
+            }
             for (let i = 0; i < ids.length; i += MAX_IDS) {
               await trx.executeQuery(touch(now, ids.slice(i, i + MAX_IDS)));
             }
@@ -184,6 +196,7 @@ export function createAuditQueue(deps: { db: Db; kind: DatabaseKind; audit: Audi
       batch.entries.push(...entries);
       for (const id of secretsUsed) batch.secretsUsed.add(id);
       if (writes.alongside) batch.alongside.push(writes.alongside);
+      for (const key of writes.locks ?? []) batch.locks.add(key);
       // The flush starts on the next turn of the event loop, so every caller
       // finishing in this turn joins the same transaction.
       if (!flushing) {

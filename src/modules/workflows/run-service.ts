@@ -4,11 +4,11 @@
  * records. Everything recorded or returned was redacted with every secret
  * the execution loaded; run records hold no value.
  */
+import { hash } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import type { AppContext } from '../../app/context.js';
 import { AppError, ForbiddenError, NotFoundError, ValidationError } from '../../app/errors.js';
 import { newId, nowIso } from '../../app/ids.js';
-import type { DatabaseKind } from '../../db/database.js';
 import type { Database, RunsTable } from '../../db/schema.js';
 import { authorize, can, type WorkspaceActor } from '../../policy/policy.js';
 import { analyzeBlock, type BlockAnalysis } from '../../runtime/block-fields.js';
@@ -207,16 +207,24 @@ function systemVariables(
 }
 
 /**
+ * The PostgreSQL advisory lock under which a workflow's finished runs take
+ * their `list_seq` (see insertRun): one per workflow, so runs of different
+ * workflows — other workspaces, other servers — record side by side.
+ */
+export function runListLock(workspaceId: string, workflowId: string | null): bigint {
+  return hash('sha256', `hush:run-list:${workspaceId}:${workflowId ?? ''}`, 'buffer').readBigInt64BE(0);
+}
+
+/**
  * Inserts a finished run with the next `list_seq` of its workflow. The list
  * pages by that number, not by the run id (taken at the start: a slow run
  * finishing between two pages would land above the cursor and never be
  * listed). The rows must commit in `list_seq` order for a cursor never to
- * pass one still to come: SQLite's write lock does that; on PostgreSQL one
- * transaction-level advisory lock, taken before the audit heads (so no
- * cycle with them) and held until commit, does.
+ * pass one still to come: SQLite's write lock does that; on PostgreSQL the
+ * workflow's `runListLock`, which the audit queue takes (with the batch's
+ * other locks, in order, before the audit heads) and holds until commit.
  */
-async function insertRun(trx: Transaction<Database>, row: RunsTable, kind: DatabaseKind): Promise<void> {
-  if (kind === 'postgres') await sql`select pg_advisory_xact_lock(hashtext('hush:run-list'))`.execute(trx);
+async function insertRun(trx: Transaction<Database>, row: RunsTable): Promise<void> {
   await trx
     .insertInto('runs')
     .values({
@@ -538,7 +546,8 @@ export function createRunService(deps: Deps) {
           },
         ],
         {
-          alongside: (trx) => insertRun(trx, row, deps.dbKind),
+          alongside: (trx) => insertRun(trx, row),
+          locks: [runListLock(row.workspace_id, row.workflow_id)],
         },
       );
       if (failure) throw failure.error;
