@@ -738,6 +738,11 @@ describe.each(DATABASES)('secrets on $kind', ({ kind, available }) => {
         expect(patched.status, patched.text).toBe(200);
         const b = await createSecret({ value: 'doomed-value-three-gggg' }, owner, doomed);
         expect((await owner.delete(secretUrl(b.id, doomed))).status).toBe(204);
+        // A workspace has no purge-now: `?purge=true`, as on a secret, is refused and deletes nothing.
+        const purgeNow = await owner.delete(`/api/v1/workspaces/${doomed}?purge=true`);
+        expect(purgeNow.status, purgeNow.text).toBe(422);
+        expect(purgeNow.body.code).toBe('validation_failed');
+        expect((await owner.get(`/api/v1/workspaces/${doomed}`)).status).toBe(200);
         expect((await owner.delete(`/api/v1/workspaces/${doomed}`)).status).toBe(204);
         const material = async () => ({
           versions: (

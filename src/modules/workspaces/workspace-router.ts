@@ -126,7 +126,9 @@ export async function workspaceRoutes(app: App, ctx: AppContext): Promise<void> 
         tags: ['workspaces'],
         summary: 'Delete a workspace (workspace.manage)',
         params: workspaceParams,
-        response: { 204: z.null(), ...problems(401, 403, 404) },
+        // No options: `?purge=true` (as on a secret) is refused, not taken for an immediate purge.
+        querystring: z.strictObject({}),
+        response: { 204: z.null(), ...problems(401, 403, 404, 422) },
       },
     },
     async (request, reply) => {
