@@ -100,12 +100,13 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     }
   }
   const audit = createAuditWriter(database.kind);
+  const keyring = createWorkspaceKeyring(database.db, database.kind, rootKeys);
   return {
     config,
     db: database.db,
     dbKind: database.kind,
     rootKeys,
-    keyring: createWorkspaceKeyring(database.db, database.kind, rootKeys),
+    keyring,
     cache: createWorkspaceCache(database.db),
     audit,
     auditQueue: createAuditQueue({ db: database.db, kind: database.kind, audit }),
@@ -114,6 +115,7 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     redis,
     log,
     close: async () => {
+      keyring.close();
       redis?.disconnect();
       await outbound.close();
       await database.close();

@@ -36,16 +36,36 @@ export interface WorkspaceKeyring {
   dataKey(workspaceId: string, version: number, executor?: Db): Promise<Buffer>;
   /** Drops cached keys (all, or one workspace's), e.g. after rotation. */
   forget(workspaceId?: string): void;
+  /** Stops the idle sweep and drops every cached key. */
+  close(): void;
 }
+
+/**
+ * How long an unwrapped key stays in memory unused. A workspace nobody uses —
+ * deleted, purged by another server, or just idle — does not keep its keys in
+ * this process's memory for ever; the next use unwraps again (one row read and
+ * one unwrap).
+ */
+export const KEY_IDLE_MS = 15 * 60_000;
 
 export function createWorkspaceKeyring(
   db: Db,
   dbKind: DatabaseKind,
   rootKeys: RootKeyProvider,
   maxEntries = 10_000,
+  idleMs = KEY_IDLE_MS,
 ): WorkspaceKeyring {
-  const cache = new Map<string, Buffer>();
+  /** Insertion order is eviction order when full; `usedAt` is when the key was last handed out. */
+  const cache = new Map<string, { dek: Buffer; usedAt: number }>();
   const cacheKey = (ws: string, v: number) => `${ws}:${v}`;
+  const sweep = setInterval(
+    () => {
+      const before = Date.now() - idleMs;
+      for (const [k, entry] of cache) if (entry.usedAt < before) cache.delete(k);
+    },
+    Math.max(10, Math.min(idleMs, 60_000)),
+  );
+  sweep.unref();
 
   return {
     async createKey(trx, workspaceId, version) {
@@ -72,7 +92,10 @@ export function createWorkspaceKeyring(
     async dataKey(workspaceId, version, executor = db) {
       const key = cacheKey(workspaceId, version);
       const hit = cache.get(key);
-      if (hit) return hit;
+      if (hit) {
+        hit.usedAt = Date.now();
+        return hit.dek;
+      }
       const row = await executor
         .selectFrom('workspace_keys')
         .select(['root_key_id', 'wrapped_key'])
@@ -90,13 +113,18 @@ export function createWorkspaceKeyring(
         const oldest = cache.keys().next().value;
         if (oldest !== undefined) cache.delete(oldest);
       }
-      cache.set(key, dek);
+      cache.set(key, { dek, usedAt: Date.now() });
       return dek;
     },
 
     forget(workspaceId) {
       if (workspaceId === undefined) cache.clear();
       else for (const k of cache.keys()) if (k.startsWith(`${workspaceId}:`)) cache.delete(k);
+    },
+
+    close() {
+      clearInterval(sweep);
+      cache.clear();
     },
   };
 }
