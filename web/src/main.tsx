@@ -167,6 +167,12 @@ function Shell({ session, path }: { session: Session; path: string }) {
   const page = parts[0] === 'w' ? (parts[2] ?? 'variables') : parts[0];
   const fallback = session.me.workspaces[0]?.id;
   const [workspace, setWorkspace] = useState<WorkspaceState | null>(null);
+  /**
+   * The workspace the navigation leads into: the one in the address bar, else (on API tokens, which
+   * belongs to no workspace) the one last shown — still a member of it — else the first one.
+   */
+  const current =
+    wsId ?? (workspace && session.me.workspaces.some((w) => w.id === workspace.id) ? workspace.id : fallback);
   const [error, setError] = useState<unknown>(null);
   // The workspace in the address bar: an answer for another one (left, switched away from) is dropped.
   const shown = useRef(wsId);
@@ -206,7 +212,7 @@ function Shell({ session, path }: { session: Session; path: string }) {
         <label className="switcher">
           <span>Workspace</span>
           <select
-            value={wsId ?? fallback ?? ''}
+            value={current ?? ''}
             onChange={(e) => navigate(`/w/${e.target.value}/${page === 'tokens' ? 'variables' : page}`)}
           >
             {session.me.workspaces.map((w) => (
@@ -238,7 +244,7 @@ function Shell({ session, path }: { session: Session; path: string }) {
       </header>
       <nav aria-label="Main">
         {NAV.filter(([slug]) => slug !== 'audit' || workspace?.can('audit.read')).map(([slug, label]) => (
-          <Link key={slug} to={`/w/${wsId ?? fallback}/${slug}`} current={page === slug}>
+          <Link key={slug} to={`/w/${current}/${slug}`} current={page === slug}>
             {label}
           </Link>
         ))}
@@ -246,7 +252,7 @@ function Shell({ session, path }: { session: Session; path: string }) {
           API tokens
         </Link>
         {workspace?.can('workspace.manage') && (
-          <Link to={`/w/${wsId}/settings`} current={page === 'settings'}>
+          <Link to={`/w/${current}/settings`} current={page === 'settings'}>
             Settings
           </Link>
         )}

@@ -1,0 +1,51 @@
+/**
+ * What a first-time owner meets around the workspace pages, in a real
+ * browser: the navigation from API tokens (a page of no workspace) back into
+ * one, renaming the workspace in Settings, and the Audit log's table.
+ */
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type BrowserApp,
+  browserAvailable,
+  goTo,
+  launchBrowser,
+  openPage,
+  signIn,
+  startBrowserApp,
+} from '../support/browser.js';
+import { setupOwner } from '../support/fixtures.js';
+
+const SUITE = 'A first-time owner around the workspace pages';
+const OWNER = 'owner@example.com';
+
+const enabled = browserAvailable(SUITE);
+
+describe.runIf(enabled)(SUITE, () => {
+  let browser: Browser;
+  let hush: BrowserApp;
+  let workspaceId: string;
+
+  beforeAll(async () => {
+    [browser, hush] = await Promise.all([launchBrowser(), startBrowserApp()]);
+    ({ workspaceId } = await setupOwner(hush.t, OWNER));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await hush?.close();
+  });
+
+  it('from API tokens, Settings and Audit log lead into the workspace last shown', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'API tokens');
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Settings', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Workspace settings' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe(`/w/${workspaceId}/settings`);
+    await goTo(page, 'API tokens');
+    await goTo(page, 'Audit log');
+    expect(new URL(page.url()).pathname).toBe(`/w/${workspaceId}/audit`);
+    await context.close();
+  });
+});
