@@ -48,4 +48,16 @@ describe.runIf(enabled)(SUITE, () => {
     expect(new URL(page.url()).pathname).toBe(`/w/${workspaceId}/audit`);
     await context.close();
   });
+
+  it('renaming the workspace in Settings renames it in the workspace switcher too', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings', exact: true }).click();
+    await page.getByLabel('Workspace name').fill('Acme Support');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+    const switcher = page.getByRole('combobox', { name: 'Workspace', exact: true });
+    await expect.poll(() => switcher.locator('option:checked').textContent()).toBe('Acme Support (owner)');
+    await context.close();
+  });
 });

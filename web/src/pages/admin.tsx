@@ -510,6 +510,7 @@ export function SettingsPage() {
 
 function WorkspaceSettings() {
   const ws = useWorkspace();
+  const session = useSession();
   const [name, setName] = useState(ws.name);
   const [binding, setBinding] = useState(ws.settings.secretHostBinding);
   const [error, setError] = useState<unknown>(null);
@@ -526,7 +527,8 @@ function WorkspaceSettings() {
           try {
             await patch(`/workspaces/${ws.id}`, { name, settings: { secretHostBinding: binding } });
             setSaved(true);
-            await ws.reload();
+            // The workspace switcher shows the names of the session's workspaces: the new name too.
+            await Promise.all([ws.reload(), session.reload()]);
           } catch (err) {
             setError(err);
           }
