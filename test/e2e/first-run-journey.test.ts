@@ -60,4 +60,25 @@ describe.runIf(enabled)(SUITE, () => {
     await expect.poll(() => switcher.locator('option:checked').textContent()).toBe('Acme Support (owner)');
     await context.close();
   });
+  it('Settings says "Saved." or the error of the last save, never an earlier one', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings', exact: true }).click();
+    const name = page.getByLabel('Workspace name');
+    const save = page.getByRole('button', { name: 'Save' });
+    const saved = page.getByRole('status').filter({ hasText: 'Saved.' });
+    const error = page.getByRole('alert');
+    await name.fill('Acme Support');
+    await save.click();
+    await saved.waitFor();
+    await name.fill('');
+    await save.click();
+    await error.waitFor();
+    expect(await saved.count(), '"Saved." beside the error of a refused save').toBe(0);
+    await name.fill('Acme');
+    await save.click();
+    await saved.waitFor();
+    expect(await error.count(), 'the error of an earlier save beside "Saved."').toBe(0);
+    await context.close();
+  });
 });

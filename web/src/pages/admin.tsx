@@ -524,6 +524,9 @@ function WorkspaceSettings() {
         className="stack"
         onSubmit={async (e) => {
           e.preventDefault();
+          // What the form says is about this save only: "Saved." or its error, never both.
+          setSaved(false);
+          setError(null);
           try {
             await patch(`/workspaces/${ws.id}`, { name, settings: { secretHostBinding: binding } });
             setSaved(true);
