@@ -15,6 +15,7 @@ import {
   startBrowserApp,
 } from '../support/browser.js';
 import { setupOwner } from '../support/fixtures.js';
+import { PASSWORD } from '../support/harness.js';
 
 const SUITE = 'A first-time owner around the workspace pages';
 const OWNER = 'owner@example.com';
@@ -79,6 +80,48 @@ describe.runIf(enabled)(SUITE, () => {
     await save.click();
     await saved.waitFor();
     expect(await error.count(), 'the error of an earlier save beside "Saved."').toBe(0);
+    await context.close();
+  });
+  it('on a wide screen the Audit log breaks no number, person or action in the middle of a word', async () => {
+    const owner = hush.t.client();
+    expect((await owner.post('/api/v1/auth/login', { email: OWNER, password: PASSWORD })).status).toBe(200);
+    // Enough events for two-digit numbers, with long actions and details.
+    for (let i = 0; i < 6; i++) {
+      const made = await owner.post(`/api/v1/workspaces/${workspaceId}/secrets`, {
+        name: `restorable_${i}`,
+        visibility: 'masked',
+        value: 'a value long enough to hold',
+        description: 'x'.repeat(200),
+        allowedHosts: [`api-${i}.example.com`, `*.service-${i}.example.org`],
+      });
+      expect(made.status, made.text).toBe(201);
+      const gone = await owner.delete(`/api/v1/workspaces/${workspaceId}/secrets/${made.body.id}`);
+      expect(gone.status, gone.text).toBe(204);
+      const back = await owner.post(`/api/v1/workspaces/${workspaceId}/secrets/${made.body.id}/restore`, {});
+      expect(back.status, back.text).toBe(200);
+    }
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'Audit log');
+    await page.getByRole('cell', { name: 'secret.restored' }).first().waitFor();
+    // A text laid out on more lines than it has words was broken inside a word.
+    const broken = await page.evaluate<string[]>(`(() => {
+      const found = [];
+      for (const row of document.querySelectorAll('table.list tbody tr')) {
+        for (const cell of [...row.querySelectorAll('td')].slice(0, 4)) {
+          const texts = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+          for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+            const words = node.textContent.split(/\\s+/).filter(Boolean).length;
+            const range = document.createRange();
+            range.selectNodeContents(node);
+            const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+            if (lines > words) found.push(node.textContent);
+          }
+        }
+      }
+      return found;
+    })()`);
+    expect(broken).toEqual([]);
     await context.close();
   });
 });

@@ -124,7 +124,7 @@ function AuditLog() {
         )}
       </div>
       <ErrorText error={error} />
-      <table className="list">
+      <table className="list audit">
         <thead>
           <tr>
             <th scope="col">#</th>
@@ -143,7 +143,7 @@ function AuditLog() {
               <td>
                 <code>{e.action}</code>
               </td>
-              <td className="muted">{JSON.stringify(e.data)}</td>
+              <td className="muted details">{JSON.stringify(e.data)}</td>
             </tr>
           ))}
         </tbody>
