@@ -124,4 +124,39 @@ describe.runIf(enabled)(SUITE, () => {
     expect(broken).toEqual([]);
     await context.close();
   });
+  it("a run's steps are shown by their blocks' names, not their ids", async () => {
+    const owner = hush.t.client();
+    expect((await owner.post('/api/v1/auth/login', { email: OWNER, password: PASSWORD })).status).toBe(200);
+    const wf = await owner.post(`/api/v1/workspaces/${workspaceId}/workflows`, {
+      name: 'Ticket lookup',
+      startBlockId: 'api_1_k3x9',
+      blocks: [
+        {
+          id: 'api_1_k3x9',
+          type: 'api',
+          name: 'Find ticket',
+          method: 'GET',
+          // Refused by the SSRF guard: the step fails, without any network.
+          url: 'http://127.0.0.1:9/tickets',
+          query: [],
+          headers: [],
+          body: { mode: 'none' },
+          timeoutMs: 10_000,
+          capture: [],
+          onSuccess: null,
+          onError: null,
+        },
+      ],
+    });
+    expect(wf.status, wf.text).toBe(201);
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'Runs');
+    await page.getByRole('button', { name: 'Run now' }).click();
+    const detail = page.getByRole('region', { name: 'Run detail' });
+    await detail.waitFor();
+    const step = detail.locator('summary').first();
+    await expect.poll(() => step.textContent()).toMatch(/^1\. Find ticket — failed/);
+    await context.close();
+  });
 });

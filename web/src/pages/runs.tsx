@@ -14,6 +14,7 @@ interface RunSummary {
 
 interface Run {
   id: string;
+  workflowId: string;
   status: string;
   startedAt: string;
   finishedAt: string;
@@ -36,6 +37,21 @@ export function RunsPage() {
   const [runs, setRuns] = useState<RunSummary[]>([]);
   const [open, setOpen] = useState<Run | null>(null);
   const [error, setError] = useState<unknown>(null);
+  /** The names of the chosen workflow's blocks, for the steps of its runs (a removed block shows its id). */
+  const [blockNames, setBlockNames] = useState<{ workflowId: string; names: Map<string, string> } | null>(null);
+  useEffect(() => {
+    if (!workflowId) return;
+    let current = true;
+    get<{ blocks: { id: string; name: string }[] }>(`/workspaces/${ws.id}/workflows/${workflowId}`).then(
+      (w) =>
+        current &&
+        setBlockNames({ workflowId, names: new Map(w.blocks.filter((b) => b.name).map((b) => [b.id, b.name])) }),
+      () => undefined, // the ids stay
+    );
+    return () => {
+      current = false;
+    };
+  }, [ws.id, workflowId]);
   useEffect(() => {
     // Summaries: the picker needs names only, never a workflow's blocks.
     void get<Page<WorkflowSummary>>(`/workspaces/${ws.id}/workflows?limit=200`).then((r) => {
@@ -126,7 +142,8 @@ export function RunsPage() {
             // biome-ignore lint/suspicious/noArrayIndexKey: steps are positional
             <details key={i} open={s.status === 'failed'}>
               <summary>
-                {i + 1}. {s.blockId} — {s.status} ({s.durationMs} ms){s.error ? ` — ${s.error.code}` : ''}
+                {i + 1}. {(blockNames?.workflowId === open.workflowId && blockNames.names.get(s.blockId)) || s.blockId}{' '}
+                — {s.status} ({s.durationMs} ms){s.error ? ` — ${s.error.code}` : ''}
               </summary>
               <pre>{JSON.stringify({ request: s.request, response: s.response, error: s.error }, null, 2)}</pre>
             </details>
