@@ -159,4 +159,23 @@ describe.runIf(enabled)(SUITE, () => {
     await expect.poll(() => step.textContent()).toMatch(/^1\. Find ticket — failed/);
     await context.close();
   });
+  it('API tokens: an expiry that is not a number of days is said at the field in words', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'API tokens');
+    await page.getByLabel('Token name').fill('ci');
+    const days = page.getByLabel('Expires in days');
+    for (const typed of ['abc', '0', '400']) {
+      await days.fill(typed);
+      await page.getByRole('button', { name: 'Create token' }).click();
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      expect(await alert.allTextContents()).toEqual(['A whole number of days, from 1 to 365.']);
+    }
+    await days.fill('7');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await page.getByRole('status').filter({ hasText: 'Copy it now' }).waitFor();
+    expect(await page.getByRole('alert').count()).toBe(0);
+    await context.close();
+  });
 });

@@ -1,7 +1,7 @@
 /** Audit log, members and roles, API tokens and workspace settings. */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { NEVER_GRANTABLE_TO_CUSTOM_ROLES, PERMISSIONS } from '../../../src/policy/permissions';
-import { del, get, getAll, type Me, type Page, patch, post, type Role } from '../api';
+import { ApiError, del, get, getAll, type Me, type Page, patch, post, type Role } from '../api';
 import { navigate, useSession, useWorkspace } from '../app-state';
 import { ConfirmModal, ErrorText, Field } from '../components/ui';
 
@@ -471,9 +471,20 @@ export function TokensPage() {
         className="inline"
         onSubmit={async (e) => {
           e.preventDefault();
+          // Said at the field in words, not as the schema's "expected number, received null".
+          const expiresInDays = /^\s*\d+\s*$/.test(days) ? Number(days) : Number.NaN;
+          if (!(expiresInDays >= 1 && expiresInDays <= 365)) {
+            setError(
+              new ApiError(422, 'validation_failed', 'The token was not created.', [
+                { path: 'body.expiresInDays', message: 'A whole number of days, from 1 to 365.' },
+              ]),
+            );
+            return;
+          }
           try {
-            const r = await post<{ token: string }>('/tokens', { name, workspaceId, expiresInDays: Number(days) });
+            const r = await post<{ token: string }>('/tokens', { name, workspaceId, expiresInDays });
             setCreated(r.token);
+            setError(null);
             await load();
           } catch (err) {
             setError(err);
@@ -491,7 +502,14 @@ export function TokensPage() {
             ))}
           </select>
         </div>
-        <Field label="Expires in days" value={days} onChange={setDays} error={error} errorField="expiresInDays" />
+        <Field
+          label="Expires in days"
+          value={days}
+          onChange={setDays}
+          hint="1 to 365."
+          error={error}
+          errorField="expiresInDays"
+        />
         <button type="submit">Create token</button>
       </form>
       {created && (
