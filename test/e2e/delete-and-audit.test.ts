@@ -219,6 +219,9 @@ describe.runIf(enabled)(SUITE, () => {
     await tab(/^Deleted \(2\)$/).click();
     const deletedRow = secretRow(page, UNUSED);
     expect(await deletedRow.textContent()).toMatch(/deleted secret/);
+    // The purge is to come: said as such, not as done ("purged 12/5/2026").
+    expect(await deletedRow.textContent()).toMatch(/Purged for good on \d/);
+    expect(await deletedRow.textContent()).not.toMatch(/(^|[^ ])purged \d/);
     expect(await deletedRow.getByRole('button', { name: 'Reveal value' }).count()).toBe(0);
     await deletedRow.getByRole('button', { name: 'Restore' }).click();
     await tab(/^Deleted \(1\)$/).waitFor();

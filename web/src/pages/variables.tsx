@@ -591,7 +591,9 @@ export function VariablesPage() {
                 <span className="badge deleted">deleted secret · {s.visibility}</span>
               </td>
               <td>
-                <span className="muted">purged {s.purgeAt ? new Date(s.purgeAt).toLocaleString() : 'soon'}</span>
+                <span className="muted">
+                  {s.purgeAt ? `Purged for good on ${new Date(s.purgeAt).toLocaleString()}` : 'Purged for good soon'}
+                </span>
               </td>
               <td>{s.description}</td>
               <td className="row-actions">
