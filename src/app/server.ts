@@ -61,6 +61,9 @@ const API_HEADERS: Readonly<Record<string, string>> = {
 /** helmet's default for HTTPS deployments. */
 const HSTS = 'max-age=31536000; includeSubDomains';
 
+/** A bundle file's path as Vite names them: one segment under /assets/, no dot first. */
+const ASSET_PATH = /^\/assets\/[\w-][\w.-]*$/;
+
 /** Paths (with any query) that are not the web UI. */
 const API_PATH = /^\/(?:api\/|(?:healthz|readyz|metrics)(?:\?|$))/;
 
@@ -233,6 +236,14 @@ export async function buildServer(ctx: AppContext): Promise<App> {
           reply,
           problem(404, 'not_found', `No route for ${request.method} ${request.url.split('?')[0]}.`),
         );
+      }
+      if (request.url.startsWith('/assets/')) {
+        // A bundle file built after start-up (a rebuild under a running server: index.html,
+        // read on every request, already names it) is served; a missing one is a 404, never
+        // index.html as the script, which left the page blank.
+        const file = request.url.split('?')[0] ?? '';
+        if (ASSET_PATH.test(file) && existsSync(path.join(webRoot, file))) return reply.sendFile(file.slice(1));
+        return sendProblem(reply, problem(404, 'not_found', `No file ${file}.`));
       }
       return reply.header('cache-control', 'no-store').sendFile('index.html');
     });
