@@ -2,6 +2,13 @@
 import { useCallback, useEffect, useState } from 'react';
 import { get, type Page, post, type WorkflowSummary } from '../api';
 import { useWorkspace } from '../app-state';
+import {
+  type RecordedRequest,
+  type RecordedResponse,
+  RequestSent,
+  ResponseReceived,
+  VariableTable,
+} from '../components/exchange';
 import { ErrorText } from '../components/ui';
 
 /** A run in the list: its steps are read when it is opened. */
@@ -19,15 +26,40 @@ interface Run {
   startedAt: string;
   finishedAt: string;
   variables: Record<string, unknown>;
-  steps: {
-    blockId: string;
-    type: string;
-    status: string;
-    request: unknown;
-    response: unknown;
-    error?: { code: string; message: string };
-    durationMs: number;
-  }[];
+  steps: Step[];
+}
+
+interface Step {
+  blockId: string;
+  type: 'api' | 'set';
+  status: string;
+  request: RecordedRequest | null;
+  response: RecordedResponse | null;
+  captures: Record<string, unknown>;
+  error?: { code: string; message: string };
+  durationMs: number;
+}
+
+/** One step of a run: what went wrong in words, the exchange, what it set. */
+function StepView({ step }: { step: Step }) {
+  return (
+    <div className="step stack">
+      {step.error && (
+        <p className="error">
+          {step.error.message} <span className="muted">({step.error.code})</span>
+        </p>
+      )}
+      {step.request && <RequestSent request={step.request} />}
+      {step.response && <ResponseReceived response={step.response} />}
+      {step.type === 'api' && step.request && !step.response && !step.error && <p className="muted">No response.</p>}
+      {Object.keys(step.captures).length > 0 && (
+        <div className="exchange-part">
+          <h4>{step.type === 'set' ? 'Values set' : 'Captured'}</h4>
+          <VariableTable label={step.type === 'set' ? 'Values set' : 'Captured'} values={step.captures} />
+        </div>
+      )}
+    </div>
+  );
 }
 
 export function RunsPage() {
@@ -145,11 +177,11 @@ export function RunsPage() {
                 {i + 1}. {(blockNames?.workflowId === open.workflowId && blockNames.names.get(s.blockId)) || s.blockId}{' '}
                 — {s.status} ({s.durationMs} ms){s.error ? ` — ${s.error.code}` : ''}
               </summary>
-              <pre>{JSON.stringify({ request: s.request, response: s.response, error: s.error }, null, 2)}</pre>
+              <StepView step={s} />
             </details>
           ))}
           <h3>Variables at the end</h3>
-          <pre>{JSON.stringify(open.variables, null, 2)}</pre>
+          <VariableTable label="Variables at the end" values={open.variables} />
         </section>
       )}
     </section>

@@ -1,0 +1,149 @@
+/**
+ * A run's detail in a real browser reads as an exchange, not a JSON dump: the
+ * request line and headers sent, the status and the body received (JSON
+ * indented), what a step captured or set, the variables at the end as a
+ * table, and a failed step's error in words — all redacted.
+ */
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type BrowserApp,
+  browserAvailable,
+  goTo,
+  launchBrowser,
+  openPage,
+  signIn,
+  startBrowserApp,
+} from '../support/browser.js';
+import { setupOwner } from '../support/fixtures.js';
+import { PASSWORD } from '../support/harness.js';
+import { startUpstream, type Upstream } from '../support/upstream.js';
+
+const SUITE = "A run's detail";
+const OWNER = 'owner@example.com';
+const VALUE = 'run-detail-secret-value-7f3a9c';
+
+const enabled = browserAvailable(SUITE);
+
+describe.runIf(enabled)(SUITE, () => {
+  let browser: Browser;
+  let hush: BrowserApp;
+  let up: Upstream;
+  let workspaceId: string;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    // Echoes the credential it was sent, in JSON.
+    up.handle((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('x-echo', String(req.headers.authorization ?? ''));
+      res.end(JSON.stringify({ ticket: { id: 4242 }, saw: String(req.headers.authorization ?? '') }));
+    });
+    [browser, hush] = await Promise.all([
+      launchBrowser(),
+      startBrowserApp({ HUSH_OUTBOUND_ALLOW_CIDRS: '127.0.0.0/8' }),
+    ]);
+    ({ workspaceId } = await setupOwner(hush.t, OWNER));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await hush?.close();
+    await up?.close();
+  });
+
+  it('shows the exchange, what was captured and set, and the end variables — redacted, no JSON dump', async () => {
+    const owner = hush.t.client();
+    expect((await owner.post('/api/v1/auth/login', { email: OWNER, password: PASSWORD })).status).toBe(200);
+    const ws = `/api/v1/workspaces/${workspaceId}`;
+    const secret = await owner.post(`${ws}/secrets`, {
+      name: 'ticket_token',
+      visibility: 'masked',
+      value: VALUE,
+      allowedHosts: ['127.0.0.1'],
+    });
+    expect(secret.status, secret.text).toBe(201);
+    const api = {
+      type: 'api',
+      method: 'GET',
+      query: [],
+      body: { mode: 'none' },
+      timeoutMs: 10_000,
+    };
+    const wf = await owner.post(`${ws}/workflows`, {
+      name: 'Ticket lookup',
+      startBlockId: 'find',
+      blocks: [
+        {
+          ...api,
+          id: 'find',
+          name: 'Find ticket',
+          url: `${up.url}/tickets/1`,
+          headers: [{ key: 'Authorization', value: 'Bearer {{secret:ticket_token}}' }],
+          capture: [{ variable: 'ticket_id', path: '$.ticket.id' }],
+          onSuccess: 'note',
+          onError: null,
+        },
+        {
+          id: 'note',
+          type: 'set',
+          name: 'Note',
+          assignments: [{ variable: 'note', value: 'found {{ticket_id}}' }],
+          onSuccess: 'down',
+        },
+        {
+          ...api,
+          id: 'down',
+          name: 'Notify',
+          // Refused by the SSRF guard (not in the allowed ranges): the step fails.
+          url: 'http://10.255.255.1/notify',
+          headers: [],
+          capture: [],
+          onSuccess: null,
+          onError: null,
+        },
+      ],
+    });
+    expect(wf.status, wf.text).toBe(201);
+
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'Runs');
+    await page.getByRole('button', { name: 'Run now' }).click();
+    const detail = page.getByRole('region', { name: 'Run detail' });
+    await detail.waitFor();
+    const steps = detail.locator(':scope > details');
+    await expect.poll(() => steps.count()).toBe(3);
+    for (let i = 0; i < 3; i++) {
+      // A failed step is open already; the others open on a click.
+      if ((await steps.nth(i).getAttribute('open')) === null) await steps.nth(i).locator(':scope > summary').click();
+    }
+
+    const first = steps.nth(0);
+    const sent = await first.locator('.exchange-part', { hasText: 'Request sent' }).locator('pre').textContent();
+    expect(sent).toBe(`GET ${up.url}/tickets/1\nauthorization: Bearer [secret:ticket_token]`);
+    await first.getByRole('heading', { name: 'Response: status 200' }).waitFor();
+    const body = await first.locator('pre.body').textContent();
+    expect(body).toBe(JSON.stringify({ ticket: { id: 4242 }, saw: 'Bearer [secret:ticket_token]' }, null, 2));
+    const captured = first.getByRole('table', { name: 'Captured' });
+    expect(await captured.getByRole('row').allTextContents()).toEqual(['VariableValue', 'ticket_id4242']);
+
+    const set = steps.nth(1).getByRole('table', { name: 'Values set' });
+    expect(await set.getByRole('row').allTextContents()).toEqual(['VariableValue', 'notefound 4242']);
+
+    const failed = steps.nth(2);
+    const error = await failed.locator('p.error').textContent();
+    expect(error).toMatch(/\(outbound_blocked\)$/);
+    expect(error).not.toMatch(/^\s*\{/);
+
+    const end = detail.getByRole('table', { name: 'Variables at the end' });
+    const rows = await end.getByRole('row').allTextContents();
+    expect(rows).toContain('ticket_id4242');
+    expect(rows).toContain('notefound 4242');
+
+    if (process.env.HUSH_RUN_DETAIL_SHOT) await detail.screenshot({ path: process.env.HUSH_RUN_DETAIL_SHOT });
+    const text = (await detail.textContent()) ?? '';
+    expect(text).not.toContain(VALUE);
+    expect(text, 'no JSON dump of the step').not.toContain('"request"');
+    await context.close();
+  });
+});
