@@ -144,6 +144,14 @@ describe.runIf(enabled)(SUITE, () => {
     const text = (await detail.textContent()) ?? '';
     expect(text).not.toContain(VALUE);
     expect(text, 'no JSON dump of the step').not.toContain('"request"');
+
+    // The audit log says what the run came to in words too, not as a JSON object.
+    await goTo(page, 'Audit log');
+    const finished = page
+      .getByRole('row')
+      .filter({ has: page.getByRole('cell', { name: 'run.finished', exact: true }) });
+    const details = await finished.first().locator('td.details').textContent();
+    expect(details).toBe(`workflowId: ${wf.body.id} · status: failed · steps: 3`);
     await context.close();
   });
 });

@@ -3,6 +3,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { NEVER_GRANTABLE_TO_CUSTOM_ROLES, PERMISSIONS } from '../../../src/policy/permissions';
 import { ApiError, del, get, getAll, type Me, type Page, patch, post, type Role } from '../api';
 import { navigate, useSession, useWorkspace } from '../app-state';
+import { shownValue } from '../components/exchange';
 import { ConfirmModal, ErrorText, Field } from '../components/ui';
 
 interface AuditEvent {
@@ -24,6 +25,16 @@ function NotAllowed({ what }: { what: string }) {
       <p role="status">Your role in this workspace does not allow {what}.</p>
     </section>
   );
+}
+
+/** An event's data in words: "name: zendesk_token · visibility: masked" (lists joined, nested values as JSON). */
+function auditDetails(data: Record<string, unknown>): string {
+  return Object.entries(data)
+    .map(([k, v]) => {
+      const text = Array.isArray(v) && v.every((x) => typeof x === 'string') ? v.join(', ') : shownValue(v);
+      return `${k}: ${text}`;
+    })
+    .join(' · ');
 }
 
 export function AuditPage() {
@@ -143,7 +154,7 @@ function AuditLog() {
               <td>
                 <code>{e.action}</code>
               </td>
-              <td className="muted details">{JSON.stringify(e.data)}</td>
+              <td className="muted details">{auditDetails(e.data)}</td>
             </tr>
           ))}
         </tbody>
