@@ -6,7 +6,11 @@
  * 422 (a malformed id) even where its route does not list it; one with a
  * body, the body parser's 400/413/415; the rate-limited ones 429 and 503;
  * public ones need no credentials; the audit CSV is text/csv; a secret's
- * GET and PATCH, and a workflow's GET, POST and PUT, carry its ETag.
+ * GET and PATCH, and a workflow's GET, POST and PUT, carry its ETag. Every
+ * operation, public ones too, can answer 401 (a bearer token that is
+ * malformed, revoked or expired is refused before the route runs), and every
+ * one that changes state 403 `csrf_failed` (a session cookie without
+ * X-Hush-Csrf) — modules/auth/authenticate.ts.
  */
 type Json = Record<string, unknown>;
 type Operation = {
@@ -37,6 +41,8 @@ const BODY_PROBLEMS: Record<string, string> = {
   '413': 'The body is larger than 2 MiB (payload_too_large)',
   '415': 'The body is not application/json (unsupported_media_type)',
 };
+/** Methods that need no X-Hush-Csrf with a session cookie (authenticate.ts). */
+const SAFE_METHODS: ReadonlySet<Method> = new Set(['get', 'head', 'options']);
 /** Operations answering CSV rather than JSON. */
 const CSV = new Set(['/api/v1/workspaces/{ws}/audit.csv']);
 /** Operations whose success answer carries an ETag: path → method → what the tag is. */
@@ -98,6 +104,14 @@ export function refineOpenApi<T extends object>(document: T): T {
         declare(withResponses, '403', 'The role lacks audit.read');
         declare(withResponses, '404', 'No such workspace');
       }
+      // Refused in the authentication hook, before any route: so on every operation, public ones too.
+      declare(withResponses, '401', 'A bearer token that is malformed, revoked or expired (unauthenticated)');
+      if (!SAFE_METHODS.has(method))
+        declare(
+          withResponses,
+          '403',
+          'With the session cookie, X-Hush-Csrf is missing or is not the hush_csrf cookie (csrf_failed)',
+        );
       const etag = ETAGS[route]?.[method];
       const success = op.responses['200'] ?? op.responses['201'];
       if (etag && success) success.headers = { ETag: { description: etag, schema: { type: 'string' } } };
