@@ -85,11 +85,13 @@ export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
         tags: ['roles'],
         summary: 'Change a custom role (roles.manage)',
         params: roleParams,
-        body: z.strictObject({
-          name: roleName.optional(),
-          description: plainText(500).optional(),
-          permissions: permissionList.optional(),
-        }),
+        body: z
+          .strictObject({
+            name: roleName.optional(),
+            description: plainText(500).optional(),
+            permissions: permissionList.optional(),
+          })
+          .refine((b) => Object.keys(b).length > 0, 'send at least one of name, description, permissions'),
         response: { 200: roleSchema, ...problems(401, 403, 404, 409, 422) },
       },
     },
