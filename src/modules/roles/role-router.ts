@@ -26,7 +26,8 @@ const roleName = z
   // Their letters imitate each other: "Оwner" with a Cyrillic О would pass for Owner (role-names.ts).
   .refine((name) => !mixesScripts(name), 'must not mix Latin, Greek and Cyrillic letters');
 const permissionList = z.array(z.enum(PERMISSIONS)).max(PERMISSIONS.length * 2);
-const roleParams = workspaceParams.extend({ id: idSchema });
+/** A custom role's id, or a system role's (its name, as the list gives it: refused 409 by the changes). */
+const roleParams = workspaceParams.extend({ id: z.union([idSchema, z.enum(SYSTEM_ROLES)]) });
 
 export async function roleRoutes(app: App, ctx: AppContext): Promise<void> {
   const service = createRoleService(ctx);

@@ -93,6 +93,13 @@ async function checkNameFree(db: Deps['db'], workspaceId: string, name: string, 
   if (await q.executeTakeFirst()) throw new ConflictError('name_taken', `A role named "${name}" already exists.`);
 }
 
+/** Owner, Admin, Editor, Operator, Viewer are fixed: 409 `system_role_read_only` for whoever may manage roles. */
+function refuseSystemRole(id: string): void {
+  if ((SYSTEM_ROLES as readonly string[]).includes(id)) {
+    throw new AppError(409, 'system_role_read_only', `${id} is a system role: it cannot be changed or deleted.`);
+  }
+}
+
 export function createRoleService(deps: Deps) {
   const { db } = deps;
 
@@ -166,6 +173,7 @@ export function createRoleService(deps: Deps) {
       patch: { name?: string | undefined; description?: string | undefined; permissions?: Permission[] | undefined },
     ) {
       authorize(actor, 'roles.manage');
+      refuseSystemRole(id);
       const current = await load(actor.workspaceId, id);
       // Editing a role changes what its members can do: the editor must hold
       // everything the role had and everything it will have.
@@ -204,6 +212,7 @@ export function createRoleService(deps: Deps) {
 
     async remove(actor: WorkspaceActor, audit: AuditContext, id: string) {
       authorize(actor, 'roles.manage');
+      refuseSystemRole(id);
       await db.transaction().execute(async (trx) => {
         // Assignments take the same lock and check the role exists under it:
         // either they see it deleted, or this sees them holding it.
