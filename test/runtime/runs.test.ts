@@ -1256,6 +1256,19 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
     },
   );
 
+  it.runIf(available)('a run needs no body: POST …/runs with none is a run with no input variables', async () => {
+    const id = await save('No body', [set('s', 'greeting', 'hello')], 's');
+    const operator = team.clients.operator;
+    const cookie = [...operator.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await t.app.inject({
+      method: 'POST',
+      url: `${ws}/workflows/${id}/runs`,
+      headers: { cookie, 'x-hush-csrf': operator.cookies.get('hush_csrf') ?? '' },
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(JSON.parse(res.body)).toMatchObject({ status: 'succeeded', variables: { greeting: 'hello' } });
+  });
+
   it.runIf(available)('runs list newest first with a cursor, and $env is PRODUCTION in a run', async () => {
     const id = await save('Listing', [set('call', 'env', '{{$env}}')]);
     const first = await run(id);

@@ -253,7 +253,11 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
         tags: ['runs'],
         summary: 'Run a workflow (workflows.run); returns the redacted run record',
         params: workflowParams,
-        body: z.strictObject({ variables: inputVariables }).default({ variables: {} }),
+        // No body at all (Fastify gives null) is `{}`: every field is optional.
+        body: z
+          .strictObject({ variables: inputVariables })
+          .nullish()
+          .transform((body) => body ?? { variables: {} }),
         response: { 201: runSchema, ...problems(401, 403, 404, 422) },
       },
     },
