@@ -60,6 +60,15 @@ const ETAGS: Record<string, Partial<Record<(typeof METHODS)[number], string>>> =
   },
 };
 
+/** Creations whose 201 names the new resource in `Location` (RFC 9110 §15.3.2). */
+const LOCATIONS: Record<string, string> = {
+  '/api/v1/workspaces': 'The new workspace: /api/v1/workspaces/{id}',
+  '/api/v1/workspaces/{ws}/secrets': 'The new secret: /api/v1/workspaces/{ws}/secrets/{id}',
+  '/api/v1/workspaces/{ws}/variables': 'The new variable: /api/v1/workspaces/{ws}/variables/{id}',
+  '/api/v1/workspaces/{ws}/workflows': 'The new workflow: /api/v1/workspaces/{ws}/workflows/{id}',
+  '/api/v1/workspaces/{ws}/workflows/{id}/runs': 'The run: /api/v1/workspaces/{ws}/runs/{runId}',
+};
+
 export function refineOpenApi<T extends object>(document: T): T {
   const doc = document as { paths?: Record<string, Record<string, unknown>> };
   let problem: Json | undefined;
@@ -115,6 +124,13 @@ export function refineOpenApi<T extends object>(document: T): T {
       const etag = ETAGS[route]?.[method];
       const success = op.responses['200'] ?? op.responses['201'];
       if (etag && success) success.headers = { ETag: { description: etag, schema: { type: 'string' } } };
+      const created = op.responses['201'];
+      const location = method === 'post' ? LOCATIONS[route] : undefined;
+      if (location && created)
+        created.headers = {
+          ...(created.headers as Json),
+          Location: { description: location, schema: { type: 'string' } },
+        };
     }
   return document;
 }

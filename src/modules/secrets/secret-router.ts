@@ -127,6 +127,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
     async (request, reply) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const { row, warnings } = await service.create(actor, auditContextOf(request), request.body);
+      reply.header('location', `/api/v1/workspaces/${request.params.ws}/secrets/${row.id}`);
       return reply.code(201).send({ ...present(row), warnings });
     },
   );

@@ -85,6 +85,7 @@ export async function variableRoutes(app: App, ctx: AppContext): Promise<void> {
     async (request, reply) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const row = await service.create(actor, auditContextOf(request), request.body);
+      reply.header('location', `/api/v1/workspaces/${request.params.ws}/variables/${row.id}`);
       return reply.code(201).send(presentVariable(row));
     },
   );

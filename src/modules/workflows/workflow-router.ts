@@ -120,6 +120,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const { row, warnings } = await workflows.create(actor, auditContextOf(request), request.body);
       reply.header('etag', workflowETag(row));
+      reply.header('location', `/api/v1/workspaces/${request.params.ws}/workflows/${row.id}`);
       return reply.code(201).send(presentWorkflow(row, warnings));
     },
   );
@@ -264,6 +265,7 @@ export async function workflowRoutes(app: App, ctx: AppContext): Promise<void> {
     async (request, reply) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const row = await runs.run(actor, auditContextOf(request), request.params.id, request.body.variables);
+      reply.header('location', `/api/v1/workspaces/${request.params.ws}/runs/${row.id}`);
       return reply.code(201).send(presentRun(row));
     },
   );

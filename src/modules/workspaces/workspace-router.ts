@@ -70,6 +70,7 @@ export async function workspaceRoutes(app: App, ctx: AppContext): Promise<void> 
       if (principal.kind === 'token')
         throw new ForbiddenError('An API token is scoped to one workspace and cannot create another.');
       const row = await service.create(auditContextOf(request), { name: request.body.name, ownerId: principal.userId });
+      reply.header('location', `/api/v1/workspaces/${row.id}`);
       return reply.code(201).send(presentWorkspace(row, 'owner'));
     },
   );
