@@ -47,6 +47,12 @@ const SAFE_METHODS: ReadonlySet<Method> = new Set(['get', 'head', 'options']);
 const CSV = new Set(['/api/v1/workspaces/{ws}/audit.csv']);
 /** Operations whose success answer carries an ETag: path → method → what the tag is. */
 const ETAGS: Record<string, Partial<Record<(typeof METHODS)[number], string>>> = {
+  '/api/v1/workspaces/{ws}/secrets': {
+    post: 'The secret\'s "<version>.<revision>": send it back as If-Match',
+  },
+  '/api/v1/workspaces/{ws}/secrets/{id}/restore': {
+    post: 'The secret\'s "<version>.<revision>": send it back as If-Match',
+  },
   '/api/v1/workspaces/{ws}/secrets/{id}': {
     get: 'The secret\'s "<version>.<revision>": send it back as If-Match',
     patch: 'The secret\'s "<version>.<revision>": send it back as If-Match',

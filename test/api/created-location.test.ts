@@ -52,4 +52,25 @@ describe('Location on 201', () => {
       expect(doc.paths[route].post.responses['201'].headers?.Location, route).toBeDefined();
     }
   });
+
+  it("a secret's create and restore answer its ETag, as GET and PATCH do: usable as If-Match at once", async () => {
+    const created = await owner.post(`${ws}/secrets`, {
+      name: 'tagged',
+      visibility: 'masked',
+      value: 'tagged-value-1',
+    });
+    expect(created.status, created.text).toBe(201);
+    const url = String(created.headers.location);
+    expect(created.headers.etag).toBe((await owner.get(url)).headers.etag);
+    expect((await owner.delete(url)).status).toBe(204);
+    const restored = await owner.post(`${url}/restore`);
+    expect(restored.status, restored.text).toBe(200);
+    const etag = String(restored.headers.etag);
+    expect(etag).toBe((await owner.get(url)).headers.etag);
+    const patched = await owner.patch(url, { description: 'back' }, { 'if-match': etag });
+    expect(patched.status, patched.text).toBe(200);
+    const doc = (await owner.get('/api/v1/openapi.json')).body;
+    expect(doc.paths['/api/v1/workspaces/{ws}/secrets'].post.responses['201'].headers.ETag).toBeDefined();
+    expect(doc.paths['/api/v1/workspaces/{ws}/secrets/{id}/restore'].post.responses['200'].headers.ETag).toBeDefined();
+  });
 });

@@ -128,6 +128,7 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
       const actor = await resolveActor(ctx, request, request.params.ws);
       const { row, warnings } = await service.create(actor, auditContextOf(request), request.body);
       reply.header('location', `/api/v1/workspaces/${request.params.ws}/secrets/${row.id}`);
+      reply.header('etag', secretETag(row));
       return reply.code(201).send({ ...present(row), warnings });
     },
   );
@@ -209,9 +210,11 @@ export async function secretRoutes(app: App, ctx: AppContext): Promise<void> {
         response: { 200: secretSchema, ...problems(401, 403, 404, 409) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const actor = await resolveActor(ctx, request, request.params.ws);
-      return present(await service.restore(actor, auditContextOf(request), request.params.id));
+      const row = await service.restore(actor, auditContextOf(request), request.params.id);
+      reply.header('etag', secretETag(row));
+      return present(row);
     },
   );
 
