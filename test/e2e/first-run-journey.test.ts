@@ -178,4 +178,41 @@ describe.runIf(enabled)(SUITE, () => {
     expect(await page.getByRole('alert').count()).toBe(0);
     await context.close();
   });
+  it('API tokens: revoking the token shown once takes its notice away; revoking another leaves it', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'API tokens');
+    const notice = page.getByRole('status').filter({ hasText: 'Copy it now' });
+    const create = async (name: string): Promise<string> => {
+      await page.getByLabel('Token name').fill(name);
+      await page.getByRole('button', { name: 'Create token' }).click();
+      await notice.filter({ hasText: 'hush_' }).waitFor();
+      await page.getByRole('row').filter({ hasText: name }).waitFor();
+      const token = (await notice.locator('code').textContent()) ?? '';
+      expect(token).toMatch(/^hush_/);
+      return token;
+    };
+    const answers = async (token: string) =>
+      (await fetch(`${hush.baseUrl}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } })).status;
+    const older = await create('revoked later');
+    const shown = await create('revoked now');
+    expect(shown).not.toBe(older);
+    expect(await answers(shown)).toBe(200);
+
+    // Another token revoked: the one on screen still works, its notice stays.
+    const revoke = (name: string) =>
+      page.getByRole('row').filter({ hasText: name }).getByRole('button', { name: 'Revoke' }).click();
+    await revoke('revoked later');
+    await page.getByRole('row').filter({ hasText: 'revoked later' }).waitFor({ state: 'detached' });
+    expect(await notice.locator('code').textContent()).toBe(shown);
+
+    // The token on screen revoked: it answers 401, and no notice offers it for copying.
+    await revoke('revoked now');
+    await page.getByRole('row').filter({ hasText: 'revoked now' }).waitFor({ state: 'detached' });
+    await notice.waitFor({ state: 'detached' });
+    expect(await answers(shown)).toBe(401);
+    expect(await page.getByText(shown).count()).toBe(0);
+    expect(await page.getByRole('alert').count()).toBe(0);
+    await context.close();
+  });
 });

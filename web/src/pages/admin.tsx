@@ -429,7 +429,8 @@ export function TokensPage() {
   const [name, setName] = useState('');
   const [workspaceId, setWorkspaceId] = useState(session.me.workspaces[0]?.id ?? '');
   const [days, setDays] = useState('30');
-  const [created, setCreated] = useState<string | null>(null);
+  /** The token just created, shown once — until revoked: a revoked token's value is no use to copy. */
+  const [created, setCreated] = useState<{ id: string; token: string } | null>(null);
   const [error, setError] = useState<unknown>(null);
   const load = useCallback(async () => setItems(await getAll<(typeof items)[number]>('/tokens')), []);
   useEffect(() => {
@@ -467,8 +468,14 @@ export function TokensPage() {
                   type="button"
                   className="ghost danger"
                   onClick={async () => {
-                    await del(`/tokens/${t.id}`).catch(setError);
-                    await load();
+                    try {
+                      await del(`/tokens/${t.id}`);
+                      setCreated((c) => (c?.id === t.id ? null : c));
+                      setError(null);
+                    } catch (err) {
+                      setError(err);
+                    }
+                    await load().catch(setError);
                   }}
                 >
                   Revoke
@@ -493,8 +500,8 @@ export function TokensPage() {
             return;
           }
           try {
-            const r = await post<{ token: string }>('/tokens', { name, workspaceId, expiresInDays });
-            setCreated(r.token);
+            const r = await post<{ id: string; token: string }>('/tokens', { name, workspaceId, expiresInDays });
+            setCreated({ id: r.id, token: r.token });
             setError(null);
             await load();
           } catch (err) {
@@ -525,7 +532,7 @@ export function TokensPage() {
       </form>
       {created && (
         <p role="status">
-          Copy it now, it is shown once: <code>{created}</code>
+          Copy it now, it is shown once: <code>{created.token}</code>
         </p>
       )}
     </section>
