@@ -8,6 +8,7 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_TIMEOUT_MS } from '../../src/modules/workflows/block-schema.js';
 import {
   apiPath,
   type BrowserApp,
@@ -51,13 +52,14 @@ describe.runIf(enabled)(SUITE, () => {
   let hush: BrowserApp;
   let owner: TestClient;
   let url: string;
+  let ws: string;
 
   beforeAll(async () => {
     [browser, hush] = await Promise.all([launchBrowser(), startBrowserApp()]);
     const setup = await setupOwner(hush.t, OWNER);
     owner = setup.owner;
     await inviteAndJoin(hush.t, owner, setup.workspaceId, EDITOR, 'editor');
-    const ws = `/api/v1/workspaces/${setup.workspaceId}`;
+    ws = `/api/v1/workspaces/${setup.workspaceId}`;
     const created = await owner.post(`${ws}/workflows`, {
       name: NAME,
       startBlockId: 'first',
@@ -138,5 +140,105 @@ describe.runIf(enabled)(SUITE, () => {
     expect((await owner.get(url)).body.name).toBe(NAME);
     await a.context.close();
     await b.context.close();
+  });
+
+  it('Send request and Save say what is wrong at the field, in words: a timeout out of range, a URL the API refuses', async () => {
+    const created = await owner.post(`${ws}/workflows`, {
+      name: 'Checked flow',
+      startBlockId: 'call',
+      blocks: [
+        {
+          id: 'call',
+          type: 'api',
+          name: 'Call',
+          method: 'GET',
+          url: 'https://api.example.com/v2/tickets',
+          query: [],
+          headers: [],
+          body: { mode: 'none' },
+          timeoutMs: 10_000,
+          capture: [],
+          onSuccess: null,
+          onError: null,
+        },
+      ],
+    });
+    expect(created.status, created.text).toBe(201);
+    const stored = `${ws}/workflows/${created.body.id}`;
+    const { context, page, network } = await openPage(browser, hush.baseUrl);
+    await signIn(page, EDITOR);
+    await goTo(page, 'Workflows');
+    await page.getByRole('link', { name: 'Checked flow' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Checked flow' }).waitFor();
+
+    const field = (label: string) => page.locator('.field').filter({ has: page.getByLabel(label, { exact: true }) });
+    const messageAt = (label: string) => field(label).getByRole('alert');
+    const alerts = () => page.getByRole('alert').allTextContents();
+    const timeout = page.getByLabel('Timeout (ms)');
+    const address = page.getByLabel('URL', { exact: true });
+    const send = page.getByRole('button', { name: 'Send request' });
+    const inWords = `A whole number of milliseconds, from 1 to ${MAX_TIMEOUT_MS} (${MAX_TIMEOUT_MS / 1000} seconds).`;
+
+    // Out of range, then letters: said at the field by the browser; the field keeps what was typed.
+    for (const typed of [String(MAX_TIMEOUT_MS + 1), '999999', '0', 'ten seconds', '1.5']) {
+      await timeout.fill(typed);
+      await send.click();
+      await messageAt('Timeout (ms)').waitFor();
+      expect(await messageAt('Timeout (ms)').textContent()).toBe(inWords);
+      expect(await timeout.inputValue()).toBe(typed);
+      expect(await timeout.getAttribute('aria-invalid')).toBe('true');
+      for (const text of await alerts()) expect(text).not.toMatch(/block\.|timeoutMs|expected number/);
+    }
+    // Correcting the field takes its message away.
+    await timeout.fill(String(MAX_TIMEOUT_MS));
+    expect(await messageAt('Timeout (ms)').count()).toBe(0);
+
+    // A URL that is no address: said at the URL field.
+    await address.fill('not a url');
+    await send.click();
+    await messageAt('URL').waitFor();
+    expect(await messageAt('URL').textContent()).toMatch(
+      /^Not a complete address: it starts with http:\/\/ or https:\/\//,
+    );
+    const sends = async () =>
+      (await network.all()).filter((r) => /\/blocks\/send$/.test(apiPath(r.url) ?? '')).map((r) => r.status);
+    expect(await sends(), 'nothing the browser refused went to the API').toEqual([]);
+
+    // What only the API refuses (credentials in the URL): its 422 is shown at the field it names, without the path.
+    await address.fill('https://user:pass@api.example.com/v2/tickets');
+    await send.click();
+    await messageAt('URL').waitFor();
+    expect(await messageAt('URL').textContent()).toBe(
+      'Credentials in the URL are not allowed: use a header with a secret.',
+    );
+    expect(await sends()).toEqual([422]);
+    for (const text of await alerts()) expect(text).not.toMatch(/block\.|body\./);
+
+    // Saving with the same problem: refused, said at the field, nothing stored.
+    const save = page.getByRole('button', { name: 'Save workflow' });
+    await save.click();
+    await page.getByRole('alert').filter({ hasText: 'The workflow was not saved.' }).waitFor();
+    expect(await messageAt('URL').textContent()).toBe(
+      'Credentials in the URL are not allowed: use a header with a secret.',
+    );
+    for (const text of await alerts()) expect(text).not.toMatch(/blocks?\.|body\./);
+    await address.fill('https://api.example.com/v2/tickets');
+    await timeout.fill('abc');
+    await save.click();
+    await messageAt('Timeout (ms)').waitFor();
+    expect(await messageAt('Timeout (ms)').textContent()).toBe(inWords);
+    expect(await timeout.inputValue()).toBe('abc');
+    await page.getByRole('alert').filter({ hasText: 'The workflow was not saved.' }).waitFor();
+    expect((await owner.get(stored)).body.revision).toBe(0);
+
+    // Corrected: saved, the timeout stored as a number.
+    await timeout.fill('5000');
+    await save.click();
+    await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+    expect(await alerts()).toEqual([]);
+    const after = await owner.get(stored);
+    expect(after.body.revision).toBe(1);
+    expect(after.body.blocks[0].timeoutMs).toBe(5000);
+    await context.close();
   });
 });

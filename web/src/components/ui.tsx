@@ -19,6 +19,15 @@ export function ErrorText({ error, field, fields }: { error: unknown; field?: st
   );
 }
 
+/** The message of one field, under it: give the field `aria-describedby={id}` and `aria-invalid`. */
+export function FieldProblem({ id, message }: { id: string; message: string }) {
+  return (
+    <p className="error" role="alert" id={id}>
+      {message}
+    </p>
+  );
+}
+
 /** Whether `text` is more than `limit` bytes of UTF-8 (encoding it only when its length cannot tell). */
 export function overUtf8Limit(text: string, limit: number): boolean {
   if (text.length > limit) return true; // every UTF-16 unit is at least one byte
@@ -35,6 +44,8 @@ export function Field(props: {
   multiline?: boolean;
   error?: unknown;
   errorField?: string;
+  /** A message for this field found by the caller (a check in the browser, a server error it placed here). */
+  problem?: string;
   hint?: string;
   autoComplete?: string;
   placeholder?: string;
@@ -53,6 +64,10 @@ export function Field(props: {
   onRefused?: (refusedChars: number) => void;
 }) {
   const id = useId();
+  const problem =
+    props.problem ??
+    (props.errorField && props.error instanceof ApiError ? props.error.fieldMessage(props.errorField) : undefined);
+  const describedBy = [props.hint && `${id}-hint`, problem && `${id}-error`].filter(Boolean).join(' ');
   // A password or secret field is left uncontrolled: React mirrors a controlled input's value into its
   // `value` attribute, which would put a typed secret or password into the serialized DOM. Its parent still
   // hears every change; to clear it, unmount it (the side panels do).
@@ -65,7 +80,8 @@ export function Field(props: {
     ...valueProps,
     readOnly: props.readOnly,
     placeholder: props.placeholder,
-    'aria-describedby': props.hint ? `${id}-hint` : undefined,
+    'aria-describedby': describedBy || undefined,
+    'aria-invalid': problem ? true : undefined,
     onChange: (e: { target: { value: string } }) => {
       const value = e.target.value;
       if (props.secret && props.maxBytes !== undefined && overUtf8Limit(value, props.maxBytes)) {
@@ -116,7 +132,7 @@ export function Field(props: {
           {props.hint}
         </small>
       )}
-      {props.errorField && <ErrorText error={props.error} field={props.errorField} />}
+      {problem && <FieldProblem id={`${id}-error`} message={problem} />}
     </div>
   );
 }

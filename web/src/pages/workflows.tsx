@@ -10,7 +10,7 @@
 import { useCallback, useEffect, useId, useRef, useState } from 'react';
 import { ApiError, del, get, type Page, post, put, type Secret, type WorkflowSummary } from '../api';
 import { Link, navigate, useWorkspace } from '../app-state';
-import { ConfirmModal, ErrorText, Field, Icon, SidePanel } from '../components/ui';
+import { ConfirmModal, ErrorText, Field, FieldProblem, Icon, SidePanel } from '../components/ui';
 import { SecretForm } from './variables';
 
 interface Pair {
@@ -26,7 +26,8 @@ interface ApiBlock {
   query: Pair[];
   headers: Pair[];
   body: { mode: 'none' | 'text' | 'json'; content?: string } | { mode: 'form'; content: Pair[] };
-  timeoutMs: number;
+  /** A number from the API; what the Timeout field holds as typed until it is sent (`wireBlock`). */
+  timeoutMs: number | string;
   capture: { variable: string; path: string }[];
   onSuccess: string | null;
   onError: string | null;
@@ -58,6 +59,139 @@ interface SendResult {
 }
 
 const SECRET_REF = /\{\{\s*secret\s*:\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/;
+
+/** The API's bounds of a block's timeout (src/modules/workflows/block-schema.ts; SPEC: default 10 s, at most 60 s). */
+const DEFAULT_TIMEOUT_MS = 10_000;
+const MAX_TIMEOUT_MS = 60_000;
+
+/** What is wrong with a block's fields, by their path in the block (`url`, `headers.0.value`), in words. */
+type FieldProblems = Record<string, string>;
+
+/**
+ * What the browser can tell is wrong with a block before asking the API: a timeout that is not a
+ * whole number of milliseconds in the API's range, an empty URL, a URL without templates that is not
+ * an absolute http(s) one. The rest (secrets, headers, templates) is the API's to say.
+ */
+function checkBlock(b: Block): FieldProblems {
+  const problems: FieldProblems = {};
+  if (b.type !== 'api') return problems;
+  const timeout = String(b.timeoutMs).trim();
+  if (!/^\d+$/.test(timeout) || Number(timeout) < 1 || Number(timeout) > MAX_TIMEOUT_MS)
+    problems.timeoutMs = `A whole number of milliseconds, from 1 to ${MAX_TIMEOUT_MS} (${MAX_TIMEOUT_MS / 1000} seconds).`;
+  const url = b.url.trim();
+  if (url === '') problems.url = 'Enter the address to call, e.g. https://api.example.com/v2/tickets.';
+  else if (!url.includes('{{')) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed)
+      problems.url = 'Not a complete address: it starts with http:// or https://, e.g. https://api.example.com/v2.';
+    else if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      problems.url = 'Only http:// and https:// addresses can be called.';
+  }
+  return problems;
+}
+
+/** A block as the API takes it: the timeout as a number (checkBlock has found it whole and in range). */
+function wireBlock(b: Block): Block {
+  return b.type === 'api' ? { ...b, timeoutMs: Number(String(b.timeoutMs).trim()) } : b;
+}
+
+/** A server message as a sentence: "must not be empty" → "Must not be empty." */
+function sentence(message: string): string {
+  const text = message.trim();
+  if (!text) return text;
+  return `${text.charAt(0).toUpperCase()}${text.slice(1)}${/[.!?…]$/.test(text) ? '' : '.'}`;
+}
+
+/**
+ * A refused call's field errors, placed: `body.block.url` (Send request, the block `sentBlockId`) or
+ * `body.blocks.2.url` (a save: the third of `savedBlocks`) is the field `url` of that block; a string
+ * inside a JSON body (`body.content/data/token`) is the JSON body's, saying where. The other errors
+ * (`body.name`: the workflow's name) are returned by field, and the detail when there is no field error.
+ */
+function placeErrors(
+  error: ApiError,
+  where: { sentBlockId: string } | { savedBlocks: Block[] },
+): { byBlock: Record<string, FieldProblems>; others: FieldProblems; detail?: string } {
+  const byBlock: Record<string, FieldProblems> = {};
+  const others: FieldProblems = {};
+  const add = (into: FieldProblems, path: string, message: string) => {
+    into[path] = into[path] ? `${into[path]} ${message}` : message;
+  };
+  for (const e of error.errors) {
+    const parts = e.path.split('.');
+    let blockId: string | undefined;
+    let rest: string[] = [];
+    if ('sentBlockId' in where && parts[0] === 'body' && parts[1] === 'block' && parts.length > 2) {
+      blockId = where.sentBlockId;
+      rest = parts.slice(2);
+    } else if ('savedBlocks' in where && parts[0] === 'body' && parts[1] === 'blocks' && parts.length > 3) {
+      blockId = where.savedBlocks[Number(parts[2])]?.id;
+      rest = parts.slice(3);
+    }
+    if (!blockId) {
+      add(others, parts[0] === 'body' ? parts.slice(1).join('.') : e.path, sentence(e.message));
+      continue;
+    }
+    let path = rest.join('.');
+    let message = sentence(e.message);
+    const inJson = /^body\.content(\/.*)$/.exec(path);
+    if (inJson?.[1]) {
+      const at = inJson[1].replace(/#key$/, '');
+      message = `At ${at.replaceAll('~2', '#').replaceAll('~1', '/').replaceAll('~0', '~')}${inJson[1].endsWith('#key') ? ' (the key)' : ''}: ${message}`;
+      path = 'body.content';
+    }
+    byBlock[blockId] ??= {};
+    add(byBlock[blockId], path, message);
+  }
+  return { byBlock, others, detail: error.errors.length === 0 ? error.message : undefined };
+}
+
+/** Whether the form of `b` shows the field at `path` (else its message is listed above the form). */
+function shownAtField(b: Block, path: string): boolean {
+  if (b.type === 'set')
+    return (
+      /^(name|onSuccess)$/.test(path) ||
+      (/^assignments\.(\d+)\.(variable|value)$/.test(path) && Number(path.split('.')[1]) < b.assignments.length)
+    );
+  if (/^(name|method|url|timeoutMs|onSuccess|onError|body\.mode)$/.test(path)) return true;
+  const pair = /^(query|headers|capture)\.(\d+)\.(key|value|variable|path)$/.exec(path);
+  if (pair) return Number(pair[2]) < b[pair[1] as 'query' | 'headers' | 'capture'].length;
+  if (path === 'body.content') return b.body.mode === 'text' || b.body.mode === 'json';
+  const form = /^body\.content\.(\d+)\.(key|value)$/.exec(path);
+  return form !== null && b.body.mode === 'form' && Number(form[1]) < b.body.content.length;
+}
+
+/** A block's problems less those of the fields `next` changed: what is being corrected says nothing stale. */
+function keepUnchanged(problems: FieldProblems | undefined, before: Block, next: Block): FieldProblems | undefined {
+  if (!problems) return problems;
+  const changed = (key: string) =>
+    JSON.stringify((before as unknown as Record<string, unknown>)[key]) !==
+    JSON.stringify((next as unknown as Record<string, unknown>)[key]);
+  const kept = Object.entries(problems).filter(([path]) => !changed(path.split(/[./]/)[0] ?? ''));
+  return kept.length > 0 ? Object.fromEntries(kept) : undefined;
+}
+
+/** The messages of a form's fields that it does not show, with where they are. */
+function UnplacedProblems({ block, problems }: { block: Block; problems: FieldProblems }) {
+  const unplaced = Object.entries(problems).filter(([path]) => !shownAtField(block, path));
+  if (unplaced.length === 0) return null;
+  return (
+    <div className="error" role="alert">
+      <ul>
+        {unplaced.map(([path, message]) => (
+          <li key={path}>
+            {path}: {message}
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
 
 export function WorkflowsPage() {
   const ws = useWorkspace();
@@ -304,7 +438,9 @@ function SecretField(props: {
   secrets: Secret[];
   onSecretsChanged: () => void;
   readOnly?: boolean;
+  problem?: string;
 }) {
+  const errorId = useId();
   const match = SECRET_REF.exec(props.value);
   const before = match ? props.value.slice(0, match.index) : props.value;
   const after = match ? props.value.slice(match.index + match[0].length) : '';
@@ -314,6 +450,8 @@ function SecretField(props: {
       <div className="secret-field-row">
         <input
           aria-label={props.label}
+          aria-describedby={props.problem ? errorId : undefined}
+          aria-invalid={props.problem ? true : undefined}
           value={before}
           readOnly={props.readOnly}
           onChange={(e) => props.onChange(`${e.target.value}${match ? match[0] : ''}${after}`)}
@@ -350,6 +488,7 @@ function SecretField(props: {
           />
         )}
       </div>
+      {props.problem && <FieldProblem id={errorId} message={props.problem} />}
     </div>
   );
 }
@@ -377,6 +516,7 @@ function JsonBodyField(props: {
   secrets: Secret[];
   onSecretsChanged: () => void;
   readOnly: boolean;
+  problem?: string;
 }) {
   const id = useId();
   const area = useRef<HTMLTextAreaElement>(null);
@@ -390,12 +530,14 @@ function JsonBodyField(props: {
         rows={4}
         value={props.value}
         readOnly={props.readOnly}
-        aria-describedby={`${id}-hint`}
+        aria-describedby={props.problem ? `${id}-hint ${id}-error` : `${id}-hint`}
+        aria-invalid={props.problem ? true : undefined}
         onChange={(e) => props.onChange(e.target.value)}
       />
       <small id={`${id}-hint`} className="hint">
         Templates go inside strings: {'{"token":"{{secret:NAME}}","n":"{{count}}"}'}
       </small>
+      {props.problem && <FieldProblem id={`${id}-error`} message={props.problem} />}
       {!props.readOnly && (
         <div className="secret-field-row">
           <SecretPicker
@@ -422,6 +564,9 @@ function JsonBodyField(props: {
 
 function PairsEditor(props: {
   label: string;
+  /** Where the pairs are in the block (`headers`, `body.content`): the path of their problems. */
+  path: string;
+  problems?: FieldProblems;
   pairs: Pair[];
   onChange: (p: Pair[]) => void;
   secrets: Secret[];
@@ -437,12 +582,14 @@ function PairsEditor(props: {
           <Field
             label={`${props.label} ${i + 1} name`}
             value={p.key}
+            problem={props.problems?.[`${props.path}.${i}.key`]}
             readOnly={props.readOnly}
             onChange={(key) => props.onChange(props.pairs.map((x, j) => (j === i ? { ...x, key } : x)))}
           />
           <SecretField
             label={`${props.label} ${i + 1} value`}
             value={p.value}
+            problem={props.problems?.[`${props.path}.${i}.value`]}
             readOnly={props.readOnly}
             secrets={props.secrets}
             onSecretsChanged={props.onSecretsChanged}
@@ -563,6 +710,7 @@ function RouteSelect(props: {
   value: string | null;
   readOnly: boolean;
   onChange: (next: string | null) => void;
+  problem?: string;
 }) {
   const id = useId();
   return (
@@ -570,6 +718,8 @@ function RouteSelect(props: {
       <label htmlFor={id}>{props.label}</label>
       <select
         id={id}
+        aria-describedby={props.problem ? `${id}-error` : undefined}
+        aria-invalid={props.problem ? true : undefined}
         value={props.value ?? ''}
         disabled={props.readOnly}
         onChange={(e) => props.onChange(e.target.value || null)}
@@ -583,6 +733,7 @@ function RouteSelect(props: {
             </option>
           ))}
       </select>
+      {props.problem && <FieldProblem id={`${id}-error`} message={props.problem} />}
     </div>
   );
 }
@@ -594,22 +745,63 @@ function ApiBlockForm(props: {
   secrets: Secret[];
   onSecretsChanged: () => void;
   readOnly: boolean;
+  /** What is wrong with the block's fields (a refused save or Send request), shown at them. */
+  problems?: FieldProblems;
+  onProblems: (problems: FieldProblems | undefined) => void;
 }) {
   const ws = useWorkspace();
   const b = props.block;
   const [result, setResult] = useState<SendResult | null>(null);
   const [sending, setSending] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  /** The last Send request was refused for the marked fields. */
+  const [notSent, setNotSent] = useState(false);
   const set = (patch: Partial<ApiBlock>) => props.onChange({ ...b, ...patch });
+  const problems = props.problems ?? {};
+  const send = async () => {
+    setResult(null);
+    setError(null);
+    const found = checkBlock(b);
+    if (Object.keys(found).length > 0) {
+      props.onProblems(found);
+      setNotSent(true);
+      return;
+    }
+    props.onProblems(undefined);
+    setNotSent(false);
+    setSending(true);
+    try {
+      setResult(await post<SendResult>(`/workspaces/${ws.id}/blocks/send`, { block: wireBlock(b) }));
+    } catch (err) {
+      if (err instanceof ApiError && err.errors.length > 0) {
+        const placed = placeErrors(err, { sentBlockId: b.id });
+        props.onProblems(placed.byBlock[b.id]);
+        setNotSent(placed.byBlock[b.id] !== undefined);
+        const others = Object.entries(placed.others).map(([path, message]) => `${path}: ${message}`);
+        if (others.length > 0) setError(new Error(others.join(' ')));
+      } else setError(err);
+    } finally {
+      setSending(false);
+    }
+  };
 
   return (
     <div className="stack">
-      <Field label="Block name" value={b.name} readOnly={props.readOnly} onChange={(name) => set({ name })} />
+      <UnplacedProblems block={b} problems={problems} />
+      <Field
+        label="Block name"
+        value={b.name}
+        readOnly={props.readOnly}
+        onChange={(name) => set({ name })}
+        problem={problems.name}
+      />
       <div className="row">
         <div className="field">
           <label htmlFor={`${b.id}-method`}>Method</label>
           <select
             id={`${b.id}-method`}
+            aria-describedby={problems.method ? `${b.id}-method-error` : undefined}
+            aria-invalid={problems.method ? true : undefined}
             value={b.method}
             disabled={props.readOnly}
             onChange={(e) => set({ method: e.target.value })}
@@ -618,6 +810,7 @@ function ApiBlockForm(props: {
               <option key={m}>{m}</option>
             ))}
           </select>
+          {problems.method && <FieldProblem id={`${b.id}-method-error`} message={problems.method} />}
         </div>
         <Field
           label="URL"
@@ -625,10 +818,13 @@ function ApiBlockForm(props: {
           readOnly={props.readOnly}
           onChange={(url) => set({ url })}
           placeholder="https://api.example.com/v2/tickets"
+          problem={problems.url}
         />
       </div>
       <PairsEditor
         label="Query"
+        path="query"
+        problems={problems}
         pairs={b.query}
         readOnly={props.readOnly}
         onChange={(query) => set({ query })}
@@ -637,6 +833,8 @@ function ApiBlockForm(props: {
       />
       <PairsEditor
         label="Headers"
+        path="headers"
+        problems={problems}
         pairs={b.headers}
         readOnly={props.readOnly}
         onChange={(headers) => set({ headers })}
@@ -647,6 +845,8 @@ function ApiBlockForm(props: {
         <label htmlFor={`${b.id}-body-mode`}>Body</label>
         <select
           id={`${b.id}-body-mode`}
+          aria-describedby={problems['body.mode'] ? `${b.id}-body-mode-error` : undefined}
+          aria-invalid={problems['body.mode'] ? true : undefined}
           value={b.body.mode}
           disabled={props.readOnly}
           onChange={(e) => {
@@ -659,10 +859,13 @@ function ApiBlockForm(props: {
           <option value="json">json</option>
           <option value="form">form</option>
         </select>
+        {problems['body.mode'] && <FieldProblem id={`${b.id}-body-mode-error`} message={problems['body.mode']} />}
       </div>
       {b.body.mode === 'form' ? (
         <PairsEditor
           label="Form fields"
+          path="body.content"
+          problems={problems}
           pairs={b.body.content}
           readOnly={props.readOnly}
           onChange={(content) => set({ body: { mode: 'form', content } })}
@@ -674,6 +877,7 @@ function ApiBlockForm(props: {
           label="Body text"
           value={b.body.content ?? ''}
           readOnly={props.readOnly}
+          problem={problems['body.content']}
           onChange={(content) => set({ body: { mode: 'text', content } })}
           secrets={props.secrets}
           onSecretsChanged={props.onSecretsChanged}
@@ -682,6 +886,7 @@ function ApiBlockForm(props: {
         <JsonBodyField
           value={b.body.content ?? ''}
           readOnly={props.readOnly}
+          problem={problems['body.content']}
           onChange={(content) => set({ body: { mode: 'json', content } })}
           secrets={props.secrets}
           onSecretsChanged={props.onSecretsChanged}
@@ -691,7 +896,10 @@ function ApiBlockForm(props: {
         label="Timeout (ms)"
         value={String(b.timeoutMs)}
         readOnly={props.readOnly}
-        onChange={(v) => set({ timeoutMs: Number(v) || 0 })}
+        // Kept as typed: checkBlock says what is wrong with it before it is sent or saved.
+        onChange={(timeoutMs) => set({ timeoutMs })}
+        hint={`Whole milliseconds, 1 to ${MAX_TIMEOUT_MS} (default ${DEFAULT_TIMEOUT_MS}).`}
+        problem={problems.timeoutMs}
       />
       <fieldset className="pairs">
         <legend>Capture</legend>
@@ -701,12 +909,14 @@ function ApiBlockForm(props: {
             <Field
               label={`Capture ${i + 1} variable`}
               value={c.variable}
+              problem={problems[`capture.${i}.variable`]}
               readOnly={props.readOnly}
               onChange={(variable) => set({ capture: b.capture.map((x, j) => (j === i ? { ...x, variable } : x)) })}
             />
             <Field
               label={`Capture ${i + 1} path`}
               value={c.path}
+              problem={problems[`capture.${i}.path`]}
               readOnly={props.readOnly}
               onChange={(path) => set({ capture: b.capture.map((x, j) => (j === i ? { ...x, path } : x)) })}
             />
@@ -740,6 +950,7 @@ function ApiBlockForm(props: {
           readOnly={props.readOnly}
           value={b.onSuccess}
           onChange={(onSuccess) => set({ onSuccess })}
+          problem={problems.onSuccess}
         />
         <RouteSelect
           label="On error"
@@ -748,27 +959,16 @@ function ApiBlockForm(props: {
           readOnly={props.readOnly}
           value={b.onError}
           onChange={(onError) => set({ onError })}
+          problem={problems.onError}
         />
       </div>
       {ws.can('workflows.edit') && (
-        <button
-          type="button"
-          disabled={sending}
-          onClick={async () => {
-            setSending(true);
-            setError(null);
-            try {
-              setResult(await post<SendResult>(`/workspaces/${ws.id}/blocks/send`, { block: b }));
-            } catch (err) {
-              setResult(null);
-              setError(err);
-            } finally {
-              setSending(false);
-            }
-          }}
-        >
+        <button type="button" disabled={sending} onClick={() => void send()}>
           {sending ? 'Sending…' : 'Send request'}
         </button>
+      )}
+      {notSent && Object.keys(problems).length > 0 && (
+        <p className="error">Not sent: correct the marked fields above.</p>
       )}
       <ErrorText error={error} />
       {result && (
@@ -781,15 +981,24 @@ function ApiBlockForm(props: {
   );
 }
 
-function SetBlockForm(props: { block: SetBlock; blocks: Block[]; onChange: (b: SetBlock) => void; readOnly: boolean }) {
+function SetBlockForm(props: {
+  block: SetBlock;
+  blocks: Block[];
+  onChange: (b: SetBlock) => void;
+  readOnly: boolean;
+  problems?: FieldProblems;
+}) {
   const b = props.block;
+  const problems = props.problems ?? {};
   return (
     <div className="stack">
+      <UnplacedProblems block={b} problems={problems} />
       <Field
         label="Block name"
         value={b.name}
         readOnly={props.readOnly}
         onChange={(name) => props.onChange({ ...b, name })}
+        problem={problems.name}
       />
       {b.assignments.map((a, i) => (
         // biome-ignore lint/suspicious/noArrayIndexKey: rows are positional
@@ -797,6 +1006,7 @@ function SetBlockForm(props: { block: SetBlock; blocks: Block[]; onChange: (b: S
           <Field
             label={`Assignment ${i + 1} variable`}
             value={a.variable}
+            problem={problems[`assignments.${i}.variable`]}
             readOnly={props.readOnly}
             onChange={(variable) =>
               props.onChange({ ...b, assignments: b.assignments.map((x, j) => (j === i ? { ...x, variable } : x)) })
@@ -805,6 +1015,7 @@ function SetBlockForm(props: { block: SetBlock; blocks: Block[]; onChange: (b: S
           <Field
             label={`Assignment ${i + 1} value`}
             value={a.value}
+            problem={problems[`assignments.${i}.value`]}
             readOnly={props.readOnly}
             onChange={(value) =>
               props.onChange({ ...b, assignments: b.assignments.map((x, j) => (j === i ? { ...x, value } : x)) })
@@ -828,6 +1039,7 @@ function SetBlockForm(props: { block: SetBlock; blocks: Block[]; onChange: (b: S
         readOnly={props.readOnly}
         value={b.onSuccess}
         onChange={(onSuccess) => props.onChange({ ...b, onSuccess })}
+        problem={problems.onSuccess}
       />
     </div>
   );
@@ -841,6 +1053,12 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  /** What is wrong with each block's fields (by block id), from a refused save or Send request. */
+  const [problems, setProblems] = useState<Record<string, FieldProblems | undefined>>({});
+  /** What is wrong with the workflow's own fields (`name`) or the request as a whole, from a refused save. */
+  const [workflowProblems, setWorkflowProblems] = useState<FieldProblems>({});
+  /** The last save was refused for the marked fields. */
+  const [notSaved, setNotSaved] = useState(false);
   const readOnly = !ws.can('workflows.edit');
   const loadSecrets = useCallback(async () => {
     if (ws.can('secrets.read')) setSecrets((await get<Page<Secret>>(`/workspaces/${ws.id}/secrets?limit=200`)).items);
@@ -860,7 +1078,54 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
   const ifMatch = { 'if-match': `"${wf.revision}"` };
   const conflict = error instanceof ApiError && error.status === 412;
   const block = wf.blocks.find((b) => b.id === selected);
-  const replace = (next: Block) => setWf({ ...wf, blocks: wf.blocks.map((b) => (b.id === next.id ? next : b)) });
+  const replace = (next: Block) => {
+    const before = wf.blocks.find((b) => b.id === next.id);
+    setWf({ ...wf, blocks: wf.blocks.map((b) => (b.id === next.id ? next : b)) });
+    if (before) setProblems((p) => ({ ...p, [next.id]: keepUnchanged(p[next.id], before, next) }));
+  };
+  const marked = wf.blocks.filter((b) => problems[b.id] && Object.keys(problems[b.id] ?? {}).length > 0);
+  const unplacedWorkflowProblems = Object.entries(workflowProblems).filter(([path]) => path !== 'name');
+  /** Shows a refused save's problems: at the fields, the first marked block opened if the one open has none. */
+  const refuseSave = (byBlock: Record<string, FieldProblems>, others: FieldProblems) => {
+    setProblems(byBlock);
+    setWorkflowProblems(others);
+    setNotSaved(true);
+    setError(null);
+    setSaved(null);
+    const first = wf.blocks.find((b) => byBlock[b.id]);
+    if (first && !(selected && byBlock[selected])) setSelected(first.id);
+  };
+  const save = async () => {
+    const found: Record<string, FieldProblems> = {};
+    for (const b of wf.blocks) {
+      const p = checkBlock(b);
+      if (Object.keys(p).length > 0) found[b.id] = p;
+    }
+    if (Object.keys(found).length > 0) return refuseSave(found, {});
+    try {
+      const next = await put<Workflow>(
+        `/workspaces/${ws.id}/workflows/${wf.id}`,
+        { name: wf.name, startBlockId: wf.startBlockId, blocks: wf.blocks.map(wireBlock) },
+        ifMatch,
+      );
+      setWf(next);
+      setError(null);
+      setProblems({});
+      setWorkflowProblems({});
+      setNotSaved(false);
+      setSaved(
+        next.warnings?.length ? `Saved with warnings: ${next.warnings.map((w) => w.message).join('; ')}` : 'Saved.',
+      );
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 422 && err.errors.length > 0) {
+        const placed = placeErrors(err, { savedBlocks: wf.blocks });
+        return refuseSave(placed.byBlock, placed.others);
+      }
+      setSaved(null);
+      setNotSaved(false);
+      setError(err);
+    }
+  };
   const addBlock = (type: 'api' | 'set') => {
     const id = `${type}_${wf.blocks.length + 1}_${Math.random().toString(36).slice(2, 6)}`;
     const nb: Block =
@@ -901,35 +1166,22 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
       <header className="page-head">
         <h1>{wf.name}</h1>
         {!readOnly && (
-          <button
-            type="button"
-            onClick={async () => {
-              try {
-                const next = await put<Workflow>(
-                  `/workspaces/${ws.id}/workflows/${wf.id}`,
-                  { name: wf.name, startBlockId: wf.startBlockId, blocks: wf.blocks },
-                  ifMatch,
-                );
-                setWf(next);
-                setError(null);
-                setSaved(
-                  next.warnings?.length
-                    ? `Saved with warnings: ${next.warnings.map((w) => w.message).join('; ')}`
-                    : 'Saved.',
-                );
-              } catch (err) {
-                setSaved(null);
-                setError(err);
-              }
-            }}
-          >
+          <button type="button" onClick={() => void save()}>
             Save workflow
           </button>
         )}
       </header>
       {!readOnly && (
         <div className="toolbar">
-          <Field label="Workflow name" value={wf.name} onChange={(name) => setWf({ ...wf, name })} />
+          <Field
+            label="Workflow name"
+            value={wf.name}
+            onChange={(name) => {
+              setWf({ ...wf, name });
+              setWorkflowProblems(({ name: _, ...rest }) => rest);
+            }}
+            problem={workflowProblems.name}
+          />
           <button type="button" className="ghost danger" onClick={() => setConfirmDelete(true)}>
             Delete workflow
           </button>
@@ -968,6 +1220,9 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
                 await loadWorkflow();
                 setError(null);
                 setSaved(null);
+                setProblems({});
+                setWorkflowProblems({});
+                setNotSaved(false);
               } catch (err) {
                 setError(err);
               }
@@ -976,21 +1231,27 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
             Reload workflow
           </button>
         </div>
+      ) : notSaved && (marked.length > 0 || Object.keys(workflowProblems).length > 0) ? (
+        <div className="error" role="alert">
+          <p>
+            The workflow was not saved.
+            {marked.length > 0 &&
+              ` Correct the marked fields of ${marked.length === 1 ? 'the block' : 'the blocks'} ${marked
+                .map((b) => `“${b.name || b.id}”`)
+                .join(', ')}.`}
+          </p>
+          {unplacedWorkflowProblems.length > 0 && (
+            <ul>
+              {unplacedWorkflowProblems.map(([path, message]) => (
+                <li key={path}>
+                  {path}: {message}
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
       ) : (
-        error instanceof ApiError && (
-          <div className="error" role="alert">
-            <p>{error.message}</p>
-            {error.errors.length > 1 && (
-              <ul>
-                {error.errors.map((e) => (
-                  <li key={e.path}>
-                    {e.path}: {e.message}
-                  </li>
-                ))}
-              </ul>
-            )}
-          </div>
-        )
+        error instanceof ApiError && <ErrorText error={error} />
       )}
       <div className="editor">
         <aside aria-label="Blocks">
@@ -1005,6 +1266,7 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
                 >
                   {b.type === 'api' ? '⇄' : '='} {b.name || b.id}
                   {wf.startBlockId === b.id && <span className="badge">start</span>}
+                  {marked.includes(b) && <span className="badge failed">to correct</span>}
                 </button>
               </li>
             ))}
@@ -1045,10 +1307,19 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
               secrets={secrets}
               onSecretsChanged={() => void loadSecrets()}
               readOnly={readOnly}
+              problems={problems[block.id]}
+              onProblems={(p) => setProblems((old) => ({ ...old, [block.id]: p }))}
             />
           )}
           {block?.type === 'set' && (
-            <SetBlockForm key={block.id} block={block} blocks={wf.blocks} onChange={replace} readOnly={readOnly} />
+            <SetBlockForm
+              key={block.id}
+              block={block}
+              blocks={wf.blocks}
+              onChange={replace}
+              readOnly={readOnly}
+              problems={problems[block.id]}
+            />
           )}
           {!block && <p className="muted">Add a block to start.</p>}
         </div>
