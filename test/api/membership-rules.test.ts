@@ -419,6 +419,28 @@ describe.each(DATABASES)('membership rules on $kind', ({ kind, available }) => {
       expect(list.body.items.map((i: { id: string }) => i.id)).not.toContain(id);
     });
 
+    it.runIf(available)('pending invitations are listed newest first with who invited, never a token', async () => {
+      const older = await invite(uniqueEmail('listed-older'), 'editor');
+      const byAdmin = await admin.post(`/api/v1/workspaces/${ws}/invitations`, {
+        email: uniqueEmail('listed-newer'),
+        role: 'viewer',
+      });
+      expect(byAdmin.status, byAdmin.text).toBe(201);
+      const list = await owner.get(`/api/v1/workspaces/${ws}/invitations`);
+      expect(list.status, list.text).toBe(200);
+      const items = list.body.items as { id: string; invitedBy: unknown }[];
+      const ids = items.map((i) => i.id);
+      expect(ids.indexOf(byAdmin.body.id)).toBeLessThan(ids.indexOf(older.id));
+      expect(items.find((i) => i.id === byAdmin.body.id)?.invitedBy).toEqual({
+        userId: adminId,
+        email: 'admin@example.com',
+        name: 'admin@example.com',
+      });
+      expect(items.find((i) => i.id === older.id)?.invitedBy).toMatchObject({ userId: ownerId });
+      expect(list.text).not.toContain(older.token);
+      expect(list.text).not.toContain('token');
+    });
+
     it.runIf(available)('a revoked invitation is refused', async () => {
       const email = uniqueEmail('revoked');
       const { id, token } = await invite(email);

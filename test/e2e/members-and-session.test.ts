@@ -125,7 +125,8 @@ describe.runIf(enabled)(SUITE, () => {
     const errors = pageErrors(page);
     await signIn(page, admin);
     await goTo(page, 'Members');
-    const row = (email: string) => page.getByRole('row').filter({ hasText: email });
+    const row = (email: string) =>
+      page.getByRole('table', { name: 'Members', exact: true }).getByRole('row').filter({ hasText: email });
     await row('removed@example.com').waitFor();
 
     // The owner's row: no role select, no Remove; no list offers the owner role.
@@ -162,6 +163,65 @@ describe.runIf(enabled)(SUITE, () => {
     expect(await page.getByRole('alert').count()).toBe(0);
     expect(errors).toEqual([]);
     await context.close();
+  });
+
+  it('pending invitations are listed at once with role, inviter and expiry; Revoke asks first, and its link is refused', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    const errors = pageErrors(page);
+    await signIn(page, OWNER);
+    await goTo(page, 'Members');
+    const pending = page.getByRole('table', { name: 'Pending invitations' });
+    const email = page.getByLabel('Invite email');
+    await email.fill('pending@example.com');
+    await page.getByRole('combobox', { name: 'Invite role' }).selectOption('editor');
+    await page.getByRole('button', { name: 'Invite', exact: true }).click();
+    const link = page.getByRole('status').filter({ hasText: 'Send this one-time link' });
+    await link.waitFor();
+    const token = new URLSearchParams(((await link.locator('code').textContent()) ?? '').split('#')[1]).get('token');
+    expect(token).toBeTruthy();
+    expect(await email.inputValue(), 'the email field is cleared after a successful invite').toBe('');
+
+    // The new invitation is listed at once, first, with its role, who invited and when it expires.
+    const row = pending.getByRole('row').filter({ hasText: 'pending@example.com' });
+    await row.waitFor();
+    expect(await pending.getByRole('row').nth(1).textContent()).toContain('pending@example.com');
+    const cells = await row.getByRole('cell').allTextContents();
+    expect(cells.slice(0, 3)).toEqual(['pending@example.com', 'editor', OWNER]);
+    expect(Date.parse((await row.locator('time').getAttribute('datetime')) ?? '')).toBeGreaterThan(Date.now());
+
+    // Revoke asks in a modal: Cancel keeps it, Revoke revokes it, and its link goes from the page.
+    const pendingIds = async () =>
+      ((await owner.get(`${ws}/invitations`)).body.items as { email: string }[]).map((i) => i.email);
+    await row.getByRole('button', { name: 'Revoke invitation of pending@example.com' }).click();
+    const modal = page.getByRole('dialog', { name: 'Revoke invitation' });
+    await modal.getByText('pending@example.com').waitFor();
+    await modal.getByRole('button', { name: 'Cancel' }).click();
+    await modal.waitFor({ state: 'hidden' });
+    expect(await pendingIds()).toContain('pending@example.com');
+    await row.getByRole('button', { name: 'Revoke invitation of pending@example.com' }).click();
+    await modal.getByRole('button', { name: 'Revoke', exact: true }).click();
+    await row.waitFor({ state: 'detached' });
+    await link.waitFor({ state: 'detached' });
+    expect(await pendingIds()).not.toContain('pending@example.com');
+    const accepted = await hush.t
+      .client()
+      .post('/api/v1/invitations/accept', { token, name: 'Too late', password: PASSWORD });
+    expect(accepted.status, accepted.text).toBe(404);
+    expect(accepted.body.code).toBe('invitation_invalid');
+    expect(await page.getByRole('alert').count()).toBe(0);
+    expect(errors).toEqual([]);
+    await context.close();
+
+    // A role without members.manage sees no invitations.
+    await inviteAndJoin(hush.t, owner, workspaceId, 'reader@example.com', 'editor');
+    await owner.post(`${ws}/invitations`, { email: 'still-pending@example.com', role: 'viewer' });
+    const reader = await openPage(browser, hush.baseUrl);
+    await signIn(reader.page, 'reader@example.com');
+    await goTo(reader.page, 'Members');
+    await reader.page.getByRole('row').filter({ hasText: OWNER }).waitFor();
+    expect(await reader.page.getByRole('heading', { name: 'Pending invitations' }).count()).toBe(0);
+    expect(await reader.page.getByText('still-pending@example.com').count()).toBe(0);
+    await reader.context.close();
   });
 
   it('leaving asks first, then moves to a workspace still held, with no error', async () => {

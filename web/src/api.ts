@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { memberSchema } from '../../src/modules/members/member-schemas';
+import type { memberSchema, pendingInvitationSchema } from '../../src/modules/members/member-schemas';
 import type { roleSchema } from '../../src/modules/roles/role-schemas';
 import type { secretSchema } from '../../src/modules/secrets/secret-schemas';
 import type { variableSchema } from '../../src/modules/variables/variable-schemas';
@@ -151,6 +151,7 @@ export type Role = z.infer<typeof roleSchema>;
 export type Secret = z.infer<typeof secretSchema>;
 export type Variable = z.infer<typeof variableSchema>;
 export type Member = z.infer<typeof memberSchema>;
+export type PendingInvitation = z.infer<typeof pendingInvitationSchema>;
 export type Usage = z.infer<typeof usageSchema>;
 export type Run = z.infer<typeof runSchema>;
 /** A workflow in the list: no blocks (GET …/workflows/{id} has them). */

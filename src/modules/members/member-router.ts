@@ -19,7 +19,7 @@ import { loginRateLimit } from '../auth/login-limit.js';
 import { auditContextOf } from '../auth/principal.js';
 import type { SessionStore } from '../auth/session-store.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
-import { memberSchema } from './member-schemas.js';
+import { memberSchema, pendingInvitationSchema } from './member-schemas.js';
 import { createMemberService } from './member-service.js';
 
 const roleRef = plainText(64).refine((s) => s.length > 0, 'must not be empty');
@@ -129,11 +129,11 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
     {
       schema: {
         tags: ['members'],
-        summary: 'Pending invitations, newest first (members.manage)',
+        summary: 'Pending invitations, newest first, with who invited (members.manage)',
         params: workspaceParams,
         querystring: z.strictObject(boundedPaginationQuery),
         response: {
-          200: z.object({ items: z.array(invitationSchema), nextCursor: z.string().nullable() }),
+          200: z.object({ items: z.array(pendingInvitationSchema), nextCursor: z.string().nullable() }),
           ...problems(401, 403, 404, 422),
         },
       },
@@ -148,6 +148,10 @@ export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionS
           role: r.role,
           createdAt: r.created_at,
           expiresAt: r.expires_at,
+          invitedBy:
+            r.invited_by_email === null
+              ? null
+              : { userId: r.invited_by, email: r.invited_by_email, name: r.invited_by_name ?? '' },
         })),
         (i) => [-Date.parse(i.createdAt), i.id],
         request.query,

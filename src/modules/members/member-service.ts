@@ -158,13 +158,16 @@ export function createMemberService(deps: Deps) {
 
     async listInvitations(actor: WorkspaceActor) {
       authorize(actor, 'members.manage');
+      // With who invited (for the Members page): a left join, so an invitation never vanishes with its inviter.
       return db
         .selectFrom('invitations')
-        .selectAll()
-        .where('workspace_id', '=', actor.workspaceId)
-        .where('accepted_at', 'is', null)
-        .where('expires_at', '>', nowIso())
-        .orderBy('created_at', 'desc')
+        .leftJoin('users', 'users.id', 'invitations.invited_by')
+        .selectAll('invitations')
+        .select(['users.email as invited_by_email', 'users.name as invited_by_name'])
+        .where('invitations.workspace_id', '=', actor.workspaceId)
+        .where('invitations.accepted_at', 'is', null)
+        .where('invitations.expires_at', '>', nowIso())
+        .orderBy('invitations.created_at', 'desc')
         .execute();
     },
 

@@ -1,7 +1,7 @@
 /** Audit log, members and roles, API tokens and workspace settings. */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { NEVER_GRANTABLE_TO_CUSTOM_ROLES, PERMISSIONS } from '../../../src/policy/permissions';
-import { ApiError, del, get, getAll, type Me, type Page, patch, post, type Role } from '../api';
+import { ApiError, del, get, getAll, type Me, type Page, type PendingInvitation, patch, post, type Role } from '../api';
 import { navigate, useSession, useWorkspace } from '../app-state';
 import { shownValue } from '../components/exchange';
 import { ConfirmModal, ErrorText, Field } from '../components/ui';
@@ -199,7 +199,12 @@ export function MembersPage() {
   const [roles, setRoles] = useState<Role[]>([]);
   const [email, setEmail] = useState('');
   const [role, setRole] = useState('viewer');
-  const [invite, setInvite] = useState<{ url: string } | null>(null);
+  /** The link of the invitation just made (shown once), until it is revoked. */
+  const [invite, setInvite] = useState<{ id: string; url: string } | null>(null);
+  /** Pending invitations, newest first (for members.manage). */
+  const [invitations, setInvitations] = useState<PendingInvitation[]>([]);
+  /** The invitation about to be revoked, asked in a modal first. */
+  const [revoking, setRevoking] = useState<PendingInvitation | null>(null);
   const [roleName, setRoleName] = useState('');
   const [perms, setPerms] = useState<Set<string>>(new Set());
   const [error, setError] = useState<unknown>(null);
@@ -213,6 +218,7 @@ export function MembersPage() {
     ]);
     setMembers(m.items);
     setRoles(r.items);
+    if (ws.can('members.manage')) setInvitations(await getAll<PendingInvitation>(`/workspaces/${ws.id}/invitations`));
   }, [ws]);
   useEffect(() => {
     void load().catch(setError);
@@ -257,19 +263,34 @@ export function MembersPage() {
     }
   };
 
+  const revoke = async (invitation: PendingInvitation) => {
+    try {
+      await del(`/workspaces/${ws.id}/invitations/${invitation.id}`);
+      setRevoking(null);
+      setError(null);
+      // Its link no longer lets anyone in: it is not offered for sending any more.
+      setInvite((shown) => (shown?.id === invitation.id ? null : shown));
+    } catch (err) {
+      setRevoking(null);
+      setError(err);
+    }
+    await load().catch(setError);
+  };
+
   if (!ws.can('members.read')) return <p>Your role cannot see the members of this workspace.</p>;
   const manage = ws.can('members.manage');
   // Owners are made, changed and removed only with members.manage_owners (the API refuses the rest).
   const manageOwners = ws.can('members.manage_owners');
   const assignable = roles.filter((r) => r.id !== 'owner' || manageOwners);
   const leaving = removing?.userId === session.me.user.id;
+  const roleLabel = (id: string) => roles.find((r) => r.id === id)?.name ?? id;
   return (
     <section>
       <header className="page-head">
-        <h1>Members</h1>
+        <h1 id="members-heading">Members</h1>
       </header>
       <ErrorText error={error} fields={['email', 'name']} />
-      <table className="list">
+      <table className="list" aria-labelledby="members-heading">
         <thead>
           <tr>
             <th scope="col">Name</th>
@@ -323,11 +344,14 @@ export function MembersPage() {
           onSubmit={async (e) => {
             e.preventDefault();
             try {
-              setInvite(await post<{ url: string }>(`/workspaces/${ws.id}/invitations`, { email, role }));
+              setInvite(await post<{ id: string; url: string }>(`/workspaces/${ws.id}/invitations`, { email, role }));
               setError(null);
+              setEmail('');
             } catch (err) {
               setError(err);
+              return;
             }
+            await load().catch(setError);
           }}
         >
           <h2>Invite</h2>
@@ -350,6 +374,66 @@ export function MembersPage() {
           )}
         </form>
       )}
+      {manage && (
+        <>
+          <h2 id="pending-invitations">Pending invitations</h2>
+          {invitations.length === 0 ? (
+            <p className="muted">No pending invitations.</p>
+          ) : (
+            <table className="list" aria-labelledby="pending-invitations">
+              <thead>
+                <tr>
+                  <th scope="col">Email</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Invited by</th>
+                  <th scope="col">Expires</th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {invitations.map((i) => (
+                  <tr key={i.id}>
+                    <td>{i.email}</td>
+                    <td>{roleLabel(i.role)}</td>
+                    <td>{i.invitedBy ? i.invitedBy.email : <span className="muted">unknown</span>}</td>
+                    <td>
+                      <time dateTime={i.expiresAt}>
+                        {new Date(i.expiresAt).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })}
+                      </time>
+                    </td>
+                    <td>
+                      {(i.role !== 'owner' || manageOwners) && (
+                        <button
+                          type="button"
+                          className="ghost danger"
+                          aria-label={`Revoke invitation of ${i.email}`}
+                          onClick={() => setRevoking(i)}
+                        >
+                          Revoke
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
+      <ConfirmModal
+        open={revoking !== null}
+        title="Revoke invitation"
+        confirmLabel="Revoke"
+        onCancel={() => setRevoking(null)}
+        onConfirm={() => (revoking ? revoke(revoking) : Promise.resolve())}
+      >
+        <p>
+          Revoke the invitation of <strong>{revoking?.email}</strong> to <strong>{ws.name}</strong>? Its link stops
+          working; you can invite them again.
+        </p>
+      </ConfirmModal>
       <ConfirmModal
         open={removing !== null}
         title={leaving ? 'Leave workspace' : 'Remove member'}
