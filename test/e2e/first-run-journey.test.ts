@@ -58,7 +58,7 @@ describe.runIf(enabled)(SUITE, () => {
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
     const switcher = page.getByRole('combobox', { name: 'Workspace', exact: true });
-    await expect.poll(() => switcher.locator('option:checked').textContent()).toBe('Acme Support (owner)');
+    await expect.poll(() => switcher.locator('option:checked').textContent()).toBe('Acme Support (Owner)');
     await context.close();
   });
   it('Settings says "Saved." or the error of the last save, never an earlier one', async () => {

@@ -134,9 +134,9 @@ describe.runIf(enabled)(SUITE, () => {
     expect(await row(OWNER).getByRole('button').count()).toBe(0);
     const offered = async (label: string) =>
       page.getByRole('combobox', { name: label }).locator('option').allTextContents();
-    expect(await offered('Invite role')).not.toContain('owner');
-    expect(await offered('Invite role')).toContain('editor');
-    expect(await offered(`Role of ${admin}`)).not.toContain('owner');
+    expect(await offered('Invite role')).not.toContain('Owner');
+    expect(await offered('Invite role')).toContain('Editor');
+    expect(await offered(`Role of ${admin}`)).not.toContain('Owner');
 
     // Remove asks in a modal; Cancel keeps the member, Remove removes them.
     await row('removed@example.com').getByRole('button', { name: 'Remove' }).click();
@@ -157,7 +157,7 @@ describe.runIf(enabled)(SUITE, () => {
     await page.getByText('Your role cannot see the members of this workspace.').waitFor();
     await page
       .getByRole('combobox', { name: 'Workspace' })
-      .locator('option', { hasText: '(viewer)' })
+      .locator('option', { hasText: '(Viewer)' })
       .waitFor({ state: 'attached' });
     expect(await page.getByRole('button', { name: 'Invite' }).count()).toBe(0);
     expect(await page.getByRole('alert').count()).toBe(0);
@@ -186,7 +186,7 @@ describe.runIf(enabled)(SUITE, () => {
     await row.waitFor();
     expect(await pending.getByRole('row').nth(1).textContent()).toContain('pending@example.com');
     const cells = await row.getByRole('cell').allTextContents();
-    expect(cells.slice(0, 3)).toEqual(['pending@example.com', 'editor', OWNER]);
+    expect(cells.slice(0, 3)).toEqual(['pending@example.com', 'Editor', OWNER]);
     expect(Date.parse((await row.locator('time').getAttribute('datetime')) ?? '')).toBeGreaterThan(Date.now());
 
     // Revoke asks in a modal: Cancel keeps it, Revoke revokes it, and its link goes from the page.
@@ -224,6 +224,51 @@ describe.runIf(enabled)(SUITE, () => {
     await reader.context.close();
   });
 
+  it('built-in roles show their names from the spec (Owner, Admin…) everywhere; a custom role its own name', async () => {
+    const custom = await owner.post(`${ws}/roles`, { name: 'support desk', permissions: ['variables.read'] });
+    expect(custom.status, custom.text).toBe(201);
+    const { client: desk } = await inviteAndJoin(hush.t, owner, workspaceId, 'desk@example.com', custom.body.id);
+    expect((await desk.post('/api/v1/workspaces', { name: 'Desk Lab' })).status).toBe(201);
+    await owner.post(`${ws}/invitations`, { email: 'future-admin@example.com', role: 'admin' });
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'Members');
+    const spec = ['Owner', 'Admin', 'Editor', 'Manager', 'Operator', 'Viewer'];
+    const cards = page.locator('ul.cards > li > strong');
+    await expect.poll(() => cards.allTextContents()).toEqual([...spec, 'support desk']);
+    const roleOf = (email: string) => page.getByRole('combobox', { name: `Role of ${email}` });
+    expect(await roleOf(OWNER).locator('option:checked').textContent()).toBe('Owner');
+    const select = page.getByRole('combobox', { name: 'Role of desk@example.com' });
+    expect(await select.locator('option').allTextContents()).toEqual([...spec, 'support desk']);
+    expect(await select.locator('option:checked').textContent()).toBe('support desk');
+    expect(await page.getByRole('combobox', { name: 'Invite role' }).locator('option').allTextContents()).toEqual([
+      ...spec,
+      'support desk',
+    ]);
+    const invited = page
+      .getByRole('table', { name: 'Pending invitations' })
+      .getByRole('row')
+      .filter({ hasText: 'future-admin@example.com' });
+    expect(await invited.getByRole('cell').nth(1).textContent()).toBe('Admin');
+    const switcher = page.getByRole('combobox', { name: 'Workspace', exact: true });
+    expect(await switcher.locator('option:checked').textContent()).toMatch(/ \(Owner\)$/);
+    // No lower-case system role name is left in the page's text.
+    // biome-ignore lint/performance/useDomNodeTextContent: the words as rendered, separated
+    const text = await page.locator('body').innerText();
+    for (const id of ['owner', 'admin', 'editor', 'manager', 'operator', 'viewer'])
+      expect(text).not.toMatch(new RegExp(`(^|[\\s(])${id}([\\s)]|$)`));
+    await context.close();
+
+    // The member with the custom role sees its name as the owner wrote it, and Owner for their own workspace.
+    const other = await openPage(browser, hush.baseUrl);
+    await signIn(other.page, 'desk@example.com');
+    const theirs = other.page.getByRole('combobox', { name: 'Workspace', exact: true }).locator('option');
+    await expect
+      .poll(() => theirs.allTextContents())
+      .toEqual(expect.arrayContaining([expect.stringMatching(/ \(support desk\)$/), 'Desk Lab (Owner)']));
+    await other.context.close();
+  });
+
   it('leaving asks first, then moves to a workspace still held, with no error', async () => {
     const leaver = 'leaver@example.com';
     const joined = await inviteAndJoin(hush.t, owner, workspaceId, leaver, 'editor');
@@ -248,7 +293,7 @@ describe.runIf(enabled)(SUITE, () => {
     await page.getByRole('heading', { level: 1, name: 'Variables' }).waitFor();
     expect(await isMember()).toBe(false);
     const switcher = page.getByRole('combobox', { name: 'Workspace' });
-    await expect.poll(() => switcher.locator('option').allTextContents()).toEqual(['Leaver Lab (owner)']);
+    await expect.poll(() => switcher.locator('option').allTextContents()).toEqual(['Leaver Lab (Owner)']);
     expect(await page.getByRole('alert').count()).toBe(0);
     expect(errors).toEqual([]);
     await context.close();

@@ -16,6 +16,7 @@ import { AuditPage, MembersPage, SettingsPage, TokensPage } from './pages/admin'
 import { RunsPage } from './pages/runs';
 import { VariablesPage } from './pages/variables';
 import { WorkflowEditor, WorkflowsPage } from './pages/workflows';
+import { roleDisplayName } from './role-names';
 import './styles.css';
 
 function SetupPage({ onDone }: { onDone: () => void }) {
@@ -217,7 +218,7 @@ function Shell({ session, path }: { session: Session; path: string }) {
           >
             {session.me.workspaces.map((w) => (
               <option key={w.id} value={w.id}>
-                {w.name} ({w.roleName})
+                {w.name} ({roleDisplayName(w.role, w.roleName)})
               </option>
             ))}
           </select>

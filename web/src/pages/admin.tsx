@@ -5,6 +5,7 @@ import { ApiError, del, get, getAll, type Me, type Page, type PendingInvitation,
 import { navigate, useSession, useWorkspace } from '../app-state';
 import { shownValue } from '../components/exchange';
 import { ConfirmModal, ErrorText, Field } from '../components/ui';
+import { roleDisplayName } from '../role-names';
 
 interface AuditEvent {
   id: string;
@@ -283,7 +284,7 @@ export function MembersPage() {
   const manageOwners = ws.can('members.manage_owners');
   const assignable = roles.filter((r) => r.id !== 'owner' || manageOwners);
   const leaving = removing?.userId === session.me.user.id;
-  const roleLabel = (id: string) => roles.find((r) => r.id === id)?.name ?? id;
+  const roleLabel = (id: string) => roleDisplayName(id, roles.find((r) => r.id === id)?.name);
   return (
     <section>
       <header className="page-head">
@@ -318,12 +319,12 @@ export function MembersPage() {
                     >
                       {assignable.map((r) => (
                         <option key={r.id} value={r.id}>
-                          {r.name}
+                          {roleDisplayName(r.id, r.name)}
                         </option>
                       ))}
                     </select>
                   ) : (
-                    m.roleName
+                    roleDisplayName(m.role, m.roleName)
                   )}
                 </td>
                 <td>
@@ -361,7 +362,7 @@ export function MembersPage() {
             <select id="invite-role" value={role} onChange={(e) => setRole(e.target.value)}>
               {assignable.map((r) => (
                 <option key={r.id} value={r.id}>
-                  {r.name}
+                  {roleDisplayName(r.id, r.name)}
                 </option>
               ))}
             </select>
@@ -458,7 +459,7 @@ export function MembersPage() {
       <ul className="cards">
         {roles.map((r) => (
           <li key={r.id}>
-            <strong>{r.name}</strong> {r.system ? <span className="badge">system</span> : null}
+            <strong>{roleDisplayName(r.id, r.name)}</strong> {r.system ? <span className="badge">system</span> : null}
             <div className="muted">{r.permissions.join(', ')}</div>
           </li>
         ))}
