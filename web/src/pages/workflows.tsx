@@ -145,8 +145,7 @@ function placeErrors(
       message = `At ${at.replaceAll('~2', '#').replaceAll('~1', '/').replaceAll('~0', '~')}${inJson[1].endsWith('#key') ? ' (the key)' : ''}: ${message}`;
       path = 'body.content';
     }
-    byBlock[blockId] ??= {};
-    add(byBlock[blockId], path, message);
+    add((byBlock[blockId] ??= {}), path, message);
   }
   return { byBlock, others, detail: error.errors.length === 0 ? error.message : undefined };
 }
