@@ -117,6 +117,15 @@ describe('configuration', () => {
     expect(message).not.toContain('\n');
   });
 
+  it('HUSH_TRUST_PROXY counts proxies: true is one, a number a chain, false none', () => {
+    expect(loadConfig({}, '/srv').trustProxy).toBe(0);
+    expect(loadConfig({ HUSH_TRUST_PROXY: 'false' }, '/srv').trustProxy).toBe(0);
+    expect(loadConfig({ HUSH_TRUST_PROXY: 'true' }, '/srv').trustProxy).toBe(1);
+    expect(loadConfig({ HUSH_TRUST_PROXY: '2' }, '/srv').trustProxy).toBe(2);
+    expect(errorOf({ HUSH_TRUST_PROXY: 'yes' })).toContain('HUSH_TRUST_PROXY');
+    expect(errorOf({ HUSH_TRUST_PROXY: '11' })).toContain('HUSH_TRUST_PROXY');
+  });
+
   it('never echoes a rejected value that could be a key', () => {
     const message = errorOf({ HUSH_SETUP_TOKEN: 'sekrit' });
     expect(message).not.toContain('sekrit');

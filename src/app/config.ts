@@ -57,7 +57,14 @@ const envSchema = z.object({
   HUSH_SECRET_RETENTION_DAYS: intInRange(0, 3650).default(7),
   HUSH_SESSION_IDLE_MINUTES: intInRange(1, 525_600).default(12 * 60),
   HUSH_SESSION_ABSOLUTE_HOURS: intInRange(1, 8_760).default(7 * 24),
-  HUSH_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  // `true` is one proxy; a number is that many proxies in a chain (a CDN in front of a load balancer: 2).
+  HUSH_TRUST_PROXY: z
+    .string()
+    .trim()
+    .regex(/^(?:true|false|\d{1,2})$/, 'must be true, false or the number of proxies in front of Hush (0-10)')
+    .transform((v) => (v === 'true' ? 1 : v === 'false' ? 0 : Number(v)))
+    .pipe(z.number().int().max(10, 'must be at most 10 proxies'))
+    .default(0),
   HUSH_LIST_CACHE_MB: intInRange(0, 1024).default(4),
   HUSH_METRICS_TOKEN: z.string().trim().min(16, 'must be at least 16 characters').max(256).optional(),
 });
@@ -96,7 +103,12 @@ export interface Config {
   secretRetentionDays: number;
   sessionIdleMs: number;
   sessionAbsoluteMs: number;
-  trustProxy: boolean;
+  /**
+   * How many reverse proxies stand in front of Hush (0: none). The client IP is the address
+   * the outermost of them saw, counted from the right of X-Forwarded-For: whatever a client
+   * writes into that header itself stays to the left, untrusted.
+   */
+  trustProxy: number;
   /** Bytes of serialised list pages each server keeps (0: none; see page-cache.ts). */
   listCacheBytes: number;
   /** When set, GET /metrics answers only with this Bearer token. */
@@ -193,7 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     secretRetentionDays: e.HUSH_SECRET_RETENTION_DAYS,
     sessionIdleMs: e.HUSH_SESSION_IDLE_MINUTES * 60_000,
     sessionAbsoluteMs: e.HUSH_SESSION_ABSOLUTE_HOURS * 3_600_000,
-    trustProxy: e.HUSH_TRUST_PROXY === 'true',
+    trustProxy: e.HUSH_TRUST_PROXY,
     listCacheBytes: e.HUSH_LIST_CACHE_MB * 1024 * 1024,
     metricsToken: e.HUSH_METRICS_TOKEN,
   };

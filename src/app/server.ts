@@ -95,7 +95,10 @@ export async function buildServer(ctx: AppContext): Promise<App> {
     loggerInstance: ctx.log as FastifyBaseLogger,
     logController: new RequestLogController(),
     bodyLimit: BODY_LIMIT_BYTES,
-    trustProxy: ctx.config.trustProxy,
+    // The configured number of hops nearest to Hush, never `true`: trusting every hop makes the
+    // client IP the leftmost X-Forwarded-For entry, which the client writes itself (a proxy
+    // appends the address it saw to the header it was sent).
+    trustProxy: ctx.config.trustProxy > 0 ? (_address: string, hop: number) => hop < ctx.config.trustProxy : false,
     genReqId: (req) => {
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
