@@ -43,7 +43,7 @@ for (const [a, p] of BLOCKED_V4) blocked.addSubnet(a, p, 'ipv4');
 for (const [a, p] of BLOCKED_V6) blocked.addSubnet(a, p, 'ipv6');
 
 /** Expands an IPv6 address to its 8 groups. */
-function ipv6Groups(address: string): number[] {
+export function ipv6Groups(address: string): number[] {
   let text = address.toLowerCase();
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4?.[1]) {

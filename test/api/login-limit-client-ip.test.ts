@@ -52,4 +52,25 @@ describe.each(DATABASES)('the login limit counts the real client IP on $kind', (
       expect(new Set(failed.map((r) => r.ip))).toEqual(new Set([CLIENT]));
     },
   );
+
+  it.runIf(available)(
+    'an IPv6 client gets one budget for its /64, not one per address; IPv4 clients seen as mapped IPv6 keep theirs',
+    async () => {
+      const attempt = (remoteAddress: string, password: string) =>
+        raw(t, 'POST', '/api/v1/auth/login', {
+          payload: { email: 'owner@example.com', password },
+          remoteAddress,
+        });
+      const statuses: number[] = [];
+      for (let i = 1; i <= 5; i++) statuses.push((await attempt(`2001:db8:7:7::${i.toString(16)}`, `v6 ${i}`)).status);
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+      expect((await attempt('2001:0db8:0007:0007:ffff:ffff:ffff:ffff', 'v6 last')).status).toBe(429);
+      // The next /64 is another client.
+      expect((await attempt('2001:db8:7:8::1', PASSWORD)).status).toBe(200);
+      // A server listening on :: sees IPv4 clients as ::ffff:a.b.c.d: each is its own IPv4 address.
+      const mapped: number[] = [];
+      for (let i = 1; i <= 4; i++) mapped.push((await attempt(`::ffff:192.0.2.${i}`, `v4 ${i}`)).status);
+      expect(mapped).toEqual([401, 401, 401, 401]);
+    },
+  );
 });
