@@ -145,7 +145,9 @@ function placeErrors(
       message = `At ${at.replaceAll('~2', '#').replaceAll('~1', '/').replaceAll('~0', '~')}${inJson[1].endsWith('#key') ? ' (the key)' : ''}: ${message}`;
       path = 'body.content';
     }
-    add((byBlock[blockId] ??= {}), path, message);
+    const problems = byBlock[blockId] ?? {};
+    byBlock[blockId] = problems;
+    add(problems, path, message);
   }
   return { byBlock, others, detail: error.errors.length === 0 ? error.message : undefined };
 }
