@@ -199,11 +199,22 @@ describe.runIf(enabled)(SUITE, () => {
     expect(shown).not.toBe(older);
     expect(await answers(shown)).toBe(200);
 
+    // Revoking asks first: Cancel keeps the token.
+    const dialog = page.getByRole('dialog', { name: 'Revoke token' });
+    await page.getByRole('button', { name: 'Revoke token revoked later' }).click();
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    expect(await page.getByRole('row').filter({ hasText: 'revoked later' }).count()).toBe(1);
+    expect(await answers(older)).toBe(200);
+
     // Another token revoked: the one on screen still works, its notice stays.
-    const revoke = (name: string) =>
-      page.getByRole('row').filter({ hasText: name }).getByRole('button', { name: 'Revoke' }).click();
+    const revoke = async (name: string) => {
+      await page.getByRole('button', { name: `Revoke token ${name}` }).click();
+      await dialog.getByRole('button', { name: 'Revoke', exact: true }).click();
+    };
     await revoke('revoked later');
     await page.getByRole('row').filter({ hasText: 'revoked later' }).waitFor({ state: 'detached' });
+    expect(await answers(older)).toBe(401);
     expect(await notice.locator('code').textContent()).toBe(shown);
 
     // The token on screen revoked: it answers 401, and no notice offers it for copying.

@@ -516,8 +516,21 @@ export function TokensPage() {
   const [days, setDays] = useState('30');
   /** The token just created, shown once — until revoked: a revoked token's value is no use to copy. */
   const [created, setCreated] = useState<{ id: string; token: string } | null>(null);
+  /** The token whose revocation waits for a confirmation. */
+  const [revoking, setRevoking] = useState<{ id: string; name: string } | null>(null);
   const [error, setError] = useState<unknown>(null);
   const load = useCallback(async () => setItems(await getAll<(typeof items)[number]>('/tokens')), []);
+  const revoke = async (token: { id: string }) => {
+    setRevoking(null);
+    try {
+      await del(`/tokens/${token.id}`);
+      setCreated((c) => (c?.id === token.id ? null : c));
+      setError(null);
+    } catch (err) {
+      setError(err);
+    }
+    await load().catch(setError);
+  };
   useEffect(() => {
     void load().catch(setError);
   }, [load]);
@@ -552,16 +565,8 @@ export function TokensPage() {
                 <button
                   type="button"
                   className="ghost danger"
-                  onClick={async () => {
-                    try {
-                      await del(`/tokens/${t.id}`);
-                      setCreated((c) => (c?.id === t.id ? null : c));
-                      setError(null);
-                    } catch (err) {
-                      setError(err);
-                    }
-                    await load().catch(setError);
-                  }}
+                  aria-label={`Revoke token ${t.name}`}
+                  onClick={() => setRevoking({ id: t.id, name: t.name })}
                 >
                   Revoke
                 </button>
@@ -570,6 +575,18 @@ export function TokensPage() {
           ))}
         </tbody>
       </table>
+      <ConfirmModal
+        open={revoking !== null}
+        title="Revoke token"
+        confirmLabel="Revoke"
+        onCancel={() => setRevoking(null)}
+        onConfirm={() => (revoking ? revoke(revoking) : Promise.resolve())}
+      >
+        <p>
+          Revoke the token <strong>{revoking?.name}</strong>? Whatever uses it gets 401 from then on; this cannot be
+          undone.
+        </p>
+      </ConfirmModal>
       <form
         className="inline"
         onSubmit={async (e) => {
