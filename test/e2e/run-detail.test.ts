@@ -152,6 +152,16 @@ describe.runIf(enabled)(SUITE, () => {
       .filter({ has: page.getByRole('cell', { name: 'run.finished', exact: true }) });
     const details = await finished.first().locator('td.details').textContent();
     expect(details).toBe(`workflowId: ${wf.body.id} · status: failed · steps: 3`);
+    // A role in an event is shown by its name, as everywhere else in the UI.
+    const invited = await owner.post(`${ws}/invitations`, { email: 'new@example.com', role: 'editor' });
+    expect(invited.status, invited.text).toBe(201);
+    await page.reload();
+    const invitation = page
+      .getByRole('row')
+      .filter({ has: page.getByRole('cell', { name: 'invitation.created', exact: true }) });
+    expect(await invitation.first().locator('td.details').textContent()).toMatch(
+      /^email: new@example\.com · role: Editor · expiresAt: /,
+    );
     await context.close();
   });
 });

@@ -28,10 +28,15 @@ function NotAllowed({ what }: { what: string }) {
   );
 }
 
+/** Keys of an event's data that hold a role id, by action: shown by the role's name ("editor" → "Editor"). */
+const ROLE_KEYS: Readonly<Record<string, readonly string[]>> = { 'member.role_changed': ['from', 'to'] };
+
 /** An event's data in words: "name: zendesk_token · visibility: masked" (lists joined, nested values as JSON). */
-function auditDetails(data: Record<string, unknown>): string {
+function auditDetails(action: string, data: Record<string, unknown>): string {
+  const roleKeys = ['role', ...(ROLE_KEYS[action] ?? [])];
   return Object.entries(data)
     .map(([k, v]) => {
+      if (roleKeys.includes(k) && typeof v === 'string') return `${k}: ${roleDisplayName(v)}`;
       const text = Array.isArray(v) && v.every((x) => typeof x === 'string') ? v.join(', ') : shownValue(v);
       return `${k}: ${text}`;
     })
@@ -155,7 +160,7 @@ function AuditLog() {
               <td>
                 <code>{e.action}</code>
               </td>
-              <td className="muted details">{auditDetails(e.data)}</td>
+              <td className="muted details">{auditDetails(e.action, e.data)}</td>
             </tr>
           ))}
         </tbody>
