@@ -226,4 +226,24 @@ describe.runIf(enabled)(SUITE, () => {
     expect(await page.getByRole('alert').count()).toBe(0);
     await context.close();
   });
+
+  it('a new workflow without a name is said at the field in words, and typing a name clears it', async () => {
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'Workflows');
+    const field = page.getByLabel('New workflow name');
+    for (const typed of ['', '   ']) {
+      await field.fill(typed);
+      await page.getByRole('button', { name: 'Create workflow' }).click();
+      const alert = page.getByRole('alert');
+      await alert.waitFor();
+      expect(await alert.allTextContents()).toEqual(['Give the workflow a name.']);
+      expect(await field.getAttribute('aria-invalid')).toBe('true');
+    }
+    await field.fill('Refunds');
+    expect(await page.getByRole('alert').count()).toBe(0);
+    await page.getByRole('button', { name: 'Create workflow' }).click();
+    await page.waitForURL(/\/workflows\/wf_/);
+    await context.close();
+  });
 });

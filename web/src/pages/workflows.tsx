@@ -210,7 +210,7 @@ export function WorkflowsPage() {
       <header className="page-head">
         <h1>Workflows</h1>
       </header>
-      <ErrorText error={error} />
+      <ErrorText error={error} fields={['name']} />
       <ul className="cards">
         {items.map((w) => (
           <li key={w.id}>
@@ -226,6 +226,14 @@ export function WorkflowsPage() {
           className="inline"
           onSubmit={async (e) => {
             e.preventDefault();
+            if (!name.trim()) {
+              setError(
+                new ApiError(422, 'validation_failed', 'The workflow was not created.', [
+                  { path: 'body.name', message: 'Give the workflow a name.' },
+                ]),
+              );
+              return;
+            }
             try {
               const wf = await post<Workflow>(`/workspaces/${ws.id}/workflows`, {
                 name,
@@ -238,7 +246,16 @@ export function WorkflowsPage() {
             }
           }}
         >
-          <Field label="New workflow name" value={name} onChange={setName} />
+          <Field
+            label="New workflow name"
+            value={name}
+            onChange={(next) => {
+              setName(next);
+              setError((e: unknown) => (e instanceof ApiError && e.fieldMessage('name') ? null : e));
+            }}
+            error={error}
+            errorField="name"
+          />
           <button type="submit">Create workflow</button>
         </form>
       )}
