@@ -441,12 +441,16 @@ describe.runIf(enabled)(SUITE, () => {
     await signIn(page, OWNER);
     const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'shared_key' }) });
 
-    // The side panel scrolls on its own: its Save button is reachable.
+    // The side panel scrolls on its own, under its Save button, which stays in view.
     await row.getByRole('button', { name: 'Edit' }).click();
     const panel = page.getByRole('dialog', { name: 'Edit secret shared_key' });
     const save = panel.getByRole('button', { name: 'Save' });
+    await panel.getByLabel('Value').waitFor();
+    expect(await onScreen(save), "the side panel's Save button, at the top of the form").toBe(true);
+    await panel.getByLabel('Description').focus();
+    expect(await onScreen(save), "the side panel's Save button, midway").toBe(true);
     await save.scrollIntoViewIfNeeded();
-    expect(await onScreen(save), "the side panel's Save button").toBe(true);
+    expect(await onScreen(save), "the side panel's Save button, at the end").toBe(true);
     await page.keyboard.press('Escape');
     await panel.waitFor({ state: 'hidden' });
 

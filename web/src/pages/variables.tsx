@@ -221,9 +221,11 @@ export function SecretForm(props: {
           version; the value you typed is kept. Save again to apply your change.
         </p>
       )}
-      <button type="submit" disabled={busy}>
-        {busy ? 'Saving…' : 'Save'}
-      </button>
+      <div className="panel-actions">
+        <button type="submit" disabled={busy}>
+          {busy ? 'Saving…' : 'Save'}
+        </button>
+      </div>
     </form>
   );
 }
@@ -288,7 +290,9 @@ function VariableForm(props: { variable?: Variable; onSaved: () => void }) {
         errorField="description"
       />
       <ErrorText error={error} fields={['name', 'testValue', 'fallbackValue', 'description']} />
-      <button type="submit">Save</button>
+      <div className="panel-actions">
+        <button type="submit">Save</button>
+      </div>
     </form>
   );
 }
