@@ -53,12 +53,13 @@ describe.runIf(enabled)(SUITE, () => {
   let owner: TestClient;
   let url: string;
   let ws: string;
+  let editorId: string;
 
   beforeAll(async () => {
     [browser, hush] = await Promise.all([launchBrowser(), startBrowserApp()]);
     const setup = await setupOwner(hush.t, OWNER);
     owner = setup.owner;
-    await inviteAndJoin(hush.t, owner, setup.workspaceId, EDITOR, 'editor');
+    editorId = (await inviteAndJoin(hush.t, owner, setup.workspaceId, EDITOR, 'editor')).userId;
     ws = `/api/v1/workspaces/${setup.workspaceId}`;
     const created = await owner.post(`${ws}/workflows`, {
       name: NAME,
@@ -240,5 +241,54 @@ describe.runIf(enabled)(SUITE, () => {
     expect(after.body.revision).toBe(1);
     expect(after.body.blocks[0].timeoutMs).toBe(5000);
     await context.close();
+  });
+
+  it('a delete refused after a refused save says why: the "not saved" notice does not hide it', async () => {
+    const created = await owner.post(`${ws}/workflows`, {
+      name: 'Kept flow',
+      startBlockId: 'call',
+      blocks: [
+        {
+          id: 'call',
+          type: 'api',
+          name: 'Call',
+          method: 'GET',
+          url: 'https://api.example.com/v2/tickets',
+          query: [],
+          headers: [],
+          body: { mode: 'none' },
+          timeoutMs: 10_000,
+          capture: [],
+          onSuccess: null,
+          onError: null,
+        },
+      ],
+    });
+    expect(created.status, created.text).toBe(201);
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, EDITOR);
+    await goTo(page, 'Workflows');
+    await page.getByRole('link', { name: 'Kept flow' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Kept flow' }).waitFor();
+    await page.getByLabel('Timeout (ms)').fill('abc');
+    await page.getByRole('button', { name: 'Save workflow' }).click();
+    await page.getByRole('alert').filter({ hasText: 'The workflow was not saved.' }).waitFor();
+    // Meanwhile the editor loses workflows.edit: the delete is refused (403).
+    const demoted = await owner.patch(`${ws}/members/${editorId}`, { role: 'operator' });
+    expect(demoted.status, demoted.text).toBe(204);
+    try {
+      const answered = page.waitForResponse((r) => r.request().method() === 'DELETE');
+      await page.getByRole('button', { name: 'Delete workflow' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+      expect((await answered).status()).toBe(403);
+      await page
+        .getByRole('alert')
+        .filter({ hasText: 'Your role lacks the permission "workflows.edit".' })
+        .waitFor({ timeout: 5_000 });
+      expect((await owner.get(`${ws}/workflows/${created.body.id}`)).status).toBe(200);
+    } finally {
+      await owner.patch(`${ws}/members/${editorId}`, { role: 'editor' });
+      await context.close();
+    }
   });
 });

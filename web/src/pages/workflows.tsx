@@ -1268,9 +1268,9 @@ export function WorkflowEditor({ workflowId }: { workflowId: string }) {
             </ul>
           )}
         </div>
-      ) : (
-        error instanceof ApiError && <ErrorText error={error} />
-      )}
+      ) : null}
+      {/* Any other refusal (a delete, a reload): also while a refused save's notice is up. */}
+      {!conflict && error instanceof ApiError && <ErrorText error={error} />}
       <div className="editor">
         <aside aria-label="Blocks">
           <ol className="blocks">
