@@ -15,6 +15,7 @@ import { newId, nowIso } from '../../app/ids.js';
 import { isUniqueViolation } from '../../db/database.js';
 import type { RolesTable } from '../../db/schema.js';
 import {
+  isSystemRole,
   NEVER_GRANTABLE_TO_CUSTOM_ROLES,
   type Permission,
   SYSTEM_ROLE_PERMISSIONS,
@@ -93,9 +94,9 @@ async function checkNameFree(db: Deps['db'], workspaceId: string, name: string, 
   if (await q.executeTakeFirst()) throw new ConflictError('name_taken', `A role named "${name}" already exists.`);
 }
 
-/** Owner, Admin, Editor, Operator, Viewer are fixed: 409 `system_role_read_only` for whoever may manage roles. */
+/** The six system roles are fixed: 409 `system_role_read_only` for whoever may manage roles. */
 function refuseSystemRole(id: string): void {
-  if ((SYSTEM_ROLES as readonly string[]).includes(id)) {
+  if (isSystemRole(id)) {
     throw new AppError(409, 'system_role_read_only', `${id} is a system role: it cannot be changed or deleted.`);
   }
 }
