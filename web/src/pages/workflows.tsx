@@ -111,12 +111,12 @@ function sentence(message: string): string {
  * A refused call's field errors, placed: `body.block.url` (Send request, the block `sentBlockId`) or
  * `body.blocks.2.url` (a save: the third of `savedBlocks`) is the field `url` of that block; a string
  * inside a JSON body (`body.content/data/token`) is the JSON body's, saying where. The other errors
- * (`body.name`: the workflow's name) are returned by field, and the detail when there is no field error.
+ * (`body.name`: the workflow's name) are returned by field.
  */
 function placeErrors(
   error: ApiError,
   where: { sentBlockId: string } | { savedBlocks: Block[] },
-): { byBlock: Record<string, FieldProblems>; others: FieldProblems; detail?: string } {
+): { byBlock: Record<string, FieldProblems>; others: FieldProblems } {
   const byBlock: Record<string, FieldProblems> = {};
   const others: FieldProblems = {};
   const add = (into: FieldProblems, path: string, message: string) => {
@@ -149,7 +149,7 @@ function placeErrors(
     byBlock[blockId] = problems;
     add(problems, path, message);
   }
-  return { byBlock, others, detail: error.errors.length === 0 ? error.message : undefined };
+  return { byBlock, others };
 }
 
 /** Whether the form of `b` shows the field at `path` (else its message is listed above the form). */
