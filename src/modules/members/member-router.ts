@@ -19,17 +19,10 @@ import { loginRateLimit } from '../auth/login-limit.js';
 import { auditContextOf } from '../auth/principal.js';
 import type { SessionStore } from '../auth/session-store.js';
 import { resolveActor } from '../workspaces/workspace-access.js';
-import { memberSchema, pendingInvitationSchema } from './member-schemas.js';
+import { invitationSchema, memberSchema, pendingInvitationSchema } from './member-schemas.js';
 import { createMemberService } from './member-service.js';
 
 const roleRef = plainText(64).refine((s) => s.length > 0, 'must not be empty');
-const invitationSchema = z.object({
-  id: z.string(),
-  email: z.string(),
-  role: z.string(),
-  createdAt: z.string(),
-  expiresAt: z.string(),
-});
 const memberParams = workspaceParams.extend({ userId: idSchema });
 
 export async function memberRoutes(app: App, ctx: AppContext, sessions: SessionStore): Promise<void> {
