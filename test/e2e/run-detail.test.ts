@@ -22,6 +22,7 @@ import { startUpstream, type Upstream } from '../support/upstream.js';
 const SUITE = "A run's detail";
 const OWNER = 'owner@example.com';
 const VALUE = 'run-detail-secret-value-7f3a9c';
+const EXACT = '{"id":12345678901234567890,"price":1.10,"tags":[],"at":{"x":1e3}}';
 
 const enabled = browserAvailable(SUITE);
 
@@ -36,6 +37,8 @@ describe.runIf(enabled)(SUITE, () => {
     // Echoes the credential it was sent, in JSON.
     up.handle((req, res) => {
       res.setHeader('content-type', 'application/json');
+      // Numbers a JavaScript number cannot hold as written (an id past 2^53, a price's trailing zero).
+      if (req.url === '/exact') return void res.end(EXACT);
       res.setHeader('x-echo', String(req.headers.authorization ?? ''));
       res.end(JSON.stringify({ ticket: { id: 4242 }, saw: String(req.headers.authorization ?? '') }));
     });
@@ -161,6 +164,46 @@ describe.runIf(enabled)(SUITE, () => {
       .filter({ has: page.getByRole('cell', { name: 'invitation.created', exact: true }) });
     expect(await invitation.first().locator('td.details').textContent()).toMatch(
       /^email: new@example\.com · role: Editor · expiresAt: /,
+    );
+    await context.close();
+  });
+
+  it('indents a JSON body as received: no number rounded or rewritten', async () => {
+    const owner = hush.t.client();
+    expect((await owner.post('/api/v1/auth/login', { email: OWNER, password: PASSWORD })).status).toBe(200);
+    const ws = `/api/v1/workspaces/${workspaceId}`;
+    const wf = await owner.post(`${ws}/workflows`, {
+      name: 'Exact numbers',
+      startBlockId: 'get',
+      blocks: [
+        {
+          id: 'get',
+          type: 'api',
+          name: 'Get',
+          method: 'GET',
+          url: `${up.url}/exact`,
+          query: [],
+          headers: [],
+          body: { mode: 'none' },
+          timeoutMs: 10_000,
+          capture: [],
+          onSuccess: null,
+          onError: null,
+        },
+      ],
+    });
+    expect(wf.status, wf.text).toBe(201);
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'Runs');
+    await page.getByRole('combobox', { name: 'Workflow' }).selectOption({ label: 'Exact numbers' });
+    await page.getByRole('button', { name: 'Run now' }).click();
+    const detail = page.getByRole('region', { name: 'Run detail' });
+    const step = detail.locator(':scope > details').first();
+    await step.waitFor();
+    await step.locator(':scope > summary').click();
+    expect(await step.locator('pre.body').textContent()).toBe(
+      '{\n  "id": 12345678901234567890,\n  "price": 1.10,\n  "tags": [],\n  "at": {\n    "x": 1e3\n  }\n}',
     );
     await context.close();
   });

@@ -23,13 +23,47 @@ const headerLines = (headers: Record<string, string>) =>
     .map(([k, v]) => `${k}: ${v}`)
     .join('\n');
 
-/** The body as JSON, indented, when it parses; as received otherwise. */
+/**
+ * The body as JSON, indented, when it parses; as received otherwise. Only the whitespace
+ * between tokens changes: re-serialising the parsed value would show an id past 2^53, `1.10`
+ * or an escape in a string otherwise than the body holds them.
+ */
 export function prettyBody(body: string): string {
   try {
-    return JSON.stringify(JSON.parse(body), null, 2);
+    JSON.parse(body);
   } catch {
     return body;
   }
+  let out = '';
+  let depth = 0;
+  const newline = () => `\n${'  '.repeat(depth)}`;
+  for (let i = 0; i < body.length; i++) {
+    const c = body.charAt(i);
+    if (c === '"') {
+      // A string as it is, escapes included.
+      let end = i + 1;
+      while (body.charAt(end) !== '"') end += body.charAt(end) === '\\' ? 2 : 1;
+      out += body.slice(i, end + 1);
+      i = end;
+    } else if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      let next = i + 1;
+      while (/\s/.test(body.charAt(next))) next++;
+      if (body.charAt(next) === close) {
+        out += c + close;
+        i = next;
+      } else {
+        depth++;
+        out += c + newline();
+      }
+    } else if (c === '}' || c === ']') {
+      depth--;
+      out += newline() + c;
+    } else if (c === ',') out += `,${newline()}`;
+    else if (c === ':') out += ': ';
+    else if (!/\s/.test(c)) out += c;
+  }
+  return out;
 }
 
 /** A value of a variable in words: text as it is, anything else as JSON. */
