@@ -18,7 +18,8 @@ export interface RecordedResponse {
   body: string;
 }
 
-const headerLines = (headers: Record<string, string>) =>
+/** Headers one per line, as on the wire: `name: value`. */
+export const headerLines = (headers: Record<string, string>) =>
   Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}`)
     .join('\n');

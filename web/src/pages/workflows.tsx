@@ -10,6 +10,7 @@
 import { useCallback, useEffect, useId, useRef, useState } from 'react';
 import { ApiError, del, get, type Page, post, put, type Secret, type WorkflowSummary } from '../api';
 import { Link, navigate, useWorkspace } from '../app-state';
+import { headerLines } from '../components/exchange';
 import { ConfirmModal, ErrorText, Field, FieldProblem, Icon, SidePanel } from '../components/ui';
 import { SecretForm } from './variables';
 
@@ -690,19 +691,13 @@ function ResponseViewer({ result, onCapture }: { result: SendResult; onCapture: 
       )}
       <details>
         <summary>Request sent</summary>
-        <pre>{`${result.request.method} ${result.request.url}\n${Object.entries(result.request.headers)
-          .map(([k, v]) => `${k}: ${v}`)
-          .join('\n')}\n\n${result.request.body ?? ''}`}</pre>
+        <pre>{`${result.request.method} ${result.request.url}\n${headerLines(result.request.headers)}\n\n${result.request.body ?? ''}`}</pre>
       </details>
       {result.response && (
         <>
           <details>
             <summary>Headers</summary>
-            <pre>
-              {Object.entries(result.response.headers)
-                .map(([k, v]) => `${k}: ${v}`)
-                .join('\n')}
-            </pre>
+            <pre>{headerLines(result.response.headers)}</pre>
           </details>
           <h3>Body</h3>
           {json !== undefined ? (
