@@ -1,14 +1,8 @@
 /** Runs: pick a workflow, run it, list its runs and read a run's redacted steps. */
 import { useCallback, useEffect, useState } from 'react';
-import { get, type Page, post, type WorkflowSummary } from '../api';
+import { get, type Page, post, type Run, type WorkflowSummary } from '../api';
 import { useWorkspace } from '../app-state';
-import {
-  type RecordedRequest,
-  type RecordedResponse,
-  RequestSent,
-  ResponseReceived,
-  VariableTable,
-} from '../components/exchange';
+import { RequestSent, ResponseReceived, VariableTable } from '../components/exchange';
 import { ErrorText } from '../components/ui';
 
 /** A run in the list: its steps are read when it is opened. */
@@ -19,26 +13,8 @@ interface RunSummary {
   stepCount: number;
 }
 
-interface Run {
-  id: string;
-  workflowId: string;
-  status: string;
-  startedAt: string;
-  finishedAt: string;
-  variables: Record<string, unknown>;
-  steps: Step[];
-}
-
-interface Step {
-  blockId: string;
-  type: 'api' | 'set';
-  status: string;
-  request: RecordedRequest | null;
-  response: RecordedResponse | null;
-  captures: Record<string, unknown>;
-  error?: { code: string; message: string };
-  durationMs: number;
-}
+/** A step of a run, as the API's run schema has it (api.ts). */
+type Step = Run['steps'][number];
 
 /** One step of a run: what went wrong in words, the exchange, what it set. */
 function StepView({ step }: { step: Step }) {
