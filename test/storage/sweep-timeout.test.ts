@@ -6,7 +6,11 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { purgeExpiredWorkspaces, startSecretRetentionSweep } from '../../src/modules/secrets/secret-service.js';
+import {
+  purgeExpiredSecrets,
+  purgeExpiredWorkspaces,
+  startSecretRetentionSweep,
+} from '../../src/modules/secrets/secret-service.js';
 import { DATABASES } from '../support/databases.js';
 import { setupOwner } from '../support/fixtures.js';
 import { startTestApp, type TestApp } from '../support/harness.js';
@@ -125,5 +129,45 @@ describe.runIf(pgAvailable)('retention sweep under the statement timeout', () =>
       await blocker.query('rollback').catch(() => {});
       await blocker.end();
     }
+  });
+
+  it('stops after three items in a row fail instead of waiting out the timeout on each, and the next sweep goes on', async () => {
+    const created = await owner.post('/api/v1/workspaces', { name: 'Held rows' });
+    expect(created.status, created.text).toBe(201);
+    const ws = created.body.id as string;
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await owner.post(`/api/v1/workspaces/${ws}/secrets`, {
+        name: `held_${i}`,
+        visibility: 'masked',
+        value: `value-of-held-${i}`,
+      });
+      expect(res.status, res.text).toBe(201);
+      ids.push(res.body.id as string);
+      expect((await owner.delete(`/api/v1/workspaces/${ws}/secrets/${res.body.id}`)).status).toBe(204);
+      // Oldest first: held_0 is the first the sweep tries, held_4 the last.
+      await t.ctx.db
+        .updateTable('secrets')
+        .set({ deleted_at: new Date(Date.now() - (20 - i) * DAY_MS).toISOString() })
+        .where('id', '=', res.body.id)
+        .execute();
+    }
+    const left = async () =>
+      (await t.ctx.db.selectFrom('secrets').select('id').where('id', 'in', ids).execute()).length;
+    const url = t.ctx.config.database.kind === 'postgres' ? t.ctx.config.database.url : '';
+    const blocker = new pg.Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query('select id from secrets where id = any($1) for update', [ids.slice(0, 3)]);
+      await expect(purgeExpiredSecrets(t.ctx)).rejects.toThrow();
+      // Three in a row failed: it stopped there, held_3 and held_4 wait for the next sweep.
+      expect(await left()).toBe(5);
+    } finally {
+      await blocker.query('rollback').catch(() => {});
+      await blocker.end();
+    }
+    expect(await purgeExpiredSecrets(t.ctx)).toBeGreaterThanOrEqual(5);
+    expect(await left()).toBe(0);
   });
 });

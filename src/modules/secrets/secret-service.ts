@@ -11,7 +11,7 @@ import { AppError, ConflictError, ForbiddenError, NotFoundError, ValidationError
 import { ILL_FORMED_TEXT } from '../../app/http.js';
 import { newId, nowIso } from '../../app/ids.js';
 import { decryptSecretValue, encryptSecretValue } from '../../crypto/envelope.js';
-import type { DatabaseKind, Db } from '../../db/database.js';
+import { type DatabaseKind, type Db, isDatabaseUnavailable } from '../../db/database.js';
 import { withJobLock } from '../../db/job-lock.js';
 import type { Database, SecretsTable } from '../../db/schema.js';
 import { nameContains } from '../../db/search.js';
@@ -492,6 +492,39 @@ export function createSecretService(deps: Deps) {
 
 export type SecretService = ReturnType<typeof createSecretService>;
 
+/**
+ * Tells the sweep's loops whether to go on after one item failed: an item held by another
+ * session past the statement timeout is skipped (the next sweep tries it again), but a
+ * database that is gone, or that fails this many items in a row, stops the sweep — it would
+ * fail every item alike, each after waiting out the timeout, with the job lock held.
+ */
+const SWEEP_FAILURES_IN_A_ROW = 3;
+
+/** The database unreachable — not one statement that waited too long for a row (57014, 55P03), which is the item's. */
+const databaseGone = (error: unknown): boolean =>
+  isDatabaseUnavailable(error) && !/^(?:57014|55P03)$/.test(String((error as { code?: unknown }).code));
+
+function sweepFailures() {
+  let first: { error: unknown } | undefined;
+  let inARow = 0;
+  return {
+    /** Records a failed item; throws when the sweep should stop. */
+    failed(error: unknown): false {
+      first ??= { error };
+      inARow += 1;
+      if (databaseGone(error) || inARow >= SWEEP_FAILURES_IN_A_ROW) throw error;
+      return false;
+    },
+    succeeded(): void {
+      inARow = 0;
+    },
+    /** Throws the first failure, if any, once every item was tried. */
+    report(): void {
+      if (first) throw first.error;
+    },
+  };
+}
+
 /** Expired secrets read per round of the sweep; rounds go on while a round finds this many. */
 const SECRET_PURGE_ROUND = 500;
 /** Rounds per sweep at most (a backlog beyond is left to the next sweep, 15 minutes later). */
@@ -511,7 +544,7 @@ export async function purgeExpiredSecrets(
 ): Promise<number> {
   const cutoff = nowIso(now - deps.config.secretRetentionDays * 86_400_000);
   let purged = 0;
-  let failure: { error: unknown } | undefined;
+  const failures = sweepFailures();
   const failed = new Set<string>();
   for (let round = 0; round < SECRET_PURGE_ROUNDS; round++) {
     const limit = SECRET_PURGE_ROUND + failed.size;
@@ -528,17 +561,22 @@ export async function purgeExpiredSecrets(
     let purgedThisRound = 0;
     for (const candidate of expired) {
       if (failed.has(candidate.id)) continue;
-      const done = await purgeSecret(deps, candidate.id, cutoff).catch((error: unknown) => {
-        failure ??= { error };
-        failed.add(candidate.id);
-        return false;
-      });
+      const done = await purgeSecret(deps, candidate.id, cutoff).then(
+        (purgedIt) => {
+          failures.succeeded();
+          return purgedIt;
+        },
+        (error: unknown) => {
+          failed.add(candidate.id);
+          return failures.failed(error);
+        },
+      );
       if (done) purgedThisRound += 1;
     }
     purged += purgedThisRound;
     if (expired.length < limit || purgedThisRound === 0) break;
   }
-  if (failure) throw failure.error;
+  failures.report();
   return purged;
 }
 
@@ -614,18 +652,21 @@ export async function purgeExpiredWorkspaces(
   let purged = 0;
   // One workspace that cannot be purged now (its row held past the statement timeout) must not
   // keep the ones after it, in the same order every sweep, from going.
-  let failure: { error: unknown } | undefined;
+  const failures = sweepFailures();
   for (const { id } of expired) {
-    const done = await purgeWorkspace(deps, id, cutoff).catch((error: unknown) => {
-      failure ??= { error };
-      return false;
-    });
+    const done = await purgeWorkspace(deps, id, cutoff).then(
+      (purgedIt) => {
+        failures.succeeded();
+        return purgedIt;
+      },
+      (error: unknown) => failures.failed(error),
+    );
     if (done) {
       deps.keyring.forget(id);
       purged += 1;
     }
   }
-  if (failure) throw failure.error;
+  failures.report();
   return purged;
 }
 
@@ -728,14 +769,12 @@ export function startSecretRetentionSweep(
     // Once across every server on the database: the others skip this round.
     withJobLock(deps, 'secret-retention-sweep', async () => {
       // One after the other (the two could lock the same rows in opposite orders), and the
-      // workspaces whatever the secrets' outcome; the first failure is reported after.
-      const secrets = await purgeExpiredSecrets(deps).then(
-        (n) => ({ n }),
-        (error: unknown) => ({ n: 0, error }),
-      );
-      const workspaces = await purgeExpiredWorkspaces(deps);
-      if ('error' in secrets) throw secrets.error;
-      return { secrets: secrets.n, workspaces };
+      // workspaces whatever the secrets' outcome; each part's failure is logged.
+      const secrets = await purgeExpiredSecrets(deps).catch((error: unknown) => {
+        deps.log.error({ errName: (error as Error)?.name, part: 'secrets' }, 'secret retention sweep failed');
+        return 0;
+      });
+      return { secrets, workspaces: await purgeExpiredWorkspaces(deps) };
     })
       .then((outcome) => {
         if (!outcome.ran) deps.log.debug('retention sweep skipped: another server is running it');
@@ -745,6 +784,7 @@ export function startSecretRetentionSweep(
             'purged secrets and workspaces past their retention window',
           );
       })
+      // The workspaces' part, or the job lock itself.
       .catch((error: unknown) => deps.log.error({ errName: (error as Error)?.name }, 'secret retention sweep failed'));
   };
   sweep();
