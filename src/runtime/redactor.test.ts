@@ -28,6 +28,10 @@ describe('the redactor', () => {
       'zd-9f8KQ2b/tX\\u002Be\\u0022\\u00E9\\u003C\\u0026\\u003E\\u0027vL0pA',
     ],
     ["PHP's json_encode (\\/ and non-ASCII as \\u)", 'zd-9f8KQ2b\\/tX+e\\"\\u00e9<&>\'vL0pA'],
+    [
+      "Gson's default JSON (< > & = ' as lower-case \\u, non-ASCII as is)",
+      'zd-9f8KQ2b/tX+e\\"é\\u003c\\u0026\\u003e\\u0027vL0pA',
+    ],
     ['percent-encoded', encodeURIComponent(SECRET)],
     ['form-encoded', encodeURIComponent(SECRET).replaceAll('%20', '+')],
     ['HTML-escaped', htmlEscape(SECRET)],
@@ -39,6 +43,14 @@ describe('the redactor', () => {
   ])('replaces the %s form', (_label, form) => {
     const out = redactor.redact(`before ${form} after`);
     expect(out).toBe(`before ${TOKEN} after`);
+  });
+
+  it('redacts a base64 key echoed by a Java service through Gson, its padding written \\u003d', () => {
+    const key = 'c2stbGl2ZS1hYmNkZWYxMjM0NTY3ODkw==';
+    const r = new Redactor([{ name: 'api_key', value: key }]);
+    const echoed = JSON.stringify({ key }).replace(/=/g, '\\u003d');
+    expect(echoed).toContain('\\u003d\\u003d');
+    expect(r.redact(echoed)).toBe('{"key":"[secret:api_key]"}');
   });
 
   it.each([0, 1, 2, 3, 4, 5])(
@@ -524,6 +536,8 @@ function plainSecretForms(value: string): string[] {
         .replaceAll('\\"', '\\u0022')
         .replace(/[&<>'+`]/g, u)
         .replace(/\\u[0-9a-f]{4}/g, (m) => `\\u${m.slice(2).toUpperCase()}`),
+      // Gson's default (HTML-safe) writer.
+      json.replace(/[<>&='\u2028\u2029]/g, u),
       json.replaceAll('/', '\\/'),
       // PHP's json_encode: \/ with \uXXXX, lower or upper case.
       ascii.replaceAll('/', '\\/'),

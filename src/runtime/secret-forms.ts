@@ -2,7 +2,7 @@
  * Every encoded form of a secret value that a redactor must catch (SPEC §3
  * "Redaction"): raw; JSON-string-escaped (once, or twice as JSON inside a
  * JSON string; also as Go writes JSON, with `\u0026` for `&`, and with
- * upper-case `\uXXXX`); percent-encoded (and form `+`; also RFC 3986's
+ * upper-case `\uXXXX`; as Gson writes it, with `\u003d` for `=`); percent-encoded (and form `+`; also RFC 3986's
  * strict set as Python's `quote`, Go's `QueryEscape` and PHP's
  * `rawurlencode` write it, and `encodeURI`'s); HTML/XML-escaped; base64 and
  * base64url, also at the three byte alignments inside a longer base64
@@ -49,6 +49,8 @@ const RFC3986_EXTRA = /[!'()*]/g;
 /** What Go's encoding/json escapes beyond JSON.stringify (HTML-safe output). */
 const GO_JSON_EXTRA = /[&<>\u2028\u2029]/g;
 const DOTNET_JSON_EXTRA = /[&<>'+`]/g;
+/** What Gson (Java; HTML-safe by default) escapes beyond JSON.stringify: `=` of base64 padding among them. */
+const GSON_JSON_EXTRA = /[<>&='\u2028\u2029]/g;
 
 const hexEscape = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
 const unicodeEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
@@ -173,6 +175,9 @@ function valueForms(value: string, add: (form: string) => void): void {
     .replace(DOTNET_JSON_EXTRA, unicodeEscape)
     .replace(/\\u[0-9a-f]{4}/g, (m) => `\\u${m.slice(2).toUpperCase()}`);
   if (dotnet !== json) add(dotnet);
+  // Gson's default (HTML-safe) writer: < > & = ' as \u00XX in lower-case hex, non-ASCII as is.
+  const gson = json.replace(GSON_JSON_EXTRA, unicodeEscape);
+  if (gson !== json) add(gson);
   if (json.includes('/')) {
     // `\/` as PHP's json_encode writes it by default — with \uXXXX for non-ASCII, too.
     for (const form of [json, ascii, asciiUpper]) add(form.replaceAll('/', '\\/'));
