@@ -14,7 +14,7 @@ import {
   signIn,
   startBrowserApp,
 } from '../support/browser.js';
-import { setupOwner } from '../support/fixtures.js';
+import { apiBlock, setupOwner } from '../support/fixtures.js';
 import { PASSWORD } from '../support/harness.js';
 
 const SUITE = 'A first-time owner around the workspace pages';
@@ -130,23 +130,8 @@ describe.runIf(enabled)(SUITE, () => {
     const wf = await owner.post(`/api/v1/workspaces/${workspaceId}/workflows`, {
       name: 'Ticket lookup',
       startBlockId: 'api_1_k3x9',
-      blocks: [
-        {
-          id: 'api_1_k3x9',
-          type: 'api',
-          name: 'Find ticket',
-          method: 'GET',
-          // Refused by the SSRF guard: the step fails, without any network.
-          url: 'http://127.0.0.1:9/tickets',
-          query: [],
-          headers: [],
-          body: { mode: 'none' },
-          timeoutMs: 10_000,
-          capture: [],
-          onSuccess: null,
-          onError: null,
-        },
-      ],
+      // Refused by the SSRF guard: the step fails, without any network.
+      blocks: [apiBlock('api_1_k3x9', 'http://127.0.0.1:9/tickets', { name: 'Find ticket' })],
     });
     expect(wf.status, wf.text).toBe(201);
     const { context, page } = await openPage(browser, hush.baseUrl);

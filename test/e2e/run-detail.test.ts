@@ -15,7 +15,7 @@ import {
   signIn,
   startBrowserApp,
 } from '../support/browser.js';
-import { setupOwner } from '../support/fixtures.js';
+import { apiBlock, setupOwner } from '../support/fixtures.js';
 import { PASSWORD } from '../support/harness.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
@@ -65,27 +65,16 @@ describe.runIf(enabled)(SUITE, () => {
       allowedHosts: ['127.0.0.1'],
     });
     expect(secret.status, secret.text).toBe(201);
-    const api = {
-      type: 'api',
-      method: 'GET',
-      query: [],
-      body: { mode: 'none' },
-      timeoutMs: 10_000,
-    };
     const wf = await owner.post(`${ws}/workflows`, {
       name: 'Ticket lookup',
       startBlockId: 'find',
       blocks: [
-        {
-          ...api,
-          id: 'find',
+        apiBlock('find', `${up.url}/tickets/1`, {
           name: 'Find ticket',
-          url: `${up.url}/tickets/1`,
           headers: [{ key: 'Authorization', value: 'Bearer {{secret:ticket_token}}' }],
           capture: [{ variable: 'ticket_id', path: '$.ticket.id' }],
           onSuccess: 'note',
-          onError: null,
-        },
+        }),
         {
           id: 'note',
           type: 'set',
@@ -93,17 +82,8 @@ describe.runIf(enabled)(SUITE, () => {
           assignments: [{ variable: 'note', value: 'found {{ticket_id}}' }],
           onSuccess: 'down',
         },
-        {
-          ...api,
-          id: 'down',
-          name: 'Notify',
-          // Refused by the SSRF guard (not in the allowed ranges): the step fails.
-          url: 'http://10.255.255.1/notify',
-          headers: [],
-          capture: [],
-          onSuccess: null,
-          onError: null,
-        },
+        // Refused by the SSRF guard (not in the allowed ranges): the step fails.
+        apiBlock('down', 'http://10.255.255.1/notify', { name: 'Notify' }),
       ],
     });
     expect(wf.status, wf.text).toBe(201);
@@ -175,22 +155,7 @@ describe.runIf(enabled)(SUITE, () => {
     const wf = await owner.post(`${ws}/workflows`, {
       name: 'Exact numbers',
       startBlockId: 'get',
-      blocks: [
-        {
-          id: 'get',
-          type: 'api',
-          name: 'Get',
-          method: 'GET',
-          url: `${up.url}/exact`,
-          query: [],
-          headers: [],
-          body: { mode: 'none' },
-          timeoutMs: 10_000,
-          capture: [],
-          onSuccess: null,
-          onError: null,
-        },
-      ],
+      blocks: [apiBlock('get', `${up.url}/exact`, { name: 'Get' })],
     });
     expect(wf.status, wf.text).toBe(201);
     const { context, page } = await openPage(browser, hush.baseUrl);

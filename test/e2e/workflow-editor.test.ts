@@ -19,7 +19,7 @@ import {
   signIn,
   startBrowserApp,
 } from '../support/browser.js';
-import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
+import { apiBlock, inviteAndJoin, setupOwner } from '../support/fixtures.js';
 import type { TestClient } from '../support/harness.js';
 
 const SUITE = 'Two editors on one workflow: a save from a stale copy is refused, not applied';
@@ -147,22 +147,7 @@ describe.runIf(enabled)(SUITE, () => {
     const created = await owner.post(`${ws}/workflows`, {
       name: 'Checked flow',
       startBlockId: 'call',
-      blocks: [
-        {
-          id: 'call',
-          type: 'api',
-          name: 'Call',
-          method: 'GET',
-          url: 'https://api.example.com/v2/tickets',
-          query: [],
-          headers: [],
-          body: { mode: 'none' },
-          timeoutMs: 10_000,
-          capture: [],
-          onSuccess: null,
-          onError: null,
-        },
-      ],
+      blocks: [apiBlock('call', 'https://api.example.com/v2/tickets', { name: 'Call' })],
     });
     expect(created.status, created.text).toBe(201);
     const stored = `${ws}/workflows/${created.body.id}`;
@@ -247,22 +232,7 @@ describe.runIf(enabled)(SUITE, () => {
     const created = await owner.post(`${ws}/workflows`, {
       name: 'Kept flow',
       startBlockId: 'call',
-      blocks: [
-        {
-          id: 'call',
-          type: 'api',
-          name: 'Call',
-          method: 'GET',
-          url: 'https://api.example.com/v2/tickets',
-          query: [],
-          headers: [],
-          body: { mode: 'none' },
-          timeoutMs: 10_000,
-          capture: [],
-          onSuccess: null,
-          onError: null,
-        },
-      ],
+      blocks: [apiBlock('call', 'https://api.example.com/v2/tickets', { name: 'Call' })],
     });
     expect(created.status, created.text).toBe(201);
     const { context, page } = await openPage(browser, hush.baseUrl);

@@ -87,3 +87,25 @@ export async function insertMember(t: TestApp, ws: string, role: string): Promis
     .execute();
   return id;
 }
+
+/**
+ * An API block as the editor saves it — every field the schema knows, a GET of
+ * `url` with nothing else — with `extra` over it (headers, capture, routes…).
+ */
+export function apiBlock(id: string, url: string, extra: Record<string, unknown> = {}) {
+  return {
+    id,
+    type: 'api',
+    name: '',
+    method: 'GET',
+    url,
+    query: [],
+    headers: [],
+    body: { mode: 'none' },
+    timeoutMs: 10_000,
+    capture: [],
+    onSuccess: null,
+    onError: null,
+    ...extra,
+  };
+}
