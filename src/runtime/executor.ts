@@ -628,6 +628,29 @@ function bodyText(rawBody: Buffer, rawHeaders: [string, string][], redactor: Red
   return redactor.redact(back) === back ? declared : WITHHELD_BODY;
 }
 
+/** A `\u00XX` escape of a printable ASCII character (`\u0073` for "s"), which no encoder needs to write. */
+const ASCII_ESCAPE = /\\u00[2-7][0-9a-fA-F]/;
+
+/**
+ * A JSON body whose strings, once decoded, still spell a value — its ASCII
+ * characters written as `\u00XX` escapes, mixed in any way (an upstream may:
+ * no list of forms can hold them all) — comes back re-serialised from its
+ * redacted decoded value, as any JSON reader (the UI's tree, a client) would
+ * have shown it; every other body as it is, byte for byte.
+ */
+function redactDecodedJson(body: string, redactor: Redactor): string {
+  if (!ASCII_ESCAPE.test(body)) return body;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return body;
+  }
+  const before = JSON.stringify(parsed);
+  const after = JSON.stringify(redactor.redactDeep(parsed));
+  return after === before ? body : after;
+}
+
 function respond(
   block: ApiBlock,
   status: number,
@@ -637,7 +660,11 @@ function respond(
   env: ExecutionEnv,
 ): StepOutcome {
   const text = bodyText(rawBody, rawHeaders, redactor);
-  const response: ResponseSnapshot = { status, headers: toRecord(rawHeaders, redactor), body: redactor.redact(text) };
+  const response: ResponseSnapshot = {
+    status,
+    headers: toRecord(rawHeaders, redactor),
+    body: redactDecodedJson(redactor.redact(text), redactor),
+  };
   const captures: Record<string, unknown> = {};
   let captureError: { code: string; message: string } | undefined;
   if (block.capture.length > 0) {

@@ -126,6 +126,14 @@ describe.each(DATABASES)('redaction end to end on $kind', ({ kind, available }) 
         fromBody = new URLSearchParams(req.body).get('token') ?? '';
       else if (req.body.startsWith('token=')) fromBody = req.body.slice('token='.length);
       const got = fromHeader || fromQuery || fromBody;
+      if (req.url.startsWith('/escaped')) {
+        // Every other ASCII character of the value as a \u00XX escape: JSON, and the value to any JSON reader.
+        const mixed = [...got]
+          .map((c, i) => (i % 2 === 0 && c < '\u0080' ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c))
+          .join('');
+        res.setHeader('content-type', 'application/json');
+        return void res.end(Buffer.from(`{"token":"${mixed}","note":"\\u0041 plain \\u0026 escape"}`));
+      }
       if (req.url.startsWith('/utf8-header')) {
         // Many servers (Go's net/http, for one) write header text as UTF-8 bytes: é goes out as C3 A9.
         res.setHeader('x-raw', Buffer.from(got, 'utf8').toString('latin1'));
@@ -256,6 +264,34 @@ describe.each(DATABASES)('redaction end to end on $kind', ({ kind, available }) 
         b64: MARK,
         deep: { deeper: [MARK, { again: `prefix ${MARK} suffix` }] },
       });
+    },
+  );
+
+  it.runIf(available)(
+    'a JSON answer spelling the value with \\u00XX escapes of its ASCII characters: no JSON reader finds it',
+    async () => {
+      const res = await owner.post(`${ws}/blocks/send`, { block: apiBlock({ url: `${up.url}/escaped`, capture: [] }) });
+      expect(res.status, res.text).toBe(200);
+      expect((up.received.at(-1) as Received).headers.authorization).toBe(`Bearer ${VALUE}`);
+      expectNoForm(res, VALUE);
+      const body = res.body.response.body as string;
+      const decoded = JSON.parse(body);
+      expect(formsIn(allStrings(decoded), VALUE)).toEqual([]);
+      expect(decoded).toEqual({ token: MARK, note: 'A plain & escape' });
+
+      // A body with such escapes and no value in it comes back byte for byte.
+      const plain = await owner.post(`${ws}/blocks/send`, {
+        block: apiBlock({
+          url: `${up.url}/escaped`,
+          headers: [],
+          query: [],
+          body: { mode: 'none' },
+          method: 'GET',
+          capture: [],
+        }),
+      });
+      expect(plain.status, plain.text).toBe(200);
+      expect(plain.body.response.body).toBe('{"token":"","note":"\\u0041 plain \\u0026 escape"}');
     },
   );
 
