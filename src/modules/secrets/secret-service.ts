@@ -508,15 +508,18 @@ function sweepFailures() {
   let first: { error: unknown } | undefined;
   let inARow = 0;
   return {
-    /** Records a failed item; throws when the sweep should stop. */
-    failed(error: unknown): false {
-      first ??= { error };
-      inARow += 1;
-      if (databaseGone(error) || inARow >= SWEEP_FAILURES_IN_A_ROW) throw error;
-      return false;
-    },
-    succeeded(): void {
-      inARow = 0;
+    /** One item's purge: its answer, or false when it failed (rejects when the sweep should stop). */
+    async attempt(purge: Promise<boolean>): Promise<boolean> {
+      try {
+        const done = await purge;
+        inARow = 0;
+        return done;
+      } catch (error) {
+        first ??= { error };
+        inARow += 1;
+        if (databaseGone(error) || inARow >= SWEEP_FAILURES_IN_A_ROW) throw error;
+        return false;
+      }
     },
     /** Throws the first failure, if any, once every item was tried. */
     report(): void {
@@ -561,17 +564,10 @@ export async function purgeExpiredSecrets(
     let purgedThisRound = 0;
     for (const candidate of expired) {
       if (failed.has(candidate.id)) continue;
-      const done = await purgeSecret(deps, candidate.id, cutoff).then(
-        (purgedIt) => {
-          failures.succeeded();
-          return purgedIt;
-        },
-        (error: unknown) => {
-          failed.add(candidate.id);
-          return failures.failed(error);
-        },
-      );
-      if (done) purgedThisRound += 1;
+      const purge = purgeSecret(deps, candidate.id, cutoff);
+      // Read past it in the next round, whatever the attempt decides.
+      purge.catch(() => failed.add(candidate.id));
+      if (await failures.attempt(purge)) purgedThisRound += 1;
     }
     purged += purgedThisRound;
     if (expired.length < limit || purgedThisRound === 0) break;
@@ -654,14 +650,7 @@ export async function purgeExpiredWorkspaces(
   // keep the ones after it, in the same order every sweep, from going.
   const failures = sweepFailures();
   for (const { id } of expired) {
-    const done = await purgeWorkspace(deps, id, cutoff).then(
-      (purgedIt) => {
-        failures.succeeded();
-        return purgedIt;
-      },
-      (error: unknown) => failures.failed(error),
-    );
-    if (done) {
+    if (await failures.attempt(purgeWorkspace(deps, id, cutoff))) {
       deps.keyring.forget(id);
       purged += 1;
     }
