@@ -123,7 +123,6 @@ describe.runIf(enabled)(SUITE, () => {
     expect(rows).toContain('ticket_id4242');
     expect(rows).toContain('notefound 4242');
 
-    if (process.env.HUSH_RUN_DETAIL_SHOT) await detail.screenshot({ path: process.env.HUSH_RUN_DETAIL_SHOT });
     const text = (await detail.textContent()) ?? '';
     expect(text).not.toContain(VALUE);
     expect(text, 'no JSON dump of the step').not.toContain('"request"');

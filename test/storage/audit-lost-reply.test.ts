@@ -177,7 +177,6 @@ describe.runIf(pgAvailable)('an audit append whose reply is lost after it commit
       relay.releaseOthers();
       expect(new Set(await Promise.all(others))).toContain('answered');
       const refused = await answer;
-      console.log('LOGS', app.logs.filter((l) => l.includes('database unavailable')).join('\n'));
       expect(refused.status, refused.text).toBe(503);
       expect(refused.body.code).toBe('database_unavailable');
       expect(refused.text).not.toContain(VALUE);
