@@ -88,23 +88,24 @@ export function createOutboundClient(options: {
 }): OutboundClient {
   const maxConnectMs = options.connectTimeoutMs ?? 10_000;
   const overHttp = options.secretsOverHttp ?? 'allowed-cidrs';
-  // An address's verdict depends only on the address and the allow list: kept
-  // for the addresses seen last (most calls go to a few hosts).
-  const verdicts = new Map<string, AddressVerdict>();
-  const verdictFor = (address: string): AddressVerdict => {
-    let verdict = verdicts.get(address);
-    if (verdict === undefined) {
-      if (verdicts.size >= VERDICTS_KEPT) verdicts.clear();
-      verdict = checkAddress(address, options.allow);
-      verdicts.set(address, verdict);
+  // An address's verdict, and whether it lies inside the allow list, depend
+  // only on the address and the allow list: kept for the addresses seen last
+  // (most calls go to a few hosts).
+  const judged = new Map<string, { verdict: AddressVerdict; inAllow: boolean }>();
+  const judge = (address: string) => {
+    let entry = judged.get(address);
+    if (entry === undefined) {
+      if (judged.size >= VERDICTS_KEPT) judged.clear();
+      entry = { verdict: checkAddress(address, options.allow), inAllow: inAllowList(address, options.allow) };
+      judged.set(address, entry);
     }
-    return verdict;
+    return entry;
   };
   const blocked = (host: string, reason: string) =>
     new OutboundFailure('outbound_blocked', `Refused to connect to ${host}: ${reason}.`);
   /** The refusal of `address` for a secret over plain http, if it is one. */
   const cleartextRefusal = (host: string, address: string): OutboundFailure | null =>
-    overHttp === 'anywhere' || (overHttp === 'allowed-cidrs' && inAllowList(address, options.allow))
+    overHttp === 'anywhere' || (overHttp === 'allowed-cidrs' && judge(address).inAllow)
       ? null
       : new OutboundFailure(
           'insecure_transport',
@@ -125,7 +126,7 @@ export function createOutboundClient(options: {
   ) => {
     const literal = host.startsWith('[') ? host.slice(1, -1) : host;
     if (isIP(literal)) {
-      const verdict = verdictFor(literal);
+      const { verdict } = judge(literal);
       if (!verdict.allowed) return done(blocked(host, verdict.reason));
       return done(cleartext ? cleartextRefusal(host, literal) : null, literal);
     }
@@ -134,7 +135,7 @@ export function createOutboundClient(options: {
         return done(new OutboundFailure('upstream_unreachable', `Could not resolve ${host}.`));
       // Any forbidden answer refuses the host: no picking a "good" record.
       for (const a of addresses) {
-        const verdict = verdictFor(a.address);
+        const { verdict } = judge(a.address);
         if (!verdict.allowed) return done(blocked(`${host} (${a.address})`, verdict.reason));
         const refusal = cleartext && cleartextRefusal(host, a.address);
         if (refusal) return done(refusal);
@@ -180,25 +181,25 @@ export function createOutboundClient(options: {
   return {
     checkDestination: (url, timeoutMs, carriesSecret = false) =>
       new Promise<void>((resolve, reject) => {
-        // A name server that does not answer must not hold the call past its timeout.
-        const timer =
-          timeoutMs === undefined
-            ? undefined
-            : setTimeout(
-                () =>
-                  reject(
-                    new OutboundFailure(
-                      'upstream_timeout',
-                      `No answer resolving ${url.hostname} within ${timeoutMs} ms.`,
-                    ),
-                  ),
-                timeoutMs,
-              );
+        let answered = false;
+        let timer: NodeJS.Timeout | undefined;
         resolveChecked(url.hostname, carriesSecret && url.protocol === 'http:', (error) => {
+          answered = true;
           clearTimeout(timer);
           if (error) reject(error);
           else resolve();
         });
+        // A name server that does not answer must not hold the call past its timeout (an IP
+        // literal is answered at once, without a timer).
+        if (!answered && timeoutMs !== undefined) {
+          timer = setTimeout(
+            () =>
+              reject(
+                new OutboundFailure('upstream_timeout', `No answer resolving ${url.hostname} within ${timeoutMs} ms.`),
+              ),
+            timeoutMs,
+          );
+        }
       }),
 
     send(hop) {

@@ -178,6 +178,8 @@ export class Redactor {
   readonly skipBlock: number = 0;
   /** How many characters from a position the skip table looks at (no form is shorter). */
   private readonly skipSpan: number = 0;
+  /** The shortest form's length: no shorter text can hold one (most header names and values). */
+  private readonly shortest: number;
   private readonly nearMissBudget: { perChar: number; allowance: number };
   private readonly automatonOnly: boolean;
   private automaton: ReverseAutomaton | undefined;
@@ -226,6 +228,7 @@ export class Redactor {
       if (list) list.push(index);
       else byWindow.set(window, [index]);
     }
+    this.shortest = this.patterns[0]?.length ?? Number.POSITIVE_INFINITY;
     const windows = [...byWindow.keys()].sort((a, b) => b - a);
     for (const window of windows) {
       const indexes = byWindow.get(window) as number[];
@@ -284,7 +287,7 @@ export class Redactor {
 
   /** The text with every secret form replaced; the same string when nothing matched. */
   redact(text: string): string {
-    if (this.buckets.length === 0 || text.length === 0) return text;
+    if (text.length < this.shortest) return text;
     this.work = 0;
     this.resumeAt = this.automatonOnly ? 0 : -1;
     const parts: string[] = [];
@@ -321,6 +324,8 @@ export class Redactor {
    * lower-casing changes its length (not ASCII) is redacted as usual.
    */
   redactFolded(text: string): string {
+    // Lower-casing never shortens a text or a form (it may lengthen one: "İ" → "i̇").
+    if (text.length < this.shortest) return text;
     const folded = text.toLowerCase();
     const { every, everyIndex, cased } = this.foldedForms();
     if (!cased || folded.length !== text.length) return this.redact(text);
