@@ -53,7 +53,11 @@ export function parseJsonPath(path: string): PathStep[] {
  * otherwise replace the prototype (and vanish from the record) instead.
  */
 export function setOwn(record: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  // Every other property of Object.prototype is a writable data property, which an
+  // assignment shadows with an own one (and plain assignment keeps the object fast).
+  if (key === '__proto__')
+    Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  else record[key] = value;
 }
 
 /**
