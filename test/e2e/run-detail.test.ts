@@ -2,7 +2,9 @@
  * A run's detail in a real browser reads as an exchange, not a JSON dump: the
  * request line and headers sent, the status and the body received (JSON
  * indented), what a step captured or set, the variables at the end as a
- * table, and a failed step's error in words — all redacted.
+ * table, and a failed step's error in words — all redacted. The Send
+ * request viewer's JSON tree shows numbers as the service wrote them, and a
+ * click on any key makes a capture path the API reads back.
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,10 +21,12 @@ import { apiBlock, setupOwner } from '../support/fixtures.js';
 import { PASSWORD } from '../support/harness.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
-const SUITE = "A run's detail";
+const SUITE = "A run's detail and the Send request viewer";
 const OWNER = 'owner@example.com';
 const VALUE = 'run-detail-secret-value-7f3a9c';
 const EXACT = '{"id":12345678901234567890,"price":1.10,"tags":[],"at":{"x":1e3}}';
+/** Keys a capture path must quote and escape, around numbers JavaScript would rewrite. */
+const ODD_KEYS = '{"id":9007199254740993,"it\'s":{"a\\\\b":[1.50]}}';
 
 const enabled = browserAvailable(SUITE);
 
@@ -39,6 +43,7 @@ describe.runIf(enabled)(SUITE, () => {
       res.setHeader('content-type', 'application/json');
       // Numbers a JavaScript number cannot hold as written (an id past 2^53, a price's trailing zero).
       if (req.url === '/exact') return void res.end(EXACT);
+      if (req.url === '/odd-keys') return void res.end(ODD_KEYS);
       res.setHeader('x-echo', String(req.headers.authorization ?? ''));
       res.end(JSON.stringify({ ticket: { id: 4242 }, saw: String(req.headers.authorization ?? '') }));
     });
@@ -168,6 +173,40 @@ describe.runIf(enabled)(SUITE, () => {
     await step.locator(':scope > summary').click();
     expect(await step.locator('pre.body').textContent()).toBe(
       '{\n  "id": 12345678901234567890,\n  "price": 1.10,\n  "tags": [],\n  "at": {\n    "x": 1e3\n  }\n}',
+    );
+    await context.close();
+  });
+
+  it("Send request's JSON tree shows numbers as written; a click on a quoted key captures through the API", async () => {
+    expect(JSON.parse(ODD_KEYS)["it's"]).toEqual({ 'a\\b': [1.5] });
+    const owner = hush.t.client();
+    expect((await owner.post('/api/v1/auth/login', { email: OWNER, password: PASSWORD })).status).toBe(200);
+    const ws = `/api/v1/workspaces/${workspaceId}`;
+    const wf = await owner.post(`${ws}/workflows`, {
+      name: 'Odd keys',
+      startBlockId: 'get',
+      blocks: [apiBlock('get', `${up.url}/odd-keys`, { name: 'Get' })],
+    });
+    expect(wf.status, wf.text).toBe(201);
+    const { context, page } = await openPage(browser, hush.baseUrl);
+    await signIn(page, OWNER);
+    await goTo(page, 'Workflows');
+    await page.getByRole('link', { name: 'Odd keys' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Odd keys' }).waitFor();
+    await page.getByRole('button', { name: 'Send request' }).click();
+    const response = page.getByRole('region', { name: 'Response' });
+    await response.getByRole('heading', { name: /^Status 200/ }).waitFor();
+    const leaves = await response.locator('.json-tree code').allTextContents();
+    expect(leaves).toEqual([': 9007199254740993', ': 1.50']);
+
+    await response.getByRole('button', { name: 'a\\b' }).click();
+    const path = page.getByLabel('Capture 1 path');
+    expect(await path.inputValue()).toBe("$['it\\'s']['a\\\\b']");
+    // The API reads the path back: the next Send captures through it.
+    await page.getByRole('button', { name: 'Send request' }).click();
+    await response.getByText('"captured_1": [').waitFor();
+    expect(await response.locator('pre', { hasText: 'Captured:' }).textContent()).toBe(
+      `Captured: ${JSON.stringify({ captured_1: [1.5] }, null, 2)}`,
     );
     await context.close();
   });

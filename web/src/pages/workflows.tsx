@@ -639,42 +639,59 @@ function PairsEditor(props: {
   );
 }
 
+/**
+ * A JSON number as the service wrote it: JSON.parse would show 2^53 + 1 as
+ * …992 and 1.10 as 1.1. Browsers that give a reviver the source text (all
+ * current ones) keep it; others show the parsed number.
+ */
+class JsonNumber {
+  constructor(readonly source: string) {}
+}
+
+function parseKeepingNumbers(text: string): unknown {
+  const reviver = (_key: string, value: unknown, context?: { source?: string }) =>
+    typeof value === 'number' && typeof context?.source === 'string' ? new JsonNumber(context.source) : value;
+  return JSON.parse(text, reviver as (key: string, value: unknown) => unknown);
+}
+
+/** The capture path of `key` under `path`, in the syntax the API reads (quotes and backslashes escaped). */
+function childPath(path: string, key: string | number): string {
+  if (typeof key === 'number') return `${path}[${key}]`;
+  if (/^[A-Za-z_$][\w$-]*$/.test(key)) return `${path}.${key}`;
+  return `${path}['${key.replace(/[\\']/g, (c) => `\\${c}`)}']`;
+}
+
+const leafText = (value: unknown) => (value instanceof JsonNumber ? value.source : JSON.stringify(value));
+const isBranch = (value: unknown): value is object =>
+  value !== null && typeof value === 'object' && !(value instanceof JsonNumber);
+
 function JsonTree(props: { value: unknown; path: string; onPick: (path: string) => void }) {
   const { value, path } = props;
-  if (value !== null && typeof value === 'object') {
+  if (isBranch(value)) {
     const entries = Array.isArray(value) ? value.map((v, i) => [i, v] as const) : Object.entries(value);
     return (
       <ul className="json-tree">
         {entries.map(([k, v]) => {
-          const child =
-            typeof k === 'number'
-              ? `${path}[${k}]`
-              : /^[A-Za-z_$][\w$-]*$/.test(k)
-                ? `${path}.${k}`
-                : `${path}['${k}']`;
+          const child = childPath(path, k);
           return (
             <li key={String(k)}>
               <button type="button" className="json-key" title={`Capture ${child}`} onClick={() => props.onPick(child)}>
                 {String(k)}
               </button>
-              {v !== null && typeof v === 'object' ? (
-                <JsonTree value={v} path={child} onPick={props.onPick} />
-              ) : (
-                <code>: {JSON.stringify(v)}</code>
-              )}
+              {isBranch(v) ? <JsonTree value={v} path={child} onPick={props.onPick} /> : <code>: {leafText(v)}</code>}
             </li>
           );
         })}
       </ul>
     );
   }
-  return <code>{JSON.stringify(value)}</code>;
+  return <code>{leafText(value)}</code>;
 }
 
 function ResponseViewer({ result, onCapture }: { result: SendResult; onCapture: (path: string) => void }) {
   let json: unknown;
   try {
-    json = result.response ? JSON.parse(result.response.body) : undefined;
+    json = result.response ? parseKeepingNumbers(result.response.body) : undefined;
   } catch {
     json = undefined;
   }
