@@ -9,7 +9,6 @@
  * (timeout, size cap, unreachable) come back as `ok: false` with an error.
  * Plaintext secret values live only inside this function's scope.
  */
-import { randomBytes } from 'node:crypto';
 import { domainToUnicode } from 'node:url';
 import { AppError } from '../app/errors.js';
 import type { ApiBlock } from '../modules/workflows/block-schema.js';
@@ -25,6 +24,7 @@ import {
   reservedHeaderMessage,
 } from './block-fields.js';
 import { singleByte } from './charsets.js';
+import { keepNumbers, parseJsonExact } from './json-numbers.js';
 import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath, setOwn, wellFormedDeep } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
 import { Redactor } from './redactor.js';
@@ -289,43 +289,6 @@ function dotSegments(text: string): boolean[] {
 function movesPath(text: string, probe: string): boolean {
   const probed = dotSegments(probe);
   return dotSegments(text).some((dot, i) => dot && !probed[i]);
-}
-
-/**
- * A JSON body's numbers as written: JSON.parse would turn 9007199254740993
- * into …992, 1e400 into null and 1.50 into 1.5 — a block sends what its
- * author wrote. Each number JavaScript would not write back the same becomes
- * a placeholder string (a per-call random tag no value can know), and
- * `restore` puts the original text back into the rendered JSON.
- */
-function keepNumbers(source: string): { text: string; restore(json: string): string } {
-  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-  const kept: string[] = [];
-  let tag: string | undefined;
-  let text = '';
-  let copied = 0;
-  for (let i = 0; i < source.length; i++) {
-    const c = source.charCodeAt(i);
-    if (c === 0x22) {
-      // Skip a string: to its closing quote, past escapes.
-      for (i++; i < source.length && source.charCodeAt(i) !== 0x22; i++) if (source.charCodeAt(i) === 0x5c) i++;
-    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-      NUMBER.lastIndex = i;
-      const token = NUMBER.exec(source)?.[0];
-      if (!token) continue;
-      if (JSON.stringify(JSON.parse(token)) !== token) {
-        tag ??= `\u0000${randomBytes(8).toString('hex')}:`;
-        text += source.slice(copied, i) + JSON.stringify(`${tag}${kept.length}`);
-        kept.push(token);
-        copied = i + token.length;
-      }
-      i += token.length - 1;
-    }
-  }
-  if (tag === undefined) return { text: source, restore: (json) => json };
-  text += source.slice(copied);
-  const placeholder = new RegExp(`"${JSON.stringify(tag).slice(1, -1).replaceAll('\\', '\\\\')}(\\d+)"`, 'g');
-  return { text, restore: (json) => json.replace(placeholder, (_, n: string) => kept[Number(n)] as string) };
 }
 
 /** Rebuilds a JSON body, rendering each string value (and key) through `renderString`. */
@@ -670,7 +633,7 @@ function respond(
   if (block.capture.length > 0) {
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = parseJsonExact(text);
     } catch {
       json = undefined;
     }

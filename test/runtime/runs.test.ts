@@ -454,6 +454,63 @@ describe.each(DATABASES)('workflow runs on $kind', ({ kind, available }) => {
   );
 
   it.runIf(available)(
+    'an integer past 2^53 is captured with every digit, as text; used so in the next call; a number variable refuses it',
+    async () => {
+      for (const [name, type] of [
+        ['big_t', 'text'],
+        ['big_l', 'list'],
+        ['big_n', 'number'],
+      ] as const) {
+        const v = await team.owner.post(`${ws}/variables`, { name, type });
+        expect(v.status, v.text).toBe(201);
+      }
+      up2.handle((req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(req.url === '/big' ? '{"id":9007199254740993,"ids":[12345678901234567890,7],"small":42}' : '{}');
+      });
+      const id = await save('Big ids', [
+        api('call', {
+          url: `${up2.url}/big`,
+          headers: [],
+          capture: [
+            { variable: 'big_t', path: '$.id' },
+            { variable: 'big_l', path: '$.ids' },
+          ],
+          onSuccess: 'use',
+        }),
+        api('use', { url: `${up2.url}/use/{{big_t}}?first={{big_l[0]}}`, headers: [] }),
+      ]);
+      const r = await run(id);
+      expect(r.body.status, r.text).toBe('succeeded');
+      expect(r.body.steps[0].captures).toEqual({ big_t: '9007199254740993', big_l: ['12345678901234567890', 7] });
+      expect(up2.received.at(-1)?.url).toBe('/use/9007199254740993?first=12345678901234567890');
+      // The answer as recorded is the answer as received.
+      expect(r.body.steps[0].response.body).toContain('9007199254740993');
+
+      // A number variable would round it (…992 names another record): refused, not rounded.
+      const numeric = await save('Big number', [
+        api('call', { url: `${up2.url}/big`, headers: [], capture: [{ variable: 'big_n', path: '$.id' }] }),
+      ]);
+      const n = await run(numeric);
+      expect(n.body.steps[0]).toMatchObject({
+        status: 'failed',
+        error: { code: 'type_mismatch' },
+        captures: { big_n: null },
+      });
+      expect(n.body.steps[0].error.message).toMatch(/within ±2\^53.*text variable/);
+      // As run input too.
+      const input = await team.clients.operator.post(`${ws}/workflows/${numeric}/runs`, {
+        variables: { big_n: '9007199254740993' },
+      });
+      expect(input.status, input.text).toBe(422);
+      const exact = await team.clients.operator.post(`${ws}/workflows/${numeric}/runs`, {
+        variables: { big_n: '9007199254740992' },
+      });
+      expect(exact.status, exact.text).toBe(201);
+    },
+  );
+
+  it.runIf(available)(
     'a run whose starter is removed, demoted or loses the token it ran with mid-run sends nothing more (access_revoked)',
     async () => {
       const value = makeCanary('revoked');

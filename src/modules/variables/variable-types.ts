@@ -5,6 +5,7 @@
  */
 import { AppError, ValidationError } from '../../app/errors.js';
 import { jsonStrings } from '../../runtime/block-fields.js';
+import { inexactInteger } from '../../runtime/json-numbers.js';
 import { MAX_VARIABLE_DEPTH, nestsWithin, wellFormedDeep } from '../../runtime/json-path.js';
 import { SECRET_REFERENCE } from './variable-names.js';
 import { VARIABLE_TYPES, type VariableType } from './variable-schemas.js';
@@ -28,7 +29,8 @@ function isRealDateTime(value: string): boolean {
 function typeMismatch(type: VariableType): string {
   const what: Record<VariableType, string> = {
     text: 'a string',
-    number: 'a finite number',
+    number:
+      'a finite number (a whole one within ±2^53: past that a number loses digits, so keep it in a text variable)',
     boolean: 'true or false',
     datetime: 'an ISO-8601 date-time with a zone, e.g. 2026-01-31T09:00:00Z',
     map: 'a JSON object',
@@ -136,7 +138,10 @@ export function asVariableType(type: VariableType, value: unknown): { value: unk
       if (typeof value !== 'string' || !/^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$/.test(value))
         return undefined;
       const number = Number(value);
-      return Number.isFinite(number) ? { value: number } : undefined;
+      // A whole number past ±2^53 would lose digits (an id naming another record): text only.
+      return Number.isFinite(number) && !inexactInteger(value.trim().replace(/^\+/, ''))
+        ? { value: number }
+        : undefined;
     }
     case 'boolean': {
       const text = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
