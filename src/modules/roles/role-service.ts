@@ -4,9 +4,11 @@
  * grant permissions they hold themselves. Names are unique by how they read
  * (role-names.ts: case, fullwidth and other compatibility forms; unique
  * indexes on `name_key` and `lower(name)` settle concurrent creates), and
- * none may read as a system role's. A delete
- * holds the workspace lock, as every assignment of a role does
- * (members, invitations), so a role is never deleted while being handed out.
+ * none may read as a system role's. A create, edit or delete holds the
+ * workspace lock, as every assignment of a role does (members, invitations),
+ * and checks the role and the caller's own permissions under it: a role is
+ * never deleted while being handed out, and a caller demoted or removed
+ * meanwhile grants nothing they no longer hold.
  */
 import { sql } from 'kysely';
 import type { AppContext } from '../../app/context.js';
@@ -24,7 +26,7 @@ import {
 import { authorize, mayGrant, type WorkspaceActor } from '../../policy/policy.js';
 import type { AuditContext } from '../audit/audit-log.js';
 import { parsePermissions } from '../workspaces/workspace-access.js';
-import { lockWorkspace } from '../workspaces/workspace-service.js';
+import { lockWorkspaceAs } from '../workspaces/workspace-service.js';
 import { roleNameKey } from './role-names.js';
 
 type Deps = Pick<AppContext, 'db' | 'dbKind' | 'audit'>;
@@ -134,9 +136,7 @@ export function createRoleService(deps: Deps) {
     ) {
       authorize(actor, 'roles.manage');
       checkName(input.name);
-      await checkNameFree(db, actor.workspaceId, input.name);
       const permissions = [...new Set(input.permissions)];
-      checkGrantable(actor, permissions);
       const now = nowIso();
       const row: RolesTable = {
         id: newId('rol'),
@@ -150,6 +150,11 @@ export function createRoleService(deps: Deps) {
       };
       try {
         await db.transaction().execute(async (trx) => {
+          // Under the lock a demotion or removal takes: what the caller holds now, not when the request came.
+          const creator = await lockWorkspaceAs(trx, deps.dbKind, actor);
+          authorize(creator, 'roles.manage');
+          await checkNameFree(trx, actor.workspaceId, input.name);
+          checkGrantable(creator, permissions);
           await trx.insertInto('roles').values(row).execute();
           await deps.audit(trx, audit, {
             workspaceId: actor.workspaceId,
@@ -175,16 +180,7 @@ export function createRoleService(deps: Deps) {
     ) {
       authorize(actor, 'roles.manage');
       refuseSystemRole(id);
-      const current = await load(actor.workspaceId, id);
-      // Editing a role changes what its members can do: the editor must hold
-      // everything the role had and everything it will have.
-      checkGrantable(actor, [...parsePermissions(current.permissions)]);
       const permissions = patch.permissions ? [...new Set(patch.permissions)] : undefined;
-      if (permissions) checkGrantable(actor, permissions);
-      if (patch.name !== undefined) {
-        checkName(patch.name);
-        await checkNameFree(db, actor.workspaceId, patch.name, id);
-      }
       const set: Partial<RolesTable> = { updated_at: nowIso() };
       if (patch.name !== undefined) {
         set.name = patch.name;
@@ -193,7 +189,20 @@ export function createRoleService(deps: Deps) {
       if (patch.description !== undefined) set.description = patch.description;
       if (permissions) set.permissions = JSON.stringify(permissions);
       try {
-        await db.transaction().execute(async (trx) => {
+        return await db.transaction().execute(async (trx) => {
+          // Under the lock a demotion, a removal or another edit of the role takes: the caller's
+          // permissions and the role as they are now, not as the request found them.
+          const editor = await lockWorkspaceAs(trx, deps.dbKind, actor);
+          authorize(editor, 'roles.manage');
+          const current = await load(actor.workspaceId, id, trx);
+          // Editing a role changes what its members can do: the editor must hold
+          // everything the role had and everything it will have.
+          checkGrantable(editor, [...parsePermissions(current.permissions)]);
+          if (permissions) checkGrantable(editor, permissions);
+          if (patch.name !== undefined) {
+            checkName(patch.name);
+            await checkNameFree(trx, actor.workspaceId, patch.name, id);
+          }
           await trx.updateTable('roles').set(set).where('id', '=', id).execute();
           await deps.audit(trx, audit, {
             workspaceId: actor.workspaceId,
@@ -202,13 +211,13 @@ export function createRoleService(deps: Deps) {
             targetId: id,
             data: { name: set.name ?? current.name, ...(permissions ? { permissions } : {}) },
           });
+          return presentRole(await load(actor.workspaceId, id, trx));
         });
       } catch (error) {
         if (isUniqueViolation(error))
           throw new ConflictError('name_taken', `A role named "${patch.name}" already exists.`);
         throw error;
       }
-      return presentRole(await load(actor.workspaceId, id));
     },
 
     async remove(actor: WorkspaceActor, audit: AuditContext, id: string) {
@@ -217,9 +226,10 @@ export function createRoleService(deps: Deps) {
       await db.transaction().execute(async (trx) => {
         // Assignments take the same lock and check the role exists under it:
         // either they see it deleted, or this sees them holding it.
-        await lockWorkspace(trx, deps.dbKind, actor.workspaceId);
+        const remover = await lockWorkspaceAs(trx, deps.dbKind, actor);
+        authorize(remover, 'roles.manage');
         const current = await load(actor.workspaceId, id, trx);
-        checkGrantable(actor, [...parsePermissions(current.permissions)]);
+        checkGrantable(remover, [...parsePermissions(current.permissions)]);
         const inUse = await trx
           .selectFrom('members')
           .select('user_id')

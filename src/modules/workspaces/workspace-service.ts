@@ -11,6 +11,7 @@ import { newId, nowIso } from '../../app/ids.js';
 import type { Database, WorkspacesTable } from '../../db/schema.js';
 import { authorize, type WorkspaceActor } from '../../policy/policy.js';
 import type { AuditContext } from '../audit/audit-log.js';
+import { permissionsOfRole } from './workspace-access.js';
 
 export const SECRET_HOST_BINDINGS = ['pin-on-first-use', 'required', 'off'] as const;
 export type SecretHostBinding = (typeof SECRET_HOST_BINDINGS)[number];
@@ -65,6 +66,30 @@ export async function lockWorkspace(trx: Transaction<Database>, kind: AppContext
   if (kind === 'postgres') q = q.forUpdate();
   const row = await q.executeTakeFirst();
   if (!row) throw new NotFoundError('Workspace');
+}
+
+/**
+ * `lockWorkspace`, then the actor as the database has them now: their role
+ * and its permissions read under the lock, not as the request found them. A
+ * demotion or removal that committed since the request was authorised is
+ * seen, one still running is waited for; no longer a member is 404, as
+ * `resolveActor` answers. For a change checked against the caller's own
+ * permissions (defining a role: "never more than you hold").
+ */
+export async function lockWorkspaceAs(
+  trx: Transaction<Database>,
+  kind: AppContext['dbKind'],
+  actor: WorkspaceActor,
+): Promise<WorkspaceActor> {
+  await lockWorkspace(trx, kind, actor.workspaceId);
+  const member = await trx
+    .selectFrom('members')
+    .select('role')
+    .where('workspace_id', '=', actor.workspaceId)
+    .where('user_id', '=', actor.userId)
+    .executeTakeFirst();
+  if (!member) throw new NotFoundError('Workspace');
+  return { ...actor, role: member.role, permissions: await permissionsOfRole(trx, actor.workspaceId, member.role) };
 }
 
 export function createWorkspaceService(deps: Deps) {
