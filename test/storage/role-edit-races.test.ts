@@ -1,21 +1,29 @@
 /**
- * A custom role created, edited or deleted while its author's own membership
- * changes, on PostgreSQL, where the two transactions truly overlap. The
- * Owner's change (a demotion, a removal, an edit of the same role) is run by
- * the service itself, paused after its audit append — its last step before
- * commit, holding the workspace lock and the audit chain's head. The role
- * request sent meanwhile was authorised against the membership as it was
- * before; it must be judged by what its author may do once the change has
- * committed, or a demoted Admin grants what they no longer hold:
+ * A custom role created, edited or deleted, or a membership or invitation
+ * changed, while its author's own membership changes, on PostgreSQL, where
+ * the two transactions truly overlap. The Owner's change (a demotion, a
+ * removal, an edit of the same role) is run by the service itself, paused
+ * after its audit append — its last step before commit, holding the workspace
+ * lock and the audit chain's head. The request sent meanwhile was authorised
+ * against the membership as it was before; it must be judged by what its
+ * author may do once the change has committed, or a demoted Admin grants what
+ * they no longer hold:
  *
  * - an Admin demoted (to a role that still manages roles) cannot add to a
  *   role, create a role with, or delete a role holding, a permission the new
  *   role lacks: 403 `forbidden`;
  * - an Admin removed cannot edit a role at all: 404, as for any non-member;
  * - an edit by an Admin racing an Owner's edit of the same role cannot take
- *   away a permission the Owner has just added and the Admin lacks.
+ *   away a permission the Owner has just added and the Admin lacks;
+ * - an Admin demoted (to a role that still manages members) cannot give a
+ *   member, invite with, or revoke an invitation of, a role holding a
+ *   permission the new role lacks, nor, demoted to Viewer, remove a member:
+ *   403 `forbidden`; removed, they cannot remove a member or revoke an
+ *   invitation: 404.
  *
- * Each time the role stays as it was and nothing is audited for the refused request.
+ * Each time the role, membership or invitation stays as it was and nothing is
+ * audited for the refused request. (Accepting an invitation already re-checks
+ * its inviter under the lock; a case here keeps it so.)
  *
  * PostgreSQL only: on SQLite every write transaction (BEGIN IMMEDIATE) runs
  * alone, and a second writer in this process would block its event loop.
@@ -29,8 +37,8 @@ import { createRoleService } from '../../src/modules/roles/role-service.js';
 import { type Permission, SYSTEM_ROLE_PERMISSIONS } from '../../src/policy/permissions.js';
 import type { WorkspaceActor } from '../../src/policy/policy.js';
 import { DATABASES } from '../support/databases.js';
-import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
-import { type Reply, startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+import { insertMember, inviteAndJoin, setupOwner } from '../support/fixtures.js';
+import { PASSWORD, type Reply, startTestApp, type TestApp, type TestClient } from '../support/harness.js';
 
 const available = DATABASES.find((d) => d.kind === 'postgres')?.available ?? false;
 
@@ -68,12 +76,13 @@ function pausingAudit(audit: AuditWriter) {
   return { audit: writer, appended: isAppended, release };
 }
 
-describe('role changes racing a change of their author on postgres', () => {
+describe('role and membership changes racing a change of their author on postgres', () => {
   let t: TestApp;
   let owner: TestClient;
   let ownerId: string;
   let ws: string;
   let keeperRole: string;
+  let memberKeeperRole: string;
   let seq = 0;
   const api = (path: string) => `/api/v1/workspaces/${ws}${path}`;
 
@@ -88,6 +97,13 @@ describe('role changes racing a change of their author on postgres', () => {
     });
     expect(keeper.status, keeper.text).toBe(201);
     keeperRole = keeper.body.id;
+    // What the Admin is demoted to for membership changes: still manages members, but holds no secrets.* permission.
+    const memberKeeper = await owner.post(api('/roles'), {
+      name: 'Member keeper',
+      permissions: ['members.manage', 'members.read', 'variables.read', 'workflows.read', 'workflows.run'],
+    });
+    expect(memberKeeper.status, memberKeeper.text).toBe(201);
+    memberKeeperRole = memberKeeper.body.id;
   }, 120_000);
   afterAll(async () => t?.close());
 
@@ -167,6 +183,25 @@ describe('role changes racing a change of their author on postgres', () => {
       .orderBy('seq')
       .execute();
     return rows.map((r) => r.action);
+  }
+
+  /** A pending invitation sent by the Owner; its id. */
+  async function pendingInvitation(role: string): Promise<string> {
+    seq += 1;
+    const inv = await owner.post(api('/invitations'), { email: `pending-${seq}@example.com`, role });
+    expect(inv.status, inv.text).toBe(201);
+    return inv.body.id;
+  }
+
+  async function invitationEvents(email: string): Promise<string[]> {
+    const rows = await t.ctx.db
+      .selectFrom('audit_events')
+      .select(['action', 'data'])
+      .where('chain', '=', ws)
+      .where('target_type', '=', 'invitation')
+      .orderBy('seq')
+      .execute();
+    return rows.filter((r) => r.data.includes(email)).map((r) => r.action);
   }
 
   async function roleOf(userId: string): Promise<string | undefined> {
@@ -274,6 +309,146 @@ describe('role changes racing a change of their author on postgres', () => {
       expect(edit.body.code).toBe('forbidden');
       expect(await permissionsOf(roleId)).toEqual(['workflows.read', 'workspace.manage']);
       expect(await actionsOn(roleId)).toEqual(['role.created', 'role.updated']);
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
+    "an Admin demoted meanwhile cannot give a member a role with a permission the new role lacks: 403, the member's role unchanged, nothing audited",
+    async () => {
+      const admin = await newAdmin();
+      const target = await insertMember(t, ws, 'viewer');
+      const change = await duringCommit(
+        (audit) => memberService(audit).changeRole(ownerActor(), ownerAudit(), admin.userId, memberKeeperRole),
+        () => admin.client.patch(api(`/members/${target}`), { role: 'editor' }),
+      );
+      expect(await roleOf(admin.userId)).toBe(memberKeeperRole);
+      expect(change.status, change.text).toBe(403);
+      expect(change.body.code).toBe('forbidden');
+      expect(await roleOf(target)).toBe('viewer');
+      expect(await actionsOn(target)).toEqual([]);
+      // What the demoted Admin still holds, they may still grant.
+      const allowed = await admin.client.patch(api(`/members/${target}`), { role: 'manager' });
+      expect(allowed.status, allowed.text).toBe(204);
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
+    'an Admin removed meanwhile cannot remove a member: 404 as for any non-member, the member stays, nothing audited',
+    async () => {
+      const admin = await newAdmin();
+      const target = await insertMember(t, ws, 'viewer');
+      const removal = await duringCommit(
+        (audit) => memberService(audit).remove(ownerActor(), ownerAudit(), admin.userId),
+        () => admin.client.delete(api(`/members/${target}`)),
+      );
+      expect(await roleOf(admin.userId)).toBeUndefined();
+      expect(removal.status, removal.text).toBe(404);
+      expect(await roleOf(target)).toBe('viewer');
+      expect(await actionsOn(target)).toEqual([]);
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
+    'an Admin demoted to Viewer meanwhile cannot remove a member: 403, the member stays, nothing audited',
+    async () => {
+      const admin = await newAdmin();
+      const target = await insertMember(t, ws, 'viewer');
+      const removal = await duringCommit(
+        (audit) => memberService(audit).changeRole(ownerActor(), ownerAudit(), admin.userId, 'viewer'),
+        () => admin.client.delete(api(`/members/${target}`)),
+      );
+      expect(await roleOf(admin.userId)).toBe('viewer');
+      expect(removal.status, removal.text).toBe(403);
+      expect(removal.body.code).toBe('forbidden');
+      expect(await roleOf(target)).toBe('viewer');
+      expect(await actionsOn(target)).toEqual([]);
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
+    'an Admin demoted meanwhile cannot invite with a role holding a permission the new role lacks: 403, no invitation, nothing audited',
+    async () => {
+      const admin = await newAdmin();
+      const email = `invited-while-demoted-${seq}@example.com`;
+      const invite = await duringCommit(
+        (audit) => memberService(audit).changeRole(ownerActor(), ownerAudit(), admin.userId, memberKeeperRole),
+        () => admin.client.post(api('/invitations'), { email, role: 'editor' }),
+      );
+      expect(await roleOf(admin.userId)).toBe(memberKeeperRole);
+      expect(invite.status, invite.text).toBe(403);
+      expect(invite.body.code).toBe('forbidden');
+      const rows = await t.ctx.db
+        .selectFrom('invitations')
+        .select('id')
+        .where('email_normalized', '=', email)
+        .execute();
+      expect(rows).toEqual([]);
+      expect(await invitationEvents(email)).toEqual([]);
+      // What the demoted Admin still holds, they may still hand out.
+      const allowed = await admin.client.post(api('/invitations'), { email, role: 'manager' });
+      expect(allowed.status, allowed.text).toBe(201);
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
+    'an Admin demoted meanwhile cannot revoke an invitation holding a permission the new role lacks: 403, the invitation kept, nothing audited',
+    async () => {
+      const admin = await newAdmin();
+      const invitationId = await pendingInvitation('editor');
+      const revoke = await duringCommit(
+        (audit) => memberService(audit).changeRole(ownerActor(), ownerAudit(), admin.userId, memberKeeperRole),
+        () => admin.client.delete(api(`/invitations/${invitationId}`)),
+      );
+      expect(await roleOf(admin.userId)).toBe(memberKeeperRole);
+      expect(revoke.status, revoke.text).toBe(403);
+      expect(revoke.body.code).toBe('forbidden');
+      const rows = await t.ctx.db.selectFrom('invitations').select('id').where('id', '=', invitationId).execute();
+      expect(rows).toEqual([{ id: invitationId }]);
+      expect(await actionsOn(invitationId)).toEqual(['invitation.created']);
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
+    'an Admin removed meanwhile cannot revoke an invitation: 404 as for any non-member, the invitation kept, nothing audited',
+    async () => {
+      const admin = await newAdmin();
+      const invitationId = await pendingInvitation('viewer');
+      const revoke = await duringCommit(
+        (audit) => memberService(audit).remove(ownerActor(), ownerAudit(), admin.userId),
+        () => admin.client.delete(api(`/invitations/${invitationId}`)),
+      );
+      expect(await roleOf(admin.userId)).toBeUndefined();
+      expect(revoke.status, revoke.text).toBe(404);
+      const rows = await t.ctx.db.selectFrom('invitations').select('id').where('id', '=', invitationId).execute();
+      expect(rows).toEqual([{ id: invitationId }]);
+      expect(await actionsOn(invitationId)).toEqual(['invitation.created']);
+    },
+    60_000,
+  );
+
+  it.runIf(available)(
+    'an invitation whose inviting Admin is demoted meanwhile cannot be accepted for a role the new role lacks: 404, no member',
+    async () => {
+      const admin = await newAdmin();
+      seq += 1;
+      const email = `accepting-${seq}@example.com`;
+      const inv = await admin.client.post(api('/invitations'), { email, role: 'editor' });
+      expect(inv.status, inv.text).toBe(201);
+      const accept = await duringCommit(
+        (audit) => memberService(audit).changeRole(ownerActor(), ownerAudit(), admin.userId, memberKeeperRole),
+        () => t.client().post('/api/v1/invitations/accept', { token: inv.body.token, name: email, password: PASSWORD }),
+      );
+      expect(accept.status, accept.text).toBe(404);
+      expect(accept.body.code).toBe('invitation_invalid');
+      const users = await t.ctx.db.selectFrom('users').select('id').where('email_normalized', '=', email).execute();
+      expect(users).toEqual([]);
+      expect(await invitationEvents(email)).toEqual(['invitation.created']);
     },
     60_000,
   );

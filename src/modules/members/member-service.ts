@@ -5,7 +5,10 @@
  * hold; a workspace always keeps at least one owner. Whatever hands out a
  * role (role change, invitation, acceptance) holds the workspace lock
  * (`lockWorkspace`) and checks the role under it; deleting a custom role takes
- * the same lock, so it cannot slip in between.
+ * the same lock, so it cannot slip in between. A role change, an invitation, a
+ * removal and a revocation judge the caller under that lock too
+ * (`lockWorkspaceAs`): a caller demoted or removed meanwhile does nothing
+ * their membership no longer allows.
  */
 import { sql, type Transaction } from 'kysely';
 import type { AppContext } from '../../app/context.js';
@@ -26,7 +29,7 @@ import type { AuditContext } from '../audit/audit-log.js';
 import { normalizeEmail } from '../auth/auth-service.js';
 import type { SessionStore } from '../auth/session-store.js';
 import { permissionsOfRole } from '../workspaces/workspace-access.js';
-import { lockWorkspace } from '../workspaces/workspace-service.js';
+import { lockWorkspace, lockWorkspaceAs } from '../workspaces/workspace-service.js';
 
 const INVITATION_TTL_MS = 7 * 86_400_000;
 
@@ -53,7 +56,7 @@ export function createMemberService(deps: Deps) {
 
   /**
    * The role must exist here, and the actor must be allowed to hand it out.
-   * Run inside the transaction that assigns it, after `lockWorkspace`.
+   * Run inside the transaction that assigns it, with the actor `lockWorkspaceAs` returned.
    */
   async function checkAssignable(trx: Transaction<Database>, actor: WorkspaceActor, role: string): Promise<void> {
     if (!isSystemRole(role)) {
@@ -134,8 +137,10 @@ export function createMemberService(deps: Deps) {
         accepted_by: null,
       };
       await db.transaction().execute(async (trx) => {
-        await lockWorkspace(trx, deps.dbKind, actor.workspaceId);
-        await checkAssignable(trx, actor, input.role);
+        // What the inviter may hand out now, not when the request came: a demotion or removal takes this lock.
+        const inviter = await lockWorkspaceAs(trx, deps.dbKind, actor);
+        authorize(inviter, 'members.manage');
+        await checkAssignable(trx, inviter, input.role);
         const already = await trx
           .selectFrom('members')
           .innerJoin('users', 'users.id', 'members.user_id')
@@ -174,6 +179,9 @@ export function createMemberService(deps: Deps) {
     async revokeInvitation(actor: WorkspaceActor, audit: AuditContext, id: string) {
       authorize(actor, 'members.manage');
       await db.transaction().execute(async (trx) => {
+        // Judged by what the caller holds now: a demotion or removal committed meanwhile is seen.
+        const revoker = await lockWorkspaceAs(trx, deps.dbKind, actor);
+        authorize(revoker, 'members.manage');
         const row = await trx
           .deleteFrom('invitations')
           .where('id', '=', id)
@@ -182,10 +190,10 @@ export function createMemberService(deps: Deps) {
           .returning(['id', 'email_normalized', 'role'])
           .executeTakeFirst();
         if (!row) throw new NotFoundError('Invitation');
-        if (!mayManageMemberWithRole(actor, row.role))
+        if (!mayManageMemberWithRole(revoker, row.role))
           throw new ForbiddenError('Only an owner can revoke an owner invitation.');
         // As for removing a member: never over a role with permissions the actor does not hold.
-        if (!mayGrant(actor, await permissionsOfRole(trx, actor.workspaceId, row.role)))
+        if (!mayGrant(revoker, await permissionsOfRole(trx, actor.workspaceId, row.role)))
           throw new ForbiddenError('That invitation grants permissions you do not have yourself.');
         await deps.audit(trx, audit, {
           workspaceId: actor.workspaceId,
@@ -337,12 +345,14 @@ export function createMemberService(deps: Deps) {
     async changeRole(actor: WorkspaceActor, audit: AuditContext, userId: string, role: string) {
       authorize(actor, 'members.manage');
       await db.transaction().execute(async (trx) => {
-        await lockWorkspace(trx, deps.dbKind, actor.workspaceId);
-        await checkAssignable(trx, actor, role);
+        // What the caller may do now, not when the request came: a demotion or removal takes this lock.
+        const changer = await lockWorkspaceAs(trx, deps.dbKind, actor);
+        authorize(changer, 'members.manage');
+        await checkAssignable(trx, changer, role);
         const member = await loadMember(trx, actor.workspaceId, userId);
-        if (!mayManageMemberWithRole(actor, member.role))
+        if (!mayManageMemberWithRole(changer, member.role))
           throw new ForbiddenError('Only an owner can change an owner.');
-        if (!mayGrant(actor, await permissionsOfRole(trx, actor.workspaceId, member.role))) {
+        if (!mayGrant(changer, await permissionsOfRole(trx, actor.workspaceId, member.role))) {
           throw new ForbiddenError('That member has permissions you do not have yourself.');
         }
         if (member.role === role) return;
@@ -373,12 +383,20 @@ export function createMemberService(deps: Deps) {
       const leaving = userId === actor.userId;
       if (!leaving) authorize(actor, 'members.manage');
       await db.transaction().execute(async (trx) => {
-        await lockWorkspace(trx, deps.dbKind, actor.workspaceId);
+        // Leaving needs no permission, only the membership, read below under the lock. Removing
+        // someone else is judged by what the caller may do now, not when the request came: a
+        // demotion or removal takes this lock.
+        let remover = actor;
+        if (leaving) await lockWorkspace(trx, deps.dbKind, actor.workspaceId);
+        else {
+          remover = await lockWorkspaceAs(trx, deps.dbKind, actor);
+          authorize(remover, 'members.manage');
+        }
         const member = await loadMember(trx, actor.workspaceId, userId);
         if (!leaving) {
-          if (!mayManageMemberWithRole(actor, member.role))
+          if (!mayManageMemberWithRole(remover, member.role))
             throw new ForbiddenError('Only an owner can remove an owner.');
-          if (!mayGrant(actor, await permissionsOfRole(trx, actor.workspaceId, member.role))) {
+          if (!mayGrant(remover, await permissionsOfRole(trx, actor.workspaceId, member.role))) {
             throw new ForbiddenError('That member has permissions you do not have yourself.');
           }
         }

@@ -74,7 +74,8 @@ export async function lockWorkspace(trx: Transaction<Database>, kind: AppContext
  * demotion or removal that committed since the request was authorised is
  * seen, one still running is waited for; no longer a member is 404, as
  * `resolveActor` answers. For a change checked against the caller's own
- * permissions (defining a role: "never more than you hold").
+ * permissions (defining or assigning a role, removing a member, revoking an
+ * invitation: "never more than you hold").
  */
 export async function lockWorkspaceAs(
   trx: Transaction<Database>,
