@@ -3,10 +3,11 @@
  * and builds the AppContext every module receives. Each step fails with one
  * clear message.
  */
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { openReloadingFileKeyProvider } from '../crypto/reloading-key-provider.js';
 import { keyFilePermissionsTooOpen, parseEnvMasterKey, type RootKeyProvider } from '../crypto/root-keys.js';
-import { migrateToLatest, openDatabase } from '../db/database.js';
+import { type Db, migrateToLatest, openDatabase } from '../db/database.js';
 import { createAuditWriter } from '../modules/audit/audit-log.js';
 import { createAuditQueue } from '../modules/audit/audit-queue.js';
 import { createWorkspaceCache } from '../modules/workspaces/workspace-cache.js';
@@ -35,10 +36,9 @@ export function loadRootKeys(config: Config, log: Logger): RootKeyProvider {
   return provider;
 }
 
-export async function createAppContext(config: Config, log: Logger): Promise<AppContext & { close(): Promise<void> }> {
-  let rootKeys: RootKeyProvider;
+function loadRootKeysOrRefuse(config: Config, log: Logger): RootKeyProvider {
   try {
-    rootKeys = loadRootKeys(config, log);
+    return loadRootKeys(config, log);
   } catch (error) {
     if (error instanceof CryptoError) throw new StartupError(error.message);
     // The key file or its directory cannot be made or read (permissions, a read-only disk…).
@@ -47,6 +47,28 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
       throw new StartupError(`cannot create or read the root key file ${config.masterKey.path} (${code})`);
     throw error;
   }
+}
+
+/**
+ * Makes the root key file of a brand-new install — refused when the database
+ * already holds workspace keys: a new key would open none of them.
+ */
+async function createKeyFileForNewInstall(db: Db, config: Config, log: Logger): Promise<RootKeyProvider> {
+  const wrapped = await db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
+  if (wrapped.length > 0 && config.masterKey.kind === 'file')
+    throw new StartupError(
+      `no root key file at ${config.masterKey.path}, but the database holds workspace keys wrapped by ${wrapped.map((w) => w.root_key_id).join(', ')}: restore the key file from your key backup (a new key would open none of them; one is made only on a brand-new install)`,
+    );
+  return loadRootKeysOrRefuse(config, log);
+}
+
+export async function createAppContext(config: Config, log: Logger): Promise<AppContext & { close(): Promise<void> }> {
+  // A missing key file is made only for a brand-new install, so only once the database has been
+  // looked at (below): a node started without its copy of the file, a volume not mounted, a
+  // database restored without its key got a new key that opened none of the stored workspace
+  // keys — every reveal and run there failed, and what it wrapped next was lost with that file.
+  const newKeyFile = config.masterKey.kind === 'file' && !existsSync(config.masterKey.path);
+  const existingKeys = newKeyFile ? undefined : loadRootKeysOrRefuse(config, log);
   const database = openDatabase(config.database, {
     checkpoints: {
       onError: (error) =>
@@ -68,6 +90,13 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     throw new StartupError(`database ${database.kind}: migration failed: ${reason}`);
   }
   if (outcome.applied.length > 0) log.info({ migrations: outcome.applied }, 'database migrated');
+  let rootKeys: RootKeyProvider;
+  try {
+    rootKeys = existingKeys ?? (await createKeyFileForNewInstall(database.db, config, log));
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
   const outbound = createOutboundClient({
     allow: config.outboundAllow.blockList,
     secretsOverHttp: config.secretsOverHttp,

@@ -3,9 +3,11 @@
  * that is missing for a moment (moved away while an operator copies or
  * restores it) must not be replaced by a new one: a new file holds one new
  * key and none of those the data is wrapped under, and what the server
- * wraps next would be lost once the operator's file is back.
+ * wraps next would be lost once the operator's file is back. Nor may a
+ * server *started* without the file make one for a database that already
+ * holds workspace keys (a second node without its copy, a volume not mounted).
  */
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
@@ -18,6 +20,7 @@ import {
   setUp,
   startServer,
 } from '../support/cli.js';
+import { DATABASES } from '../support/databases.js';
 
 const sites: HushSite[] = [];
 const servers: HushServer[] = [];
@@ -65,4 +68,47 @@ describe('a root key file missing while a server runs', () => {
     expect(madeAnew, 'the server wrote a new key file').toBe(false);
     expect(readFileSync(file, 'utf8')).toBe(keyFile);
   });
+});
+
+describe.each(DATABASES)('a server started without the root key file ($kind)', ({ kind, available }) => {
+  it.runIf(available)(
+    'of an installation that has workspace keys: exit 1, one line naming the keys, no new key file',
+    async () => {
+      const site = await createSite(kind);
+      sites.push(site);
+      const server = await startServer(site.env);
+      servers.push(server);
+      const owner = await setUp(server);
+      const secret = await owner.api.post(`/workspaces/${owner.workspaceId}/secrets`, {
+        name: 'kept_value',
+        visibility: 'masked',
+        value: 'kept-value-0123456789',
+      });
+      expect(secret.status, secret.text).toBe(201);
+      await server.stop();
+      servers.splice(0);
+      const file = path.join(site.dataDir, 'master.key');
+      const keyId = (JSON.parse(readFileSync(file, 'utf8')) as { active: string }).active;
+      renameSync(file, `${file}.away`);
+
+      const refused = await runHush(['serve'], { ...site.env, HUSH_PORT: '0' }, { timeoutMs: 30_000 });
+      expect(refused.code, describeRun(refused)).toBe(1);
+      expect(refused.stderr.trim().split('\n')).toEqual([
+        `hush: no root key file at ${file}, but the database holds workspace keys wrapped by ${keyId}: restore the key file from your key backup (a new key would open none of them; one is made only on a brand-new install)`,
+      ]);
+      expect(existsSync(file), 'serve made a new root key file').toBe(false);
+      expect(readdirSync(site.dataDir).filter((f) => f.startsWith('master.key'))).toEqual(['master.key.away']);
+
+      // With the operator's file back, the server starts and the value is there.
+      renameSync(`${file}.away`, file);
+      const again = await startServer(site.env);
+      servers.push(again);
+      const revealed = await owner.api
+        .at(again.origin)
+        .post(`/workspaces/${owner.workspaceId}/secrets/${secret.body.id}/reveal`);
+      expect(revealed.status, revealed.text).toBe(200);
+      expect(revealed.body.value).toBe('kept-value-0123456789');
+    },
+    120_000,
+  );
 });
