@@ -7,7 +7,13 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { openReloadingFileKeyProvider } from '../crypto/reloading-key-provider.js';
 import { keyFilePermissionsTooOpen, parseEnvMasterKey, type RootKeyProvider } from '../crypto/root-keys.js';
-import { type Db, migrateToLatest, openDatabase } from '../db/database.js';
+import {
+  type Db,
+  isDatabaseUnavailable,
+  migrateToLatest,
+  migrationsFromNewerHush,
+  openDatabase,
+} from '../db/database.js';
 import { createAuditWriter } from '../modules/audit/audit-log.js';
 import { createAuditQueue } from '../modules/audit/audit-queue.js';
 import { createWorkspaceCache } from '../modules/workspaces/workspace-cache.js';
@@ -85,7 +91,14 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
     .catch((error: unknown) => ({ applied: [], error }))
     .finally(() => untimed?.close());
   if (outcome.error !== undefined) {
+    // Going back to an older Hush is not a migration (Kysely calls it "corrupted migrations").
+    // A database that cannot be reached is not asked again (a second wait for nothing).
+    const newer = isDatabaseUnavailable(outcome.error) ? [] : await migrationsFromNewerHush(database.db);
     await database.close();
+    if (newer.length > 0)
+      throw new StartupError(
+        `database ${database.kind} was migrated by a newer Hush (${newer.join(', ')}): this version cannot use it — run that version or a newer one (to go back, restore a backup taken before the upgrade into an empty database)`,
+      );
     const reason = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
     throw new StartupError(`database ${database.kind}: migration failed: ${reason}`);
   }

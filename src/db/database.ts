@@ -301,6 +301,19 @@ async function migrate(
   return error === undefined ? { applied } : { applied, error };
 }
 
+/**
+ * The migrations the database has applied that this build does not know (it
+ * was migrated by a newer Hush); empty when there are none or no table yet.
+ */
+export async function migrationsFromNewerHush(db: Db): Promise<string[]> {
+  const applied = await db
+    .selectFrom('hush_migrations' as never)
+    .select(sql<string>`name`.as('name'))
+    .execute()
+    .catch(() => [] as { name: string }[]);
+  return applied.map((a) => a.name).filter((name) => !Object.hasOwn(migrations, name));
+}
+
 /** True when the error is a unique-constraint violation on either database. */
 export function isUniqueViolation(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;

@@ -311,24 +311,35 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
     }
   });
 
-  it.runIf(available)('a database migrated by a newer Hush: doctor FAILs and says so', async () => {
-    const ctx = await site.open();
-    try {
-      await ctx.db
-        .insertInto('hush_migrations' as never)
-        .values({ name: '9999-from-the-future', timestamp: new Date().toISOString() } as never)
-        .execute();
-      const r = await runHush(['doctor'], site.env);
-      expect(r.code, describeRun(r)).toBe(1);
-      expect(r.stdout).toContain('FAIL  database was migrated by a newer Hush (9999-from-the-future)');
-    } finally {
-      await ctx.db
-        .deleteFrom('hush_migrations' as never)
-        .where('name' as never, '=', '9999-from-the-future' as never)
-        .execute();
-      await ctx.close();
-    }
-  });
+  it.runIf(available)(
+    'a database migrated by a newer Hush: doctor FAILs and says so, serve and commands too',
+    async () => {
+      const ctx = await site.open();
+      try {
+        await ctx.db
+          .insertInto('hush_migrations' as never)
+          .values({ name: '9999-from-the-future', timestamp: new Date().toISOString() } as never)
+          .execute();
+        const r = await runHush(['doctor'], site.env);
+        expect(r.code, describeRun(r)).toBe(1);
+        expect(r.stdout).toContain('FAIL  database was migrated by a newer Hush (9999-from-the-future)');
+        // An operator who went back to an older version: told so, not "corrupted migrations".
+        for (const args of [['serve'], ['audit', 'verify'], ['backup', path.join(site.dataDir, 'newer.gz')]]) {
+          const refused = await runHush(args, { ...site.env, HUSH_PORT: '0' }, { timeoutMs: 30_000 });
+          expect(refused.code, describeRun(refused)).toBe(1);
+          expect(refused.stderr.trim().split('\n'), args.join(' ')).toEqual([
+            `hush: database ${kind} was migrated by a newer Hush (9999-from-the-future): this version cannot use it — run that version or a newer one (to go back, restore a backup taken before the upgrade into an empty database)`,
+          ]);
+        }
+      } finally {
+        await ctx.db
+          .deleteFrom('hush_migrations' as never)
+          .where('name' as never, '=', '9999-from-the-future' as never)
+          .execute();
+        await ctx.close();
+      }
+    },
+  );
 
   it.runIf(available)('bad configuration: exit 1 and one line naming the variable', async () => {
     const r = await runHush(['doctor'], { ...site.env, HUSH_PORT: 'eighty' });
