@@ -224,6 +224,13 @@ const ROOT_KEYS_BUSY =
 
 export async function rotateRoot(options: { newKey: boolean }): Promise<void> {
   const config: Config = readConfigOrExit();
+  // Run as with a key file (a scheduled job), it would rewrap under the key already active and
+  // exit 0: a "rotation" that rotated nothing.
+  if (config.masterKey.kind === 'env' && options.newKey)
+    fail(
+      'root keys come from HUSH_MASTER_KEY, which Hush cannot change: put a new key first in it (keep the old ones after it), roll it out to every server, then run `hush keys rotate-root --no-new-key`',
+      2,
+    );
   // The lock is taken before the key file changes: a refused run changes nothing.
   const lockCtx = await openContext(config);
   try {
@@ -238,10 +245,6 @@ async function rotateRootLocked(config: Config, options: { newKey: boolean }): P
   if (config.masterKey.kind === 'file' && options.newKey) {
     const id = addRootKeyToFile(config.masterKey.path, true);
     out(`new active root key ${id} added to ${config.masterKey.path} — back the file up now`);
-  } else if (config.masterKey.kind === 'env') {
-    out(
-      'root keys come from HUSH_MASTER_KEY: put the new key first in the list, keep the old ones after it, then run this',
-    );
   }
   const ctx = await openContext(config);
   const bar = progressBar('rewrap');

@@ -51,7 +51,10 @@ const keys = program.command('keys').description('Rotate encryption keys, online
 keys
   .command('rotate-root')
   .description('Add a new active root key (key file) and rewrap every workspace key under it; old keys are kept')
-  .option('--no-new-key', 'only rewrap under the current active root key (e.g. after changing HUSH_MASTER_KEY)')
+  .option(
+    '--no-new-key',
+    'only rewrap under the current active root key (resume a rotation; required with HUSH_MASTER_KEY)',
+  )
   .action(operator('rotateRoot'));
 keys
   .command('retire-root')

@@ -388,10 +388,19 @@ describe.each(DATABASES)('online key rotation on $kind', ({ kind, available }) =
       expect(created.status, created.text).toBe(201);
       await server.stop();
 
+      // Hush cannot add a key to the environment: `rotate-root` without --no-new-key, run as with
+      // a key file (a scheduled job), says so and fails instead of a no-op "rotation" with exit 0.
+      const asWithFile = await runHush(['keys', 'rotate-root'], site.env);
+      expect(asWithFile.code, describeRun(asWithFile)).toBe(2);
+      expect(asWithFile.stdout).toBe('');
+      expect(asWithFile.stderr.trim().split('\n')).toEqual([
+        'hush: root keys come from HUSH_MASTER_KEY, which Hush cannot change: put a new key first in it (keep the old ones after it), roll it out to every server, then run `hush keys rotate-root --no-new-key`',
+      ]);
+
       const both = { ...site.env, HUSH_MASTER_KEY: `${newKey},${oldKey}` };
       const rotate = await runHush(['keys', 'rotate-root', '--no-new-key'], both);
       expect(rotate.code, describeRun(rotate)).toBe(0);
-      expect(rotate.stdout).toContain(`rewrapped workspace keys under ${newId}: 1 done, 0 skipped, 0 failed`);
+      expect(rotate.stdout.split('\n')[0]).toBe(`rewrapped workspace keys under ${newId}: 1 done, 0 skipped, 0 failed`);
       expect(rotate.stdout).toContain(`old root keys kept: ${oldId}`);
       const retire = await runHush(['keys', 'retire-root'], both);
       expect(retire.code, describeRun(retire)).toBe(0);
