@@ -182,7 +182,7 @@ export async function doctor(): Promise<void> {
       checks.push({
         ok: false,
         what: 'Redis (HUSH_REDIS_URL) is not reachable',
-        fix: 'start Redis or unset HUSH_REDIS_URL (limits are then per process)',
+        fix: `start Redis, or unset HUSH_REDIS_URL (limits are then counted ${config.database.kind === 'postgres' ? 'in PostgreSQL, shared by every server' : "in this server's memory"})`,
       });
     } finally {
       redis.disconnect();

@@ -148,7 +148,12 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
     expect(lines).toContain('ok    every workspace key is wrapped by a loaded root key');
     const at = lines.indexOf('FAIL  Redis (HUSH_REDIS_URL) is not reachable');
     expect(at, redisDown.stdout).toBeGreaterThan(-1);
-    expect(lines[at + 1]).toMatch(/^ {6}fix: /);
+    // Without Redis the limits are counted in PostgreSQL, shared by every server; only SQLite's are per process.
+    expect(lines[at + 1]).toBe(
+      kind === 'postgres'
+        ? '      fix: start Redis, or unset HUSH_REDIS_URL (limits are then counted in PostgreSQL, shared by every server)'
+        : "      fix: start Redis, or unset HUSH_REDIS_URL (limits are then counted in this server's memory)",
+    );
     expect(redisDown.stderr).toBe('');
 
     const original = readFileSync(keyFile);
