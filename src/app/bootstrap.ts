@@ -68,6 +68,25 @@ async function createKeyFileForNewInstall(db: Db, config: Config, log: Logger): 
   return loadRootKeysOrRefuse(config, log);
 }
 
+/**
+ * Why a server must not start with `rootKeys`, or undefined: the database
+ * holds workspace keys and not one of them is wrapped by a loaded root key
+ * (another installation's key file, a mistyped HUSH_MASTER_KEY). Such a
+ * server could open no secret, and would wrap the workspace keys it creates
+ * under a key the installation does not keep. Some keys under a key not
+ * loaded is not refused (`hush doctor` names them; the rest still work).
+ */
+export async function rootKeysOpenNothing(
+  db: Db,
+  rootKeys: Pick<RootKeyProvider, 'hasKey' | 'keyIds'>,
+): Promise<string | undefined> {
+  const wrapped = (await db.selectFrom('workspace_keys').select('root_key_id').distinct().execute()).map(
+    (w) => w.root_key_id,
+  );
+  if (wrapped.length === 0 || wrapped.some((id) => rootKeys.hasKey(id))) return undefined;
+  return `the loaded root keys (${rootKeys.keyIds().join(', ')}) open none of the database's workspace keys (wrapped by ${wrapped.join(', ')}): start with the key file or HUSH_MASTER_KEY they were made with`;
+}
+
 export async function createAppContext(config: Config, log: Logger): Promise<AppContext & { close(): Promise<void> }> {
   // A missing key file is made only for a brand-new install, so only once the database has been
   // looked at (below): a node started without its copy of the file, a volume not mounted, a

@@ -1,6 +1,6 @@
 /** `hush serve`: start the API (and later the UI) on the configured port. */
 
-import { createAppContext, StartupError } from '../app/bootstrap.js';
+import { createAppContext, rootKeysOpenNothing, StartupError } from '../app/bootstrap.js';
 import { createLogger } from '../app/logger.js';
 import { buildServer } from '../app/server.js';
 import { prepareSetup } from '../modules/auth/auth-service.js';
@@ -18,6 +18,11 @@ export async function serve(): Promise<void> {
   } catch (error) {
     if (error instanceof StartupError) fail(error.message);
     throw error;
+  }
+  const wrongKeys = await rootKeysOpenNothing(ctx.db, ctx.rootKeys);
+  if (wrongKeys) {
+    await ctx.close();
+    fail(wrongKeys);
   }
   const app = await buildServer(ctx);
   const idle = collectWhenIdle(app);

@@ -7,9 +7,11 @@
  * server *started* without the file make one for a database that already
  * holds workspace keys (a second node without its copy, a volume not mounted).
  */
-import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { rootKeyId } from '../../src/crypto/root-keys.js';
 import {
   createSite,
   describeRun,
@@ -70,9 +72,9 @@ describe('a root key file missing while a server runs', () => {
   });
 });
 
-describe.each(DATABASES)('a server started without the root key file ($kind)', ({ kind, available }) => {
+describe.each(DATABASES)('a server started without the installation’s root key ($kind)', ({ kind, available }) => {
   it.runIf(available)(
-    'of an installation that has workspace keys: exit 1, one line naming the keys, no new key file',
+    "of an installation that has workspace keys, or with another installation's key: exit 1, one line naming the keys",
     async () => {
       const site = await createSite(kind);
       sites.push(site);
@@ -98,6 +100,32 @@ describe.each(DATABASES)('a server started without the root key file ($kind)', (
       ]);
       expect(existsSync(file), 'serve made a new root key file').toBe(false);
       expect(readdirSync(site.dataDir).filter((f) => f.startsWith('master.key'))).toEqual(['master.key.away']);
+
+      // Another installation's key — a file, or HUSH_MASTER_KEY — opens none of them: refused too.
+      const otherKey = randomBytes(32);
+      const otherId = rootKeyId(otherKey);
+      const otherFile = path.join(site.dataDir, 'other.key');
+      writeFileSync(
+        otherFile,
+        JSON.stringify({
+          version: 1,
+          active: otherId,
+          keys: [{ id: otherId, key: otherKey.toString('base64'), createdAt: new Date().toISOString() }],
+        }),
+        { mode: 0o600 },
+      );
+      const otherKeys: Record<string, string>[] = [
+        { HUSH_MASTER_KEY_FILE: otherFile },
+        { HUSH_MASTER_KEY: otherKey.toString('base64') },
+      ];
+      for (const env of otherKeys) {
+        const wrong = await runHush(['serve'], { ...site.env, ...env, HUSH_PORT: '0' }, { timeoutMs: 30_000 });
+        expect(wrong.code, describeRun(wrong)).toBe(1);
+        expect(wrong.stderr.trim().split('\n')).toEqual([
+          `hush: the loaded root keys (${otherId}) open none of the database's workspace keys (wrapped by ${keyId}): start with the key file or HUSH_MASTER_KEY they were made with`,
+        ]);
+        expect(`${wrong.stdout}${wrong.stderr}`).not.toContain(otherKey.toString('base64'));
+      }
 
       // With the operator's file back, the server starts and the value is there.
       renameSync(`${file}.away`, file);
