@@ -119,6 +119,11 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
         `database ${database.kind} was migrated by a newer Hush (${newer.join(', ')}): this version cannot use it — run that version or a newer one (to go back, restore a backup taken before the upgrade into an empty database)`,
       );
     const reason = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+    // Not reached at all: no migration was tried, and "migration failed" sent operators looking at the schema.
+    if (isDatabaseUnavailable(outcome.error))
+      throw new StartupError(
+        `database ${database.kind} is not reachable (${reason}): check HUSH_DATABASE_URL and that the database runs`,
+      );
     throw new StartupError(`database ${database.kind}: migration failed: ${reason}`);
   }
   if (outcome.applied.length > 0) log.info({ migrations: outcome.applied }, 'database migrated');

@@ -197,6 +197,15 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
     expect(r.code, describeRun(r)).toBe(1);
     expect(r.stdout).toContain('FAIL  database (postgres) is not reachable: ECONNREFUSED');
     expect(r.stdout).toContain('      fix: check HUSH_DATABASE_URL and that the server runs');
+    // The other commands say the same in one line — no migration was tried, so none "failed".
+    const verify = await runHush(['audit', 'verify'], {
+      ...site.env,
+      HUSH_DATABASE_URL: 'postgres://postgres@127.0.0.1:1/hush_unreachable',
+    });
+    expect(verify.code, describeRun(verify)).toBe(1);
+    expect(verify.stderr.trim().split('\n')).toEqual([
+      'hush: database postgres is not reachable (connect ECONNREFUSED 127.0.0.1:1): check HUSH_DATABASE_URL and that the database runs',
+    ]);
   });
 
   it.runIf(available)('HUSH_MASTER_KEY that serve would refuse: FAIL naming it, never its value', async () => {
