@@ -57,8 +57,10 @@ describe('parseJsonExact', () => {
       fc.property(fc.bigInt({ min: -(10n ** 40n), max: 10n ** 40n }), fc.json({ maxDepth: 2 }), (n, other) => {
         const text = `{"n":${n},"other":${other},"in":[${n}]}`;
         const parsed = parseJsonExact(text) as { n: unknown; other: unknown; in: unknown[] };
-        const exact = BigInt(Number(n)) === n;
-        expect(parsed.n).toEqual(exact ? Number(n) : String(n));
+        // A number when JavaScript writes it back digit for digit, else its digits: either way a
+        // template writes what the service sent.
+        expect(parsed.n).toEqual(String(Number(n)) === String(n) ? Number(n) : String(n));
+        expect(String(parsed.n)).toBe(String(n));
         expect(parsed.in[0]).toEqual(parsed.n);
         expect(parsed.other).toEqual(parseJsonExact(other));
       }),
@@ -67,11 +69,14 @@ describe('parseJsonExact', () => {
 });
 
 describe('inexactInteger', () => {
-  it('is true only for whole numbers a double cannot hold exactly', () => {
+  it('is true only for whole numbers JavaScript would not write back digit for digit', () => {
     expect(inexactInteger('9007199254740992')).toBe(false);
     expect(inexactInteger('9007199254740993')).toBe(true);
     expect(inexactInteger('-9007199254740993')).toBe(true);
-    expect(inexactInteger('100000000000000000000')).toBe(false);
+    expect(inexactInteger('100000000000000000000')).toBe(false); // 10^20 is written so
+    expect(inexactInteger('1000000000000000000000')).toBe(true); // 10^21 is held, but written 1e+21
+    expect(inexactInteger('54202268965052490')).toBe(false); // not held exactly, yet written back the same
+    expect(inexactInteger('0000000000000000042')).toBe(false);
     expect(inexactInteger('1'.repeat(400))).toBe(true); // past the largest double
     expect(inexactInteger('9007199254740993.5')).toBe(false); // not an integer's text
     expect(inexactInteger('42')).toBe(false);

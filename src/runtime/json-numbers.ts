@@ -13,11 +13,16 @@ const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 /** Whether JSON.parse would write `token` back differently. */
 const rewritten = (token: string) => JSON.stringify(JSON.parse(token)) !== token;
 
-/** Whether `token` is an integer that a JavaScript number cannot hold exactly (past ±2^53). */
+/**
+ * Whether `token` is an integer that a JavaScript number would not write back
+ * digit for digit (9007199254740993 reads as …992; past 10^21 it writes as
+ * 1e+21): an id that a template would then write wrong. Leading zeros are
+ * not digits that count.
+ */
 export function inexactInteger(token: string): boolean {
-  if (!/^-?\d{16,}$/.test(token)) return false; // ±2^53 has 16 digits: shorter ones are exact
-  const number = Number(token);
-  return !Number.isFinite(number) || BigInt(number) !== BigInt(token);
+  if (!/^-?\d{16,}$/.test(token)) return false; // up to 15 digits every integer is held and written exactly
+  const digits = token.replace(/^(-?)0+(?=\d)/, '$1');
+  return String(Number(digits)) !== digits;
 }
 
 export interface KeptNumbers {
