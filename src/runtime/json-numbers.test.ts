@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { inexactInteger, keepNumbers, parseJsonExact } from './json-numbers.js';
 
 describe('parseJsonExact', () => {
-  it('an integer a JavaScript number cannot hold comes out as its digits; every other value as JSON.parse reads it', () => {
+  it('an integer JavaScript would write back otherwise comes out as its digits; every other value as JSON.parse reads it', () => {
     const text =
       '{"id":9007199254740993,"edge":9007199254740992,"neg":-9007199254740995,"small":42,"price":1.50,"big":1e400,' +
       '"quoted":"9007199254740993","list":[12345678901234567890,{"deep":[[98765432109876543210]]}],' +
@@ -47,7 +47,7 @@ describe('parseJsonExact', () => {
     expect(value).toBe('12345678901234567890');
   });
 
-  it('property: equal to JSON.parse wherever every integer is one JavaScript holds; else those integers are their digits', () => {
+  it('property: equal to JSON.parse wherever JavaScript writes every integer back as sent; else those integers are their digits', () => {
     fc.assert(
       fc.property(fc.json({ maxDepth: 4 }), (text) => {
         expect(parseJsonExact(text)).toEqual(JSON.parse(text));
