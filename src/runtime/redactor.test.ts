@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
+import iconv from 'iconv-lite';
 import { describe, expect, it } from 'vitest';
 import { COMMON_SINGLE_BYTE } from './charsets.js';
 import { Redactor } from './redactor.js';
@@ -410,6 +411,16 @@ describe('the redactor', () => {
       'é',
       '€',
       '😀',
+      // CJK: Shift_JIS, EUC-JP, GBK, Big5, EUC-KR write some, not all (ー has no EUC-KR code, 龦 none
+      // but GB18030's; ｶ is half-width, ¥ JIS-Roman in ISO-2022-JP).
+      'パ',
+      'ー',
+      '秘',
+      '鍵',
+      '한',
+      '龦',
+      'ｶ',
+      '¥',
       '=',
       '\t',
       '\u2028',
@@ -566,18 +577,44 @@ function plainSecretForms(value: string): string[] {
       const core = last > first ? text.slice(first, last) : '';
       forms.push(core, core.replaceAll('+', '-').replaceAll('/', '_'));
     }
-    // Bytes of another encoding read as UTF-8 — ISO-8859-1 and each common single-byte charset
-    // (when it has non-ASCII characters), UTF-16LE/BE — kept when 4+ characters are neither U+FFFD nor NUL.
+    // Bytes of another encoding read as UTF-8 — ISO-8859-1, each common single-byte and multi-byte
+    // charset (when it has non-ASCII characters and can write them all), ISO-2022-JP, UTF-16LE/BE —
+    // kept when 4+ characters are neither U+FFFD nor NUL; each also without the bytes whose reading
+    // depends on the bytes around (continuation bytes first, an unfinished sequence last).
     const misread: string[] = [];
+    const inContext = (bytes: Buffer) =>
+      Buffer.from(
+        bytes
+          .toString('latin1')
+          .replace(/^[\x80-\xbf]+/, '')
+          .replace(/(?:[\xc2-\xdf]|[\xe0-\xef][\x80-\xbf]?|[\xf0-\xf4][\x80-\xbf]{0,2})$/, ''),
+        'latin1',
+      ).toString('utf8');
+    const both = (bytes: Buffer) => misread.push(bytes.toString('utf8'), inContext(bytes));
     if (/[\u0080-\uffff]/.test(v)) {
-      misread.push(Buffer.from(v, 'latin1').toString('utf8'));
+      both(Buffer.from(v, 'latin1'));
       for (const name of COMMON_SINGLE_BYTE) {
         const decoder = new TextDecoder(name);
         const byChar = new Map<string, number>();
         for (let b = 0; b < 256; b++) byChar.set(decoder.decode(Uint8Array.of(b)), b);
         if (name === 'windows-1252') byChar.set('€', 0x80); // Node 20's decoder reads 0x80 as a control
         const bytes = [...v].map((c) => byChar.get(c));
-        if (bytes.every((b) => b !== undefined)) misread.push(Buffer.from(bytes as number[]).toString('utf8'));
+        if (bytes.every((b) => b !== undefined)) both(Buffer.from(bytes as number[]));
+      }
+      for (const name of ['shift_jis', 'euc-jp', 'gbk', 'gb18030', 'big5', 'euc-kr']) {
+        // Character by character: one the charset has no code for comes out "?".
+        const chars = [...v].map((c) => iconv.encode(c, name));
+        if (chars.every((bytes, i) => bytes.toString('latin1') !== '?' || [...v][i] === '?'))
+          both(Buffer.concat(chars));
+      }
+      const jis = plainIso2022Jp(v);
+      if (jis !== null) {
+        // Without the switch into JIS X 0208 in front, and back to ASCII at the end.
+        misread.push(jis, jis.slice(jis.startsWith('\x1b$B') ? 3 : 0, jis.endsWith('\x1b(B') ? -3 : jis.length));
+      }
+      // UTF-16 read alone is below (a NUL less at one end); read in context, when that differs.
+      for (const bytes of [Buffer.from(v, 'utf16le'), Buffer.from(v, 'utf16le').swap16()]) {
+        if (inContext(bytes) !== bytes.toString('utf8')) misread.push(inContext(bytes));
       }
     }
     const le = Buffer.from(v, 'utf16le').toString('utf8');
@@ -595,4 +632,30 @@ function plainSecretForms(value: string): string[] {
   for (const source of sources)
     for (const form of valueForms(source)) if (form.length >= 4 || form === value) forms.add(form);
   return [...forms];
+}
+
+/**
+ * `text` in ISO-2022-JP as the WHATWG encoder writes it from the ASCII
+ * state, character by character (JIS X 0208 codes from their EUC-JP bytes,
+ * less the high bit); null when one needs more than ASCII and JIS X 0208.
+ */
+function plainIso2022Jp(text: string): string | null {
+  let out = '';
+  let state = 'ascii';
+  for (const c of text) {
+    const code = c.codePointAt(0) as number;
+    if (code < 0x80) {
+      if (state !== 'ascii') out += '\x1b(B';
+      state = 'ascii';
+      out += c;
+      continue;
+    }
+    const euc = iconv.encode(c, 'euc-jp');
+    if (c === '¥' || c === '‾' || euc.length !== 2 || (euc[0] as number) < 0xa1 || (euc[1] as number) < 0xa1)
+      return null;
+    if (state !== 'jis') out += '\x1b$B';
+    state = 'jis';
+    out += String.fromCharCode((euc[0] as number) - 0x80, (euc[1] as number) - 0x80);
+  }
+  return state === 'jis' ? `${out}\x1b(B` : out;
 }

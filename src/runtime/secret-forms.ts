@@ -9,12 +9,26 @@
  * string, padded or not; hex in both cases; the value without surrounding
  * white space (HTTP drops it from a header value) when 8 or more characters
  * remain; and for a multi-line value each trimmed line of 8 or more
- * characters. Also PHP's `\/` with `\uXXXX`, and the value's ISO-8859-1 and
- * UTF-16 bytes as read by a UTF-8 decoder (an answer in another charset that
- * does not say so).
+ * characters. Also PHP's `\/` with `\uXXXX`, and the value's bytes in
+ * another charset as a UTF-8 decoder reads them (an answer in another
+ * charset that does not say so, or says one Hush does not read it in):
+ * ISO-8859-1, the common single-byte charsets (windows-1251…), the common
+ * multi-byte ones (Shift_JIS, EUC-JP, GBK, GB18030, Big5, EUC-KR: a CJK
+ * value reads as runs of U+FFFD with its ASCII part as it is), ISO-2022-JP
+ * and UTF-16 — each as the bytes read alone and as they read whatever
+ * bytes surround them (misdecodedForms).
  */
 
-import { COMMON_SINGLE_BYTE, encodeSingleByte, singleByte } from './charsets.js';
+import {
+  COMMON_MULTI_BYTE,
+  COMMON_SINGLE_BYTE,
+  encodeMultiByte,
+  encodeSingleByte,
+  iso2022Jp,
+  singleByte,
+  TO_ASCII,
+  TO_JIS,
+} from './charsets.js';
 
 /** Derived forms shorter than this would blank out ordinary text; the raw value is always kept. */
 export const MIN_DERIVED_FORM_LENGTH = 4;
@@ -111,29 +125,103 @@ function tellsSomething(form: string): boolean {
   return false;
 }
 
+/** Whether a byte continues a UTF-8 sequence (10xxxxxx): a decoder may join it to the bytes before it. */
+const continues = (b: number) => (b & 0xc0) === 0x80;
+
+/**
+ * A value's bytes in another charset as a UTF-8 decoder reads them — how
+ * they read alone, and how they read whatever bytes come before and after
+ * them: a lead byte just before can take the value's first continuation
+ * bytes into one character, and the value's last, unfinished sequence can
+ * take the bytes after it (both then read otherwise than alone, and a form
+ * that starts or ends there would not match). So also the reading from the
+ * first byte a decoder starts afresh at (any but a continuation byte) up to
+ * a last unfinished sequence: every ASCII byte is in it.
+ */
+function misread(bytes: Buffer, keep: (form: string) => void): void {
+  keep(bytes.toString('utf8'));
+  misreadInContext(bytes, keep);
+}
+
+/** The part of misread that reads the same whatever surrounds the bytes, when it is not all of them. */
+function misreadInContext(bytes: Buffer, keep: (form: string) => void): void {
+  let start = 0;
+  while (start < bytes.length && continues(bytes[start] as number)) start++;
+  let last = bytes.length - 1;
+  while (last >= start && continues(bytes[last] as number)) last--;
+  let end = bytes.length;
+  if (last >= start) {
+    const lead = bytes[last] as number;
+    // Bytes in the sequence it starts (C0, C1, F5–FF start none: each reads as U+FFFD alone).
+    const length = lead >= 0xf5 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc2 ? 2 : 1;
+    if (last + length > bytes.length) end = last;
+  }
+  if (start > 0 || end < bytes.length) keep(bytes.toString('utf8', start, end));
+}
+
+/**
+ * Each byte string a non-ASCII value is written as in a charset other than
+ * UTF-8 that an answer may be in, with the charset's name: its ISO-8859-1
+ * bytes (a header value as it went out, echoed raw), and its bytes in each
+ * common single-byte and multi-byte charset that can write all its
+ * characters. Each is zeroed once `visit` returns.
+ */
+function eachForeignEncoding(value: string, visit: (bytes: Buffer, charset: string) => void): void {
+  const seen = (bytes: Buffer, charset: string) => {
+    try {
+      visit(bytes, charset);
+    } finally {
+      bytes.fill(0);
+    }
+  };
+  seen(Buffer.from(value, 'latin1'), 'iso-8859-1');
+  for (const name of COMMON_SINGLE_BYTE) {
+    const charset = singleByte(name);
+    const bytes = charset && encodeSingleByte(charset, value);
+    if (bytes) seen(bytes, name);
+  }
+  for (const name of COMMON_MULTI_BYTE) {
+    const bytes = encodeMultiByte(name, value);
+    if (bytes) seen(bytes, name);
+  }
+}
+
 /**
  * The value's bytes in another encoding, read as UTF-8 (how Hush reads a
- * body that declares no single-byte charset, executor.ts bodyText): its
- * ISO-8859-1 bytes (a header value as it went out, echoed raw), its bytes in
- * each common single-byte charset it can be written in (windows-1251,
- * koi8-r, windows-1252…: what a decoder makes of those bytes depends on the
- * bytes, so each is computed, not guessed), and its UTF-16 bytes, little-
- * and big-endian (an ASCII value reads as its characters with NULs between).
- * Only forms that still show some of the value count (tellsSomething).
+ * body that declares no other charset it can read, executor.ts bodyText):
+ * its ISO-8859-1 bytes, its bytes in each common single-byte charset
+ * (windows-1251, koi8-r, windows-1252…) and multi-byte charset (Shift_JIS,
+ * EUC-JP, GBK, GB18030, Big5, EUC-KR) it can be written in — what a decoder
+ * makes of those bytes depends on the bytes, so each is computed, not
+ * guessed —, alone and whatever bytes surround them (misread); its
+ * ISO-2022-JP bytes (seven bits: they read as ASCII), with and without the
+ * switches into and out of JIS X 0208 at its ends (text before it may have
+ * switched already, text after it may not switch back); and its UTF-16
+ * bytes, little- and big-endian (an ASCII value reads as its characters with
+ * NULs between). Only forms that still show some of the value count
+ * (tellsSomething). An ASCII value has the UTF-16 forms only: in every other
+ * charset its bytes are its UTF-8 bytes.
  */
 function misdecodedForms(value: string, add: (form: string) => void): void {
   const keep = (form: string) => {
     if (tellsSomething(form)) add(form);
   };
-  if (NOT_ASCII.test(value)) {
-    keep(Buffer.from(value, 'latin1').toString('utf8'));
-    for (const name of COMMON_SINGLE_BYTE) {
-      const charset = singleByte(name);
-      const bytes = charset && encodeSingleByte(charset, value);
-      if (bytes) keep(bytes.toString('utf8'));
-    }
-  }
   const utf16 = Buffer.from(value, 'utf16le');
+  if (NOT_ASCII.test(value)) {
+    eachForeignEncoding(value, (bytes, charset) => {
+      misread(bytes, keep);
+      const jis = charset === 'euc-jp' && iso2022Jp(value, bytes);
+      if (jis) {
+        keep(jis);
+        const from = jis.startsWith(TO_JIS) ? TO_JIS.length : 0;
+        const to = jis.endsWith(TO_ASCII) ? jis.length - TO_ASCII.length : jis.length;
+        if (from > 0 || to < jis.length) keep(jis.slice(from, to));
+      }
+    });
+    // Read alone just below (with a NUL less at the end, or at the start).
+    misreadInContext(utf16, keep);
+    misreadInContext(Buffer.from(utf16).swap16(), keep);
+  }
   const le = utf16.toString('utf8');
   keep(le.endsWith(NUL) ? le.slice(0, -1) : le);
   const be = utf16.swap16().toString('utf8');
