@@ -23,7 +23,7 @@ import {
   RESERVED_HEADERS,
   reservedHeaderMessage,
 } from './block-fields.js';
-import { singleByte } from './charsets.js';
+import { type MultiByte, multiByte, type SingleByte, singleByte } from './charsets.js';
 import { keepNumbers, parseJsonExact } from './json-numbers.js';
 import { MAX_VARIABLE_DEPTH, nestsWithin, parseJsonPath, setOwn, wellFormedDeep } from './json-path.js';
 import { type OutboundClient, OutboundFailure } from './outbound.js';
@@ -563,23 +563,45 @@ const WITHHELD_BODY = '[withheld: the answer holds secrets in two character enco
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]+)/i;
 
 /**
- * A response body as text: UTF-8, unless the single-byte charset the answer
- * declares (windows-1251, ISO-8859-1…) shows a secret — a value echoed in
- * it — and nothing the UTF-8 reading would show is lost by reading it so.
- * The label alone never decides: a reading the upstream picks could turn a
- * value's bytes into other characters, unmatched yet reversible, so the
- * declared reading is used only where it shows a value, and only if its
- * redacted text, taken back to bytes and read as UTF-8, shows none (a value
- * in both encodings at once withholds the body). Multi-byte charsets
- * (UTF-16, Shift_JIS…) are read as UTF-8; an answer in another charset read
+ * A response body as text: UTF-8, unless the answer declares another charset
+ * Node.js reads — and nothing the UTF-8 reading would hide shows in the
+ * declared one. The label alone never decides: a reading the upstream (or a
+ * caller, through an echo service) picks could turn a value's bytes into
+ * other characters, unmatched yet reversible, so the declared text is
+ * returned only if, redacted and written back in that charset, its bytes
+ * read as UTF-8 show no value (a value in two encodings at once withholds
+ * the body).
+ *
+ * - A single-byte charset (windows-1251, ISO-8859-1…) is used only where it
+ *   shows a value, a value echoed in it.
+ * - A multi-byte charset (Shift_JIS, EUC-JP, GBK, GB18030, Big5, EUC-KR,
+ *   UTF-16; TextDecoder reads it, iconv-lite writes it back) is used
+ *   whenever it is safe — a Japanese answer reads as Japanese — and only if
+ *   its text goes back to exactly the bytes it came from: Node's decoders
+ *   replace or drop a byte they cannot read (ICU's Big5 even drops the ASCII
+ *   byte after a bad one), which could cut a value's bytes apart and leave a
+ *   readable remainder no form matches. The bytes written back must also
+ *   hold no non-ASCII value in any other charset (Redactor.holdsEncodedValue:
+ *   a value of Hangul alone, echoed in EUC-KR in an answer that says GBK,
+ *   reads as Chinese characters that GBK writes back to it).
+ *
+ * Every other charset (ISO-2022-JP, which iconv-lite cannot write, and
+ * labels nothing reads) is read as UTF-8; an answer in another charset read
  * so shows the value's mis-decoded forms, which the redactor matches too
  * (secret-forms.ts misdecodedForms).
  */
 function bodyText(rawBody: Buffer, rawHeaders: [string, string][], redactor: Redactor): string {
   const utf8 = rawBody.toString('utf8');
   const label = CHARSET.exec(rawHeaders.find(([k]) => k === 'content-type')?.[1] ?? '')?.[1]?.toLowerCase();
-  const charset = label && label !== 'utf-8' && rawBody.length > 0 ? singleByte(label) : null;
-  if (!charset) return utf8;
+  if (!label || label === 'utf-8' || rawBody.length === 0) return utf8;
+  const single = singleByte(label);
+  if (single) return singleByteText(rawBody, utf8, single, redactor);
+  const multi = multiByte(label);
+  return multi ? multiByteText(rawBody, utf8, multi, redactor) : utf8;
+}
+
+/** bodyText in a single-byte charset: its reading where it shows a value and loses nothing, else UTF-8's. */
+function singleByteText(rawBody: Buffer, utf8: string, charset: SingleByte, redactor: Redactor): string {
   const declared = charset.decode(rawBody);
   if (declared === utf8) return utf8;
   const marked = redactor.redact(declared);
@@ -589,6 +611,21 @@ function bodyText(rawBody: Buffer, rawHeaders: [string, string][], redactor: Red
   for (let i = 0; i < marked.length; i++) bytes[i] = charset.bytes.get(marked[i] as string) ?? 0x3f;
   const back = bytes.toString('utf8');
   return redactor.redact(back) === back ? declared : WITHHELD_BODY;
+}
+
+/** bodyText in a multi-byte charset: its reading whenever it is safe (see bodyText), else UTF-8's, or withheld. */
+function multiByteText(rawBody: Buffer, utf8: string, charset: MultiByte, redactor: Redactor): string {
+  const declared = charset.decode(rawBody);
+  if (declared === utf8) return utf8;
+  const again = charset.encode(declared);
+  if (!again.equals(rawBody)) return utf8; // a byte read as U+FFFD, or dropped
+  const marked = redactor.redact(declared);
+  const bytes = marked === declared ? again : charset.encode(marked);
+  const back = bytes.toString('utf8');
+  if (redactor.redact(back) === back && !redactor.holdsEncodedValue(bytes)) return declared;
+  // A value the declared reading leaves spelt in the bytes: if that reading shows none, the UTF-8
+  // one (what every answer got before) — else each reading shows a value the other would not hide.
+  return marked === declared ? utf8 : WITHHELD_BODY;
 }
 
 /** A `\u00XX` escape of a printable ASCII character (`\u0073` for "s"), which no encoder needs to write. */

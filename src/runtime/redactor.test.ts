@@ -466,6 +466,36 @@ describe('the redactor', () => {
     expect(secretForms(pem).length).toBeGreaterThan(100);
   });
 
+  it('finds a non-ASCII value written in another charset in bytes (for an answer read in the charset it declares)', () => {
+    const body = (bytes: Buffer) => Buffer.concat([iconv.encode('答え: ', 'shift_jis'), bytes, Buffer.from(';')]);
+    for (const charset of [
+      'shift_jis',
+      'euc-jp',
+      'gbk',
+      'gb18030',
+      'big5',
+      'euc-kr',
+      'utf-16le',
+      'utf-16be',
+      'koi8-r',
+    ]) {
+      const value = charset === 'euc-kr' ? '비밀번호' : charset === 'koi8-r' ? 'пароль' : '秘密鍵暗号';
+      const redactor = new Redactor([
+        { name: 'other', value: 'AKIAx9Jq2LmN' },
+        { name: 'k', value },
+      ]);
+      expect(redactor.holdsEncodedValue(body(iconv.encode(value, charset))), charset).toBe(true);
+      expect(redactor.holdsEncodedValue(body(Buffer.from('nothing here'))), charset).toBe(false);
+    }
+    // UTF-8 bytes, and an ASCII value in any charset, show in the bytes' UTF-8 reading, which redact checks.
+    const redactor = new Redactor([
+      { name: 'k', value: '秘密鍵暗号' },
+      { name: 'ascii', value: 'AKIAx9Jq2LmN' },
+    ]);
+    expect(redactor.holdsEncodedValue(body(Buffer.from('秘密鍵暗号')))).toBe(false);
+    expect(redactor.holdsEncodedValue(body(iconv.encode('AKIAx9Jq2LmN', 'utf-16le')))).toBe(false);
+  });
+
   it('catches the value inside a longer base64 string at each of the three byte alignments', () => {
     const value = 'secret-value';
     const redactor = new Redactor([{ name: 'k', value }]);

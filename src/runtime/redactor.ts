@@ -30,7 +30,7 @@
  * every position in one right-to-left pass — the same result in linear time.
  */
 import { setOwn } from './json-path.js';
-import { MIN_DERIVED_FORM_LENGTH, secretFormList } from './secret-forms.js';
+import { holdsForeignEncoding, MIN_DERIVED_FORM_LENGTH, secretFormList } from './secret-forms.js';
 
 export interface SecretToRedact {
   name: string;
@@ -193,8 +193,11 @@ export class Redactor {
   private spanLabels: string[] = [];
   /** Cumulative scan figures (for tests and benchmarks): never text, never values. */
   readonly stats = { nearMissChars: 0, automatonScans: 0 };
+  /** The secrets, for holdsEncodedValue (their forms are built once, in the constructor). */
+  private readonly secrets: readonly SecretToRedact[];
 
   constructor(secrets: readonly SecretToRedact[], options: RedactorOptions = {}) {
+    this.secrets = secrets;
     this.nearMissBudget = options.nearMissBudget ?? DEFAULT_BUDGET;
     this.automatonOnly = options.automatonOnly ?? false;
     // When two secrets share a form the first one names it; shorter patterns
@@ -304,6 +307,18 @@ export class Redactor {
     if (copied === 0) return text;
     if (copied < text.length) parts.push(text.slice(copied));
     return parts.join('');
+  }
+
+  /**
+   * Whether `bytes` hold a non-ASCII value written in a charset other than
+   * UTF-8 (secret-forms.ts holdsForeignEncoding): a check on the bytes an
+   * answer read in another charset goes back to, computed on each call.
+   */
+  holdsEncodedValue(bytes: Buffer): boolean {
+    return holdsForeignEncoding(
+      this.secrets.map((secret) => secret.value),
+      bytes,
+    );
   }
 
   /**

@@ -229,6 +229,32 @@ function misdecodedForms(value: string, add: (form: string) => void): void {
 }
 
 /**
+ * Whether `bytes` hold a non-ASCII value written in a charset other than
+ * UTF-8 (eachForeignEncoding, UTF-16LE and BE): 4 bytes or more, exactly.
+ * For a body read in a charset it declares, taken back to its bytes: a
+ * value there in yet another charset would be spelt by characters no form
+ * matches, yet give the value back to whoever writes them in that charset
+ * and reads the bytes in the other. (An ASCII value's bytes, and UTF-8
+ * bytes, show in the bytes' UTF-8 reading.)
+ */
+export function holdsForeignEncoding(values: Iterable<string>, bytes: Buffer): boolean {
+  for (const value of values) {
+    if (!NOT_ASCII.test(value)) continue;
+    let found = false;
+    const look = (encoded: Buffer) => {
+      if (!found && encoded.length >= MIN_DERIVED_FORM_LENGTH && bytes.includes(encoded)) found = true;
+    };
+    eachForeignEncoding(value, look);
+    const utf16 = Buffer.from(value, 'utf16le');
+    look(utf16);
+    look(utf16.swap16());
+    utf16.fill(0);
+    if (found) return true;
+  }
+  return false;
+}
+
+/**
  * The forms of one value, each passed to `add`. Most credentials are
  * printable ASCII without quotes or markup, and most encodings leave such a
  * value unchanged: those are not computed again (the result is the same set
