@@ -124,6 +124,14 @@ export async function createAppContext(config: Config, log: Logger): Promise<App
       throw new StartupError(
         `database ${database.kind} is not reachable (${reason}): check HUSH_DATABASE_URL and that the database runs`,
       );
+    // Reached, but refused before any migration: said as what to fix, not as a failed migration.
+    const code = (outcome.error as { code?: unknown } | null)?.code;
+    if (code === '3D000')
+      throw new StartupError(
+        `database ${database.kind}: ${reason}: create it first (createdb), or fix the name in HUSH_DATABASE_URL`,
+      );
+    if (code === '28P01' || code === '28000')
+      throw new StartupError(`database ${database.kind}: ${reason}: check the user and password in HUSH_DATABASE_URL`);
     throw new StartupError(`database ${database.kind}: migration failed: ${reason}`);
   }
   if (outcome.applied.length > 0) log.info({ migrations: outcome.applied }, 'database migrated');

@@ -315,6 +315,7 @@ export async function retireRoot(): Promise<void> {
 
 export async function rotateWorkspace(workspace: string | undefined, options: { all?: boolean }): Promise<void> {
   if (!workspace && !options.all) fail('name a workspace id, or pass --all', 2);
+  if (workspace && options.all) fail('name a workspace id or pass --all, not both', 2);
   const ctx = await openContext();
   try {
     const ids = options.all

@@ -4,8 +4,18 @@
  * command ran but failed or found a problem (a broken audit chain, a
  * rotation with failures, a refused restore); 2 invalid usage.
  */
-import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import { Command, CommanderError, Help } from 'commander';
 import { fail } from './fail.js';
+
+/** Hush's version, from its package.json (two levels up from src/cli and from dist/cli alike). */
+function packageVersion(): string {
+  try {
+    return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+  } catch {
+    return 'unknown (this copy has no package.json beside it)';
+  }
+}
 
 type Commands = typeof import('./commands.js');
 
@@ -30,8 +40,13 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 const program = new Command()
   .name('hush')
   .description('Hush: workflows whose API blocks use secrets nobody can read back.')
+  .version(packageVersion(), '-V, --version', 'print the version of Hush')
   .showHelpAfterError()
-  .exitOverride();
+  .exitOverride()
+  // `serve [unknown...]` catches unknown command words (serve is the default): listed as plain `serve`.
+  .configureHelp({
+    subcommandTerm: (cmd) => (cmd.name() === 'serve' ? 'serve' : new Help().subcommandTerm(cmd)),
+  });
 
 program
   .command('serve', { isDefault: true })

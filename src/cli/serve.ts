@@ -34,7 +34,11 @@ export async function serve(): Promise<void> {
     fail(
       code === 'EADDRINUSE'
         ? `HUSH_PORT: ${config.port} is already in use on ${config.host}`
-        : `cannot listen: ${code ?? 'unknown error'}`,
+        : code === 'EADDRNOTAVAIL'
+          ? `HUSH_HOST: ${config.host} is not an address of this machine`
+          : code === 'EACCES'
+            ? `HUSH_PORT: ${config.port} needs privileges this process does not have (use a port above 1023)`
+            : `cannot listen on ${config.host}:${config.port}: ${code ?? 'unknown error'}`,
     );
   }
   // HUSH_PORT=0 listens on a port the system picks: the URLs Hush prints and sends (setup,

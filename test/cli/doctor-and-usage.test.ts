@@ -355,6 +355,35 @@ describe.each(DATABASES)('hush doctor on $kind', ({ kind, available }) => {
     },
   );
 
+  it.runIf(available && kind === 'postgres')(
+    'a database that does not exist, or refuses the user: one line saying what to fix, not "migration failed"',
+    async () => {
+      const missing = await runHush(['audit', 'verify'], {
+        ...site.env,
+        HUSH_DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/hush_no_such_database',
+      });
+      expect(missing.code, describeRun(missing)).toBe(1);
+      expect(missing.stderr.trim().split('\n')).toEqual([
+        'hush: database postgres: database "hush_no_such_database" does not exist: create it first (createdb), or fix the name in HUSH_DATABASE_URL',
+      ]);
+      const stranger = await runHush(['audit', 'verify'], {
+        ...site.env,
+        HUSH_DATABASE_URL: 'postgres://hush_no_such_role@127.0.0.1:5432/postgres',
+      });
+      expect(stranger.code, describeRun(stranger)).toBe(1);
+      expect(stranger.stderr.trim().split('\n')).toEqual([
+        'hush: database postgres: role "hush_no_such_role" does not exist: check the user and password in HUSH_DATABASE_URL',
+      ]);
+    },
+  );
+
+  it.runIf(available)('serve on an address this machine does not have: exit 1, one line naming HUSH_HOST', async () => {
+    // 192.0.2.1 is TEST-NET-1: never an address of this machine.
+    const r = await runHush(['serve'], { ...site.env, HUSH_HOST: '192.0.2.1', HUSH_PORT: '0' });
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual(['hush: HUSH_HOST: 192.0.2.1 is not an address of this machine']);
+  });
+
   it.runIf(available)('bad configuration: exit 1 and one line naming the variable', async () => {
     const r = await runHush(['doctor'], { ...site.env, HUSH_PORT: 'eighty' });
     expect(r.code, describeRun(r)).toBe(1);
@@ -414,6 +443,26 @@ describe('hush command line', () => {
       expect(r.stderr.trim(), `hush ${args.join(' ')}`).not.toBe('');
     }
   }, 60_000);
+
+  it('--version prints the version of package.json; help lists serve without its catch-all argument', async () => {
+    const { version } = JSON.parse(readFileSync(path.join(import.meta.dirname, '../../package.json'), 'utf8')) as {
+      version: string;
+    };
+    for (const flag of ['--version', '-V']) {
+      const r = await runHush([flag], {}, { timeoutMs: 30_000 });
+      expect(r.code, describeRun(r)).toBe(0);
+      expect(r.stdout).toBe(`${version}\n`);
+    }
+    const help = await runHush(['--help'], {}, { timeoutMs: 30_000 });
+    expect(help.stdout).toMatch(/^ {2}serve {2,}Serve the API and UI/m);
+    expect(help.stdout).not.toContain('unknown');
+  });
+
+  it('rotate-workspace with a workspace id and --all: exit 2, not one silently ignored', async () => {
+    const r = await runHush(['keys', 'rotate-workspace', 'ws_x', '--all'], {}, { timeoutMs: 30_000 });
+    expect(r.code, describeRun(r)).toBe(2);
+    expect(r.stderr.trim()).toBe('hush: name a workspace id or pass --all, not both');
+  });
 
   it('an unknown command is named as such', async () => {
     const r = await runHush(['frobnicate'], {}, { timeoutMs: 30_000 });
