@@ -28,7 +28,7 @@ import { authorize, mayGrant, mayManageMemberWithRole, type WorkspaceActor } fro
 import type { AuditContext } from '../audit/audit-log.js';
 import { normalizeEmail } from '../auth/auth-service.js';
 import type { SessionStore } from '../auth/session-store.js';
-import { permissionsOfRole } from '../workspaces/workspace-access.js';
+import { memberAccess, permissionsOfRole } from '../workspaces/workspace-access.js';
 import { lockWorkspace, lockWorkspaceAs } from '../workspaces/workspace-service.js';
 
 const INVITATION_TTL_MS = 7 * 86_400_000;
@@ -251,18 +251,9 @@ export function createMemberService(deps: Deps) {
         const now = nowIso();
         let userId = existing?.id;
         // The inviter must still be allowed to grant this role today.
-        const inviterRole = await trx
-          .selectFrom('members')
-          .select('role')
-          .where('workspace_id', '=', invitation.workspace_id)
-          .where('user_id', '=', invitation.invited_by)
-          .executeTakeFirst();
-        const inviterPermissions = inviterRole
-          ? await permissionsOfRole(trx, invitation.workspace_id, inviterRole.role)
-          : new Set<never>();
-        const inviter = { permissions: inviterPermissions };
+        const inviter = await memberAccess(trx, invitation.workspace_id, invitation.invited_by);
         if (
-          !inviterRole ||
+          !inviter ||
           !mayManageMemberWithRole(inviter, invitation.role) ||
           !mayGrant(inviter, await permissionsOfRole(trx, invitation.workspace_id, invitation.role))
         ) {

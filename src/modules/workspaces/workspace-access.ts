@@ -56,6 +56,20 @@ export function membershipAt(
 }
 
 /**
+ * A member's role and permissions as stored now, or null for no member:
+ * read uncached, inside the transaction of a caller holding the workspace lock.
+ */
+export async function memberAccess(db: Db, workspaceId: string, userId: string): Promise<Membership | null> {
+  const row = await db
+    .selectFrom('members')
+    .select('role')
+    .where('workspace_id', '=', workspaceId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
+  return row ? { role: row.role, permissions: await permissionsOfRole(db, workspaceId, row.role) } : null;
+}
+
+/**
  * When API token `tokenId` of the workspace expires (ms since the epoch), as
  * of the workspace's change `epoch`; null when it is gone or has expired.
  */

@@ -11,7 +11,7 @@ import { newId, nowIso } from '../../app/ids.js';
 import type { Database, WorkspacesTable } from '../../db/schema.js';
 import { authorize, type WorkspaceActor } from '../../policy/policy.js';
 import type { AuditContext } from '../audit/audit-log.js';
-import { permissionsOfRole } from './workspace-access.js';
+import { memberAccess } from './workspace-access.js';
 
 export const SECRET_HOST_BINDINGS = ['pin-on-first-use', 'required', 'off'] as const;
 export type SecretHostBinding = (typeof SECRET_HOST_BINDINGS)[number];
@@ -83,14 +83,9 @@ export async function lockWorkspaceAs(
   actor: WorkspaceActor,
 ): Promise<WorkspaceActor> {
   await lockWorkspace(trx, kind, actor.workspaceId);
-  const member = await trx
-    .selectFrom('members')
-    .select('role')
-    .where('workspace_id', '=', actor.workspaceId)
-    .where('user_id', '=', actor.userId)
-    .executeTakeFirst();
+  const member = await memberAccess(trx, actor.workspaceId, actor.userId);
   if (!member) throw new NotFoundError('Workspace');
-  return { ...actor, role: member.role, permissions: await permissionsOfRole(trx, actor.workspaceId, member.role) };
+  return { ...actor, ...member };
 }
 
 export function createWorkspaceService(deps: Deps) {
