@@ -39,17 +39,9 @@ import type { WorkspaceActor } from '../../src/policy/policy.js';
 import { DATABASES } from '../support/databases.js';
 import { insertMember, inviteAndJoin, setupOwner } from '../support/fixtures.js';
 import { PASSWORD, type Reply, startTestApp, type TestApp, type TestClient } from '../support/harness.js';
+import { until } from '../support/until.js';
 
 const available = DATABASES.find((d) => d.kind === 'postgres')?.available ?? false;
-
-/** Resolves once `check` holds, polling (never a fixed wait). */
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 /**
  * An audit writer that, once it has appended the first event, keeps its

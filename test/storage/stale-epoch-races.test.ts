@@ -20,18 +20,10 @@ import { purgeExpiredSecrets } from '../../src/modules/secrets/secret-service.js
 import { DATABASES } from '../support/databases.js';
 import { inviteAndJoin, setupOwner } from '../support/fixtures.js';
 import { PASSWORD, startTestApp, type TestApp, TestClient } from '../support/harness.js';
+import { until } from '../support/until.js';
 import { startUpstream, type Upstream } from '../support/upstream.js';
 
 const available = DATABASES.find((d) => d.kind === 'postgres')?.available ?? false;
-
-/** Resolves once `check` holds, polling the database state (never a fixed wait). */
-async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 /** An HTTP/1.1 request written in two parts: headers and the body's first half, then the rest. */
 function slowRequest(port: number, path: string, headers: Record<string, string>, body: string) {
