@@ -55,15 +55,21 @@ function loadRootKeysOrRefuse(config: Config, log: Logger): RootKeyProvider {
   }
 }
 
+/** The root keys the database's workspace keys are wrapped by (none on a brand-new install). */
+async function wrappingRootKeys(db: Db): Promise<string[]> {
+  const rows = await db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
+  return rows.map((r) => r.root_key_id);
+}
+
 /**
  * Makes the root key file of a brand-new install — refused when the database
  * already holds workspace keys: a new key would open none of them.
  */
 async function createKeyFileForNewInstall(db: Db, config: Config, log: Logger): Promise<RootKeyProvider> {
-  const wrapped = await db.selectFrom('workspace_keys').select('root_key_id').distinct().execute();
+  const wrapped = await wrappingRootKeys(db);
   if (wrapped.length > 0 && config.masterKey.kind === 'file')
     throw new StartupError(
-      `no root key file at ${config.masterKey.path}, but the database holds workspace keys wrapped by ${wrapped.map((w) => w.root_key_id).join(', ')}: restore the key file from your key backup (a new key would open none of them; one is made only on a brand-new install)`,
+      `no root key file at ${config.masterKey.path}, but the database holds workspace keys wrapped by ${wrapped.join(', ')}: restore the key file from your key backup (a new key would open none of them; one is made only on a brand-new install)`,
     );
   return loadRootKeysOrRefuse(config, log);
 }
@@ -80,9 +86,7 @@ export async function rootKeysOpenNothing(
   db: Db,
   rootKeys: Pick<RootKeyProvider, 'hasKey' | 'keyIds'>,
 ): Promise<string | undefined> {
-  const wrapped = (await db.selectFrom('workspace_keys').select('root_key_id').distinct().execute()).map(
-    (w) => w.root_key_id,
-  );
+  const wrapped = await wrappingRootKeys(db);
   if (wrapped.length === 0 || wrapped.some((id) => rootKeys.hasKey(id))) return undefined;
   return `the loaded root keys (${rootKeys.keyIds().join(', ')}) open none of the database's workspace keys (wrapped by ${wrapped.join(', ')}): start with the key file or HUSH_MASTER_KEY they were made with`;
 }
